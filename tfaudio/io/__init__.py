@@ -1,0 +1,13 @@
+"""Audio in: decoding WAV (pure TF), FLAC/OGG/MP3 (tensorflow-io or soundfile), mono mixing."""
+from tfaudio._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "decode_wav": ".decode",
+        "load_audio": ".decode",
+        "audio_info": ".decode",
+        "mix_to_mono": ".decode",
+        "AudioInfo": ".decode",
+    },
+)
