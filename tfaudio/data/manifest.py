@@ -1,0 +1,408 @@
+"""A manifest: one row per clip (path, label, fold, group), built from a CSV, a folder or a DataFrame.
+
+The label list is stable: it is sorted (or given) once and saved with every model, so class index
+``i`` means the same class in training, evaluation and export.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tfaudio.errors import ManifestError
+
+#: File endings tfaudio looks for when it scans a folder.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3")
+
+COLUMNS = ("path", "label", "fold", "group")
+
+_ESC50 = re.compile(r"^(?P<fold>\d+)-(?P<clip>[^-]+)-(?P<take>[A-Za-z]+)-(?P<target>\d+)\.\w+$")
+# `_unknown_` clips are named `<word>_<speaker>_nohash_<n>.wav.wav`, so search, not match.
+_SPEECH_COMMANDS = re.compile(r"(?:^|_)(?P<speaker>[0-9a-f]{8})_nohash_(?P<n>\d+)")
+_FSDD = re.compile(r"^(?P<digit>\d)_(?P<speaker>[a-z]+)_(?P<take>\d+)\.\w+$")
+
+
+def esc50_clip_id(filename: str) -> str | None:
+    """ESC-50 ``<fold>-<clip>-<take>-<target>.wav`` → the source clip id (takes of one clip group)."""
+    m = _ESC50.match(os.path.basename(filename))
+    return m["clip"] if m else None
+
+
+def speech_commands_speaker(filename: str) -> str | None:
+    """Speech Commands ``<speaker>_nohash_<n>.wav`` → the speaker hash."""
+    m = _SPEECH_COMMANDS.search(os.path.basename(filename))
+    return m["speaker"] if m else None
+
+
+def fsdd_speaker(filename: str) -> str | None:
+    """Free Spoken Digit ``<digit>_<speaker>_<take>.wav`` → the speaker name."""
+    m = _FSDD.match(os.path.basename(filename))
+    return m["speaker"] if m else None
+
+
+GROUP_RULES: dict[str, Callable[[str], str | None]] = {
+    "esc50": esc50_clip_id,
+    "speech_commands": speech_commands_speaker,
+    "fsdd": fsdd_speaker,
+}
+
+
+def infer_groups(paths: Sequence[str]) -> pd.Series | None:
+    """Groups from file names when most names follow one known scheme, else None.
+
+    Files that do not follow the scheme (e.g. Speech Commands' ``_silence_/1024.wav``) form a group
+    of their own, so they can never leak across folds with anyone else's clips.
+    """
+    for rule in GROUP_RULES.values():
+        groups = [rule(p) for p in paths]
+        if paths and sum(g is not None for g in groups) >= 0.5 * len(paths):
+            return pd.Series([g if g is not None else f"file:{p}" for g, p in zip(groups, paths)], dtype=object)
+    return None
+
+
+class Manifest:
+    """One row per clip: ``path`` (str), ``label`` (str), ``fold`` (int or <NA>), ``group`` (str or None).
+
+    Args:
+        frame: a DataFrame with at least ``path`` and ``label``; ``fold`` and ``group`` are optional.
+        labels: the class list in index order. Default: the sorted unique labels of ``frame``.
+            Rows whose label is not in ``labels`` raise a ManifestError naming them, unless
+            ``on_unknown="skip"`` (they are then dropped, counted in ``self.skipped``).
+        on_unknown: "raise" or "skip".
+
+    Example:
+        >>> m = Manifest.from_csv("ESC-50/meta/esc50.csv").select(["dog", "cat"])
+        >>> train, val, test = m.split(train=[1, 2, 3], val=[4], test=[5])
+    """
+
+    def __init__(self, frame: pd.DataFrame, labels: Sequence[str] | None = None, on_unknown: str = "raise"):
+        missing = {"path", "label"} - set(frame.columns)
+        if missing:
+            raise ManifestError(f"a manifest needs the columns 'path' and 'label'; missing {sorted(missing)}")
+        frame = frame.copy().reset_index(drop=True)
+        frame["path"] = frame["path"].astype(str)
+        frame["label"] = frame["label"].astype(str)
+        if "fold" not in frame:
+            frame["fold"] = pd.NA
+        frame["fold"] = frame["fold"].astype("Int64")
+        if "group" not in frame:
+            frame["group"] = None
+        self.skipped: list[tuple[str, str]] = []
+        if labels is None:
+            labels = sorted(frame["label"].unique())
+        labels = [str(x) for x in labels]
+        if len(set(labels)) != len(labels):
+            raise ManifestError(f"the label list has duplicates: {labels}")
+        unknown = ~frame["label"].isin(labels)
+        if unknown.any():
+            bad = frame[unknown]
+            listing = ", ".join(f"{p} ({lab!r})" for p, lab in zip(bad.path[:5], bad.label[:5]))
+            if on_unknown == "skip":
+                self.skipped = [(p, f"unknown label {lab!r}") for p, lab in zip(bad.path, bad.label)]
+                frame = frame[~unknown].reset_index(drop=True)
+            else:
+                raise ManifestError(
+                    f"{int(unknown.sum())} clip(s) have a label that is not in the label list {labels}: "
+                    f"{listing}. Fix: select those classes, relabel them, or pass on_unknown='skip'."
+                )
+        self.frame = frame[list(COLUMNS) + [c for c in frame.columns if c not in COLUMNS]]
+        self.labels: tuple[str, ...] = tuple(labels)
+
+    # ---- constructors -------------------------------------------------------------------------
+    @classmethod
+    def from_csv(
+        cls,
+        csv_path: str | os.PathLike,
+        audio_dir: str | os.PathLike | None = None,
+        *,
+        path_column: str = "filename",
+        label_column: str = "category",
+        fold_column: str | None = "fold",
+        group_column: str | None = "auto",
+        labels: Sequence[str] | None = None,
+    ) -> Manifest:
+        """An ESC-50-style CSV (``filename, fold, target, category``).
+
+        Args:
+            csv_path: the CSV file.
+            audio_dir: folder the file names are relative to. Default: ``<csv dir>/../audio`` when
+                it exists (the ESC-50 layout), else the CSV's folder.
+            path_column, label_column, fold_column: column names (fold_column None: no folds).
+            group_column: a column to group by, "auto" (infer from ESC-50 / Speech Commands / FSDD
+                file names) or None.
+        """
+        csv_path = pathlib.Path(csv_path)
+        if not csv_path.is_file():
+            raise ManifestError(f"{csv_path}: no such CSV file. Fix: pass the path of the metadata CSV.")
+        table = pd.read_csv(csv_path)
+        for col in (path_column, label_column) + ((fold_column,) if fold_column else ()):
+            if col not in table.columns:
+                raise ManifestError(
+                    f"{csv_path}: no column {col!r} (columns: {list(table.columns)}). "
+                    f"Fix: name the columns with path_column=, label_column=, fold_column=."
+                )
+        if audio_dir is None:
+            esc_layout = csv_path.parent.parent / "audio"
+            audio_dir = esc_layout if esc_layout.is_dir() else csv_path.parent
+        audio_dir = pathlib.Path(audio_dir)
+        frame = pd.DataFrame(
+            {
+                "path": [str(audio_dir / f) for f in table[path_column].astype(str)],
+                "label": table[label_column].astype(str),
+                "fold": table[fold_column] if fold_column else pd.NA,
+            }
+        )
+        if group_column == "auto":
+            frame["group"] = infer_groups(list(table[path_column].astype(str)))
+        elif group_column:
+            frame["group"] = table[group_column].astype(str)
+        extra = [c for c in table.columns if c not in {path_column, label_column, fold_column, group_column}]
+        for c in extra:
+            frame[c] = table[c]
+        return cls(frame, labels=labels)
+
+    @classmethod
+    def from_folder(
+        cls,
+        root: str | os.PathLike,
+        *,
+        extensions: Iterable[str] = AUDIO_EXTENSIONS,
+        labels: Sequence[str] | None = None,
+    ) -> Manifest:
+        """A folder per class: ``root/<label>/<file>``; the group is inferred from the file names."""
+        root = pathlib.Path(root)
+        if not root.is_dir():
+            raise ManifestError(f"{root}: no such folder. Fix: pass a folder with one sub-folder per class.")
+        exts = {e.lower() for e in extensions}
+        rows = []
+        for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            for f in sorted(class_dir.rglob("*")):
+                if f.is_file() and f.suffix.lower() in exts:
+                    rows.append((str(f), class_dir.name))
+        if not rows:
+            raise ManifestError(
+                f"{root}: found no audio files ({', '.join(sorted(exts))}) in class sub-folders. "
+                f"Fix: arrange the data as {root}/<class>/<file>."
+            )
+        frame = pd.DataFrame(rows, columns=["path", "label"])
+        frame["group"] = infer_groups(list(frame["path"]))
+        return cls(frame, labels=labels)
+
+    @classmethod
+    def from_dataframe(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        path_column: str = "path",
+        label_column: str = "label",
+        fold_column: str | None = "fold",
+        group_column: str | None = "group",
+        labels: Sequence[str] | None = None,
+    ) -> Manifest:
+        """Any DataFrame; missing fold/group columns are allowed."""
+        out = pd.DataFrame({"path": frame[path_column], "label": frame[label_column]})
+        if fold_column and fold_column in frame:
+            out["fold"] = frame[fold_column].to_numpy()
+        if group_column and group_column in frame:
+            out["group"] = frame[group_column].astype(str).to_numpy()
+        else:
+            out["group"] = infer_groups(list(out["path"]))
+        return cls(out, labels=labels)
+
+    @classmethod
+    def from_source(cls, source: str | os.PathLike, **kwargs: Any) -> Manifest:
+        """A CSV file or a folder per class, whichever ``source`` is."""
+        source = pathlib.Path(source)
+        if source.is_dir() and (source / "meta" / "esc50.csv").is_file():
+            source = source / "meta" / "esc50.csv"
+        if source.is_file():
+            return cls.from_csv(source, **kwargs)
+        return cls.from_folder(source, **kwargs)
+
+    # ---- views --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.frame.to_dict("records"))
+
+    def __repr__(self) -> str:
+        folds = self.folds or "none"
+        return f"Manifest({len(self)} clips, {len(self.labels)} classes, folds {folds})"
+
+    @property
+    def paths(self) -> list[str]:
+        return list(self.frame["path"])
+
+    @property
+    def targets(self) -> np.ndarray:
+        """Class index of every row, int32 [rows], in ``labels`` order."""
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        return self.frame["label"].map(index).to_numpy(np.int32)
+
+    @property
+    def folds(self) -> list[int]:
+        f = self.frame["fold"].dropna()
+        return sorted(int(x) for x in f.unique())
+
+    @property
+    def has_folds(self) -> bool:
+        return not self.frame["fold"].isna().any()
+
+    def class_counts(self) -> dict[str, int]:
+        counts = self.frame["label"].value_counts()
+        return {lab: int(counts.get(lab, 0)) for lab in self.labels}
+
+    def _with(self, frame: pd.DataFrame, labels: Sequence[str] | None = None) -> Manifest:
+        out = Manifest(frame, labels=self.labels if labels is None else labels)
+        out.skipped = list(self.skipped)
+        return out
+
+    # ---- class selection ----------------------------------------------------------------------
+    def select(
+        self, classes: Sequence[str], relabel: Mapping[str, str] | Sequence[str] | None = None
+    ) -> Manifest:
+        """Keep only ``classes`` (in that order); optionally rename them.
+
+        Args:
+            classes: class names to keep. The new label list follows this order.
+            relabel: new names, as a mapping old → new or a list parallel to ``classes``. Several old
+                classes may map to one new name (merging).
+
+        Example: ``m.select(["dog", "cat"])`` gives labels ("dog", "cat") → targets 0 and 1.
+        """
+        classes = [str(c) for c in classes]
+        unknown = [c for c in classes if c not in self.labels]
+        if unknown:
+            raise ManifestError(
+                f"class(es) {unknown} do not exist in this data set. Available classes: {list(self.labels)}."
+            )
+        frame = self.frame[self.frame["label"].isin(classes)]
+        if relabel is None:
+            return self._with(frame, labels=classes)
+        if not isinstance(relabel, Mapping):
+            if len(relabel) != len(classes):
+                raise ManifestError(f"relabel has {len(relabel)} names for {len(classes)} classes")
+            relabel = dict(zip(classes, relabel))
+        mapping = {c: str(relabel.get(c, c)) for c in classes}
+        frame = frame.assign(label=frame["label"].map(mapping))
+        new_labels = list(dict.fromkeys(mapping[c] for c in classes))
+        return self._with(frame, labels=new_labels)
+
+    def with_labels(self, labels: Sequence[str], on_unknown: str = "raise") -> Manifest:
+        """The same rows indexed by another label list (e.g. the one saved with a trained model)."""
+        out = Manifest(self.frame, labels=labels, on_unknown=on_unknown)
+        out.skipped = list(self.skipped) + out.skipped
+        return out
+
+    def save_labels(self, path: str | os.PathLike) -> None:
+        """Write the label list as JSON (a list of strings, index order)."""
+        pathlib.Path(path).write_text(json.dumps(list(self.labels), indent=1))
+
+    # ---- folds and splits ---------------------------------------------------------------------
+    def filter_folds(self, folds: Iterable[int]) -> Manifest:
+        folds = [int(f) for f in folds]
+        missing = [f for f in folds if f not in self.folds]
+        if missing:
+            raise ManifestError(
+                f"fold(s) {missing} have no data; this manifest has folds {self.folds}. "
+                f"Fix: choose existing folds or assign folds with assign_folds(k)."
+            )
+        return self._with(self.frame[self.frame["fold"].isin(folds)])
+
+    def assign_folds(self, k: int = 5, *, seed: int = 0, group: str | None = "auto", overwrite: bool = False) -> Manifest:
+        """Deterministic k folds (1..k), stratified by label, never splitting a group across folds.
+
+        Args:
+            k: number of folds.
+            seed: tie-breaking seed; the same data and seed give the same folds on every machine.
+            group: "auto" uses the ``group`` column when it is filled (speaker, source clip), None
+                ignores groups.
+            overwrite: replace existing folds (by default a manifest that has folds keeps them).
+        """
+        if self.has_folds and not overwrite:
+            return self
+        if k < 2:
+            raise ManifestError(f"assign_folds needs k >= 2, got {k}")
+        groups = self.frame["group"]
+        if group is None or groups.isna().any():
+            groups = pd.Series([f"__row{i}" for i in range(len(self))])
+        folds = stratified_group_folds(self.frame["label"].to_numpy(), groups.to_numpy(), k, seed)
+        return self._with(self.frame.assign(fold=folds))
+
+    def split(self, train: Iterable[int], val: Iterable[int] = (), test: Iterable[int] = ()) -> Split:
+        """Explicit folds, e.g. ``split(train=[1, 2, 3], val=[4], test=[5])`` (the YAMNet tutorial)."""
+        train, val, test = list(train), list(val), list(test)
+        overlap = (set(train) & set(val)) | (set(train) & set(test)) | (set(val) & set(test))
+        if overlap:
+            raise ManifestError(f"fold(s) {sorted(overlap)} are in more than one of train/val/test")
+        return Split(
+            self.filter_folds(train),
+            self.filter_folds(val) if val else None,
+            self.filter_folds(test) if test else None,
+        )
+
+    def kfold(self, *, validation: bool = True) -> Iterator[tuple[int, Split]]:
+        """Each fold the test set once; with ``validation`` the next fold (cyclically) validates.
+
+        Yields:
+            (test fold, Split)
+        """
+        folds = self.folds
+        if len(folds) < (3 if validation else 2):
+            raise ManifestError(
+                f"cross-validation needs at least {3 if validation else 2} folds; this manifest has {folds}. "
+                f"Fix: assign_folds(k=5)."
+            )
+        for i, f in enumerate(folds):
+            v = [folds[(i + 1) % len(folds)]] if validation else []
+            yield f, self.split(train=[x for x in folds if x != f and x not in v], val=v, test=[f])
+
+
+class Split:
+    """Train / validation / test manifests (validation and test may be None)."""
+
+    def __init__(self, train: Manifest, val: Manifest | None, test: Manifest | None):
+        self.train, self.val, self.test = train, val, test
+
+    def __iter__(self):
+        return iter((self.train, self.val, self.test))
+
+    def __repr__(self) -> str:
+        return f"Split(train={self.train!r}, val={self.val!r}, test={self.test!r})"
+
+
+def stratified_group_folds(labels: np.ndarray, groups: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """Assign folds 1..k: groups stay whole, each label spread evenly, deterministic for a seed.
+
+    Greedy: groups, largest first (ties in a seeded order), go to the fold where their labels are
+    rarest so far (then the smallest fold).
+    """
+    frame = pd.DataFrame({"label": labels, "group": groups})
+    label_names = sorted(frame["label"].unique())
+    counts_by_group = pd.crosstab(frame["group"], frame["label"]).reindex(columns=label_names, fill_value=0)
+    rng = np.random.default_rng(seed)
+    order_key = rng.permutation(len(counts_by_group))
+    sizes = counts_by_group.sum(axis=1).to_numpy()
+    order = np.lexsort((order_key, -sizes))
+    fold_counts = np.zeros((k, len(label_names)))
+    fold_sizes = np.zeros(k)
+    totals = counts_by_group.sum(axis=0).to_numpy().astype(float)
+    assignment = {}
+    group_names = counts_by_group.index.to_numpy()
+    values = counts_by_group.to_numpy().astype(float)
+    for gi in order:
+        c = values[gi]
+        share = (fold_counts + c) / np.maximum(totals, 1)
+        cost = (share * (c > 0)).sum(axis=1)
+        best = np.lexsort((np.arange(k), fold_sizes, cost))[0]
+        fold_counts[best] += c
+        fold_sizes[best] += c.sum()
+        assignment[group_names[gi]] = best + 1
+    return frame["group"].map(assignment).to_numpy(np.int64)
