@@ -49,3 +49,75 @@ def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
     """Error of ``estimate`` against ``reference`` in dB (negative is better)."""
     err = np.mean((np.asarray(estimate, np.float64) - reference) ** 2)
     return float(10 * np.log10(err / np.mean(np.asarray(reference, np.float64) ** 2) + 1e-30))
+
+
+class ToyBackbone:
+    """A tiny deterministic backbone for fast tests of the cache, heads and tasks (not a product
+    backbone): log energies in ``bands`` equal frequency bands of each 0.96 s patch, hop 0.48 s,
+    padded like YAMNet. Real backbones are tested in their own files."""
+
+    def __init__(self, sample_rate: int = 16000, bands: int = 8, tag: str = "toy"):
+        from tfaudio.backbones.backbone import InputContract
+
+        self.contract = InputContract(sample_rate, 0.96, 0.48, bands, 0.975)
+        self.tag = tag
+        self.calls = 0
+        self.class_names = None
+
+    @property
+    def fingerprint(self) -> str:
+        return f"toy-{self.tag}-{self.contract.embedding_dim}"
+
+    def spec(self) -> dict:
+        return {"name": "toy", "source": self.tag}
+
+    def num_frames(self, num_samples: int) -> int:
+        c = self.contract
+        return 1 + int(np.ceil(max(0, num_samples - c.min_samples) / c.hop_samples))
+
+    def frames(self, waveform):
+        import tensorflow as tf
+
+        c = self.contract
+        w = np.asarray(waveform, np.float32)
+        n = self.num_frames(len(w))
+        padded = np.zeros(c.min_samples + (n - 1) * c.hop_samples, np.float32)
+        padded[: len(w)] = w
+        win = int(round(c.frame_seconds * c.sample_rate))
+        fr = tf.signal.frame(padded, win, c.hop_samples)[:n]
+        power = tf.abs(tf.signal.rfft(fr)) ** 2
+        bands = tf.stack(tf.split(power[:, : (power.shape[1] // c.embedding_dim) * c.embedding_dim], c.embedding_dim, axis=1))
+        return tf.transpose(tf.math.log(tf.reduce_sum(bands, axis=-1) + 1e-3))
+
+    def batch_frames(self, waveforms, lengths):
+        import tensorflow as tf
+
+        self.calls += 1
+        waveforms, lengths = np.asarray(waveforms), np.asarray(lengths)
+        per = [np.asarray(self.frames(w[:n])) for w, n in zip(waveforms, lengths)]
+        f = max(len(p) for p in per)
+        emb = np.zeros([len(per), f, self.contract.embedding_dim], np.float32)
+        mask = np.zeros([len(per), f], bool)
+        for i, p in enumerate(per):
+            emb[i, : len(p)], mask[i, : len(p)] = p, True
+        return tf.constant(emb), tf.constant(mask)
+
+
+def tone_dataset(root, n_per_class: int = 6, rate: int = 16000, seconds: float = 1.5, folds: int = 3):
+    """Write a small labelled data set (classes 'low' 300 Hz tones, 'high' 3 kHz tones, 'hiss'
+    noise, with seeded jitter) as WAV files; returns a Manifest with folds 1..``folds``."""
+    import pandas as pd
+
+    from tfaudio.data.manifest import Manifest
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for label, freq in (("low", 300.0), ("high", 3000.0), ("hiss", None)):
+        for i in range(n_per_class):
+            if freq is None:
+                audio = noise(seconds, rate, seed=int(rng.integers(1 << 30)))
+            else:
+                audio = sine(freq * rng.uniform(0.9, 1.1), seconds, rate) + noise(seconds, rate, seed=i, amplitude=0.01)
+            path = write_audio(pathlib.Path(root) / label / f"{label}_{i}.wav", audio, rate)
+            rows.append({"path": str(path), "label": label, "fold": i % folds + 1})
+    return Manifest(pd.DataFrame(rows), labels=["low", "high", "hiss"])

@@ -1,0 +1,78 @@
+"""k-fold cross-validation over a manifest's folds, reusing one embedding extraction for all folds."""
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from tfaudio.data.embedding_cache import EmbeddingCache
+from tfaudio.data.manifest import Manifest
+from tfaudio.heads.classification_head import HeadConfig
+from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+
+
+def cross_validate(
+    manifest: Manifest,
+    backbone: Any = "yamnet",
+    *,
+    head: HeadConfig = HeadConfig(),
+    train: TrainConfig = TrainConfig(),
+    cache: EmbeddingCache | None = None,
+    validation: bool = True,
+    output_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Each fold is the test set once; the next fold validates (early stopping); the rest train.
+
+    Embeddings are extracted once for the whole manifest and sliced per fold in memory.
+
+    Args:
+        manifest: clips with folds (use ``manifest.assign_folds(k)`` first when it has none).
+        backbone: a Backbone or a name for :func:`tfaudio.backbones.get_backbone`.
+        head, train: head and training settings, the same for every fold.
+        cache: the embedding cache (default: the backbone's in ``$TFAUDIO_CACHE``).
+        validation: hold out a validation fold inside each training set.
+        output_dir: where per-fold reports and the summary (JSON + PNG) are written.
+
+    Returns:
+        The summary of :func:`tfaudio.tasks.report.summarize_folds` at clip level, with
+        ``frame_level`` (the same at frame level) and ``folds`` (each fold's full report).
+
+    Example:
+        >>> summary = cross_validate(Manifest.from_csv("esc50.csv"), "yamnet", output_dir="runs/cv")
+        >>> print(format_cv(summary))     # accuracy 0.95 ± 0.02 over 5 folds
+    """
+    from tqdm.auto import tqdm
+
+    from tfaudio.tasks.report import summarize_folds, write_cv_report, write_report
+
+    proto = AudioClassifier(backbone, labels=manifest.labels, head=head, cache=cache)
+    clips = proto.cache.load(manifest, progress=progress)
+    out = pathlib.Path(output_dir) if output_dir is not None else None
+    per_fold, clip_reports, frame_reports = [], [], []
+    splits = list(manifest.kfold(validation=validation))
+    for fold, split in tqdm(splits, desc="cross-validation", unit="fold", disable=not progress):
+        def part(m):
+            return clips.subset(np.isin(clips.folds, m.folds)) if m is not None else None
+
+        clf = AudioClassifier(proto.backbone, labels=manifest.labels, head=head, cache=proto.cache)
+        clf.fit(part(split.train), part(split.val), train)
+        rep = clf.evaluate(part(split.test))
+        rep["clip"]["fold"] = rep["frame"]["fold"] = int(fold)
+        rep["clip"]["epochs"] = len(clf.history_.get("loss", []))
+        clip_reports.append(rep["clip"])
+        frame_reports.append(rep["frame"])
+        per_fold.append({"fold": int(fold), "train_folds": split.train.folds,
+                         "val_folds": split.val.folds if split.val else [], **rep})
+        if out is not None:
+            write_report(rep["clip"], out / f"fold{fold}", name="report", history=clf.history_)
+    summary = summarize_folds(clip_reports)
+    summary["frame_level"] = summarize_folds(frame_reports)
+    summary["labels"] = list(manifest.labels)
+    summary["head"] = head.to_dict()
+    summary["folds"] = per_fold
+    if out is not None:
+        write_cv_report(summary, out, name="cv")
+    return summary
