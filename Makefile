@@ -20,7 +20,7 @@ test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/tfaudio demo-run
+	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/tfaudio esc50-demo --output saved_models
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

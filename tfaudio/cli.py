@@ -7,7 +7,7 @@ import importlib
 import sys
 
 #: Sub-command modules, in the order ``tfaudio --help`` lists them.
-COMMANDS = ["tag", "embed", "train", "cv", "evaluate", "predict", "export", "demo_run"]
+COMMANDS = ["tag", "train", "cv", "evaluate", "predict", "export", "esc50_demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,90 @@
+"""Arguments and helpers shared by the sub-commands."""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+from typing import Any
+
+from tfaudio.errors import ManifestError
+
+
+def add_data_args(p: argparse.ArgumentParser, *, folds_help: str) -> None:
+    p.add_argument("data", help="an ESC-50-style CSV (filename, fold, target, category), an ESC-50 folder, "
+                                "or a folder with one sub-folder per class")
+    p.add_argument("--audio-dir", help="folder the CSV's file names are relative to (default: ../audio or the CSV's folder)")
+    p.add_argument("--classes", nargs="+", help="keep only these classes (in this order)")
+    p.add_argument("--folds", help=folds_help)
+    p.add_argument("--on-error", choices=["raise", "skip"], default="raise",
+                   help="bad audio files: stop (default) or skip, count and report them")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", default="yamnet",
+                   help="yamnet (default), yamnet:/path/yamnet.h5, wav2vec2:<model id or folder>, hubert:<...>")
+    p.add_argument("--head", choices=["mlp", "linear"], default="mlp", help="tutorial MLP (Dense 512) or linear probe")
+    p.add_argument("--hidden", type=int, nargs="*", help="hidden layer sizes of the MLP head (default 512)")
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--l2", type=float, default=0.0)
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", help="embedding cache folder (default $TFAUDIO_CACHE or ~/.cache/tfaudio)")
+    p.add_argument("--output", "-o", required=True, help="folder for the model and its reports")
+
+
+def load_manifest(args: argparse.Namespace):
+    from tfaudio.data.manifest import Manifest
+
+    kwargs = {"audio_dir": args.audio_dir} if getattr(args, "audio_dir", None) else {}
+    m = Manifest.from_source(args.data, **kwargs)
+    if args.classes:
+        m = m.select(args.classes)
+    return m
+
+
+def parse_split(spec: str | None, manifest) -> tuple[list[int], list[int], list[int]]:
+    """``"1,2,3:4:5"`` → train [1,2,3], val [4], test [5]; None → all but the last two folds / the
+    second last / the last."""
+    folds = manifest.folds
+    if spec is None:
+        if len(folds) < 3:
+            raise ManifestError(f"need at least 3 folds for train/val/test, the data has {folds}. Fix: --folds.")
+        return folds[:-2], [folds[-2]], [folds[-1]]
+    parts = spec.split(":")
+    if len(parts) > 3:
+        raise ManifestError(f"--folds {spec!r}: use TRAIN[:VAL[:TEST]], e.g. 1,2,3:4:5")
+    try:
+        lists = [[int(x) for x in part.split(",") if x.strip()] for part in parts]
+    except ValueError:
+        raise ManifestError(f"--folds {spec!r}: fold numbers must be integers, e.g. 1,2,3:4:5") from None
+    while len(lists) < 3:
+        lists.append([])
+    return lists[0], lists[1], lists[2]
+
+
+def head_config(args: argparse.Namespace):
+    from tfaudio.heads.classification_head import HeadConfig
+
+    hidden = () if args.head == "linear" else tuple(args.hidden) if args.hidden else (512,)
+    return HeadConfig(hidden_units=hidden, dropout=args.dropout, l2=args.l2)
+
+
+def train_config(args: argparse.Namespace):
+    from tfaudio.tasks.audio_classifier import TrainConfig
+
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                       seed=args.seed, verbose=2)
+
+
+def make_cache(backbone, args: argparse.Namespace):
+    from tfaudio.data.embedding_cache import EmbeddingCache
+    from tfaudio.data.pipeline import PipelineConfig
+
+    root = pathlib.Path(args.cache) / "embeddings" if getattr(args, "cache", None) else None
+    return EmbeddingCache(backbone, root, pipeline=PipelineConfig(on_error=getattr(args, "on_error", "raise")))
+
+
+def print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=1, default=str))

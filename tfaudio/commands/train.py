@@ -1,0 +1,44 @@
+"""tfaudio train: fit a head on fixed train/validation/test folds, save the model and its reports."""
+from __future__ import annotations
+
+import pathlib
+
+from tfaudio.commands._common import (
+    add_data_args, add_model_args, head_config, load_manifest, make_cache, parse_split, train_config,
+)
+
+
+def add_parser(sub):
+    p = sub.add_parser("train", help="train a classifier on fixed folds (e.g. train 1-3, validate 4, test 5)",
+                       description=__doc__)
+    add_data_args(p, folds_help="TRAIN[:VAL[:TEST]] folds, e.g. 1,2,3:4:5 (default: all but the last two : "
+                                "second last : last)")
+    add_model_args(p)
+    return p
+
+
+def run(args) -> int:
+    from tfaudio.backbones.registry import get_backbone
+    from tfaudio.tasks.audio_classifier import AudioClassifier
+    from tfaudio.tasks.report import format_report, write_report
+
+    manifest = load_manifest(args)
+    if not manifest.has_folds:
+        manifest = manifest.assign_folds(5, seed=args.seed)
+    tr, va, te = parse_split(args.folds, manifest)
+    split = manifest.split(train=tr, val=va, test=te)
+    backbone = get_backbone(args.backbone)
+    clf = AudioClassifier(backbone, labels=manifest.labels, head=head_config(args), cache=make_cache(backbone, args))
+    print(f"training on folds {tr} ({len(split.train)} clips), validating on {va}, testing on {te}")
+    clf.fit(split.train, split.val, train_config(args))
+    out = pathlib.Path(args.output)
+    clf.save(out)
+    for name, part in (("val", split.val), ("test", split.test)):
+        if part is None:
+            continue
+        rep = clf.evaluate(part)
+        write_report(rep["clip"], out, name=f"{name}_report", history=clf.history_ if name == "test" else None)
+        write_report(rep["frame"], out, name=f"{name}_frame_report")
+        print(f"\n{name} (folds {part.folds}), clip level:\n{format_report(rep['clip'])}")
+    print(f"\nsaved to {out}")
+    return 0
