@@ -46,6 +46,14 @@ class PipelineConfig:
             raise ValueError(f"align must be 'start' or 'center', got {self.align!r}")
 
 
+def _is_ok(element):
+    return element["ok"]
+
+
+def _drop_ok(element):
+    return {k: v for k, v in element.items() if k != "ok"}
+
+
 class AudioDataset:
     """Streams the clips of a manifest as ``tf.data``.
 
@@ -169,7 +177,7 @@ class AudioDataset:
         opts = tf.data.Options()
         opts.deterministic = self.config.deterministic
         ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=self.config.deterministic)
-        ds = ds.filter(lambda e: e["ok"]).map(lambda e: {k: v for k, v in e.items() if k != "ok"})
+        ds = ds.filter(_is_ok).map(_drop_ok)
         return ds.with_options(opts)
 
     def batches(
