@@ -12,6 +12,8 @@ __getattr__, __dir__ = lazy_exports(
         "pad_or_crop": ".framing",
         "pad_to_min_length": ".framing",
         "frame": ".framing",
+        "frame_samples": ".framing",
+        "pad_or_crop_samples": ".framing",
         "stft_magnitude": ".melspec",
         "log_mel_spectrogram": ".melspec",
         "LogMelConfig": ".melspec",
