@@ -104,7 +104,7 @@ class ToyBackbone:
 
 
 def tone_dataset(root, n_per_class: int = 6, rate: int = 16000, seconds: float = 1.5, folds: int = 3):
-    """Write a small labelled data set (classes 'low' 300 Hz tones, 'high' 3 kHz tones, 'hiss'
+    """Write a small labelled data set (classes 'low' 300 Hz tones, 'high' 3.5 kHz tones, 'hiss'
     noise, with seeded jitter) as WAV files; returns a Manifest with folds 1..``folds``."""
     import pandas as pd
 
@@ -112,12 +112,12 @@ def tone_dataset(root, n_per_class: int = 6, rate: int = 16000, seconds: float =
 
     rng = np.random.default_rng(0)
     rows = []
-    for label, freq in (("low", 300.0), ("high", 3000.0), ("hiss", None)):
+    for label, freq in (("low", 300.0), ("high", 3500.0), ("hiss", None)):
         for i in range(n_per_class):
             if freq is None:
                 audio = noise(seconds, rate, seed=int(rng.integers(1 << 30)))
             else:
-                audio = sine(freq * rng.uniform(0.9, 1.1), seconds, rate) + noise(seconds, rate, seed=i, amplitude=0.01)
+                audio = sine(freq * rng.uniform(0.95, 1.05), seconds, rate) + noise(seconds, rate, seed=i, amplitude=0.01)
             path = write_audio(pathlib.Path(root) / label / f"{label}_{i}.wav", audio, rate)
             rows.append({"path": str(path), "label": label, "fold": i % folds + 1})
     return Manifest(pd.DataFrame(rows), labels=["low", "high", "hiss"])
