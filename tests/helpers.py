@@ -75,19 +75,18 @@ class ToyBackbone:
         c = self.contract
         return 1 + int(np.ceil(max(0, num_samples - c.min_samples) / c.hop_samples))
 
-    def frames(self, waveform):
-        import tensorflow as tf
-
+    def frames(self, waveform) -> np.ndarray:
         c = self.contract
         w = np.asarray(waveform, np.float32)
         n = self.num_frames(len(w))
         padded = np.zeros(c.min_samples + (n - 1) * c.hop_samples, np.float32)
         padded[: len(w)] = w
         win = int(round(c.frame_seconds * c.sample_rate))
-        fr = tf.signal.frame(padded, win, c.hop_samples)[:n]
-        power = tf.abs(tf.signal.rfft(fr)) ** 2
-        bands = tf.stack(tf.split(power[:, : (power.shape[1] // c.embedding_dim) * c.embedding_dim], c.embedding_dim, axis=1))
-        return tf.transpose(tf.math.log(tf.reduce_sum(bands, axis=-1) + 1e-3))
+        frames = np.stack([padded[i * c.hop_samples : i * c.hop_samples + win] for i in range(n)])
+        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+        usable = (power.shape[1] // c.embedding_dim) * c.embedding_dim
+        bands = power[:, :usable].reshape(n, c.embedding_dim, -1).sum(axis=2)
+        return np.log(bands + 1e-3).astype(np.float32)
 
     def batch_frames(self, waveforms, lengths):
         import tensorflow as tf
