@@ -42,25 +42,24 @@ def run(args) -> int:
     train = TrainConfig(seed=args.seed, verbose=0)
 
     # 1. The tutorial: dog vs cat, folds 1-3 / 4 / 5.
-    dogcat = manifest.select(["dog", "cat"])
-    split = dogcat.split(train=[1, 2, 3], val=[4], test=[5])
-    clf = AudioClassifier(backbone, labels=dogcat.labels, cache=cache).fit(split.train, split.val, train)
-    rep = clf.evaluate(split.test)
-    model_dir = clf.save(out / "esc50_dog_cat")
-    write_report(rep["clip"], model_dir, name="test_report", history=clf.history_)
-    print(f"\n== dog vs cat, test fold 5 (clip level)\n{format_report(rep['clip'])}\nsaved: {model_dir}")
+    def train_and_save(data, name):
+        split = data.split(train=[1, 2, 3], val=[4], test=[5])
+        clf = AudioClassifier(backbone, labels=data.labels, cache=cache).fit(split.train, split.val, train)
+        rep = clf.evaluate(split.test)["clip"]
+        model_dir = clf.save(out / name)
+        write_report(rep, model_dir, name="test_report", history=clf.history_)
+        return clf, rep, model_dir
+
+    _, rep, model_dir = train_and_save(manifest.select(["dog", "cat"]), "esc50_dog_cat")
+    print(f"\n== dog vs cat, test fold 5 (clip level)\n{format_report(rep)}\nsaved: {model_dir}")
 
     # 2. All classes, 5-fold cross-validation.
     summary = cross_validate(manifest, backbone, train=train, cache=cache, output_dir=out / "esc50_cv")
     print(f"\n== all {len(manifest.labels)} classes, {len(manifest.folds)}-fold cross-validation\n{format_cv(summary)}")
 
     # 3. A model of all classes on the tutorial's split, saved for export and serving.
-    split = manifest.split(train=[1, 2, 3], val=[4], test=[5])
-    clf = AudioClassifier(backbone, labels=manifest.labels, cache=cache).fit(split.train, split.val, train)
-    rep = clf.evaluate(split.test)
-    model_dir = clf.save(out / "esc50_all")
-    write_report(rep["clip"], model_dir, name="test_report", history=clf.history_)
-    print(f"\n== all classes, test fold 5: accuracy {rep['clip']['accuracy']:.3f}\nsaved: {model_dir}")
+    clf, rep, model_dir = train_and_save(manifest, "esc50_all")
+    print(f"\n== all classes, test fold 5: accuracy {rep['accuracy']:.3f}\nsaved: {model_dir}")
     _export(clf, model_dir)
     print(f"\ndone in {time.time() - t0:.0f} s; reports and models under {out}/")
     return 0
