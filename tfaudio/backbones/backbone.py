@@ -8,7 +8,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 

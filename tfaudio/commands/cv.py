@@ -1,7 +1,14 @@
 """tfaudio cv: k-fold cross-validation (each fold the test set once), mean ± std over folds."""
 from __future__ import annotations
 
-from tfaudio.commands._common import add_data_args, add_model_args, head_config, load_manifest, make_cache, train_config
+from tfaudio.commands._common import (
+    add_data_args,
+    add_model_args,
+    head_config,
+    load_manifest,
+    make_cache,
+    train_config,
+)
 
 
 def add_parser(sub):

@@ -4,7 +4,13 @@ from __future__ import annotations
 import pathlib
 
 from tfaudio.commands._common import (
-    add_data_args, add_model_args, head_config, load_manifest, make_cache, parse_split, train_config,
+    add_data_args,
+    add_model_args,
+    head_config,
+    load_manifest,
+    make_cache,
+    parse_split,
+    train_config,
 )
 
 

@@ -195,8 +195,7 @@ class AudioDataset:
         """Numpy elements (or batches); a bad file raises its :class:`AudioError` (not a TF error)."""
         ds = self.batches(batch_size, **kwargs) if batch_size else self.clips(**kwargs)
         try:
-            for element in ds.as_numpy_iterator():
-                yield element
+            yield from ds.as_numpy_iterator()
         except tf.errors.OpError as err:
             errors = self.errors
             if errors:
