@@ -1,0 +1,219 @@
+"""YAMNet embedding throughput on ESC-50 clips, in audio-seconds per wall-second.
+
+(a) batched: decode → resample → ``YAMNetBackbone.batch_frames`` on batches of ``--batch`` clips, the
+    next batch decoded and resampled in a background thread while the current one runs;
+(b) per clip, as in the TF Hub tutorial: decode + resample one clip, one model call per clip
+    (``yamnet(waveform)``, traced once, so no retracing either);
+(c) the bare forward pass: the body on log-mel patches already in memory (no decode, resample or
+    log-mel), in the backbone's patch chunks.
+
+Tracing and warm-up are excluded. The three are measured in alternating rounds (the best round of
+each is reported) so that load from other processes hits them alike.
+
+Usage:
+    python benchmarks/yamnet.py [--clips N] [--batch 32] [--rounds 2] [--no-write]
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import pathlib
+import platform
+import re
+import sys
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED = pathlib.Path(os.environ.get("TFAUDIO_SHARED", ROOT.parent / "shared"))
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+
+
+def _load(path, rate):
+    from tfaudio.io.decode import load_audio
+    from tfaudio.signal.resample import resample
+
+    audio, file_rate = load_audio(path)
+    return np.asarray(resample(audio, file_rate, rate)) if file_rate != rate else audio
+
+
+def _pad(clips):
+    lengths = np.array([len(c) for c in clips], np.int32)
+    batch = np.zeros([len(clips), int(lengths.max())], np.float32)
+    for i, c in enumerate(clips):
+        batch[i, : len(c)] = c
+    return batch, lengths
+
+
+def run_batched(yamnet, files, batch_size):
+    """(a): returns the number of embedding frames made."""
+    rate = yamnet.sample_rate
+    groups = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
+    frames = 0
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        def prepare(group):
+            return _pad([_load(f, rate) for f in group])
+
+        pending = pool.submit(prepare, groups[0])
+        for k in range(len(groups)):
+            batch, lengths = pending.result()
+            if k + 1 < len(groups):
+                pending = pool.submit(prepare, groups[k + 1])
+            emb, mask = yamnet.batch_frames(batch, lengths)
+            frames += int(np.asarray(mask).sum())
+            np.asarray(emb)
+    return frames
+
+
+def run_per_clip(yamnet, files):
+    """(b)."""
+    frames = 0
+    for f in files:
+        _, emb, _ = yamnet(_load(f, yamnet.sample_rate))
+        frames += int(np.asarray(emb).shape[0])
+    return frames
+
+
+def run_bare(yamnet, patches):
+    """(c)."""
+    emb, _ = yamnet.embed_patches(patches)
+    np.asarray(emb)
+    return int(patches.shape[0])
+
+
+def cpu_breakdown(yamnet, files, batch_size):
+    """CPU seconds per stage (process time: robust to other jobs on the machine)."""
+    from tfaudio.io.decode import load_audio
+    from tfaudio.signal.resample import resample
+
+    cost = {"decode": 0.0, "resample": 0.0, "log-mel frontend": 0.0, "body": 0.0}
+    for start in range(0, len(files), batch_size):
+        t = time.process_time()
+        decoded = [load_audio(f) for f in files[start : start + batch_size]]
+        cost["decode"] += time.process_time() - t
+        t = time.process_time()
+        waves = [np.asarray(resample(a, r, yamnet.sample_rate)) if r != yamnet.sample_rate else a for a, r in decoded]
+        cost["resample"] += time.process_time() - t
+        batch, lengths = _pad(waves)
+        t = time.process_time()
+        patches, _ = yamnet._batch_fn(batch, lengths)
+        patches.numpy()
+        cost["log-mel frontend"] += time.process_time() - t
+        t = time.process_time()
+        yamnet.embed_patches(patches)[0].numpy()
+        cost["body"] += time.process_time() - t
+    return cost
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", type=int, default=0, help="use the first N clips (default: all)")
+    ap.add_argument("--batch", type=int, default=32, help="clips per batch in (a)")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    args = ap.parse_args(argv)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    from tfaudio.backbones.yamnet_backbone import YAMNetBackbone
+    from tfaudio.io.decode import audio_info
+
+    audio_dir = SHARED / "data" / "esc50-subset" / "audio"
+    if not audio_dir.is_dir():
+        print(f"needs {audio_dir} (see ../shared/ASSETS.md)", file=sys.stderr)
+        return 1
+    files = sorted(str(p) for p in audio_dir.glob("*.flac"))
+    if args.clips:
+        files = files[: args.clips]
+    seconds = sum(audio_info(f).duration for f in files)
+    yamnet = YAMNetBackbone.from_pretrained()
+
+    # warm-up: every tf.function traced once (shapes are free, so no later retracing)
+    warm = files[:2]
+    run_per_clip(yamnet, warm)
+    run_batched(yamnet, warm, args.batch)
+    waves = [_load(f, yamnet.sample_rate) for f in files]
+    patches = tf.concat([yamnet._clip_fn(tf.constant(w))[0] for w in waves], 0)  # [N, 96, 64]
+    run_bare(yamnet, patches[:64])
+    del waves
+
+    best = {"a": 0.0, "b": 0.0, "c": 0.0}
+    rounds: list[dict[str, float]] = []
+    for r in range(args.rounds):
+        rounds.append({})
+        for key, fn in (("c", lambda: run_bare(yamnet, patches)),
+                        ("a", lambda: run_batched(yamnet, files, args.batch)),
+                        ("b", lambda: run_per_clip(yamnet, files))):
+            t = time.perf_counter()
+            fn()
+            speed = seconds / (time.perf_counter() - t)
+            best[key] = max(best[key], speed)
+            rounds[-1][key] = speed
+            print(f"round {r + 1}: ({key}) {speed:7.1f} audio-s/s", flush=True)
+
+    subset = files[: min(len(files), 4 * args.batch)]
+    cost = cpu_breakdown(yamnet, subset, args.batch)
+    total = sum(cost.values())
+    breakdown = ", ".join(f"{k} {100 * v / total:.0f} %" for k, v in cost.items())
+    print(f"CPU time per stage ({len(subset)} clips): {breakdown}")
+
+    a, b, c = best["a"], best["b"], best["c"]
+    lines = [
+        f"- (a) batched pipeline (decode → resample → batch_frames, {args.batch} clips/batch): "
+        f"**{a:.0f}** audio-s/s",
+        f"- (b) one model call per clip (TF Hub tutorial style): **{b:.0f}** audio-s/s",
+        f"- (c) bare forward pass on patches in memory: **{c:.0f}** audio-s/s",
+        f"- (a)/(b) = **{a / b:.2f}×** (target ≥ 3×); (a)/(c) = **{100 * a / c:.0f} %** (target ≥ 80 %)",
+        f"- CPU time of the batched pipeline by stage ({len(subset)} clips): {breakdown}",
+    ]
+    print("\n".join(lines))
+    if not args.no_write:
+        _write_section(lines, rounds, len(files), seconds, int(patches.shape[0]), args)
+    return 0
+
+
+def _write_section(lines, rounds, n_files, seconds, n_patches, args) -> None:
+    import tensorflow as tf
+
+    section = "\n".join([
+        "## YAMNet",
+        "",
+        f"Embedding extraction on {n_files} ESC-50 clips ({seconds:.0f} s of audio, {n_patches} patches; "
+        "408 at 44.1 kHz resampled to 16 kHz, 32 at 16 kHz), in audio-seconds per wall-second, best of "
+        f"{args.rounds} alternating rounds. Machine: {platform.machine()}, {os.cpu_count()} CPUs "
+        f"(shared with other jobs), TensorFlow {tf.__version__}. "
+        "Re-run: `python benchmarks/yamnet.py`.",
+        "",
+        *lines,
+        "",
+        "| round | (a) batched | (b) per clip | (c) bare body | (a)/(b) | (a)/(c) |",
+        "|---|---|---|---|---|---|",
+        *(f"| {i + 1} | {r['a']:.0f} | {r['b']:.0f} | {r['c']:.0f} | {r['a'] / r['b']:.2f}× | "
+          f"{100 * r['a'] / r['c']:.0f} % |" for i, r in enumerate(rounds)),
+        "",
+        "Reading: on CPU the MobileNet body is most of the work, and one 5 s clip already gives it 10 "
+        "patches, which it runs about as fast per patch as any larger batch (16–32 patches per call is "
+        "the sweet spot here; 128 and more are ~2× slower per patch as activations leave the caches). "
+        "So batching clips cannot make (a) several times (b): it saves per-call overhead, overlaps "
+        "decoding with compute, and keeps every clip length on one traced graph. Decoding, resampling "
+        "44.1→16 kHz and the log-mel frontend cost about a third of the body's CPU time (breakdown "
+        "above): when a core is free, the prefetch thread hides them and (a) reaches (c); when other "
+        "jobs keep every core busy, (a) pays them and drops to ~60–75 % of (c). The rounds show how "
+        "much the shared machine's load moves all three figures.",
+        "",
+    ])
+    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n\n"
+    pattern = re.compile(r"^## YAMNet\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    BENCHMARKS_MD.write_text(text.rstrip("\n") + "\n")
+    print(f"updated the YAMNet section of {BENCHMARKS_MD}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""Log-mel spectrogram patches in pure TensorFlow, one function per step (YAMNet's frontend).
+
+``waveform → pad_waveform → stft_magnitude → mel → log → log_mel_patches``
+
+The STFT is computed without ``tf.signal.stft`` / ``tf.signal.rfft`` (TFLite has no builtin kernel for
+them): the signal is framed, and one matmul with a real-valued DFT matrix whose rows carry the
+periodic Hann window gives the real and the imaginary parts. So the same function runs in ``tf.data``,
+in Keras layers and in an exported TFLite graph with builtin ops only (Reshape, StridedSlice,
+GatherV2, Pad, FullyConnected/BatchMatMul, Mul, Add, Sqrt, Log).
+
+Every function takes a clip ``[samples]`` or a batch ``[batch, samples]``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from tfaudio.signal.framing import frame_samples
+
+__all__ = [
+    "LogMelConfig",
+    "log_mel_patches",
+    "log_mel_spectrogram",
+    "mel_weight_matrix",
+    "num_patches",
+    "pad_waveform",
+    "stft_magnitude",
+    "windowed_dft_matrix",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class LogMelConfig:
+    """YAMNet's log-mel frontend in seconds; the sample and frame counts are derived properties.
+
+    Args:
+        sample_rate: input rate in Hz.
+        window_seconds: STFT window (25 ms → 400 samples at 16 kHz).
+        hop_seconds: STFT hop (10 ms → 160 samples).
+        num_mel_bins: mel bands.
+        lower_edge_hertz: lowest mel band edge in Hz.
+        upper_edge_hertz: highest mel band edge in Hz.
+        log_offset: added to the mel energies before the log, so silence gives log(0.001), not -inf.
+        patch_seconds: span of one patch of log-mel frames (0.96 s → 96 frames).
+        patch_hop_seconds: step between patches (0.48 s → 48 frames).
+
+    Example:
+        >>> cfg = LogMelConfig()
+        >>> cfg.window_samples, cfg.hop_samples, cfg.fft_length, cfg.patch_frames, cfg.min_samples
+        (400, 160, 512, 96, 15600)
+    """
+
+    sample_rate: int = 16000
+    window_seconds: float = 0.025
+    hop_seconds: float = 0.010
+    num_mel_bins: int = 64
+    lower_edge_hertz: float = 125.0
+    upper_edge_hertz: float = 7500.0
+    log_offset: float = 0.001
+    patch_seconds: float = 0.96
+    patch_hop_seconds: float = 0.48
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_seconds * self.sample_rate))
+
+    @property
+    def hop_samples(self) -> int:
+        return int(round(self.hop_seconds * self.sample_rate))
+
+    @property
+    def fft_length(self) -> int:
+        """The next power of two >= the window (512 for 400 samples)."""
+        return 2 ** int(math.ceil(math.log2(self.window_samples)))
+
+    @property
+    def num_spectrogram_bins(self) -> int:
+        return self.fft_length // 2 + 1
+
+    @property
+    def patch_frames(self) -> int:
+        return int(round(self.patch_seconds / self.hop_seconds))
+
+    @property
+    def patch_hop_frames(self) -> int:
+        return int(round(self.patch_hop_seconds / self.hop_seconds))
+
+    @property
+    def patch_hop_samples(self) -> int:
+        return self.patch_hop_frames * self.hop_samples
+
+    @property
+    def min_samples(self) -> int:
+        """Samples that give exactly one patch: (patch_frames - 1) hops + one window (15600)."""
+        return (self.patch_frames - 1) * self.hop_samples + self.window_samples
+
+    @property
+    def min_seconds(self) -> float:
+        return self.min_samples / self.sample_rate
+
+
+@functools.lru_cache(maxsize=16)
+def windowed_dft_matrix(frame_length: int, fft_length: int, first_bin: int = 0,
+                        last_bin: int | None = None) -> np.ndarray:
+    """The real DFT of a periodic-Hann-windowed frame as one real matrix.
+
+    ``frames @ M`` gives ``[re_first .. re_last-1, im_first .. im_last-1]``: the DFT bins
+    ``first_bin .. last_bin - 1`` (default all ``fft_length // 2 + 1``) of each frame multiplied by the
+    window and zero-padded at the end to ``fft_length`` (as ``tf.signal.stft`` does). Rows past
+    ``frame_length`` would only multiply padding zeros, so they are left out.
+
+    Args:
+        frame_length: samples per frame (<= ``fft_length``).
+        fft_length: DFT size.
+        first_bin: first DFT bin kept.
+        last_bin: one past the last bin kept (default ``fft_length // 2 + 1``).
+
+    Returns:
+        float32 ``[frame_length, 2 * (last_bin - first_bin)]`` (read-only, cached).
+    """
+    if not 0 < frame_length <= fft_length:
+        raise ValueError(
+            f"frame_length must be in 1..fft_length, got frame_length={frame_length}, "
+            f"fft_length={fft_length}. Fix: use an fft_length >= the window length."
+        )
+    last_bin = fft_length // 2 + 1 if last_bin is None else last_bin
+    n = np.arange(frame_length, dtype=np.float64)
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / frame_length)  # periodic Hann
+    k = np.arange(first_bin, last_bin, dtype=np.float64)
+    angle = 2.0 * np.pi * np.outer(n, k) / fft_length  # [frame_length, K]
+    matrix = np.concatenate([np.cos(angle), -np.sin(angle)], axis=1) * window[:, None]
+    matrix = matrix.astype(np.float32)
+    matrix.setflags(write=False)
+    return matrix
+
+
+def _dft_magnitude(waveform, frame_length: int, frame_step: int, fft_length: int, first_bin: int,
+                   last_bin: int) -> tf.Tensor:
+    """``|STFT|`` bins ``first_bin .. last_bin - 1``: frame, one matmul, sqrt(re² + im²)."""
+    x = tf.cast(tf.convert_to_tensor(waveform), tf.float32)
+    bins = last_bin - first_bin
+    dft = tf.constant(windowed_dft_matrix(frame_length, fft_length, first_bin, last_bin))  # [L, 2K]
+    frames = frame_samples(x, frame_length, frame_step)  # [..., F, L]
+    # One 2-D matmul over all frames of all clips: the fastest kernel and a plain FullyConnected in
+    # TFLite (a rank-3 matmul would become BatchMatMul).
+    flat = tf.reshape(frames, [-1, frame_length])  # [N, L]
+    spec = tf.matmul(flat, dft)  # [N, 2K]
+    real, imag = spec[:, :bins], spec[:, bins:]  # [N, K] each
+    magnitude = tf.sqrt(real * real + imag * imag)  # [N, K]
+    out_shape = tf.concat([tf.shape(frames)[:-1], [bins]], axis=0)
+    magnitude = tf.reshape(magnitude, out_shape)  # [..., F, K]
+    return tf.ensure_shape(magnitude, frames.shape[:-1].concatenate([bins]))
+
+
+def stft_magnitude(waveform, frame_length: int, frame_step: int, fft_length: int) -> tf.Tensor:
+    """``|STFT|`` with a periodic Hann window, as ``tf.abs(tf.signal.stft(...))``, TFLite builtins only.
+
+    Args:
+        waveform: float ``[samples]`` or ``[batch, samples]``.
+        frame_length: window length in samples.
+        frame_step: hop in samples.
+        fft_length: DFT size (>= ``frame_length``).
+
+    Returns:
+        float32 ``[..., frames, fft_length // 2 + 1]`` with
+        ``frames = 1 + (samples - frame_length) // frame_step`` (no end padding).
+
+    Example:
+        >>> stft_magnitude(tf.zeros([16000]), 400, 160, 512).shape
+        TensorShape([98, 257])
+    """
+    return _dft_magnitude(waveform, frame_length, frame_step, fft_length, 0, fft_length // 2 + 1)
+
+
+@functools.lru_cache(maxsize=16)
+def mel_weight_matrix(config: LogMelConfig = LogMelConfig()) -> np.ndarray:
+    """``tf.signal.linear_to_mel_weight_matrix`` for ``config``, computed once as a numpy constant.
+
+    Returns:
+        float32 ``[num_spectrogram_bins, num_mel_bins]`` (read-only, cached).
+    """
+    with tf.init_scope():  # eager even when first called while a tf.function is being traced
+        matrix = tf.signal.linear_to_mel_weight_matrix(
+            num_mel_bins=config.num_mel_bins,
+            num_spectrogram_bins=config.num_spectrogram_bins,
+            sample_rate=config.sample_rate,
+            lower_edge_hertz=config.lower_edge_hertz,
+            upper_edge_hertz=config.upper_edge_hertz,
+        ).numpy()
+    matrix.setflags(write=False)
+    return matrix
+
+
+def log_mel_spectrogram(waveform, config: LogMelConfig = LogMelConfig()) -> tf.Tensor:
+    """``log(mel(|STFT|) + log_offset)`` of a clip or a batch (no padding; see :func:`pad_waveform`).
+
+    Args:
+        waveform: float ``[samples]`` or ``[batch, samples]`` at ``config.sample_rate``.
+        config: the frontend settings.
+
+    Returns:
+        float32 ``[..., frames, num_mel_bins]``, ``frames = 1 + (samples - 400) // 160`` by default.
+
+    Example:
+        >>> log_mel_spectrogram(tf.zeros([15600])).shape
+        TensorShape([96, 64])
+    """
+    weights = mel_weight_matrix(config)  # [K, mel]
+    # Only the DFT bins inside the mel range (5..239 of 257 by default): the others have zero weight
+    # in every band, and skipping them saves ~9 % of the frontend's work.
+    used = np.flatnonzero(weights.any(axis=1))
+    first, last = int(used[0]), int(used[-1]) + 1
+    magnitude = _dft_magnitude(waveform, config.window_samples, config.hop_samples, config.fft_length,
+                               first, last)  # [..., F, last - first]
+    mel = tf.tensordot(magnitude, tf.constant(weights[first:last]), axes=1)  # [..., F, mel]
+    mel = tf.ensure_shape(mel, magnitude.shape[:-1].concatenate([config.num_mel_bins]))
+    return tf.math.log(mel + config.log_offset)  # [..., F, mel]
+
+
+def log_mel_patches(log_mel, config: LogMelConfig = LogMelConfig()) -> tf.Tensor:
+    """Cuts log-mel frames into patches of ``patch_frames`` every ``patch_hop_frames`` (96 / 48).
+
+    Args:
+        log_mel: ``[..., frames, num_mel_bins]``.
+        config: the frontend settings.
+
+    Returns:
+        ``[..., patches, patch_frames, num_mel_bins]``, ``patches = 1 + (frames - 96) // 48``.
+
+    Example:
+        >>> log_mel_patches(tf.zeros([192, 64])).shape
+        TensorShape([3, 96, 64])
+    """
+    return frame_samples(log_mel, config.patch_frames, config.patch_hop_frames, axis=-2)
+
+
+def num_patches(num_samples, config: LogMelConfig = LogMelConfig()):
+    """Patches a clip of ``num_samples`` gives after :func:`pad_waveform` (at least one).
+
+    Args:
+        num_samples: a Python int, or an int tensor of any shape (e.g. the ``[batch]`` lengths).
+
+    Returns:
+        the same kind as ``num_samples``: ``1 + ceil(max(0, n - min_samples) / patch_hop_samples)``.
+    """
+    extra_min, hop = config.min_samples, config.patch_hop_samples
+    if isinstance(num_samples, (int, np.integer)):
+        return 1 + -(-max(0, int(num_samples) - extra_min) // hop)
+    n = tf.cast(num_samples, tf.int32)
+    return 1 + (tf.maximum(n - extra_min, 0) + hop - 1) // hop
+
+
+def pad_waveform(waveform, config: LogMelConfig = LogMelConfig()) -> tf.Tensor:
+    """Zero-pads the end like YAMNet: a clip shorter than ``min_samples`` (0.975 s) to one patch,
+    a longer one so that its last partial 0.48 s hop fills a whole patch.
+
+    Args:
+        waveform: float ``[samples]`` or ``[batch, samples]`` (a batch is padded as one length).
+        config: the frontend settings.
+
+    Returns:
+        float32 ``[..., min_samples + (num_patches - 1) * patch_hop_samples]``.
+
+    Example:
+        >>> pad_waveform(tf.zeros([16000])).shape      # 1 s → 2 patches
+        TensorShape([23280])
+    """
+    x = tf.cast(tf.convert_to_tensor(waveform), tf.float32)
+    n = x.shape[-1] if x.shape[-1] is not None else tf.shape(x)[-1]  # static when known: fixed shapes
+    target = config.min_samples + (num_patches(n, config) - 1) * config.patch_hop_samples
+    return tf.pad(x, [[0, 0]] * (x.shape.rank - 1) + [[0, target - n]])
