@@ -1,0 +1,78 @@
+"""tfaudio export: write a classifier saved by `tfaudio train` as a SavedModel (TF Serving: raw waveform in,
+scores and label out) and, on request, TFLite files for Android (MediaPipe Tasks / TFLite Task Library)."""
+from __future__ import annotations
+
+import pathlib
+
+from tfaudio.errors import TfaudioError
+
+VARIANTS = ("float32", "float16", "dynamic", "int8")
+
+
+def add_parser(sub):
+    p = sub.add_parser("export", help="export a trained classifier as a SavedModel and TFLite files",
+                       description=__doc__)
+    p.add_argument("model", help="folder of a classifier saved by `tfaudio train`")
+    p.add_argument("--output", "-o", required=True,
+                   help="folder to write: OUTPUT/saved_model and OUTPUT/model_<variant>.tflite")
+    p.add_argument("--input-rate", type=int,
+                   help="sample rate of the SavedModel's input in Hz; it resamples in-graph (default: the "
+                        "backbone's, 16000 for YAMNet). TFLite inputs are always 16 kHz.")
+    p.add_argument("--tflite", nargs="+", choices=VARIANTS, default=[], metavar="VARIANT",
+                   help=f"TFLite variants to write: {', '.join(VARIANTS)} (int8 needs --representative)")
+    p.add_argument("--frame-scores", action="store_true",
+                   help="SavedModel: add the per-frame scores output (one row per 0.48 s hop)")
+    p.add_argument("--audioset", action="store_true",
+                   help="SavedModel: add the backbone's own AudioSet scores beside the classifier")
+    p.add_argument("--whole-clip", action="store_true",
+                   help="TFLite: a dynamic input length (resize per clip) instead of a fixed window; written as "
+                        "model_<variant>_whole_clip.tflite (MediaPipe needs the fixed window: omit this for Android)")
+    p.add_argument("--window-samples", type=int, default=15600,
+                   help="TFLite window at 16 kHz (default 15600 = one 0.975 s patch, as the official YAMNet)")
+    p.add_argument("--representative",
+                   help="int8 calibration audio: a CSV manifest, an ESC-50 folder or a folder with class "
+                        "sub-folders (e.g. the training data)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing exports")
+    return p
+
+
+def _size(path: pathlib.Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def run(args) -> int:
+    from tfaudio.export.saved_model import export_saved_model
+    from tfaudio.export.tflite import export_tflite
+    from tfaudio.tasks.audio_classifier import AudioClassifier
+
+    out = pathlib.Path(args.output)
+    suffix = "_whole_clip" if args.whole_clip else ""
+    targets = [out / "saved_model"] + [out / f"model_{v}{suffix}.tflite" for v in args.tflite]
+    if not args.overwrite:  # refuse before any work, so nothing is half-written
+        existing = [str(t) for t in targets if t.exists()]
+        if existing:
+            raise TfaudioError(f"{', '.join(existing)} already exist(s). Fix: pass --overwrite or another --output.")
+    representative = None
+    if "int8" in args.tflite:
+        if not args.representative:
+            raise TfaudioError(
+                "--tflite int8 needs calibration audio. Fix: add --representative DATA (a CSV manifest or a "
+                "folder of clips like the training data), or use --tflite dynamic (no data needed)."
+            )
+        import random
+
+        from tfaudio.data.manifest import Manifest
+
+        representative = Manifest.from_source(args.representative).paths
+        random.Random(0).shuffle(representative)  # calibration sees every class, not the first few
+
+    clf = AudioClassifier.load(args.model)
+    written = [export_saved_model(clf, targets[0], input_rate=args.input_rate, frame_scores=args.frame_scores,
+                                  backbone_scores=args.audioset, overwrite=args.overwrite)]
+    for variant, target in zip(args.tflite, targets[1:], strict=True):
+        written.append(export_tflite(clf, target, quantization=variant, window_samples=args.window_samples,
+                                     whole_clip=args.whole_clip, overwrite=args.overwrite,
+                                     representative_data=representative if variant == "int8" else None))
+    for path in written:
+        print(f"wrote {path} ({_size(path) / 1e6:.2f} MB)")
+    return 0

@@ -1,0 +1,264 @@
+"""Export a trained AudioClassifier as one SavedModel, raw waveform in, class scores out (TF Serving).
+
+Graph of the ``serving_default`` signature (all pure TF, traced once)::
+
+    audio [S] at input_rate
+      → resample to the backbone's rate (only when input_rate differs; tfaudio.signal.resample) [S']
+      → backbone frontend (log-mel patches, padded like YAMNet)                            [P, 96, 64]
+      → backbone body                                       embeddings [P, 1024], AudioSet [P, 521]
+      → head                                                                     frame scores [P, C]
+      → mean over frames                                                           classifier [C]
+      → argmax → label                                                               label (string)
+
+The ``batch`` signature runs the same steps on a zero-padded batch (``audio [B, S]``, ``lengths [B]``)
+through the backbone's batch frontend, and averages each clip's frames with a segment mean, so every
+row equals what ``serving_default`` gives for that clip alone.
+
+Loading needs TensorFlow only (no tfaudio, no Keras)::
+
+    model = tf.saved_model.load("export/saved_model")
+    out = model.signatures["serving_default"](audio=tf.constant(waveform_16k))
+    out["classifier"], out["label"]
+"""
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tfaudio.errors import TfaudioError
+
+__all__ = ["export_saved_model", "check_exportable", "atomic_directory", "SIGNATURES"]
+
+#: Signature names of the exported SavedModel.
+SIGNATURES = ("serving_default", "batch")
+LABELS_FILE = "labels.txt"
+
+
+def check_exportable(classifier: Any) -> tuple[str, ...]:
+    """Checks that ``classifier`` can be exported and returns its labels.
+
+    Raises:
+        TfaudioError: it is untrained, its backbone has no in-graph frontend/body (only YAMNet-like
+            backbones export), or its label list does not match the head's output units.
+    """
+    if not getattr(classifier, "is_trained", False) or getattr(classifier, "head_model_", None) is None:
+        raise TfaudioError("cannot export an untrained AudioClassifier. Fix: call fit() first, or "
+                           "AudioClassifier.load() a model saved by `tfaudio train`.")
+    backbone = classifier.backbone
+    if not all(hasattr(backbone, a) for a in ("frontend", "batch_frontend", "body")):
+        raise TfaudioError(
+            f"cannot export a classifier on a {type(backbone).__name__}: export needs a backbone with an "
+            "in-graph frontend and a Keras body (YAMNetBackbone). Fix: train on the 'yamnet' backbone."
+        )
+    labels = tuple(classifier.labels or ())
+    units = int(classifier.head_model_.output_shape[-1])
+    if len(labels) != units:
+        raise TfaudioError(
+            f"the classifier has {len(labels)} labels {list(labels)[:5]}{'...' if len(labels) > 5 else ''} but "
+            f"its head outputs {units} scores. Fix: set classifier.labels to the {units} class names the "
+            "head was trained on, in score order (see the model's labels.txt)."
+        )
+    return labels
+
+
+def atomic_directory(path: str | os.PathLike, write: Callable[[pathlib.Path], Any], *,
+                     overwrite: bool = False) -> pathlib.Path:
+    """Runs ``write(tmp)`` on a fresh temporary folder next to ``path``, then renames it to ``path``.
+
+    An interrupted export leaves no half-written ``path`` (and its temporary folder is removed).
+
+    Raises:
+        TfaudioError: ``path`` exists and ``overwrite`` is False.
+    """
+    path = pathlib.Path(path)
+    if path.exists() and not overwrite:
+        raise TfaudioError(f"{path} already exists. Fix: pass overwrite=True (--overwrite) or choose another "
+                           "destination.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    tmp = path.with_name(f".{path.name}.{tag}.tmp")
+    old = path.with_name(f".{path.name}.{tag}.old")
+    try:
+        tmp.mkdir()
+        write(tmp)
+        if path.exists():
+            os.replace(path, old)  # a rename cannot replace a non-empty folder: move it aside first
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old.exists() and not path.exists():
+                os.replace(old, path)  # put the previous export back
+            raise
+    finally:
+        for leftover in (tmp, old):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            elif leftover.exists():
+                leftover.unlink()
+    return path
+
+
+def _output_length(n, orig_rate: int, new_rate: int):
+    """``ceil(n * new_rate / orig_rate)`` in integers (the length :func:`resample` returns)."""
+    g = math.gcd(orig_rate, new_rate)
+    up, down = new_rate // g, orig_rate // g
+    return (n // down) * up + ((n % down) * up + down - 1) // down
+
+
+class _ServingModule:
+    """Builds the two signatures as closures over the classifier's Keras models.
+
+    The saved object is a plain ``tf.Module`` that tracks only the variables and the label asset: the
+    Keras models are not attributes of it, so ``tf.saved_model.save`` does not trace every layer, and
+    loading needs neither Keras nor tfaudio.
+    """
+
+    def __init__(self, classifier: Any, labels: Sequence[str], input_rate: int, frame_scores: bool,
+                 backbone_scores: bool, labels_path: pathlib.Path):
+        import tensorflow as tf
+
+        from tfaudio.signal.resample import resample
+
+        backbone, head = classifier.backbone, classifier.head_model_
+        rate = int(backbone.contract.sample_rate)
+        f32 = tf.float32
+        self.module = tf.Module(name="tfaudio_classifier")
+        self.module.variables_ = list(backbone.body.variables) + list(head.variables)
+        self.module.labels_file = tf.saved_model.Asset(str(labels_path))
+        label_list = list(labels)
+
+        def to_model_rate(audio):
+            return audio if input_rate == rate else resample(audio, input_rate, rate)
+
+        def top_label(scores):  # [..., C] → [...] strings
+            return tf.gather(tf.constant(label_list), tf.argmax(scores, axis=-1, output_type=tf.int32))
+
+        def serve(audio):
+            x = to_model_rate(audio)  # [S']
+            patches, _ = backbone.frontend(x)  # [P, 96, 64]
+            embeddings, audioset = backbone.body(patches, training=False)  # [P, 1024], [P, 521]
+            frames = head(embeddings, training=False)  # [P, C]
+            clip = tf.reduce_mean(frames, axis=0)  # [C]
+            out = {"classifier": clip, "label": top_label(clip)}
+            if frame_scores:
+                out["frame_scores"] = frames
+            if backbone_scores:
+                out["audioset"] = tf.reduce_mean(audioset, axis=0)  # [521]
+            return out
+
+        def serve_batch(audio, lengths):
+            width = tf.shape(audio)[1]
+            tf.debugging.assert_less_equal(lengths, width, message="batch: every lengths[b] must be <= the "
+                                           "padded width of audio [B, S]")
+            # zero the padding: the resampler then sees what it sees for the clip alone
+            audio = tf.where(tf.sequence_mask(lengths, width), audio, 0.0)
+            x = to_model_rate(audio)  # [B, S']
+            n = lengths if input_rate == rate else _output_length(lengths, input_rate, rate)
+            patches, mask = backbone.batch_frontend(x, n)  # [N, 96, 64], [B, P]
+            embeddings, audioset = backbone.body(patches, training=False)  # [N, 1024], [N, 521]
+            frames = head(embeddings, training=False)  # [N, C]
+            batch = tf.shape(mask)[0]
+            clip_of_frame = tf.repeat(tf.range(batch), tf.reduce_sum(tf.cast(mask, tf.int32), axis=1))  # [N]
+            clip = tf.math.unsorted_segment_mean(frames, clip_of_frame, batch)  # [B, C]
+            out = {"classifier": clip, "label": top_label(clip)}
+            if backbone_scores:
+                out["audioset"] = tf.math.unsorted_segment_mean(audioset, clip_of_frame, batch)  # [B, 521]
+            return out
+
+        # autograph off: nothing branches on tensors, and converting Keras internals is slow
+        self.module.serve = tf.function(
+            serve, input_signature=[tf.TensorSpec([None], f32, name="audio")], autograph=False)
+        self.module.serve_batch = tf.function(
+            serve_batch,
+            input_signature=[tf.TensorSpec([None, None], f32, name="audio"),
+                             tf.TensorSpec([None], tf.int32, name="lengths")],
+            autograph=False,
+        )
+
+    def signatures(self) -> dict:
+        return {
+            "serving_default": self.module.serve.get_concrete_function(),
+            "batch": self.module.serve_batch.get_concrete_function(),
+        }
+
+
+def export_saved_model(
+    classifier: Any,
+    path: str | os.PathLike,
+    *,
+    input_rate: int | None = None,
+    frame_scores: bool = False,
+    backbone_scores: bool = False,
+    overwrite: bool = False,
+) -> pathlib.Path:
+    """Writes ``classifier`` (backbone frontend + body + head + mean over frames) as one SavedModel.
+
+    Signatures:
+        ``serving_default``: ``audio`` float32 ``[samples]`` (mono, any length, at ``input_rate``) →
+        ``classifier`` float32 ``[C]`` (clip scores: the mean of the frame scores, what
+        :meth:`AudioClassifier.predict_scores` returns), ``label`` string ``[]`` (the top class),
+        and optionally ``frame_scores`` ``[frames, C]`` (one row per 0.48 s hop) and ``audioset``
+        ``[521]`` (the backbone's own clip scores).
+
+        ``batch``: ``audio`` float32 ``[B, S]`` (padded, B >= 1) and ``lengths`` int32 ``[B]`` (valid
+        samples per row; samples past them are ignored) → ``classifier`` ``[B, C]``, ``label`` ``[B]`` and optionally ``audioset``
+        ``[B, 521]``. Row ``b`` equals ``serving_default`` on ``audio[b, :lengths[b]]``.
+
+    The labels travel as the asset ``assets/labels.txt`` (one per line, in score order; after
+    ``tf.saved_model.load`` its path is ``model.labels_file.asset_path``) and as a constant inside
+    the graph for ``label``. The folder is written next to ``path`` under a
+    temporary name and renamed into place.
+
+    Args:
+        classifier: a trained :class:`tfaudio.tasks.audio_classifier.AudioClassifier` on a YAMNet
+            backbone.
+        path: the SavedModel folder to write.
+        input_rate: sample rate of ``audio`` in Hz; when it differs from the backbone's (16 kHz for
+            YAMNet) the graph resamples with :func:`tfaudio.signal.resample`. Default: the backbone's.
+        frame_scores: add the ``frame_scores`` output to ``serving_default``.
+        backbone_scores: add the ``audioset`` output (the backbone's AudioSet scores, clip mean).
+        overwrite: replace an existing ``path``.
+
+    Returns:
+        ``path`` as a :class:`pathlib.Path`.
+
+    Raises:
+        TfaudioError: ``path`` exists without ``overwrite``; the classifier is untrained, has a label
+            list that does not match its head, or a backbone that cannot be exported.
+
+    Example:
+        >>> clf = AudioClassifier.load("saved_models/dogs_vs_cats")
+        >>> export_saved_model(clf, "export/saved_model", input_rate=44100)
+        >>> # saved_model_cli run --dir export/saved_model --signature_def serving_default \\
+        >>> #     --input_exprs 'audio=np.zeros(44100, np.float32)'
+    """
+    import tensorflow as tf
+
+    labels = check_exportable(classifier)
+    rate = int(classifier.backbone.contract.sample_rate)
+    input_rate = rate if input_rate is None else int(input_rate)
+    if input_rate <= 0:
+        raise TfaudioError(f"input_rate must be a positive rate in Hz, got {input_rate}.")
+    if input_rate != rate:
+        from tfaudio.signal.resample import Resample
+
+        try:
+            Resample(input_rate, rate)  # an impossible rate pair fails here, not in the graph
+        except ValueError as err:
+            raise TfaudioError(f"input_rate={input_rate}: {err}") from None
+
+    with tempfile.TemporaryDirectory(prefix="tfaudio-labels-") as scratch:
+        labels_path = pathlib.Path(scratch) / LABELS_FILE
+        labels_path.write_text("\n".join(labels) + "\n", encoding="utf8")
+        serving = _ServingModule(classifier, labels, input_rate, frame_scores, backbone_scores, labels_path)
+
+        def write(tmp: pathlib.Path) -> None:
+            tf.saved_model.save(serving.module, str(tmp), signatures=serving.signatures())
+
+        return atomic_directory(path, write, overwrite=overwrite)

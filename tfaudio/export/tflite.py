@@ -1,0 +1,491 @@
+"""Export a trained AudioClassifier as a TFLite file for Android (MediaPipe Tasks / TFLite Task Library).
+
+Graph (builtin ops only, batch 1 as the Android task APIs need)::
+
+    waveform [1, window_samples] float32 at 16 kHz      ([1, None] with whole_clip=True)
+      → backbone frontend (log-mel patches, pure TF, name scope "frontend")        [P, 96, 64]
+      → backbone body → embeddings                                                 [P, 1024]
+      → head → frame scores                                                        [P, C]
+      → mean over patches                                                          scores [1, C]
+
+Quantization variants:
+
+- ``float32``: no quantization.
+- ``float16``: float16 weights (dequantized once at load time), float32 compute.
+- ``dynamic``: dynamic-range quantization of the body and the head: int8 weights, activations
+  quantized on the fly.
+- ``int8``: full integer quantization of the body and the head with a representative data set;
+  waveform input and score output stay float32.
+
+In ``dynamic`` and ``int8`` the log-mel frontend is kept float by construction: its ops live under
+the ``frontend`` name scope, which is excluded from quantization (8-bit waveforms and 8-bit spectra
+would lose the quiet bands that the log brings back), as in the official
+``yamnet_classification.tflite``. Its two matrices (the windowed DFT and the mel filterbank) are
+stored as float16 and dequantized once at load time, which keeps the file small. So an ``int8`` file
+holds int8 kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MEAN, SOFTMAX) after a float
+frontend (FULLY_CONNECTED, SQRT, LOG...) and a QUANTIZE op: builtin ops only, never Select TF ops.
+
+Model metadata as in the official ``yamnet_classification.tflite``: input ``audio_clip`` with
+``AudioProperties`` (sample rate, 1 channel), output ``scores`` with ``FeatureProperties``, stats 0..1
+and ``labels.txt`` attached as ``TENSOR_AXIS_LABELS`` (packed into the file as a zip entry).
+"""
+from __future__ import annotations
+
+import io
+import os
+import pathlib
+import uuid
+import zipfile
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from tfaudio.errors import TfaudioError
+from tfaudio.export.saved_model import check_exportable
+
+__all__ = ["export_tflite", "tflite_model", "read_metadata", "QUANTIZATIONS", "LABELS_FILE"]
+
+#: Supported values of ``quantization``.
+QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+LABELS_FILE = "labels.txt"
+#: Name scope of the frontend ops in the converted graph (kept float in int8 models).
+FRONTEND_SCOPE = "frontend"
+#: At most this many windows calibrate int8 quantization.
+MAX_CALIBRATION_WINDOWS = 300
+# The oldest metadata parser that reads AudioProperties (what the official YAMNet file states).
+_MIN_PARSER_VERSION = "1.3.0"
+_METADATA_NAME = "TFLITE_METADATA"
+
+
+# ---- the graph -----------------------------------------------------------------------------------
+class _WindowModel:
+    """``waveform [1, window] → scores [1, C]`` as one concrete function over the classifier's models.
+
+    Only the variables are tracked (not the Keras models), so nothing else is traced.
+    """
+
+    def __init__(self, classifier: Any, window_samples: int | None):
+        import tensorflow as tf
+
+        backbone, head = classifier.backbone, classifier.head_model_
+        self.module = tf.Module(name="tfaudio_tflite")
+        self.module.variables_ = list(backbone.body.variables) + list(head.variables)
+
+        def scores(waveform):
+            with tf.name_scope(FRONTEND_SCOPE):
+                patches, _ = backbone.frontend(waveform[0])  # [P, 96, 64]
+            embeddings, _ = backbone.body(patches, training=False)  # [P, 1024] (AudioSet branch pruned)
+            frames = head(embeddings, training=False)  # [P, C]
+            return {"scores": tf.reduce_mean(frames, axis=0, keepdims=True)}  # [1, C]
+
+        spec = tf.TensorSpec([1, window_samples], tf.float32, name="waveform")
+        self.function = tf.function(scores, input_signature=[spec], autograph=False).get_concrete_function()
+
+
+def _windows(waveform: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """Non-overlapping windows ``[1, size]`` of a clip (the last one zero-padded)."""
+    for start in range(0, max(len(waveform), 1), size):
+        window = np.zeros([1, size], np.float32)
+        chunk = waveform[start : start + size]
+        window[0, : len(chunk)] = chunk
+        yield window
+
+
+def _representative_waveforms(data: Any, rate: int) -> Iterator[np.ndarray]:
+    """Float32 waveforms at ``rate`` from arrays (taken to be at ``rate``), file paths or a Manifest."""
+    from tfaudio.data.manifest import Manifest
+
+    if isinstance(data, Manifest):
+        data = data.paths
+    if isinstance(data, (str, os.PathLike, np.ndarray)):
+        data = [data]
+    for item in data:
+        if isinstance(item, (str, os.PathLike)):
+            from tfaudio.io.decode import load_audio
+            from tfaudio.signal.resample import resample
+
+            audio, file_rate = load_audio(item)
+            yield audio if file_rate == rate else np.asarray(resample(audio, int(file_rate), rate))
+        else:
+            audio = np.asarray(item, np.float32)
+            if audio.ndim != 1:
+                raise TfaudioError(f"representative_data: expected mono waveforms [samples] at {rate} Hz, got "
+                                   f"an array of shape {audio.shape}. Fix: average the channels first.")
+            yield audio
+
+
+def _calibration_set(data: Any, rate: int, window_samples: int) -> list[np.ndarray]:
+    windows: list[np.ndarray] = []
+    for audio in _representative_waveforms(data, rate):
+        for window in _windows(audio, window_samples):
+            windows.append(window)
+            if len(windows) >= MAX_CALIBRATION_WINDOWS:
+                return windows
+    if not windows:
+        raise TfaudioError("representative_data is empty. Fix: pass some real clips (e.g. the training "
+                           "audio) for int8 calibration.")
+    return windows
+
+
+def _frontend_nodes(model: bytes) -> list[str]:
+    """Output tensor names of the ops in the frontend scope (the int8 quantizer leaves them float)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    graph = schema.Model.GetRootAsModel(model, 0).Subgraphs(0)
+    names = []
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        for j in range(op.OutputsLength()):
+            name = graph.Tensors(op.Outputs(j)).Name().decode()
+            if name.split(";")[0].startswith(FRONTEND_SCOPE + "/"):
+                names.append(name)
+    return names
+
+
+def _convert(concrete, module, quantization: str, calibration: list[np.ndarray] | None) -> bytes:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantization == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([w] for w in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        converter.inference_input_type = tf.float32
+        converter.inference_output_type = tf.float32
+        # Calibrate, then quantize with the frontend's ops excluded: the same two steps as
+        # tf.lite.experimental.QuantizationDebugger's selective quantization (denylisted_nodes).
+        converter._experimental_calibrate_only = True
+        calibrated = converter.convert()
+        try:
+            from tensorflow.lite.python.convert import mlir_quantize
+        except ImportError as err:  # pragma: no cover - moved in some future TensorFlow
+            raise TfaudioError(f"int8 export needs tensorflow.lite.python.convert.mlir_quantize ({err}); "
+                               f"this TensorFlow ({tf.__version__}) does not have it.") from err
+        model = mlir_quantize(calibrated, denylisted_nodes=_frontend_nodes(calibrated))
+        return _frontend_constants_to_float16(model)
+    model = converter.convert()
+    return _frontend_constants_to_float16(model) if quantization == "dynamic" else model
+
+
+def _frontend_constants_to_float16(model: bytes, min_elements: int = 1024) -> bytes:
+    """Stores the large constants read only by frontend ops as float16 + one DEQUANTIZE each.
+
+    Used on the ``int8`` and ``dynamic`` models: their frontend stays float (int8 DFT / mel weights
+    would need 8-bit spectra); float16 storage halves its two matrices (the windowed DFT and the mel
+    filterbank), which the float16 model does for every weight. Dynamic-range int8 weights of the
+    frontend are de-quantized back to float first. DEQUANTIZE of a constant runs once, at load time.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+    graph = m.subgraphs[0]
+    consumers: dict[int, list] = {}
+    for op in graph.operators:
+        for t in op.inputs:
+            consumers.setdefault(int(t), []).append(op)
+
+    def in_frontend(op) -> bool:
+        return all(graph.tensors[int(t)].name.decode().startswith(FRONTEND_SCOPE + "/") for t in op.outputs)
+
+    def float_values(tensor) -> np.ndarray | None:
+        raw = m.buffers[tensor.buffer].data if 0 < tensor.buffer < len(m.buffers) else None
+        if raw is None or len(raw) == 0:
+            return None
+        raw = np.asarray(raw, np.uint8).tobytes()
+        if tensor.type == schema.TensorType.FLOAT32:
+            return np.frombuffer(raw, "<f4")
+        q = tensor.quantization
+        if tensor.type == schema.TensorType.INT8 and q is not None and q.scale is not None:
+            shape = [int(d) for d in tensor.shape]
+            values = np.frombuffer(raw, np.int8).astype(np.float32).reshape(shape)
+            axis = int(q.quantizedDimension) if len(q.scale) > 1 else 0
+            bshape = [1] * len(shape)
+            bshape[axis] = len(q.scale)
+            zero = np.asarray(q.zeroPoint if q.zeroPoint is not None else 0, np.float32)
+            if zero.size > 1:
+                zero = zero.reshape(bshape)
+            return ((values - zero) * np.asarray(q.scale, np.float32).reshape(bshape)).ravel()
+        return None
+
+    targets = []
+    for index, tensor in enumerate(graph.tensors):
+        users = consumers.get(index)
+        if users and all(in_frontend(op) for op in users):
+            values = float_values(tensor)
+            if values is not None and values.size >= min_elements:
+                targets.append((index, values))
+    if not targets:
+        return model
+    codes = [c.builtinCode for c in m.operatorCodes]
+    if schema.BuiltinOperator.DEQUANTIZE in codes:
+        opcode = codes.index(schema.BuiltinOperator.DEQUANTIZE)
+        m.operatorCodes[opcode].version = max(m.operatorCodes[opcode].version, 3)
+    else:
+        code = schema.OperatorCodeT()
+        code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.DEQUANTIZE
+        code.version = 3  # the float16-input version
+        m.operatorCodes.append(code)
+        opcode = len(m.operatorCodes) - 1
+    readers: dict[int, int] = {}
+    for sub in m.subgraphs:
+        for t in sub.tensors:
+            readers[t.buffer] = readers.get(t.buffer, 0) + 1
+    dequantize_ops = []
+    for index, values in targets:
+        tensor = graph.tensors[index]
+        if readers[tensor.buffer] == 1:  # the converter shares equal constants: free only our own
+            m.buffers[tensor.buffer].data = None
+        half = schema.BufferT()
+        half.data = np.frombuffer(values.astype("<f2").tobytes(), np.uint8)
+        m.buffers.append(half)
+        source = schema.TensorT()
+        source.shape, source.type = tensor.shape, schema.TensorType.FLOAT16
+        source.buffer, source.name = len(m.buffers) - 1, tensor.name + b"_float16"
+        graph.tensors.append(source)
+        # buffer 0 is the empty sentinel: the tensor is now computed by the DEQUANTIZE op
+        tensor.buffer, tensor.type, tensor.quantization = 0, schema.TensorType.FLOAT32, None
+        op = schema.OperatorT()
+        op.opcodeIndex = opcode
+        op.inputs = np.array([len(graph.tensors) - 1], np.int32)
+        op.outputs = np.array([index], np.int32)
+        dequantize_ops.append(op)
+    # constants first: operators must stay in topological order
+    graph.operators = dequantize_ops + list(graph.operators)
+    return _pack(m)
+
+
+def _pack(model) -> bytes:
+    import flatbuffers
+
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+# ---- metadata ------------------------------------------------------------------------------------
+def _metadata_fb():
+    try:
+        from mediapipe.tasks.metadata import metadata_schema_py_generated as fb
+    except ImportError as err:
+        raise TfaudioError("writing TFLite model metadata needs the metadata schema shipped with MediaPipe. "
+                           "Fix: pip install mediapipe, or pass metadata=False.") from err
+    return fb
+
+
+def _metadata_buffer(labels: tuple[str, ...], sample_rate: int, description: str) -> bytes:
+    """The ``TFLITE_METADATA`` flatbuffer, laid out like the official yamnet_classification.tflite."""
+    import flatbuffers
+
+    fb = _metadata_fb()
+    audio = fb.AudioPropertiesT()
+    audio.sampleRate, audio.channels = int(sample_rate), 1
+    inp = fb.TensorMetadataT()
+    inp.name = "audio_clip"
+    inp.description = (f"Input audio clip to be classified ({sample_rate / 1000:g} kHz float32 waveform samples "
+                       "in range -1.0..1.0).")
+    inp.content = fb.ContentT()
+    inp.content.contentPropertiesType = fb.ContentProperties.AudioProperties
+    inp.content.contentProperties = audio
+    inp.stats = fb.StatsT()
+
+    label_file = fb.AssociatedFileT()
+    label_file.name = LABELS_FILE
+    label_file.description = "Labels for categories that the model can recognize."
+    label_file.type = fb.AssociatedFileType.TENSOR_AXIS_LABELS
+    out = fb.TensorMetadataT()
+    out.name = "scores"
+    out.description = f"Scores in range 0..1.0 for each of the {len(labels)} output classes."
+    out.content = fb.ContentT()
+    out.content.contentPropertiesType = fb.ContentProperties.FeatureProperties
+    out.content.contentProperties = fb.FeaturePropertiesT()
+    out.stats = fb.StatsT()
+    out.stats.max, out.stats.min = [1.0], [0.0]
+    out.associatedFiles = [label_file]
+
+    subgraph = fb.SubGraphMetadataT()
+    subgraph.inputTensorMetadata, subgraph.outputTensorMetadata = [inp], [out]
+    meta = fb.ModelMetadataT()
+    meta.name = "tfaudio/audio_classifier"
+    meta.description = description
+    meta.version = "v1"
+    meta.author = "tfaudio"
+    meta.subgraphMetadata = [subgraph]
+    meta.minParserVersion = _MIN_PARSER_VERSION
+    builder = flatbuffers.Builder(0)
+    builder.Finish(meta.Pack(builder), file_identifier=b"M001")
+    return bytes(builder.Output())
+
+
+def _with_metadata(model: bytes, labels: tuple[str, ...], sample_rate: int, description: str) -> bytes:
+    """``model`` with the metadata buffer set and ``labels.txt`` appended as a zip entry (what
+    MediaPipe's MetadataPopulator writes)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(_metadata_buffer(labels, sample_rate, description), np.uint8)
+    m.buffers.append(buffer)
+    entries = [e for e in (m.metadata or []) if e.name.decode() != _METADATA_NAME]
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = _METADATA_NAME.encode(), len(m.buffers) - 1
+    m.metadata = entries + [entry]
+    out = io.BytesIO(_pack(m))
+    out.seek(0, io.SEEK_END)
+    with zipfile.ZipFile(out, "a") as zf:  # stored, not compressed: the task libraries read it in place
+        zf.writestr(LABELS_FILE, "\n".join(labels) + "\n")
+    return out.getvalue()
+
+
+def _to_plain(obj: Any) -> Any:
+    if isinstance(obj, bytes):
+        return obj.decode()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(x) for x in obj]
+    if hasattr(obj, "__dict__"):
+        return {k: _to_plain(v) for k, v in vars(obj).items() if v is not None}
+    return obj
+
+
+def read_metadata(model: str | os.PathLike | bytes) -> dict[str, Any]:
+    """The TFLite model metadata of a ``.tflite`` file as a dict, plus its packed files.
+
+    The dict has the schema's field names (as MediaPipe's ``MetadataDisplayer`` JSON:
+    ``name``, ``subgraphMetadata[0].inputTensorMetadata[0].content.contentProperties.sampleRate``...)
+    and ``"associated_files"``: ``{name: text}`` of the files packed into the model. Empty when the
+    model has no metadata.
+
+    Example:
+        >>> meta = read_metadata("export/model_int8.tflite")
+        >>> meta["associated_files"]["labels.txt"].split()
+        ['cat', 'dog']
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    data = model if isinstance(model, bytes) else pathlib.Path(model).read_bytes()
+    fb = _metadata_fb()
+    m = schema.Model.GetRootAsModel(data, 0)
+    out: dict[str, Any] = {}
+    for i in range(m.MetadataLength()):
+        entry = m.Metadata(i)
+        if entry.Name().decode() == _METADATA_NAME:
+            raw = m.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+            out = _to_plain(fb.ModelMetadataT.InitFromObj(fb.ModelMetadata.GetRootAsModelMetadata(raw, 0)))
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            out["associated_files"] = {n: zf.read(n).decode("utf8", "replace") for n in zf.namelist()}
+    except zipfile.BadZipFile:
+        out["associated_files"] = {}
+    return out
+
+
+# ---- public API ----------------------------------------------------------------------------------
+def tflite_model(
+    classifier: Any,
+    *,
+    quantization: str = "float32",
+    window_samples: int = 15600,
+    whole_clip: bool = False,
+    representative_data: Iterable[Any] | None = None,
+    metadata: bool = True,
+) -> bytes:
+    """The bytes of the TFLite model :func:`export_tflite` writes (same arguments, no file)."""
+    labels = check_exportable(classifier)
+    if quantization not in QUANTIZATIONS:
+        raise TfaudioError(f"quantization={quantization!r}: expected one of {', '.join(QUANTIZATIONS)}.")
+    contract = classifier.backbone.contract
+    rate, minimum = int(contract.sample_rate), int(contract.min_samples)
+    if not whole_clip and int(window_samples) < minimum:
+        raise TfaudioError(
+            f"window_samples={window_samples} is shorter than one patch: the backbone needs at least {minimum} "
+            f"samples ({minimum / rate:g} s at {rate} Hz). Fix: window_samples >= {minimum} (e.g. {minimum}, "
+            f"or {minimum} + k * {contract.hop_samples} for k more patches)."
+        )
+    calibration = None
+    if quantization == "int8":
+        if representative_data is None:
+            raise TfaudioError(
+                "int8 quantization needs representative_data: real clips like the ones the model will see, "
+                f"as float32 waveforms at {rate} Hz, audio file paths or a Manifest (e.g. the training clips). "
+                "Fix: pass representative_data=..., or choose quantization='dynamic' (no data needed)."
+            )
+        calibration = _calibration_set(representative_data, rate, int(window_samples))
+    graph = _WindowModel(classifier, None if whole_clip else int(window_samples))
+    model = _convert(graph.function, graph.module, quantization, calibration)
+    if metadata:
+        span = "clips of any length (resize the input)" if whole_clip else f"{int(window_samples) / rate:g} s windows"
+        description = (f"Classifies {span} of {rate / 1000:g} kHz mono audio into {len(labels)} classes "
+                       f"({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''}): YAMNet backbone + "
+                       f"tfaudio head, {quantization}.")
+        model = _with_metadata(model, labels, rate, description)
+    return model
+
+
+def export_tflite(
+    classifier: Any,
+    path: str | os.PathLike,
+    *,
+    quantization: str = "float32",
+    window_samples: int = 15600,
+    whole_clip: bool = False,
+    representative_data: Iterable[Any] | None = None,
+    overwrite: bool = False,
+    metadata: bool = True,
+) -> pathlib.Path:
+    """Writes ``classifier`` as a ``.tflite`` file: a 16 kHz waveform window in, class scores out.
+
+    Input ``waveform`` float32 ``[1, window_samples]`` (mono, 16 kHz, values in -1..1); output
+    float32 ``[1, C]``: the mean of the head's scores over the window's 0.96 s patches. With
+    ``whole_clip=True`` the input is ``[1, None]``: resize it per clip with
+    ``interpreter.resize_tensor_input(index, [1, n])`` (MediaPipe needs a fixed window: keep it False
+    for Android). Builtin TFLite ops only; no Flex/Select TF ops.
+
+    Args:
+        classifier: a trained :class:`~tfaudio.tasks.audio_classifier.AudioClassifier` on YAMNet.
+        path: the ``.tflite`` file to write (atomically: a temporary file renamed into place).
+        quantization: ``"float32"``, ``"float16"`` (float16 weights), ``"dynamic"`` (dynamic-range
+            int8 weights) or ``"int8"`` (full integer body and head, float frontend, float32 input
+            and output; needs ``representative_data``).
+        window_samples: samples per window at 16 kHz; at least 15600 (one 0.96 s patch + the STFT
+            window, 0.975 s). 15600 + k * 7680 gives k + 1 whole patches.
+        whole_clip: a dynamic input length instead of a fixed window.
+        representative_data: for ``int8``: float32 waveforms at 16 kHz, audio file paths or a
+            :class:`~tfaudio.data.manifest.Manifest`; cut into windows (at most 300 are used).
+        overwrite: replace an existing ``path``.
+        metadata: pack the TFLite model metadata (audio properties, ``labels.txt``) that MediaPipe
+            Tasks and the TFLite Task Library read.
+
+    Returns:
+        ``path`` as a :class:`pathlib.Path`.
+
+    Raises:
+        TfaudioError: ``path`` exists without ``overwrite``; the classifier is untrained or its labels
+            do not match its head; ``window_samples`` < 15600; ``int8`` without representative data.
+
+    Example:
+        >>> export_tflite(clf, "export/model_float16.tflite", quantization="float16")
+        >>> export_tflite(clf, "export/model_int8.tflite", quantization="int8",
+        ...               representative_data=train_manifest)
+    """
+    path = pathlib.Path(path)
+    if path.exists() and not overwrite:
+        raise TfaudioError(f"{path} already exists. Fix: pass overwrite=True (--overwrite) or choose another file.")
+    model = tflite_model(classifier, quantization=quantization, window_samples=window_samples,
+                         whole_clip=whole_clip, representative_data=representative_data, metadata=metadata)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_bytes(model)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
