@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import warnings
 
 import numpy as np
 import pytest
@@ -34,8 +33,6 @@ def split():
 
 @pytest.fixture(scope="module")
 def clf(split, tmp_path_factory):
-    import tensorflow as tf
-
     from tfaudio.backbones.yamnet_backbone import YAMNetBackbone
     from tfaudio.data.embedding_cache import EmbeddingCache
     from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
@@ -44,15 +41,7 @@ def clf(split, tmp_path_factory):
     cache = EmbeddingCache(backbone, tmp_path_factory.mktemp("cache"))
     train, val = cache.load(split.train, progress=False), cache.load(split.val, progress=False)
     config = TrainConfig(epochs=12, batch_size=32, learning_rate=3e-3, patience=3)
-    # A few hundred frames: eager steps take milliseconds, while autograph-converting Keras' train
-    # step the first time in a process takes 15-30 s.
-    tf.config.run_functions_eagerly(True)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Even though the `tf.config.experimental_run_functions")
-            return AudioClassifier(backbone, labels=LABELS, cache=cache).fit(train, val, config)
-    finally:
-        tf.config.run_functions_eagerly(False)
+    return AudioClassifier(backbone, labels=LABELS, cache=cache).fit(train, val, config)
 
 
 def _load_16k(path) -> np.ndarray:

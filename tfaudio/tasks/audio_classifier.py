@@ -345,11 +345,12 @@ def _train_head(model, x, y, sample_weight, val, config: TrainConfig, multi_labe
     else:
         loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction="none")
     optimizer = keras.optimizers.Adam(config.learning_rate)
+    one_hot = y.ndim == 2
 
     def accuracy(yt, yp):
         if multi_label:
             return tf.reduce_mean(tf.cast(tf.equal(yt > 0.5, yp > 0.5), tf.float32), axis=-1)
-        truth = tf.argmax(yt, -1) if yt.shape.rank == 2 else tf.cast(yt, tf.int64)
+        truth = tf.argmax(yt, -1) if one_hot else tf.cast(yt, tf.int64)
         return tf.cast(tf.equal(truth, tf.argmax(yp, -1)), tf.float32)
 
     def step(xb, yb, wb):
