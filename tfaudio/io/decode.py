@@ -687,7 +687,8 @@ def load_audio(path, *, mono: bool = True, backend: str = "auto") -> tuple[np.nd
     if not np.isfinite(audio).all():
         raise AudioError(path, "contains NaN or Inf samples.", "remove or replace the clip.")
     if mono:
-        audio = audio.mean(axis=1, dtype=np.float32)  # same as mix_to_mono
+        # same as mix_to_mono; a single channel needs no averaging pass (most clips)
+        audio = audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1, dtype=np.float32)
     return np.ascontiguousarray(audio, np.float32), rate
 
 
