@@ -1,0 +1,651 @@
+"""Wav2Vec2 and HuBERT (also DistilHuBERT) as tfaudio backbones, on transformers' TensorFlow classes.
+
+A checkpoint (a Hugging Face model id or a folder written by ``save_pretrained``) is loaded into
+``TFWav2Vec2Model`` or ``TFHubertModel`` according to its ``config.model_type``; tfaudio then runs the
+model's own layers in its own forward pass so that a zero-padded batch gives, frame for frame, what
+each clip gives alone. Data flow of :meth:`Wav2Vec2Backbone.batch_frames`::
+
+    waveforms [B, S], lengths [B]
+      → truncate to max_seconds, zero past each length                      [B, S]
+      → per-clip zero mean / unit variance over the valid samples only      [B, S]   (do_normalize)
+      → zero-pad to the receptive field (400 samples)                       [B, S']
+      → conv feature encoder (7 convs, total stride 320 = 20 ms)            [B, F, 512]
+          "layer" norm checkpoints: LayerNorm per frame (batch-independent already)
+          "group" norm checkpoints (wav2vec2-base, HuBERT-base, DistilHuBERT): the first conv's
+          GroupNorm normalises over TIME; its statistics are taken over each clip's valid frames only
+      → feature projection (LayerNorm + Dense)                              [B, F, H]
+      → transformer encoder with an attention mask of the valid frames      [B, F, H]
+      → last layer / hidden_states[k] / softmax-weighted sum of all layers  [B, F, H], mask [B, F]
+
+Why not follow transformers' advice for "group" norm checkpoints (zero-pad, no attention mask)?
+Zero-padding changes the first GroupNorm's statistics and lets padded frames into every attention
+softmax, so a padded clip's embeddings drift from the clip's own: by 0.7-2.1 (max abs, frames of
+unit scale) on the tiny random test models; passing transformers an attention mask instead still
+leaves 0.45-0.75 for "group" checkpoints (the GroupNorm statistics) and is exact only for "layer"
+ones. With the masked statistics and the attention mask above, the batch equals the clips run alone,
+which is the unpadded forward pass the checkpoint's authors evaluate.
+
+Tolerances (float32, CPU, max abs difference of frames of unit scale), the same for "layer" norm
+(wav2vec2-large-lv60 style) and "group" norm (wav2vec2-base, HuBERT, DistilHuBERT) checkpoints:
+padded batch vs. each clip alone < 5e-6 measured (tests assert 1e-4); vs. transformers' own model on
+the unpadded clip < 3e-6; XLA (``jit_compile=True``) vs. plain ~3e-6. The only differences left are
+float rounding from different matrix shapes; nothing of one clip reaches another.
+
+DistilHuBERT: its config has ``feat_proj_layer_norm=False``, which transformers' TF HuBERT ignores
+(it always applies that LayerNorm, with weights the checkpoint does not have); tfaudio skips it, as
+the PyTorch model does.
+
+Example:
+    >>> w2v = Wav2Vec2Backbone.from_pretrained("facebook/wav2vec2-base")   # or a local folder
+    >>> w2v.contract
+    InputContract(sample_rate=16000, frame_seconds=0.025, hop_seconds=0.02, embedding_dim=768, min_seconds=0.025)
+    >>> w2v.frames(tf.zeros([16000])).shape                                # 1 s → 49 frames
+    TensorShape([49, 768])
+    >>> emb, mask = w2v.batch_frames(tf.zeros([8, 32000]), tf.fill([8], 32000))
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pathlib
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from tfaudio.backbones.backbone import Backbone, InputContract
+from tfaudio.errors import AudioError, TfaudioError, WeightsNotFoundError
+
+__all__ = ["Wav2Vec2Backbone", "Wav2Vec2Embedder", "SUPPORTED_MODEL_TYPES", "conv_output_length"]
+
+log = logging.getLogger(__name__)
+
+#: ``config.model_type`` → transformers' TF class. DistilHuBERT checkpoints are ``"hubert"``.
+SUPPORTED_MODEL_TYPES = {"wav2vec2": "TFWav2Vec2Model", "hubert": "TFHubertModel"}
+_TRUE = ("1", "true", "yes", "on")
+# transformers' Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm uses this epsilon.
+_NORM_EPS = 1e-7
+# Weights that a base-model checkpoint may lack without harm (SpecAugment's mask vector is only used
+# in pre-training; DistilHuBERT has no feature-projection LayerNorm, see feat_proj_layer_norm).
+_OPTIONAL_WEIGHTS = ("masked_spec_embed", "feature_projection/layer_norm")
+_VOLATILE_CONFIG = ("transformers_version", "_name_or_path", "architectures", "torch_dtype", "dtype", "layerdrop",
+                    "apply_spec_augment", "output_hidden_states", "output_attentions", "return_dict")
+
+
+def conv_output_length(num_samples, kernels, strides):
+    """Frames the conv feature encoder makes from ``num_samples`` samples (valid convolutions):
+    ``n → (n - kernel) // stride + 1`` per layer, as transformers' ``_get_feat_extract_output_lengths``.
+    Works on Python ints and on int tensors; negative results mean "not even one frame"."""
+    n = num_samples
+    for k, s in zip(kernels, strides, strict=True):
+        n = (n - k) // s + 1
+    return n
+
+
+def receptive_field(kernels, strides) -> int:
+    """Samples one frame of the conv stack sees (400 for wav2vec2's 7 layers: 25 ms at 16 kHz)."""
+    r = 1
+    for k, s in reversed(list(zip(kernels, strides, strict=True))):
+        r = (r - 1) * s + k
+    return r
+
+
+def _offline_env() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in _TRUE
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TFAUDIO_OFFLINE"))
+
+
+def _hf_cache_dir() -> pathlib.Path:
+    """Where huggingface_hub keeps downloads, read from the environment now (not at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return pathlib.Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return pathlib.Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (pathlib.Path(xdg) if xdg else pathlib.Path.home() / ".cache") / "huggingface" / "hub"
+
+
+def _looks_like_path(source: str) -> bool:
+    """A source that can only be a folder (a hub id is ``name`` or ``owner/name``)."""
+    return (source.startswith((".", "/", "~")) or "\\" in source or source.count("/") > 1
+            or os.path.isabs(source))
+
+
+def _torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def _masked_group_norm(x: tf.Tensor, lengths: tf.Tensor, norm: keras.layers.Layer) -> tf.Tensor:
+    """transformers' TFWav2Vec2GroupNorm (GroupNorm over time and the channels of each group) with
+    statistics over the first ``lengths[b]`` frames of each clip only.
+
+    Args:
+        x: float ``[B, T, C]`` conv output.
+        lengths: int32 ``[B]`` valid frames per clip.
+        norm: the checkpoint's GroupNorm layer (``groups``, ``epsilon``, ``gamma``, ``beta``).
+    """
+    dtype = x.dtype
+    x = tf.cast(x, tf.float32)
+    channels = x.shape[-1]
+    groups = norm.groups
+    shape = tf.shape(x)
+    grouped = tf.reshape(x, [shape[0], shape[1], groups, channels // groups])  # [B, T, G, C/G]
+    valid = tf.reshape(tf.sequence_mask(lengths, shape[1], tf.float32), [shape[0], shape[1], 1, 1])  # [B, T, 1, 1]
+    count = tf.reshape(tf.maximum(tf.cast(lengths, tf.float32), 1.0), [-1, 1, 1, 1]) * (channels // groups)
+    mean = tf.reduce_sum(grouped * valid, axis=[1, 3], keepdims=True) / count  # [B, 1, G, 1]
+    var = tf.reduce_sum(tf.square((grouped - mean) * valid), axis=[1, 3], keepdims=True) / count
+    normed = tf.reshape((grouped - mean) * tf.math.rsqrt(var + norm.epsilon), shape)  # [B, T, C]
+    if norm.gamma is not None:
+        normed = normed * tf.cast(norm.gamma, tf.float32)
+    if norm.beta is not None:
+        normed = normed + tf.cast(norm.beta, tf.float32)
+    return tf.cast(normed, dtype)
+
+
+class Wav2Vec2Embedder(keras.layers.Layer):
+    """Keras layer: (waveforms ``[B, S]``, lengths ``[B]``) → (embeddings ``[B, F, H]``, bool mask ``[B, F]``).
+
+    Owns the transformers model (its weights are this layer's weights) and, for
+    ``layer="weighted"``, the trainable layer logits (softmax-normalised weights of the
+    ``num_hidden_layers + 1`` hidden states, initialised equal). The backbone's extraction and the
+    fine-tuning model call this same layer, so they cannot drift apart.
+
+    Args:
+        model: a built ``TFWav2Vec2Model`` or ``TFHubertModel``.
+        layer: ``"last"``, an int ``k`` (``hidden_states[k]``: 0 is the input of the first transformer
+            layer, ``num_hidden_layers`` the last) or ``"weighted"``.
+        do_normalize: per-clip zero mean / unit variance over the valid samples.
+        max_samples: clips are cut to this many samples (None: no limit).
+    """
+
+    def __init__(self, model, *, layer: str | int = "last", do_normalize: bool = True,
+                 max_samples: int | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.model = model
+        config = model.config
+        self.layer = layer
+        self.do_normalize = bool(do_normalize)
+        self.max_samples = int(max_samples) if max_samples else None
+        self.kernels = tuple(int(k) for k in config.conv_kernel)
+        self.strides = tuple(int(s) for s in config.conv_stride)
+        self.min_samples = receptive_field(self.kernels, self.strides)
+        self.num_states = int(config.num_hidden_layers) + 1
+        self.group_norm = config.feat_extract_norm == "group"
+        # transformers' TF HuBERT always applies the feature-projection LayerNorm; PyTorch skips it
+        # when feat_proj_layer_norm is False (DistilHuBERT). Follow the checkpoint, not the TF port.
+        self.projection_norm = bool(getattr(config, "feat_proj_layer_norm", True))
+        if layer == "weighted":
+            self.layer_logits = self.add_weight(name="layer_logits", shape=(self.num_states,),
+                                                initializer="zeros", trainable=True, dtype=tf.float32)
+
+    @property
+    def main(self) -> keras.layers.Layer:
+        """The transformers main layer (``model.wav2vec2`` or ``model.hubert``)."""
+        return getattr(self.model, self.model.base_model_prefix)
+
+    @property
+    def feature_encoder(self) -> keras.layers.Layer:
+        """The convolutional feature encoder (freeze it with ``.trainable = False``)."""
+        return self.main.feature_extractor
+
+    def layer_weights(self) -> tf.Tensor:
+        """Softmax weights ``[num_hidden_layers + 1]`` of the hidden states (``layer="weighted"``)."""
+        return tf.nn.softmax(self.layer_logits)
+
+    def prepare(self, waveforms, lengths) -> tuple[tf.Tensor, tf.Tensor]:
+        """Truncation, zeroing past each length, normalisation over the valid samples and padding to
+        the receptive field: (model input ``[B, S']``, effective lengths ``[B]``)."""
+        x = tf.cast(waveforms, tf.float32)  # [B, S]
+        n = tf.cast(lengths, tf.int32)  # [B]
+        if self.max_samples:
+            x = x[:, : self.max_samples]
+            n = tf.minimum(n, self.max_samples)
+        width = tf.shape(x)[1]
+        n = tf.clip_by_value(n, 0, width)
+        valid = tf.sequence_mask(n, width, tf.float32)  # [B, S]
+        x = x * valid
+        if self.do_normalize:
+            count = tf.expand_dims(tf.maximum(tf.cast(n, tf.float32), 1.0), 1)  # [B, 1]
+            mean = tf.reduce_sum(x, axis=1, keepdims=True) / count
+            var = tf.reduce_sum(tf.square((x - mean) * valid), axis=1, keepdims=True) / count
+            x = (x - mean) * tf.math.rsqrt(var + _NORM_EPS) * valid
+        # clips shorter than one frame are zero-padded to it (and the padding counts as the clip)
+        x = tf.pad(x, [[0, 0], [0, tf.maximum(0, self.min_samples - width)]])  # [B, S']
+        return x, tf.maximum(n, self.min_samples)
+
+    def _features(self, x, n, training):
+        """Conv feature encoder with per-clip GroupNorm statistics: ``[B, S']`` → ``[B, F, C]``, ``[B]``."""
+        h = tf.expand_dims(x, -1)  # [B, S', 1] (not x[..., None]: TFLite has no new-axis StridedSlice)
+        for i, conv_layer in enumerate(self.feature_encoder.conv_layers):
+            h = conv_layer.conv(h)
+            n = (n - self.kernels[i]) // self.strides[i] + 1
+            norm = getattr(conv_layer, "layer_norm", None)
+            if norm is not None:
+                h = _masked_group_norm(h, n, norm) if self.group_norm else norm(h)
+            h = conv_layer.activation(h)
+        return h, n  # [B, F, C], [B]
+
+    # No tensor-dependent Python control flow here or in the transformers layers below: converting them
+    # with AutoGraph would only cost time (~10 s per Keras fit/evaluate/predict trace of a tiny model).
+    @tf.autograph.experimental.do_not_convert
+    def call(self, inputs, training: bool | None = False):
+        waveforms, lengths = inputs
+        training = bool(training)
+        x, n = self.prepare(waveforms, lengths)
+        features, frames = self._features(x, n, training)  # [B, F, C], [B]
+        mask = tf.sequence_mask(frames, tf.shape(features)[1])  # [B, F]
+        projection = self.main.feature_projection
+        if self.projection_norm:
+            hidden = projection(features, training=training)
+            hidden = hidden[0] if isinstance(hidden, (tuple, list)) else hidden  # wav2vec2 also returns the norm
+        else:
+            hidden = projection.dropout(projection.projection(features), training=training)
+        want_states = self.layer != "last"
+        out = self.main.encoder(hidden, attention_mask=tf.cast(mask, hidden.dtype),
+                                output_hidden_states=want_states, return_dict=True, training=training)
+        if self.layer == "last":
+            emb = out.last_hidden_state
+        elif self.layer == "weighted":
+            states = tf.stack([tf.cast(s, tf.float32) for s in out.hidden_states], axis=0)  # [L+1, B, F, H]
+            emb = tf.tensordot(self.layer_weights(), states, axes=1)  # [B, F, H]
+        else:
+            emb = out.hidden_states[int(self.layer)]
+        emb = tf.cast(emb, tf.float32) * tf.expand_dims(tf.cast(mask, tf.float32), -1)  # padded frames → 0
+        return emb, mask
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+
+class Wav2Vec2Backbone(Backbone):
+    """Wav2Vec2 / HuBERT / DistilHuBERT as a tfaudio backbone: 16 kHz mono waveforms → one
+    ``hidden_size`` embedding every 20 ms (each frame sees 25 ms).
+
+    Build it with :meth:`from_pretrained`; the constructor wraps an already loaded transformers model.
+
+    Args:
+        model: a built ``TFWav2Vec2Model`` or ``TFHubertModel``.
+        layer: ``"last"`` (default), an int ``k`` (``hidden_states[k]``; 0 = the transformer's input,
+            ``num_hidden_layers`` = the last layer; negative counts from the end) or ``"weighted"``
+            (a softmax-weighted sum of all hidden states with trainable weights, equal at first).
+        sampling_rate: the checkpoint's rate in Hz (its feature extractor's; 16000).
+        do_normalize: zero mean / unit variance per clip over its valid samples (the feature
+            extractor's setting; wav2vec2-base and most checkpoints: True).
+        return_attention_mask: the feature extractor's setting, kept for information: tfaudio masks
+            padded batches for every checkpoint (see the module docstring).
+        max_seconds: clips are cut to this length (None: no limit; memory grows with the square of
+            the length in attention).
+        jit_compile: run extraction (:meth:`batch_frames`, :meth:`frames`) through XLA. Batches are
+            padded to a width in steps of 0.5 s and to a power-of-two number of clips (masking keeps
+            the results equal, ~3e-6), so XLA compiles once per bucket (5-20 s each for
+            wav2vec2-base on 2 cores). On the 2-core test CPU it gave 0.8-2× the plain batched
+            throughput from run to run, no consistent gain (BENCHMARKS.md); it is meant for GPUs and
+            long extraction jobs. Off by default because of the compile time.
+        source: what the weights were loaded from (kept for :meth:`spec`).
+    """
+
+    def __init__(self, model, *, layer: str | int = "last", sampling_rate: int = 16000,
+                 do_normalize: bool = True, return_attention_mask: bool | None = None,
+                 max_seconds: float | None = None, jit_compile: bool = False, source: str | None = None):
+        config = model.config
+        self.model = model
+        self.config = config
+        self.model_type = config.model_type
+        self.layer = self._check_layer(layer, int(config.num_hidden_layers))
+        self.sampling_rate = int(sampling_rate)
+        self.do_normalize = bool(do_normalize)
+        self.return_attention_mask = (config.feat_extract_norm == "layer" if return_attention_mask is None
+                                      else bool(return_attention_mask))
+        self.max_seconds = float(max_seconds) if max_seconds else None
+        self.source = source
+        kernels, strides = tuple(config.conv_kernel), tuple(config.conv_stride)
+        self.receptive_field_samples = receptive_field(kernels, strides)
+        self.hop_samples = int(np.prod(strides))
+        self.contract = InputContract(
+            sample_rate=self.sampling_rate,
+            frame_seconds=self.receptive_field_samples / self.sampling_rate,
+            hop_seconds=self.hop_samples / self.sampling_rate,
+            embedding_dim=int(config.hidden_size),
+            min_seconds=self.receptive_field_samples / self.sampling_rate,
+        )
+        max_samples = int(round(self.max_seconds * self.sampling_rate)) if self.max_seconds else None
+        if max_samples is not None and max_samples < self.receptive_field_samples:
+            raise TfaudioError(f"max_seconds={max_seconds} is shorter than one frame "
+                               f"({self.contract.frame_seconds} s). Fix: use max_seconds >= {self.contract.frame_seconds}.")
+        self.max_samples = max_samples
+        self.embedder = Wav2Vec2Embedder(model, layer=self.layer, do_normalize=self.do_normalize,
+                                         max_samples=max_samples, name=f"{self.model_type}_embedder")
+        self._fingerprint: str | None = None
+        self.shared_with_model = False  # set by fine-tuning: weights may change, fingerprint is not cached
+        self.jit_compile = bool(jit_compile)
+        # One trace: free batch and length, so no retracing per clip length or batch size (XLA still
+        # compiles per concrete shape, hence the buckets in _run).
+        self._batch_fn = tf.function(
+            self._forward,
+            input_signature=[tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)],
+            autograph=False,
+            jit_compile=self.jit_compile,
+        )
+
+    @staticmethod
+    def _check_layer(layer, num_layers: int):
+        if isinstance(layer, str) and layer.lstrip("-").isdigit():
+            layer = int(layer)
+        if layer in ("last", "weighted"):
+            return layer
+        if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
+            if -(num_layers + 1) <= layer <= num_layers:
+                return int(layer) % (num_layers + 1)
+            raise TfaudioError(f"layer={layer} is out of range: this model has hidden states 0..{num_layers} "
+                               f"(0 = transformer input, {num_layers} = last layer).")
+        raise TfaudioError(f"layer must be 'last', 'weighted' or an int, got {layer!r}.")
+
+    # ---- construction ----------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_id_or_path: str | os.PathLike,
+        *,
+        layer: str | int = "last",
+        from_pt: bool | None = None,
+        max_seconds: float | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool | None = None,
+        jit_compile: bool = False,
+    ) -> Wav2Vec2Backbone:
+        """Loads a Wav2Vec2, HuBERT or DistilHuBERT checkpoint with transformers.
+
+        The model class follows ``config.model_type`` (``wav2vec2`` → ``TFWav2Vec2Model``, ``hubert``
+        → ``TFHubertModel``). Weights are read in this order: ``model.safetensors`` (TF or PyTorch
+        layout: no torch needed), ``tf_model.h5``, then PyTorch ``pytorch_model.bin`` (needs torch).
+        Hub ids go through the Hugging Face cache (``cache_dir``, else $HF_HUB_CACHE, $HF_HOME/hub,
+        ~/.cache/huggingface/hub); with $HF_HUB_OFFLINE / $TRANSFORMERS_OFFLINE / $TFAUDIO_OFFLINE
+        set, or ``local_files_only=True``, nothing is downloaded. The input settings (rate,
+        normalisation) come from the checkpoint's ``preprocessor_config.json`` when it has one, else
+        from ``Wav2Vec2FeatureExtractor``'s defaults (16 kHz, normalised).
+
+        Args:
+            model_id_or_path: a folder written by ``save_pretrained`` or a hub id such as
+                ``"facebook/wav2vec2-base"``, ``"facebook/hubert-base-ls960"``, ``"ntu-spml/distilhubert"``.
+            layer: see the class.
+            from_pt: True: load PyTorch weights (needs torch); False: TF/safetensors only; None: TF or
+                safetensors if present, else PyTorch when torch is installed.
+            max_seconds: cut clips to this length (None: no limit).
+            cache_dir: the Hugging Face cache to use.
+            local_files_only: never download (None: True when an offline variable is set).
+            jit_compile: extraction through XLA (see the class).
+
+        Raises:
+            WeightsNotFoundError: no config or weights could be found; the message lists what was tried
+                and how to point at a local folder.
+            TfaudioError: the checkpoint is not a Wav2Vec2/HuBERT model, or only has PyTorch weights
+                and torch is not installed.
+        """
+        source = os.fspath(model_id_or_path)
+        offline = _offline_env() if local_files_only is None else bool(local_files_only)
+        cache = pathlib.Path(cache_dir).expanduser() if cache_dir is not None else _hf_cache_dir()
+        path = pathlib.Path(source).expanduser()
+        local = path.is_dir()
+        fix = (f"Fix: pass a folder that has config.json and model.safetensors or tf_model.h5 (e.g. written by "
+               f"model.save_pretrained(folder) and feature_extractor.save_pretrained(folder)), or a hub id such as "
+               f"'facebook/wav2vec2-base' with network access (unset HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE / "
+               f"TFAUDIO_OFFLINE), or download it once with `huggingface-cli download <id>` into {cache}.")
+        if not local and (path.exists() or _looks_like_path(source)):
+            what = "a file, not a folder" if path.exists() else "no such folder"
+            raise WeightsNotFoundError(f"{source}: {what}. Tried: the local folder {path.resolve()}. {fix}")
+        load_from = str(path) if local else source
+        where = f"the local folder {path.resolve()}" if local else (
+            f"the Hugging Face hub id {source!r} in the cache {cache}" + (" (offline: cache only)" if offline else ""))
+        kwargs = {"cache_dir": str(cache), "local_files_only": offline}
+
+        import transformers
+
+        try:
+            config = transformers.AutoConfig.from_pretrained(load_from, **kwargs)
+        except (OSError, ValueError) as err:
+            raise WeightsNotFoundError(f"{source}: no model config (config.json) found. Tried: {where}. "
+                                       f"transformers said: {err} {fix}") from err
+        model_type = config.model_type
+        if model_type not in SUPPORTED_MODEL_TYPES:
+            raise TfaudioError(f"{source}: model_type {model_type!r} has no TensorFlow class in transformers; "
+                               f"supported: {', '.join(SUPPORTED_MODEL_TYPES)} (DistilHuBERT is 'hubert').")
+        if getattr(config, "conv_pos_batch_norm", False):
+            raise TfaudioError(f"{source}: conv_pos_batch_norm=True is not implemented by transformers' TF "
+                               "HuBERT. Fix: use a checkpoint with weight-normalised positional convolutions.")
+        if getattr(config, "add_adapter", False):
+            raise TfaudioError(f"{source}: add_adapter=True (a CTC adapter) is not implemented by "
+                               "transformers' TF Wav2Vec2. Fix: use the base (pre-trained) checkpoint.")
+        model_cls = getattr(transformers, SUPPORTED_MODEL_TYPES[model_type])
+
+        fe = cls._feature_extractor(load_from, kwargs)
+        model = cls._load_model(model_cls, load_from, config, from_pt, kwargs, source, where, fix)
+        backbone = cls(
+            model, layer=layer, sampling_rate=fe["sampling_rate"], do_normalize=fe["do_normalize"],
+            return_attention_mask=fe["return_attention_mask"], max_seconds=max_seconds, jit_compile=jit_compile,
+            source=source,
+        )
+        return backbone
+
+    @staticmethod
+    def _feature_extractor(load_from: str, kwargs: dict) -> dict[str, Any]:
+        """The feature extractor's settings, or Wav2Vec2FeatureExtractor's defaults without one."""
+        from transformers import Wav2Vec2FeatureExtractor
+
+        try:
+            fe = Wav2Vec2FeatureExtractor.from_pretrained(load_from, **kwargs)
+        except (OSError, ValueError):
+            log.info("%s: no preprocessor_config.json; using Wav2Vec2FeatureExtractor defaults", load_from)
+            fe = Wav2Vec2FeatureExtractor()
+        if getattr(fe, "feature_size", 1) != 1:
+            raise TfaudioError(f"{load_from}: the feature extractor expects {fe.feature_size} input features; "
+                               "tfaudio feeds raw mono waveforms (feature_size 1).")
+        return {"sampling_rate": int(fe.sampling_rate), "do_normalize": bool(fe.do_normalize),
+                "return_attention_mask": bool(fe.return_attention_mask)}
+
+    @staticmethod
+    def _load_model(model_cls, load_from, config, from_pt, kwargs, source, where, fix):
+        def pt_hint(reason):
+            return TfaudioError(
+                f"{source}: {reason}, and loading PyTorch weights needs torch, which is not installed. "
+                f"Fix: pip install torch (CPU wheels are enough), or give TF weights: a folder with "
+                f"model.safetensors or tf_model.h5 (e.g. convert once where torch is installed with "
+                f"TF{model_cls.__name__[2:]}.from_pretrained(src, from_pt=True).save_pretrained(dst)).")
+
+        if from_pt and not _torch_available():
+            raise pt_hint("from_pt=True asks for PyTorch weights")
+        attempts = [bool(from_pt)] if from_pt is not None else [False]
+        errors = []
+        for pt in attempts:
+            try:
+                model, info = model_cls.from_pretrained(load_from, config=config, from_pt=pt,
+                                                        output_loading_info=True, **kwargs)
+                break
+            except OSError as err:
+                errors.append(f"{'PyTorch' if pt else 'TF/safetensors'} weights: {err}")
+                only_pt = "pytorch" in str(err).lower() and "from_pt" in str(err)
+                if from_pt is None and not pt and only_pt:
+                    if not _torch_available():
+                        raise pt_hint("it only has PyTorch weights (pytorch_model.bin)") from err
+                    attempts.append(True)
+                    continue
+        else:
+            raise WeightsNotFoundError(f"{source}: no usable weights. Tried: {where}; "
+                                       + "; ".join(errors) + f" {fix}")
+        missing = [k for k in info.get("missing_keys", []) if not any(o in k for o in _OPTIONAL_WEIGHTS)]
+        if missing:
+            raise WeightsNotFoundError(
+                f"{source}: the weights file lacks {len(missing)} of the model's weights (e.g. "
+                f"{', '.join(sorted(missing)[:3])}), so they would be random. Tried: {where}. Fix: check that the "
+                f"checkpoint is a {config.model_type} base model of this config.")
+        return model
+
+    # ---- identity --------------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        """The settings besides the weights that change the embeddings."""
+        return {"model_type": self.model_type, "layer": self.layer, "sampling_rate": self.sampling_rate,
+                "do_normalize": self.do_normalize, "max_seconds": self.max_seconds,
+                "projection_norm": self.embedder.projection_norm}
+
+    @property
+    def fingerprint(self) -> str:
+        """``"wav2vec2-"`` / ``"hubert-"`` + 16 hex digits of sha256 over the config, the settings and
+        every weight (in the model's order, names aside: they depend on Keras' naming counters)."""
+        if self._fingerprint is None or self.shared_with_model:
+            # settings that do not change inference (training-only regularisers, bookkeeping) stay out
+            config = {k: v for k, v in self.config.to_dict().items()
+                      if k not in _VOLATILE_CONFIG and "dropout" not in k and not k.startswith(("mask_", "ctc_"))}
+            digest = hashlib.sha256(json.dumps([config, self.settings()], sort_keys=True, default=str).encode())
+            for w in self.embedder.weights:
+                value = np.ascontiguousarray(w.numpy())
+                digest.update(str(value.shape).encode())
+                digest.update(value.tobytes())
+            self._fingerprint = f"{self.model_type}-{digest.hexdigest()[:16]}"
+        return self._fingerprint
+
+    def spec(self) -> dict[str, Any]:
+        """What :func:`tfaudio.backbones.get_backbone` needs to build this backbone again (the
+        checkpoint's weights: weights changed by fine-tuning, and learned ``"weighted"`` layer
+        weights, are saved with the fine-tuned model, not here)."""
+        return {"name": self.model_type, "source": self.source, "layer": self.layer,
+                "max_seconds": self.max_seconds}
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"Wav2Vec2Backbone({self.source!r}, model_type={self.model_type!r}, layers={c.num_hidden_layers}, "
+                f"hidden={c.hidden_size}, feat_extract_norm={c.feat_extract_norm!r}, layer={self.layer!r})")
+
+    # ---- shapes ----------------------------------------------------------------------------------
+    def num_frames(self, num_samples: int) -> int:
+        """Frames a clip of ``num_samples`` samples gives: the conv stack's exact length after cutting to
+        ``max_seconds`` and padding to one receptive field (16 kHz: 1 s → 49, 5 s → 249)."""
+        n = int(num_samples)
+        if self.max_samples:
+            n = min(n, self.max_samples)
+        n = max(n, self.receptive_field_samples)
+        return int(conv_output_length(n, self.config.conv_kernel, self.config.conv_stride))
+
+    # ---- computation -----------------------------------------------------------------------------
+    def _forward(self, waveforms, lengths):
+        return self.embedder((waveforms, lengths), training=False)
+
+    def _run(self, waveforms: tf.Tensor, lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The traced forward pass; under XLA on a bucketed shape, cut back to the plain shape."""
+        if not self.jit_compile:
+            return self._batch_fn(waveforms, lengths)
+        batch, width = int(waveforms.shape[0]), int(waveforms.shape[1])
+        if self.max_samples:
+            width = min(width, self.max_samples)
+            waveforms = waveforms[:, :width]
+        step = self.sampling_rate // 2
+        padded_width = max(step, -(-width // step) * step)
+        padded_batch = 1 << (batch - 1).bit_length()
+        x = tf.pad(waveforms, [[0, padded_batch - batch], [0, padded_width - width]])
+        n = tf.pad(lengths, [[0, padded_batch - batch]])  # extra clips are empty: masked out
+        emb, mask = self._batch_fn(x, n)
+        frames = self.num_frames(width)
+        return emb[:batch, :frames], mask[:batch, :frames]
+
+    def _check_rate(self, sample_rate: int | None) -> None:
+        if sample_rate is not None and int(sample_rate) != self.sampling_rate:
+            raise AudioError(
+                "<array>", f"sampled at {sample_rate} Hz; this {self.model_type} model needs {self.sampling_rate} Hz.",
+                f"resample first: tfaudio.signal.resample.resample(waveform, {sample_rate}, {self.sampling_rate}).")
+
+    def _check_batch(self, waveforms, lengths) -> tuple[tf.Tensor, tf.Tensor]:
+        waveforms = tf.convert_to_tensor(waveforms, tf.float32)
+        if waveforms.shape.rank != 2:
+            raise TfaudioError(f"batch_frames takes waveforms [batch, samples], got shape {waveforms.shape}. "
+                               "Fix: use frames() for one clip; average channels for stereo.")
+        if lengths is None:
+            lengths = tf.fill([tf.shape(waveforms)[0]], tf.shape(waveforms)[1])
+        lengths = tf.cast(tf.convert_to_tensor(lengths), tf.int32)
+        if lengths.shape.rank != 1 or lengths.shape[0] != waveforms.shape[0]:
+            raise TfaudioError(f"lengths must be [batch] = [{waveforms.shape[0]}], got shape {lengths.shape}.")
+        lens = lengths.numpy()
+        if lens.size and (lens.min() < 0 or lens.max() > waveforms.shape[1]):
+            raise TfaudioError(f"lengths must be in 0..{waveforms.shape[1]} (the batch width), got "
+                               f"{lens.min()}..{lens.max()}.")
+        return waveforms, lengths
+
+    def batch_frames(self, waveforms, lengths=None, *, sample_rate: int | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """A zero-padded batch → (embeddings ``[B, F, H]`` float32, bool mask ``[B, F]``).
+
+        Clip ``b``'s first ``num_frames(lengths[b])`` frames equal :meth:`frames` of that clip alone;
+        the rest are zero and masked out.
+
+        Args:
+            waveforms: float32 ``[B, S]``, mono at ``sample_rate`` (16 kHz), values in [-1, 1].
+            lengths: int ``[B]`` valid samples per clip, 0 <= length <= S (None: all S).
+            sample_rate: if given, checked against the model's rate.
+
+        Raises:
+            AudioError: ``sample_rate`` is not the model's rate (resample first).
+        """
+        self._check_rate(sample_rate)
+        waveforms, lengths = self._check_batch(waveforms, lengths)
+        if waveforms.shape[0] == 0:
+            return tf.zeros([0, 0, self.embedding_dim]), tf.zeros([0, 0], tf.bool)
+        return self._run(waveforms, lengths)
+
+    def frames(self, waveform, *, sample_rate: int | None = None) -> tf.Tensor:
+        """One clip ``[samples]`` at 16 kHz → embeddings ``[num_frames(samples), hidden_size]``.
+
+        Raises:
+            AudioError: ``sample_rate`` is not the model's rate (resample first).
+        """
+        self._check_rate(sample_rate)
+        x = tf.convert_to_tensor(waveform, tf.float32)
+        if x.shape.rank != 1:
+            raise TfaudioError(f"frames takes one mono clip [samples], got shape {x.shape}. Fix: use "
+                               "batch_frames for batches, average channels for stereo.")
+        emb, _ = self._run(x[None], tf.shape(x)[:1])
+        return emb[0]
+
+    def pooled(self, waveforms, lengths=None, *, sample_rate: int | None = None) -> tf.Tensor:
+        """Masked mean over time: ``[B, S]`` (+ lengths ``[B]``) → ``[B, hidden_size]``."""
+        emb, mask = self.batch_frames(waveforms, lengths, sample_rate=sample_rate)
+        return masked_mean(emb, mask)
+
+    # ---- export ----------------------------------------------------------------------------------
+    def pooled_module(self, num_samples: int | None = None) -> tf.Module:
+        """A ``tf.Module`` for SavedModel / TFLite export with one function, ``pooled``: one clip
+        ``waveform [num_samples]`` float32 at 16 kHz → ``{"embedding": [hidden_size]}`` (the masked
+        time mean; ``num_samples=None`` takes any length).
+
+        The module tracks only the variables (not the Keras layers), so saving and converting it skips
+        Keras' per-layer SavedModel tracing (tiny test model: ~5-10 s to TFLite instead of 20-50 s).
+
+        TFLite (tf 2.16, ``OpsSet.TFLITE_BUILTINS`` only): converts and runs for both fixed and free
+        lengths and for "group"/"layer" norm checkpoints; the result matches :meth:`pooled` to ~1e-6
+        (tested). The one op that blocked it was a new-axis ``StridedSlice`` (``x[:, :, None]`` on a
+        dynamic shape, "TF Select ops: StridedSlice"); tfaudio uses ``tf.expand_dims`` instead.
+
+        Example:
+            >>> module = backbone.pooled_module()
+            >>> converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            ...     [module.pooled.get_concrete_function()], module)
+            >>> converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+            >>> tflite_bytes = converter.convert()
+        """
+        embedder = self.embedder
+
+        def pooled(waveform):
+            emb, mask = embedder((tf.expand_dims(waveform, 0), tf.shape(waveform)[:1]), training=False)
+            return {"embedding": masked_mean(emb, mask)[0]}
+
+        module = tf.Module(name=f"{self.model_type}_pooled")
+        module.weights = list(embedder.weights)
+        module.pooled = tf.function(pooled, input_signature=[tf.TensorSpec([num_samples], tf.float32, name="waveform")],
+                                    autograph=False)
+        return module
+
+
+def masked_mean(embeddings: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Mean of ``embeddings [B, F, H]`` over the frames where ``mask [B, F]`` is True → ``[B, H]``."""
+    m = tf.expand_dims(tf.cast(mask, embeddings.dtype), -1)  # [B, F, 1]
+    return tf.reduce_sum(embeddings * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
