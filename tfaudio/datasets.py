@@ -23,11 +23,11 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def is_offline() -> bool:
-    return os.environ.get("TFAUDIO_OFFLINE", "0").lower() in ("1", "true", "yes")
+    return os.environ.get("TFAUDIO_OFFLINE", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
 def cache_dir() -> pathlib.Path:
-    return pathlib.Path(os.environ.get("TFAUDIO_CACHE", pathlib.Path.home() / ".cache" / "tfaudio"))
+    return pathlib.Path(os.environ.get("TFAUDIO_CACHE") or pathlib.Path.home() / ".cache" / "tfaudio")
 
 
 def shared_dir() -> pathlib.Path | None:

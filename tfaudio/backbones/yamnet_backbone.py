@@ -33,6 +33,7 @@ import tf_keras as keras
 
 from tfaudio.backbones.backbone import Backbone, InputContract
 from tfaudio.backbones.yamnet_params import YAMNetParams
+from tfaudio.datasets import cache_dir, is_offline
 from tfaudio.errors import TfaudioError, WeightsNotFoundError
 from tfaudio.signal import melspec
 
@@ -178,11 +179,10 @@ def _hub_cache_dir(handle: str) -> pathlib.Path:
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("TFAUDIO_OFFLINE", "TFHUB_OFFLINE"))
+    return is_offline() or os.environ.get("TFHUB_OFFLINE", "").strip().lower() in _TRUE
 
 
-def _cache_root() -> pathlib.Path:
-    return pathlib.Path(os.environ.get("TFAUDIO_CACHE") or pathlib.Path.home() / ".cache" / "tfaudio")
+_cache_root = cache_dir
 
 
 def _shared_roots() -> list[pathlib.Path]:

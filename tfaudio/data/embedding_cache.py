@@ -39,7 +39,9 @@ _hash_lock = threading.Lock()
 
 def default_cache_dir() -> pathlib.Path:
     """``$TFAUDIO_CACHE`` or ``~/.cache/tfaudio``."""
-    return pathlib.Path(os.environ.get("TFAUDIO_CACHE", pathlib.Path.home() / ".cache" / "tfaudio"))
+    from tfaudio.datasets import cache_dir
+
+    return cache_dir()
 
 
 def file_key(path: str | os.PathLike) -> str:
