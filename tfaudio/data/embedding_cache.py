@@ -23,7 +23,6 @@ import os
 import pathlib
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -411,17 +410,3 @@ class EmbeddingCache:
             ds = ds.shuffle(10_000, seed=seed)
         return ds
 
-
-def cache_for(backbone, root: str | os.PathLike | None = None, **kwargs: Any) -> EmbeddingCache:
-    """Shorthand used by tasks and the CLI."""
-    return EmbeddingCache(backbone, root, **kwargs)
-
-
-def concat_clips(parts: Sequence[ClipEmbeddings] | Iterable[ClipEmbeddings]) -> ClipEmbeddings:
-    parts = list(parts)
-    return ClipEmbeddings(
-        [e for p in parts for e in p.embeddings],
-        np.concatenate([p.targets for p in parts]),
-        np.concatenate([p.rows for p in parts]),
-        np.concatenate([p.folds for p in parts]),
-    )

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfaudio.data.manifest import Manifest
-from tfaudio.errors import AudioError, TfaudioError
+from tfaudio.errors import AudioError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,12 +196,10 @@ class AudioDataset:
         ds = self.batches(batch_size, **kwargs) if batch_size else self.clips(**kwargs)
         try:
             yield from ds.as_numpy_iterator()
-        except tf.errors.OpError as err:
+        except tf.errors.OpError:
             errors = self.errors
             if errors:
                 raise errors[0] from None
-            if "sample rate" in str(err):
-                raise TfaudioError(str(err)) from None
             raise
 
     def __iter__(self):

@@ -54,7 +54,7 @@ class TrainConfig:
     verbose: int = 0
 
 
-def _softmax_mean(frame_scores: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+def _mean_per_clip(frame_scores: np.ndarray, counts: Sequence[int]) -> np.ndarray:
     """Mean of frame scores per clip: [frames, C] and clip frame counts → [clips, C]."""
     bounds = np.concatenate([[0], np.cumsum(counts)])
     return np.stack([frame_scores[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
@@ -186,7 +186,7 @@ class AudioClassifier:
         """Mean frame scores per clip [clips, classes] (what the exported model computes)."""
         x, _, _ = clips.frames()
         scores = self.frame_scores(x)
-        return _softmax_mean(scores, [e.shape[0] for e in clips.embeddings])
+        return _mean_per_clip(scores, [e.shape[0] for e in clips.embeddings])
 
     def evaluate(self, data: Manifest | ClipEmbeddings) -> dict[str, dict]:
         """Reports at clip level (mean of frame scores) and at frame level."""
@@ -196,7 +196,7 @@ class AudioClassifier:
         clips = self._clips(data)
         x, y, _ = clips.frames()
         frame = self.frame_scores(x)
-        clip = _softmax_mean(frame, [e.shape[0] for e in clips.embeddings])
+        clip = _mean_per_clip(frame, [e.shape[0] for e in clips.embeddings])
         multi = self.head.multi_label
         labels = list(self.labels)
 
