@@ -20,5 +20,6 @@ __getattr__, __dir__ = lazy_exports(
         "YAMNetBackbone": ".backbones.yamnet_backbone",
         "AudioClassifier": ".tasks.audio_classifier",
         "cross_validate": ".tasks.cross_validation",
+        "pipeline": ".pipelines",
     },
 )

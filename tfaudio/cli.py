@@ -7,7 +7,7 @@ import importlib
 import sys
 
 #: Sub-command modules, in the order ``tfaudio --help`` lists them.
-COMMANDS = ["tag", "train", "cv", "evaluate", "predict", "export", "esc50_demo"]
+COMMANDS = ["tag", "train", "cv", "evaluate", "predict", "embed", "export", "info", "demo", "esc50_demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:
