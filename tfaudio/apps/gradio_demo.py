@@ -1,0 +1,461 @@
+"""The ``tfaudio demo`` web page: upload or record a clip, see its top labels, waveform, log-mel
+spectrogram and frame-level scores over time.
+
+The page is a thin Gradio shell around pure functions that can be tested without a browser::
+
+    file ──load_audio──▶ waveform, rate ──analyze──▶ Analysis ──*_figure──▶ matplotlib figures
+                                                     └──▶ top labels (the same as AudioClassifier.predict)
+
+A model is either a trained :class:`~tfaudio.tasks.audio_classifier.AudioClassifier` (clip scores are
+the mean of the head's frame scores) or a YAMNet backbone used as an AudioSet tagger (521 classes).
+Gradio and matplotlib are imported only when a page or a figure is built, so ``import tfaudio`` stays
+free of them; without Gradio, :func:`build_demo` raises a :class:`~tfaudio.errors.TfaudioError` with
+the install line.
+
+Example:
+    >>> from tfaudio.apps.gradio_demo import build_demo, load_model
+    >>> demo = build_demo(load_model("saved_models/dogcat"), top_k=3)   # doctest: +SKIP
+    >>> demo.launch(server_name="127.0.0.1", server_port=7860)          # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pathlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tfaudio.errors import AudioError, TfaudioError
+
+__all__ = [
+    "Analysis",
+    "analyze",
+    "analyze_file",
+    "build_demo",
+    "figures",
+    "frame_scores_figure",
+    "import_gradio",
+    "load_model",
+    "log_mel_figure",
+    "model_description",
+    "waveform_figure",
+]
+
+INSTALL_HINT = "pip install 'tfaudio[demo]'"
+#: At most this many classes are drawn over time (YAMNet has 521: the best ones by clip score).
+MAX_PLOTTED_CLASSES = 8
+#: A long clip's waveform is drawn as a min/max envelope of this many columns.
+_WAVEFORM_COLUMNS = 2000
+_log = logging.getLogger(__name__)
+
+
+def import_gradio():
+    """Imports Gradio with its telemetry off.
+
+    Raises:
+        TfaudioError: Gradio is not installed (the message gives the install line).
+    """
+    # Read when gradio builds a page; without it a Blocks starts a version check over the network.
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    try:
+        import gradio as gr
+    except ImportError as err:
+        raise TfaudioError(f"the demo page needs Gradio, which is not installed ({err}). Fix: {INSTALL_HINT}") from err
+    return gr
+
+
+# ---- models --------------------------------------------------------------------------------------
+def _is_classifier(model: Any) -> bool:
+    return hasattr(model, "frame_scores") and hasattr(model, "backbone")
+
+
+def _backbone(model: Any):
+    return model.backbone if _is_classifier(model) else model
+
+
+def load_model(spec: str | os.PathLike, *, weights: str | None = None):
+    """The model behind a page: a folder saved by ``tfaudio train`` / :meth:`AudioClassifier.save`,
+    or ``"yamnet"`` (``"yamnet:/path/yamnet.h5"``) for AudioSet tagging with YAMNet's 521 classes.
+
+    Args:
+        spec: a model folder, ``"yamnet"`` or ``"yamnet:<weights>"``.
+        weights: YAMNet weights for ``"yamnet"`` (default: $TFAUDIO_YAMNET, ../shared, the cache).
+
+    Raises:
+        TfaudioError: ``spec`` is neither (the message says what is expected).
+    """
+    text = os.fspath(spec)
+    path = pathlib.Path(text)
+    if path.is_dir():
+        from tfaudio.tasks.audio_classifier import AudioClassifier
+
+        return AudioClassifier.load(path)  # TfaudioError when the folder holds no tfaudio.json
+    name, _, source = text.partition(":")
+    if name.lower() == "yamnet":
+        from tfaudio.backbones.yamnet_backbone import YAMNetBackbone
+
+        return YAMNetBackbone.from_pretrained(source or weights or None)
+    raise TfaudioError(f"{text}: no such model folder. Fix: pass a folder written by `tfaudio train` "
+                       f"(it holds tfaudio.json), or 'yamnet' to tag AudioSet events.")
+
+
+def model_description(model: Any) -> str:
+    """One line saying what the model recognises, for the page's header."""
+    if _is_classifier(model):
+        labels = list(model.labels)
+        shown = ", ".join(labels[:12]) + (f", … ({len(labels)} in all)" if len(labels) > 12 else "")
+        return f"A tfaudio classifier ({_backbone_name(model.backbone)} + head) with {len(labels)} classes: {shown}."
+    return f"{_backbone_name(model)} tagging AudioSet events ({len(model.class_names or ()) or 'its'} classes)."
+
+
+def _backbone_name(backbone: Any) -> str:
+    return type(backbone).__name__.replace("Backbone", "") or "backbone"
+
+
+# ---- analysis ------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Analysis:
+    """What the page shows for one clip.
+
+    Args:
+        waveform: float32 ``[samples]``, mono at ``sample_rate`` (the model's rate).
+        sample_rate: the model's rate in Hz.
+        input_rate: the rate the clip came in at, in Hz.
+        log_mel: float32 ``[frames, mel_bins]``, log-mel spectrogram of ``waveform``.
+        log_mel_hop_seconds: seconds between log-mel frames.
+        frame_scores: float32 ``[frames, classes]``: scores of each model frame.
+        frame_seconds: span of one model frame (YAMNet: 0.96 s).
+        frame_hop_seconds: step between model frames (YAMNet: 0.48 s).
+        clip_scores: float32 ``[classes]``, the mean of ``frame_scores`` (what ``predict`` returns).
+        labels: class names in score order.
+        top: the top-k ``[{"label", "score"}]``, best first.
+    """
+
+    waveform: np.ndarray
+    sample_rate: int
+    input_rate: int
+    log_mel: np.ndarray
+    log_mel_hop_seconds: float
+    frame_scores: np.ndarray
+    frame_seconds: float
+    frame_hop_seconds: float
+    clip_scores: np.ndarray
+    labels: tuple[str, ...]
+    top: list[dict]
+
+    @property
+    def seconds(self) -> float:
+        """Duration of the clip."""
+        return len(self.waveform) / self.sample_rate
+
+    @property
+    def frame_starts(self) -> np.ndarray:
+        """Start time of each model frame in seconds ``[frames]``."""
+        return np.arange(len(self.frame_scores)) * self.frame_hop_seconds
+
+    def summary(self) -> str:
+        """One Markdown line: duration, rates and frame count."""
+        rate = f"{self.input_rate} Hz" + (
+            f" (resampled to {self.sample_rate} Hz)" if self.input_rate != self.sample_rate else "")
+        return (f"{self.seconds:.2f} s at {rate}; {len(self.frame_scores)} frames of {self.frame_seconds:g} s "
+                f"every {self.frame_hop_seconds:g} s; clip score = mean of the frame scores.")
+
+
+def _as_mono_float(waveform: Any) -> np.ndarray:
+    """float32 ``[samples]`` from ``[samples]`` / ``[samples, channels]`` floats or integer PCM
+    (what ``gr.Audio(type="numpy")`` gives)."""
+    x = np.asarray(waveform)
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        x = (x.astype(np.float64) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
+    elif x.dtype.kind != "f":
+        raise AudioError("<array>", f"has samples of type {x.dtype}, not numbers.", "pass float or integer PCM.")
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    if x.ndim != 1:
+        raise AudioError("<array>", f"has shape {x.shape}; expected [samples] or [samples, channels].",
+                         "pass one clip.")
+    return np.ascontiguousarray(x, np.float32)
+
+
+def _frame_scores(model: Any, waveform: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``[frames, classes]`` scores of one clip at the model's rate, and the class names. Runs the
+    backbone exactly as :meth:`AudioClassifier.predict_scores` does, so clip scores match it."""
+    import tensorflow as tf
+
+    batch = tf.constant(waveform[None, :])  # [1, S]
+    lengths = tf.constant(np.array([len(waveform)], np.int32))  # [1]
+    if _is_classifier(model):
+        embeddings, mask = model.backbone.batch_frames(batch, lengths)  # [1, P, D], [1, P]
+        frames = model.frame_scores(np.asarray(embeddings)[0][np.asarray(mask)[0]])  # [P, C]
+        return np.asarray(frames, np.float32), tuple(model.labels)
+    if not hasattr(model, "batch_scores"):
+        raise TfaudioError(f"{type(model).__name__} can neither classify nor tag. Fix: pass an AudioClassifier "
+                           f"or a YAMNetBackbone (see load_model).")
+    scores, mask = model.batch_scores(batch, lengths)  # [1, P, 521], [1, P]
+    frames = np.asarray(scores, np.float32)[0][np.asarray(mask)[0]]  # [P, 521]
+    names = model.class_names or [f"class {j}" for j in range(frames.shape[1])]
+    return frames, tuple(names)
+
+
+def _log_mel(backbone: Any, waveform: np.ndarray) -> tuple[np.ndarray, float]:
+    """Log-mel ``[frames, bins]`` of the clip with the backbone's own frontend settings (YAMNet's),
+    else YAMNet-style settings at the backbone's rate; and the hop in seconds."""
+    from tfaudio.signal import melspec
+
+    params = getattr(backbone, "params", None)
+    config = getattr(params, "frontend", None)
+    if not isinstance(config, melspec.LogMelConfig):
+        rate = backbone.contract.sample_rate
+        config = melspec.LogMelConfig(sample_rate=rate, upper_edge_hertz=min(7500.0, 0.45 * rate))
+    # Unpadded (at least one window), so the time axis matches the waveform's.
+    x = np.pad(waveform, (0, max(0, config.window_samples - len(waveform))))
+    return np.asarray(melspec.log_mel_spectrogram(x, config), np.float32), config.hop_seconds
+
+
+def analyze(model: Any, waveform: Any, sample_rate: int, top_k: int = 5) -> Analysis:
+    """Scores one clip with ``model`` and collects what the page draws.
+
+    Args:
+        model: a trained ``AudioClassifier`` or a YAMNet backbone (AudioSet tagging); see
+            :func:`load_model`.
+        waveform: ``[samples]`` or ``[samples, channels]``, float in [-1, 1] or integer PCM.
+        sample_rate: rate of ``waveform`` in Hz (resampled to the model's rate like ``predict``).
+        top_k: how many labels ``top`` holds.
+
+    Returns:
+        an :class:`Analysis`; ``top`` equals ``AudioClassifier.predict(waveform, sample_rate=...)``.
+
+    Raises:
+        AudioError: an empty clip, NaN/Inf samples, or an unusable rate.
+
+    Example:
+        >>> a = analyze(clf, np.zeros(16000, np.float32), 16000, top_k=2)   # doctest: +SKIP
+        >>> a.top, a.frame_scores.shape                     # [{"label": ..., "score": ...}, ...], (2, C)
+    """
+    from tfaudio.signal.resample import resample
+    from tfaudio.tasks.audio_classifier import top_k_labels
+
+    if int(top_k) < 1:
+        raise TfaudioError(f"top_k must be >= 1, got {top_k}.")
+    wave = _as_mono_float(waveform)
+    if wave.size == 0:
+        raise AudioError("<array>", "contains no samples.", "record or upload a longer clip.")
+    if not np.isfinite(wave).all():
+        raise AudioError("<array>", "contains NaN or Inf samples.", "pass a clean clip.")
+    backbone = _backbone(model)
+    target = int(backbone.contract.sample_rate)
+    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise AudioError("<array>", f"has sample rate {sample_rate!r}; expected a positive int in Hz.",
+                         "pass the clip's real rate.")
+    if sample_rate != target:
+        try:
+            wave = np.asarray(resample(wave, int(sample_rate), target))
+        except ValueError as err:
+            raise AudioError("<array>", f"cannot be resampled from {sample_rate} Hz to {target} Hz ({err}).",
+                             "convert it to a common rate (e.g. 16000 or 44100 Hz).") from err
+    frames, labels = _frame_scores(model, wave)
+    clip = frames.mean(axis=0)  # [C]
+    log_mel, mel_hop = _log_mel(backbone, wave)
+    contract = backbone.contract
+    return Analysis(
+        waveform=wave, sample_rate=target, input_rate=int(sample_rate), log_mel=log_mel,
+        log_mel_hop_seconds=mel_hop, frame_scores=frames, frame_seconds=float(contract.frame_seconds),
+        frame_hop_seconds=float(contract.hop_seconds), clip_scores=clip, labels=labels,
+        top=top_k_labels(clip, labels, int(top_k)),
+    )
+
+
+def analyze_file(model: Any, path: str | os.PathLike, top_k: int = 5) -> Analysis:
+    """:func:`analyze` of an audio file (WAV, FLAC, OGG, MP3; any rate), decoded like ``predict``.
+
+    Raises:
+        AudioError: the file cannot be used (missing, empty, corrupt, not audio); names the file.
+    """
+    from tfaudio.io.decode import load_audio
+
+    audio, rate = load_audio(path)
+    try:
+        return analyze(model, audio, rate, top_k)
+    except AudioError as err:  # name the file, not "<array>"
+        raise AudioError(os.fspath(path), err.problem, err.fix) from err
+
+
+# ---- figures -------------------------------------------------------------------------------------
+#: Where the axes sit in every figure (left, right, bottom, top as fractions), the same for all three
+#: so their time axes line up on the page; the right margin holds a colour bar or a legend.
+_AXES_BOX = (0.075, 0.79, 0.2, 0.87)
+
+
+def _figure(height: float = 2.6):
+    """A figure with one axes in :data:`_AXES_BOX`."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, safe in server threads
+
+    fig = Figure(figsize=(9, height), dpi=100)
+    left, right, bottom, top = _AXES_BOX
+    fig.subplots_adjust(left=left, right=right, bottom=bottom, top=top)
+    return fig, fig.add_subplot()
+
+
+def waveform_figure(waveform: np.ndarray, sample_rate: int):
+    """The waveform over time (a min/max envelope when it is long).
+
+    Args:
+        waveform: float ``[samples]``.
+        sample_rate: Hz.
+
+    Returns:
+        a ``matplotlib.figure.Figure`` with one axes.
+    """
+    wave = np.asarray(waveform, np.float32)
+    fig, ax = _figure(2.2)
+    if len(wave) > 2 * _WAVEFORM_COLUMNS:
+        edges = np.linspace(0, len(wave), _WAVEFORM_COLUMNS + 1).astype(int)
+        lo = np.minimum.reduceat(wave, edges[:-1])
+        hi = np.maximum.reduceat(wave, edges[:-1])
+        ax.fill_between(edges[:-1] / sample_rate, lo, hi, color="tab:blue", linewidth=0)
+    else:
+        ax.plot(np.arange(len(wave)) / sample_rate, wave, color="tab:blue", linewidth=0.8)
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    ax.set_xlim(0, max(len(wave), 1) / sample_rate)
+    ax.set_ylim(-max(peak, 1e-3) * 1.05, max(peak, 1e-3) * 1.05)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("amplitude")
+    ax.set_title(f"Waveform ({sample_rate} Hz)")
+    return fig
+
+
+def log_mel_figure(log_mel: np.ndarray, hop_seconds: float):
+    """The log-mel spectrogram as an image (time across, mel bands up).
+
+    Args:
+        log_mel: ``[frames, mel_bins]``.
+        hop_seconds: seconds between frames.
+    """
+    log_mel = np.asarray(log_mel, np.float32)
+    fig, ax = _figure(2.6)
+    frames, bins = log_mel.shape
+    image = ax.imshow(log_mel.T, origin="lower", aspect="auto", cmap="magma",
+                      extent=(0, max(frames, 1) * hop_seconds, 0, bins), interpolation="nearest")
+    left, right, bottom, top = _AXES_BOX
+    fig.colorbar(image, cax=fig.add_axes((right + 0.01, bottom, 0.015, top - bottom)), label="log mel")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("mel band")
+    ax.set_title("Log-mel spectrogram")
+    return fig
+
+
+def frame_scores_figure(frame_scores: np.ndarray, labels: Sequence[str], hop_seconds: float,
+                        frame_seconds: float, classes: Sequence[int] | None = None,
+                        seconds: float | None = None):
+    """Each class's frame score over time: one step line per class, each frame's score drawn one
+    hop wide around the frame's centre.
+
+    Args:
+        frame_scores: ``[frames, classes]``.
+        labels: class names, ``[classes]``.
+        hop_seconds: step between frames.
+        frame_seconds: span of one frame.
+        classes: which classes to draw (default: the best :data:`MAX_PLOTTED_CLASSES` by mean score).
+        seconds: the clip's duration, the end of the time axis (default: the last frame's end).
+    """
+    scores = np.asarray(frame_scores, np.float32)
+    if classes is None:
+        classes = np.argsort(-scores.mean(axis=0), kind="stable")[:MAX_PLOTTED_CLASSES]
+    fig, ax = _figure(2.8)
+    centres = np.arange(len(scores)) * hop_seconds + frame_seconds / 2
+    edges = np.append(centres - hop_seconds / 2, centres[-1] + hop_seconds / 2 if len(scores) else 0.0)
+    for c in classes:
+        ax.stairs(scores[:, c], edges, label=str(labels[c]), linewidth=1.6, baseline=None)
+    end = seconds if seconds is not None else (len(scores) - 1) * hop_seconds + frame_seconds
+    ax.set_xlim(0, max(end, 1e-3))
+    ax.set_ylim(0, 1.02 if scores.size == 0 or scores.max() <= 1 else float(scores.max()) * 1.02)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("score")
+    ax.set_title(f"Frame scores ({frame_seconds:g} s frames every {hop_seconds:g} s)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", frameon=False)
+    return fig
+
+
+def figures(analysis: Analysis) -> tuple[Any, Any, Any]:
+    """(waveform, log-mel, frame scores) figures of an :class:`Analysis`."""
+    top = [analysis.labels.index(t["label"]) for t in analysis.top][:MAX_PLOTTED_CLASSES]
+    return (
+        waveform_figure(analysis.waveform, analysis.sample_rate),
+        log_mel_figure(analysis.log_mel, analysis.log_mel_hop_seconds),
+        frame_scores_figure(analysis.frame_scores, analysis.labels, analysis.frame_hop_seconds,
+                            analysis.frame_seconds, classes=top, seconds=analysis.seconds),
+    )
+
+
+# ---- the page ------------------------------------------------------------------------------------
+def _page_error(err: Exception, path: str | None) -> str:
+    """The message shown in the page: the uploaded file's own name, not Gradio's temp path."""
+    if isinstance(err, AudioError):
+        name = pathlib.Path(path).name if path else "the clip"
+        return f"{name}: {err.problem}" + (f" Fix: {err.fix}" if err.fix else "")
+    return str(err)
+
+
+def build_demo(model: Any, top_k: int = 5, *, title: str = "tfaudio demo"):
+    """The Gradio page of ``model``: an audio input (upload or microphone), the top-k labels, the
+    waveform, the log-mel spectrogram and the frame scores over time.
+
+    Args:
+        model: a trained ``AudioClassifier`` or a YAMNet backbone (see :func:`load_model`).
+        top_k: labels shown.
+        title: the page's title.
+
+    Returns:
+        a ``gr.Blocks``; call ``.launch(server_name=..., server_port=...)`` on it.
+
+    Raises:
+        TfaudioError: Gradio is not installed, or ``top_k`` < 1.
+    """
+    gr = import_gradio()
+    if int(top_k) < 1:
+        raise TfaudioError(f"top_k must be >= 1, got {top_k}.")
+    top_k = int(top_k)
+
+    def classify(path):
+        if not path:
+            raise gr.Error("No audio yet: upload a file or record a clip first.", print_exception=False)
+        try:
+            a = analyze_file(model, path, top_k)
+            plots = figures(a)
+        except TfaudioError as err:  # the user's audio: a message in the page, one line in the log
+            _log.warning("%s", err)
+            raise gr.Error(_page_error(err, path), duration=None, print_exception=False) from err
+        except Exception as err:  # a bug: a message in the page, the traceback in the log
+            _log.exception("analysis of %s failed", path)
+            raise gr.Error(f"the analysis failed: {type(err).__name__}: {err}", duration=None) from err
+        return ({t["label"]: t["score"] for t in a.top}, a.summary(), *plots)
+
+    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+        gr.Markdown(f"# {title}\n{model_description(model)} Upload or record a clip: the page shows the "
+                    f"top {top_k} labels, the waveform, the log-mel spectrogram and the frame scores over time.")
+        with gr.Row():
+            with gr.Column(scale=1):
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio",
+                                 elem_id="audio")
+                button = gr.Button("Classify", variant="primary", elem_id="classify")
+            with gr.Column(scale=1):
+                label = gr.Label(num_top_classes=top_k, label=f"Top {top_k} labels", elem_id="labels")
+                summary = gr.Markdown(elem_id="summary")
+        wave_plot = gr.Plot(label="Waveform", elem_id="waveform-plot")
+        mel_plot = gr.Plot(label="Log-mel spectrogram", elem_id="log-mel-plot")
+        score_plot = gr.Plot(label="Frame scores over time", elem_id="frame-scores-plot")
+        outputs = [label, summary, wave_plot, mel_plot, score_plot]
+
+        def reset():
+            return None, "", None, None, None
+
+        # Clear the old results first, so a clip that fails never sits beside another clip's labels.
+        gr.on([audio.upload, audio.stop_recording, button.click], reset, outputs=outputs, queue=False,
+              api_visibility="private").then(classify, inputs=audio, outputs=outputs, api_name="classify")
+        audio.clear(reset, outputs=outputs, queue=False, api_visibility="private")
+    return demo
