@@ -1,4 +1,5 @@
-"""The log-mel frontend: equal to tf.signal's STFT, right shapes and counts, TFLite builtins only."""
+"""The log-mel frontend: equal to tf.signal's STFT (RFFT and TFLite DFT-matmul paths), right shapes and
+counts, TFLite builtins only."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,9 +15,17 @@ from tfaudio.signal.melspec import (
     num_patches,
     pad_waveform,
     stft_magnitude,
+    tflite_compatible,
 )
 
 CFG = LogMelConfig()
+
+
+@pytest.fixture(params=["rfft", "dft-matmul"])
+def stft_path(request):
+    """Runs a test once per STFT implementation (the default RFFT, and TFLite's DFT matmul)."""
+    with tflite_compatible(request.param == "dft-matmul"):
+        yield request.param
 
 
 def _exact_mel(x, cfg=CFG):
@@ -36,7 +45,7 @@ def test_config_derived_sizes():
 
 
 @pytest.mark.parametrize("frame_length,frame_step,fft_length", [(400, 160, 512), (256, 128, 256), (300, 100, 1024)])
-def test_stft_magnitude_equals_tf_signal_stft(frame_length, frame_step, fft_length):
+def test_stft_magnitude_equals_tf_signal_stft(frame_length, frame_step, fft_length, stft_path):
     x = np.stack([noise(1.3, 16000, seed=1), sine(440, 1.3, 16000) + noise(1.3, 16000, seed=2, amplitude=0.01)])
     ours = stft_magnitude(x, frame_length, frame_step, fft_length).numpy()  # [2, F, K]
     ref = np.abs(tf.signal.stft(x, frame_length, frame_step, fft_length).numpy())
@@ -48,7 +57,7 @@ def test_stft_magnitude_equals_tf_signal_stft(frame_length, frame_step, fft_leng
 
 
 @pytest.mark.parametrize("signal", ["silence", "noise", "sine"])
-def test_log_mel_equals_reference(signal):
+def test_log_mel_equals_reference(signal, stft_path):
     x = {"silence": silence(1.0, 16000), "noise": noise(1.0, 16000, seed=3),
          "sine": sine(440, 1.0, 16000)}[signal]
     ours = log_mel_spectrogram(x).numpy()
@@ -64,7 +73,7 @@ def test_log_mel_equals_reference(signal):
         np.testing.assert_allclose(ours, np.log(CFG.log_offset), rtol=1e-6)
 
 
-def test_batch_equals_single_and_shapes():
+def test_batch_equals_single_and_shapes(stft_path):
     x = np.stack([noise(2.0, 16000, seed=s) for s in range(3)])  # [3, 32000]
     padded = pad_waveform(x)
     assert padded.shape == (3, CFG.min_samples + 3 * CFG.patch_hop_samples)  # 2 s → 4 patches
@@ -106,7 +115,22 @@ def test_tf_function_dynamic_length_traces_once():
     assert mel_weight_matrix().shape == (257, 64)
 
 
-def test_tflite_builtins_only():
+def test_paths_agree_and_build_different_graphs():
+    x = noise(1.5, 16000, seed=9)
+    graphs = {}
+    for path in (False, True):
+        with tflite_compatible(path):
+            fn = tf.function(lambda w: log_mel_spectrogram(w), input_signature=[tf.TensorSpec([None], tf.float32)])
+            graphs[path] = {op.type for op in fn.get_concrete_function().graph.get_operations()}
+            out = fn(x).numpy()
+        if path:
+            np.testing.assert_allclose(out, reference, atol=1e-4)
+        reference = out
+    assert {"RFFT", "ComplexAbs"} <= graphs[False] and "Sqrt" not in graphs[False]
+    assert not {"RFFT", "ComplexAbs"} & graphs[True] and "Sqrt" in graphs[True]
+
+
+def test_tflite_builtins_only(stft_path):
     from tflite_runtime.interpreter import Interpreter
 
     @tf.function(input_signature=[tf.TensorSpec([15600], tf.float32)])

@@ -1,7 +1,8 @@
 """Lazy ``tf.data`` pipelines over a manifest: decode → mono → resample → crop/pad → batch with masks.
 
-Nothing is read until the data set is iterated. Decoding runs in parallel (AUTOTUNE); resampling is
-the pure-TF resampler that exported models use too. Bad files either stop the run with an error that
+Nothing is read until the data set is iterated. Decoding and resampling run in parallel (AUTOTUNE);
+resampling is the pure-TF resampler that exported models use too, traced once per source rate and
+run right after each file is decoded (the file's rate is known there, so no in-graph switch on it). Bad files either stop the run with an error that
 names the file, or (``on_error="skip"``) are dropped, counted and listed in :attr:`AudioDataset.skipped`.
 """
 from __future__ import annotations
@@ -106,51 +107,48 @@ class AudioDataset:
 
     # ---- decoding -----------------------------------------------------------------------------
     def _decode_py(self, index: tf.Tensor):
+        """Decodes clip ``index`` and resamples it to the target rate (runs in a ``tf.py_function``)."""
         from tfaudio.io.decode import load_audio
-        from tfaudio.signal.resample import SUPPORTED_RATES
+        from tfaudio.signal.resample import clip_resampler
 
         i = int(index.numpy())
         path = self._paths[i]
         target = self.config.sample_rate
         try:
             audio, rate = load_audio(path, backend=self.config.backend)
-            if rate != target and rate not in SUPPORTED_RATES:
-                raise AudioError(
-                    path,
-                    f"sample rate {rate} Hz is not supported (supported: {', '.join(map(str, SUPPORTED_RATES))}).",
-                    f"convert the file to {target} Hz (e.g. `sox in.wav -r {target} out.wav`).",
-                )
-            return audio.astype(np.float32, copy=False), np.int32(rate), True, ""
+            if rate != target:
+                try:
+                    resampler = clip_resampler(rate, target)
+                except ValueError as err:
+                    raise AudioError(
+                        path,
+                        f"sample rate {rate} Hz cannot be resampled to {target} Hz ({err}).",
+                        f"convert the file to {target} Hz (e.g. `sox in.wav -r {target} out.wav`).",
+                    ) from err
+                audio = resampler(tf.constant(audio, tf.float32)).numpy()
+            return audio.astype(np.float32, copy=False), True, ""
         except AudioError as err:
             with self._lock:
                 self._skipped[i] = err
-            return np.zeros([0], np.float32), np.int32(target), False, str(err)
+            return np.zeros([0], np.float32), False, str(err)
         except Exception as err:  # a decoder bug must still name the file
             wrapped = AudioError(path, f"could not be decoded ({type(err).__name__}: {err}).", "check the file.")
             with self._lock:
                 self._skipped[i] = wrapped
-            return np.zeros([0], np.float32), np.int32(target), False, str(wrapped)
+            return np.zeros([0], np.float32), False, str(wrapped)
 
     def _load(self, index: tf.Tensor) -> dict[str, tf.Tensor]:
         from tfaudio.signal.framing import pad_or_crop
-        from tfaudio.signal.resample import resample_any
 
         cfg = self.config
-        audio, rate, ok, message = tf.py_function(
-            self._decode_py, [index], [tf.float32, tf.int32, tf.bool, tf.string], name="decode_audio"
+        audio, ok, message = tf.py_function(
+            self._decode_py, [index], [tf.float32, tf.bool, tf.string], name="decode_audio"
         )
-        audio.set_shape([None])
-        rate.set_shape([])
+        audio.set_shape([None])  # at cfg.sample_rate
         ok.set_shape([])
         if cfg.on_error == "raise":
             with tf.control_dependencies([tf.debugging.Assert(ok, [message], summarize=1)]):
                 audio = tf.identity(audio)
-        audio = tf.cond(
-            tf.equal(rate, cfg.sample_rate),
-            lambda: audio,
-            lambda: resample_any(audio, rate, cfg.sample_rate),
-        )
-        audio.set_shape([None])
         length = tf.shape(audio)[0]
         if cfg.duration_seconds is not None:
             audio = pad_or_crop(audio, cfg.duration_seconds, cfg.sample_rate, align=cfg.align)

@@ -2,16 +2,23 @@
 
 ``waveform → pad_waveform → stft_magnitude → mel → log → log_mel_patches``
 
-The STFT is computed without ``tf.signal.stft`` / ``tf.signal.rfft`` (TFLite has no builtin kernel for
-them): the signal is framed, and one matmul with a real-valued DFT matrix whose rows carry the
-periodic Hann window gives the real and the imaginary parts. So the same function runs in ``tf.data``,
-in Keras layers and in an exported TFLite graph with builtin ops only (Reshape, StridedSlice,
-GatherV2, Pad, FullyConnected/BatchMatMul, Mul, Add, Sqrt, Log).
+The STFT has two exact implementations of the same step, chosen at trace time as YAMNet's reference
+code does with its ``tflite_compatible`` parameter:
 
-Every function takes a clip ``[samples]`` or a batch ``[batch, samples]``.
+- by default, ``tf.signal.rfft`` of the windowed frames (fast: ~3x less CPU than a DFT matmul;
+  it converts to TFLite builtins too, as RFFT2D and COMPLEX_ABS);
+- inside ``with tflite_compatible():`` (what the TFLite exporter uses), one matmul with a real DFT
+  matrix whose rows carry the periodic Hann window, so the TFLite graph is plain FullyConnected
+  (XNNPACK-friendly, quantizer-friendly) with builtin ops only: Reshape, StridedSlice, GatherV2,
+  Pad, FullyConnected, Mul, Add, Sqrt, Log.
+
+The two agree to float32 rounding (tested). Every function takes a clip ``[samples]`` or a batch
+``[batch, samples]``.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import functools
 import math
@@ -29,8 +36,32 @@ __all__ = [
     "num_patches",
     "pad_waveform",
     "stft_magnitude",
+    "tflite_compatible",
     "windowed_dft_matrix",
 ]
+
+# True while a graph for TFLite is being traced: the STFT is then a DFT matmul instead of an RFFT.
+_TFLITE_COMPATIBLE = contextvars.ContextVar("tfaudio_tflite_compatible_stft", default=False)
+
+
+@contextlib.contextmanager
+def tflite_compatible(enabled: bool = True):
+    """Within this block, frontends traced compute the STFT as one DFT matmul (TFLite's choice).
+
+    Like YAMNet's ``params.tflite_compatible``: the numbers are the same to float32 rounding, but
+    the graph holds FullyConnected instead of RFFT2D/ComplexAbs, which XNNPACK accelerates and the
+    int8 quantizer understands. It acts when a function is *traced*: build the model (or trace the
+    ``tf.function``) to convert inside the block.
+
+    Example:
+        >>> with tflite_compatible():                                   # doctest: +SKIP
+        ...     tflite_bytes = tf.lite.TFLiteConverter.from_keras_model(build_model()).convert()
+    """
+    token = _TFLITE_COMPATIBLE.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _TFLITE_COMPATIBLE.reset(token)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,11 +171,19 @@ def windowed_dft_matrix(frame_length: int, fft_length: int, first_bin: int = 0,
 
 def _dft_magnitude(waveform, frame_length: int, frame_step: int, fft_length: int, first_bin: int,
                    last_bin: int) -> tf.Tensor:
-    """``|STFT|`` bins ``first_bin .. last_bin - 1``: frame, one matmul, sqrt(re² + im²)."""
+    """``|STFT|`` bins ``first_bin .. last_bin - 1`` of periodic-Hann-windowed frames.
+
+    An RFFT, or within :func:`tflite_compatible` one DFT matmul and ``sqrt(re² + im²)``.
+    """
     x = tf.cast(tf.convert_to_tensor(waveform), tf.float32)
     bins = last_bin - first_bin
-    dft = tf.constant(windowed_dft_matrix(frame_length, fft_length, first_bin, last_bin))  # [L, 2K]
     frames = frame_samples(x, frame_length, frame_step)  # [..., F, L]
+    if not _TFLITE_COMPATIBLE.get():
+        n = np.arange(frame_length, dtype=np.float64)
+        window = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / frame_length)).astype(np.float32)  # periodic Hann
+        # abs before the slice: TFLite cannot slice complex tensors (RFFT2D → COMPLEX_ABS → slice)
+        return tf.abs(tf.signal.rfft(frames * window, [fft_length]))[..., first_bin:last_bin]  # [..., F, K]
+    dft = tf.constant(windowed_dft_matrix(frame_length, fft_length, first_bin, last_bin))  # [L, 2K]
     # One 2-D matmul over all frames of all clips: the fastest kernel and a plain FullyConnected in
     # TFLite (a rank-3 matmul would become BatchMatMul).
     flat = tf.reshape(frames, [-1, frame_length])  # [N, L]
@@ -157,7 +196,9 @@ def _dft_magnitude(waveform, frame_length: int, frame_step: int, fft_length: int
 
 
 def stft_magnitude(waveform, frame_length: int, frame_step: int, fft_length: int) -> tf.Tensor:
-    """``|STFT|`` with a periodic Hann window, as ``tf.abs(tf.signal.stft(...))``, TFLite builtins only.
+    """``|STFT|`` with a periodic Hann window, as ``tf.abs(tf.signal.stft(...))``.
+
+    An RFFT; a DFT matmul within :func:`tflite_compatible`. Both convert to TFLite builtins.
 
     Args:
         waveform: float ``[samples]`` or ``[batch, samples]``.
