@@ -26,7 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "_pipeline_args", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.pipeline_args = extra  # Beam jobs (embed, predict --runner) pass unknown options to Beam
     from tfaudio.errors import TfaudioError
 
     try:

@@ -6,7 +6,10 @@ Layout::
         settings.json                  what the namespace hash covers (backbone fingerprint, pipeline)
         shard-<id>.tfrecord            tf.train.Example records: key, embeddings, num_frames, dim
         shard-<id>.index.json          the keys in that shard; written last, so a shard without an
-                                       index (an interrupted write) is never trusted
+                                       index (an interrupted write) is never trusted. Shards written
+                                       by Beam (``tfaudio embed``) also list their files (``paths``)
+                                       and bad files (``failed``), and have deterministic ids
+        beam-<job>.json                a Beam job's summary (``tfaudio.beam.embed``)
 
 A clip's key is a hash of its file's bytes: a changed file gets a new key (only that clip is
 re-extracted), a renamed or copied one is found again. Changing the backbone's weights or the
@@ -99,15 +102,22 @@ def decode_record(record: bytes) -> tuple[str, np.ndarray]:
 
 class ShardWriter:
     """Writes one shard atomically: records go to a temporary file, ``close`` renames it and then
-    writes the index (the index is what makes a shard trusted)."""
+    writes the index (the index is what makes a shard trusted).
+
+    Args:
+        directory: the namespace folder.
+        shard_id: the shard's name (default: random). The Beam pipeline passes a deterministic id, so
+            a re-run can tell which shards are complete; the temporary name is unique per attempt,
+            so two attempts at one shard (a retried bundle) never write into the same file.
+    """
 
     def __init__(self, directory: pathlib.Path, shard_id: str | None = None):
         import tensorflow as tf
 
-        self.directory = directory
+        self.directory = pathlib.Path(directory)
         self.shard_id = shard_id or uuid.uuid4().hex[:16]
-        self.final = directory / f"shard-{self.shard_id}.tfrecord"
-        self.tmp = directory / f".shard-{self.shard_id}.tfrecord.tmp"
+        self.final = self.directory / f"shard-{self.shard_id}.tfrecord"
+        self.tmp = self.directory / f".shard-{self.shard_id}.{uuid.uuid4().hex[:8]}.tfrecord.tmp"
         self._writer = tf.io.TFRecordWriter(str(self.tmp))
         self.keys: list[str] = []
         self.num_frames: list[int] = []
@@ -120,18 +130,49 @@ class ShardWriter:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def close(self) -> None:
+    def close(self, extra: dict[str, Any] | None = None, *, keep_empty: bool = False) -> None:
+        """Renames the records into place, then writes the index.
+
+        Args:
+            extra: more fields for the index (the Beam pipeline adds ``paths`` and ``failed``).
+            keep_empty: write an empty shard and its index too (a Beam shard whose clips were all
+                bad is still complete: a re-run must not try it again).
+        """
         self._writer.close()
-        if not self.keys:
+        if not self.keys and not keep_empty:
             self.tmp.unlink(missing_ok=True)
             return
         os.replace(self.tmp, self.final)
-        index = {"format": FORMAT_VERSION, "keys": self.keys, "num_frames": self.num_frames}
-        atomic_write_text(self.directory / f"shard-{self.shard_id}.index.json", json.dumps(index))
+        index = {"format": FORMAT_VERSION, "keys": self.keys, "num_frames": self.num_frames, **(extra or {})}
+        atomic_write_text(index_path(self.directory, self.shard_id), json.dumps(index))
 
     def abort(self) -> None:
         self._writer.close()
         self.tmp.unlink(missing_ok=True)
+
+
+def index_path(directory: pathlib.Path, shard_id: str) -> pathlib.Path:
+    """The index file of shard ``shard_id`` (written last: its presence marks the shard complete)."""
+    return pathlib.Path(directory) / f"shard-{shard_id}.index.json"
+
+
+def complete_shards(directory: pathlib.Path) -> dict[str, dict[str, Any]]:
+    """shard id → its index, for every complete shard (records and a readable index) in ``directory``."""
+    out: dict[str, dict[str, Any]] = {}
+    directory = pathlib.Path(directory)
+    if not directory.is_dir():
+        return out
+    for idx_file in sorted(directory.glob("shard-*.index.json")):
+        shard_id = idx_file.name[len("shard-") : -len(".index.json")]
+        if not (directory / f"shard-{shard_id}.tfrecord").is_file():
+            continue
+        try:
+            index = json.loads(idx_file.read_text())
+        except ValueError:
+            continue  # a damaged index: its shard is simply not trusted
+        if isinstance(index, dict) and isinstance(index.get("keys"), list):
+            out[shard_id] = index
+    return out
 
 
 @dataclasses.dataclass
@@ -245,18 +286,9 @@ class EmbeddingCache:
         if self._index is not None and not refresh:
             return self._index
         out: dict[str, tuple[str, int]] = {}
-        d = self.directory
-        if d.is_dir():
-            for idx_file in sorted(d.glob("shard-*.index.json")):
-                shard = idx_file.name.replace(".index.json", ".tfrecord")
-                if not (d / shard).is_file():
-                    continue
-                try:
-                    keys = json.loads(idx_file.read_text())["keys"]
-                except (ValueError, KeyError):
-                    continue  # a damaged index: its shard is simply not trusted
-                for pos, key in enumerate(keys):
-                    out.setdefault(key, (shard, pos))
+        for shard_id, index in complete_shards(self.directory).items():
+            for pos, key in enumerate(index["keys"]):
+                out.setdefault(key, (f"shard-{shard_id}.tfrecord", pos))
         self._index = out
         return out
 

@@ -1,0 +1,253 @@
+"""Batch scoring of an exported SavedModel over many files on Apache Beam, to JSON lines or CSV.
+
+Graph::
+
+    file list → Reshuffle → DecodeClip (→ dead letters)  decode, resample to the model's input rate
+      → RunInference(SavedModel "batch" signature)      padded batches; model loaded once per worker
+      → top-k labels → WriteToText (JSONL or CSV)
+
+The model is a folder written by ``tfaudio export`` (``OUTPUT/saved_model``, or ``OUTPUT`` itself):
+its ``batch`` signature takes ``audio`` [B, S] at the rate it was exported for (``--input-rate``,
+16 kHz by default) and ``lengths`` [B]; the labels come from its ``assets/labels.txt``. Output rows
+come in no particular order.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import pathlib
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
+
+from tfaudio.beam._common import (
+    DEAD,
+    METRICS,
+    DecodeClip,
+    beam,
+    counters,
+    make_pipeline,
+    pipeline_options,
+    runner_name,
+)
+from tfaudio.beam.clips import dead_letter, pad_batch
+from tfaudio.data.embedding_cache import atomic_write_text
+from tfaudio.data.pipeline import PipelineConfig
+from tfaudio.errors import TfaudioError
+
+FORMATS = ("jsonl", "csv")
+
+
+def resolve_saved_model(path: str | os.PathLike) -> pathlib.Path:
+    """The SavedModel folder of an export: ``path`` itself or ``path/saved_model``.
+
+    Raises:
+        TfaudioError: neither has a ``saved_model.pb``.
+    """
+    path = pathlib.Path(path)
+    for candidate in (path, path / "saved_model"):
+        if (candidate / "saved_model.pb").is_file():
+            return candidate
+    raise TfaudioError(
+        f"{path}: no SavedModel here (no saved_model.pb in it or in {path / 'saved_model'}). Fix: export the "
+        f"classifier first (`tfaudio export MODEL -o {path}`) and pass that folder."
+    )
+
+
+def read_labels(saved_model: pathlib.Path) -> list[str]:
+    labels_file = saved_model / "assets" / "labels.txt"
+    if not labels_file.is_file():
+        raise TfaudioError(f"{saved_model}: no assets/labels.txt, so the scores cannot be named. Fix: export the "
+                           "model with `tfaudio export` (it writes the labels as an asset).")
+    return [line for line in labels_file.read_text(encoding="utf8").splitlines() if line]
+
+
+def top_k(scores: np.ndarray, labels: Sequence[str], k: int) -> list[dict[str, Any]]:
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [{"label": labels[i], "score": round(float(scores[i]), 6)} for i in order]
+
+
+class SavedModelHandler(ModelHandler):
+    """RunInference handler: prepared clips ``(audio, length)`` → clip scores float32 [classes], through
+    the SavedModel's ``batch`` signature (loaded once per worker process).
+
+    Args:
+        path: the SavedModel folder.
+        batch_size: clips per call.
+    """
+
+    def __init__(self, path: str, batch_size: int):
+        super().__init__()
+        self.path = path
+        self.batch_size = batch_size
+
+    def load_model(self):
+        import tensorflow as tf
+
+        model = tf.saved_model.load(self.path)
+        if "batch" not in model.signatures:
+            raise TfaudioError(f"{self.path}: the SavedModel has no 'batch' signature (it has "
+                               f"{sorted(model.signatures)}). Fix: re-export it with `tfaudio export`.")
+        return model
+
+    def run_inference(self, batch, model, inference_args=None):
+        import tensorflow as tf
+
+        audio, lengths = pad_batch(batch)  # [B, S], [B]
+        out = model.signatures["batch"](audio=tf.constant(audio), lengths=tf.constant(lengths))
+        return list(np.asarray(out["classifier"]))  # B x [C]
+
+    def get_num_bytes(self, batch) -> int:
+        return int(sum(audio.nbytes for audio, _ in batch))
+
+    def batch_elements_kwargs(self) -> dict[str, Any]:
+        return {"min_batch_size": self.batch_size, "max_batch_size": self.batch_size}
+
+    def get_metrics_namespace(self) -> str:
+        return f"{METRICS}.predict"
+
+
+class FormatRow(beam.DoFn):
+    """``((tag, path, key), scores)`` → one JSON line ``{"file", "predictions": [{"label", "score"}],
+    "scores": {label: score}}`` or one CSV row ``file,label_1,score_1,...``."""
+
+    def __init__(self, labels: Sequence[str], k: int, fmt: str):
+        self.labels = list(labels)
+        self.k = k
+        self.fmt = fmt
+
+    def setup(self):
+        from apache_beam.metrics import Metrics
+
+        self.scored = Metrics.counter(METRICS, "clips_scored")
+
+    def process(self, element):
+        (_, path, _), scores = element
+        scores = np.asarray(scores, np.float64)
+        best = top_k(scores, self.labels, self.k)
+        self.scored.inc()
+        if self.fmt == "jsonl":
+            yield json.dumps({"file": path, "predictions": best,
+                              "scores": {lab: round(float(s), 6) for lab, s in zip(self.labels, scores)}})
+        else:
+            yield csv_line([path] + [x for b in best for x in (b["label"], f"{b['score']:.6f}")])
+
+
+def csv_line(fields: Sequence[Any]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(fields)
+    return buf.getvalue()
+
+
+def _parse_file(line: str) -> tuple[None, str]:
+    return None, json.loads(line)
+
+
+def _dead_line(d):
+    return dead_letter(d[1], d[2])
+
+
+@dataclasses.dataclass
+class PredictResult:
+    """What :func:`run_predict` did: the output file, how many files were scored, and the bad files
+    (in ``dead_letters`` and the JSON lines file ``dead_letters_path``)."""
+
+    output: pathlib.Path
+    dead_letters_path: pathlib.Path
+    files: int
+    scored: int
+    dead_letters: list[tuple[str, str]]
+    runner: str
+    seconds: float
+
+    def __str__(self) -> str:
+        s = (f"{self.scored} of {self.files} files scored by {self.runner} in {self.seconds:.1f} s → {self.output}")
+        if self.dead_letters:
+            s += f"\n{len(self.dead_letters)} bad file(s) → dead letters {self.dead_letters_path}:"
+            s += "".join(f"\n  {f}: {e}" for f, e in self.dead_letters[:20])
+            if len(self.dead_letters) > 20:
+                s += f"\n  ... and {len(self.dead_letters) - 20} more"
+        return s
+
+
+def dead_letters_path_for(output: pathlib.Path) -> pathlib.Path:
+    return output.with_name(f"{output.stem}.dead_letters.jsonl")
+
+
+def run_predict(
+    model: str | os.PathLike,
+    files: Sequence[str],
+    output: str | os.PathLike,
+    *,
+    top_k: int = 3,
+    fmt: str | None = None,
+    input_rate: int = 16000,
+    batch_size: int = 16,
+    runner: str | None = None,
+    options: Sequence[str] | dict[str, Any] | Any = None,
+    backend: str = "auto",
+) -> PredictResult:
+    """Scores ``files`` with an exported SavedModel on Beam and writes one row per file to ``output``.
+
+    Args:
+        model: a ``tfaudio export`` folder (or its ``saved_model`` sub-folder).
+        files: audio paths.
+        output: the JSONL or CSV file to write (bad files go to ``<stem>.dead_letters.jsonl`` beside it).
+        top_k: labels per file.
+        fmt: "jsonl" or "csv" (default: from the output's extension, JSONL unless ``.csv``).
+        input_rate: the rate the model takes (what it was exported with: ``tfaudio export --input-rate``).
+        batch_size: clips per model call.
+        runner, options: the Beam runner and pass-through options (see ``pipeline_options``).
+        backend: decoder backend for compressed formats.
+    """
+    t0 = time.perf_counter()
+    saved_model = resolve_saved_model(model)
+    labels = read_labels(saved_model)
+    if top_k < 1:
+        raise TfaudioError(f"top_k must be >= 1, got {top_k}.")
+    output = pathlib.Path(output)
+    fmt = fmt or ("csv" if output.suffix.lower() == ".csv" else "jsonl")
+    if fmt not in FORMATS:
+        raise TfaudioError(f"unknown output format {fmt!r}. Fix: use one of {', '.join(FORMATS)}.")
+    files = [os.fspath(f) for f in files]
+    if not files:
+        raise TfaudioError("no files to score. Fix: check the manifest, folder or file names you passed.")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    dead_path = dead_letters_path_for(output)
+    opts = pipeline_options(runner, options)
+    file_list = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.files.jsonl")
+    atomic_write_text(file_list, "".join(json.dumps(f) + "\n" for f in files))
+    k = min(top_k, len(labels))
+    header = csv_line(["file"] + [x for i in range(1, k + 1) for x in (f"label_{i}", f"score_{i}")])
+    config = PipelineConfig(sample_rate=int(input_rate), backend=backend)
+    try:
+        p = make_pipeline(opts)
+        decoded = (p
+                   | "ReadFiles" >> beam.io.ReadFromText(str(file_list))
+                   | "ParseFiles" >> beam.Map(_parse_file)
+                   | "Spread" >> beam.Reshuffle()
+                   | "Decode" >> beam.ParDo(DecodeClip(config, with_key=False)).with_outputs(DEAD, main="clips"))
+        _ = (decoded.clips
+             | "Score" >> RunInference(KeyedModelHandler(SavedModelHandler(str(saved_model), batch_size)))
+             | "Format" >> beam.ParDo(FormatRow(labels, k, fmt))
+             | "Write" >> beam.io.WriteToText(str(output), shard_name_template="",
+                                              header=header if fmt == "csv" else None))
+        _ = (decoded[DEAD]
+             | "DeadLetterLines" >> beam.Map(_dead_line)
+             | "WriteDeadLetters" >> beam.io.WriteToText(str(dead_path), shard_name_template=""))
+        result = p.run()
+        result.wait_until_finish()
+    finally:
+        file_list.unlink(missing_ok=True)
+    dead = [(r["file"], r["error"]) for r in map(json.loads, dead_path.read_text().splitlines()) if r]
+    scored = counters(result, ["clips_scored"])["clips_scored"]
+    if scored is None:
+        scored = len(files) - len(dead)
+    return PredictResult(output, dead_path, len(files), scored, dead, runner_name(opts), time.perf_counter() - t0)
