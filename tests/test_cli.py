@@ -60,3 +60,22 @@ def test_clear_cli_errors(csv, cache, tmp_path, capsys):
     assert main(["train", str(csv), "--folds", "1:2:3", "--classes", "low", "--cache", cache,
                  "-o", str(tmp_path / "x")]) == 2
     assert "at least 2 classes" in capsys.readouterr().err
+
+
+def test_csv_with_own_column_names_and_no_folds(csv, cache, tmp_path, capsys):
+    import pandas as pd
+
+    frame = pd.read_csv(csv)
+    own = tmp_path / "own.csv"  # no fold column; other names; paths relative to the audio folder
+    frame.rename(columns={"filename": "file", "category": "sound"})[["file", "sound"]].to_csv(own, index=False)
+    audio = str(csv.parent.parent / "audio")
+    assert main(["cv", str(own), "--audio-dir", audio, "--folds", "3", "--epochs", "5", "--cache", cache,
+                 "-o", str(tmp_path / "cv")]) == 2
+    err = capsys.readouterr().err
+    assert "no column 'filename'" in err and "--path-column" in err
+    args = ["--audio-dir", audio, "--path-column", "file", "--label-column", "sound", "--cache", cache]
+    assert main(["cv", str(own), *args, "--folds", "3", "--epochs", "5", "-o", str(tmp_path / "cv")]) == 0
+    summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert summary["num_folds"] == 3  # folds assigned, as the CSV has none
+    assert main(["train", str(own), *args, "--fold-column", "nope", "-o", str(tmp_path / "x")]) == 2
+    assert "no column 'nope'" in capsys.readouterr().err

@@ -13,6 +13,12 @@ def add_data_args(p: argparse.ArgumentParser, *, folds_help: str) -> None:
     p.add_argument("data", help="an ESC-50-style CSV (filename, fold, target, category), an ESC-50 folder, "
                                 "or a folder with one sub-folder per class")
     p.add_argument("--audio-dir", help="folder the CSV's file names are relative to (default: ../audio or the CSV's folder)")
+    p.add_argument("--path-column", default="filename", help="CSV column with the audio file names (default: filename)")
+    p.add_argument("--label-column", default="category", help="CSV column with the class names (default: category)")
+    p.add_argument("--fold-column", help="CSV column with fold numbers (default: fold, when the CSV has one; "
+                                         "without folds, speaker/clip-grouped stratified folds are assigned)")
+    p.add_argument("--group-column", help="CSV column grouping clips that must stay in one fold (e.g. speaker; "
+                                          "default: inferred from ESC-50 / Speech Commands / FSDD file names)")
     p.add_argument("--classes", nargs="+", help="keep only these classes (in this order)")
     p.add_argument("--folds", help=folds_help)
     p.add_argument("--on-error", choices=["raise", "skip"], default="raise",
@@ -37,8 +43,22 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 def load_manifest(args: argparse.Namespace):
     from tfaudio.data.manifest import Manifest
 
-    kwargs = {"audio_dir": args.audio_dir} if getattr(args, "audio_dir", None) else {}
-    m = Manifest.from_source(args.data, **kwargs)
+    source = pathlib.Path(args.data)
+    kwargs: dict[str, Any] = {"audio_dir": args.audio_dir} if getattr(args, "audio_dir", None) else {}
+    if source.is_file():  # a CSV: its column names
+        import pandas as pd
+
+        try:
+            columns = list(pd.read_csv(source, nrows=0).columns)
+        except (ValueError, OSError) as err:
+            raise ManifestError(f"{source}: cannot be read as a CSV ({err}). Fix: pass a CSV file or a folder.") from None
+        fold = getattr(args, "fold_column", None)
+        if fold is None:
+            fold = "fold" if "fold" in columns else None
+        kwargs.update(path_column=getattr(args, "path_column", "filename"),
+                      label_column=getattr(args, "label_column", "category"),
+                      fold_column=fold, group_column=getattr(args, "group_column", None) or "auto")
+    m = Manifest.from_source(source, **kwargs)
     if args.classes:
         m = m.select(args.classes)
     return m

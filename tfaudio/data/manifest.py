@@ -145,7 +145,8 @@ class Manifest:
             if col not in table.columns:
                 raise ManifestError(
                     f"{csv_path}: no column {col!r} (columns: {list(table.columns)}). "
-                    f"Fix: name the columns with path_column=, label_column=, fold_column=."
+                    f"Fix: name the columns with path_column=, label_column=, fold_column= (on the command line "
+                    f"--path-column, --label-column, --fold-column)."
                 )
         if audio_dir is None:
             esc_layout = csv_path.parent.parent / "audio"
