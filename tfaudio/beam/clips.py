@@ -8,16 +8,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from tfaudio.data.pipeline import PipelineConfig
-from tfaudio.errors import AudioError
 
 
 def prepare_clip(path: str, config: PipelineConfig) -> tuple[np.ndarray, int]:
     """One file as the local pipeline prepares it: decode → mono → resample to ``config.sample_rate``
     → crop or zero-pad to ``config.duration_seconds``.
 
-    The same functions as :class:`tfaudio.data.pipeline.AudioDataset` (``load_audio``, the supported
-    rates, ``resample`` — the branch ``resample_any`` picks — and ``pad_or_crop``), so Beam's
-    embeddings equal the local cache's.
+    The same step as :class:`tfaudio.data.pipeline.AudioDataset` (:func:`~tfaudio.data.pipeline.decode_clip`,
+    then ``pad_or_crop``), so Beam's embeddings equal the local cache's.
 
     Returns:
         (float32 [samples] at ``config.sample_rate``, valid samples).
@@ -25,30 +23,28 @@ def prepare_clip(path: str, config: PipelineConfig) -> tuple[np.ndarray, int]:
     Raises:
         AudioError: the file cannot be used (naming it, the problem and the fix).
     """
-    from tfaudio.io.decode import load_audio
+    from tfaudio.data.pipeline import decode_clip
     from tfaudio.signal.framing import pad_or_crop
-    from tfaudio.signal.resample import SUPPORTED_RATES, resample
 
-    target = config.sample_rate
-    try:
-        audio, rate = load_audio(path, backend=config.backend)
-    except AudioError:
-        raise
-    except Exception as err:  # a decoder bug must still name the file
-        raise AudioError(path, f"could not be decoded ({type(err).__name__}: {err}).", "check the file.") from None
-    if rate != target and rate not in SUPPORTED_RATES:
-        raise AudioError(
-            path,
-            f"sample rate {rate} Hz is not supported (supported: {', '.join(map(str, SUPPORTED_RATES))}).",
-            f"convert the file to {target} Hz (e.g. `sox in.wav -r {target} out.wav`).",
-        )
-    if rate != target:
-        audio = np.asarray(resample(audio, rate, target))
+    audio = decode_clip(path, config)
     length = int(audio.shape[0])
     if config.duration_seconds is not None:
-        audio = np.asarray(pad_or_crop(audio, config.duration_seconds, target, align=config.align))
+        audio = np.asarray(pad_or_crop(audio, config.duration_seconds, config.sample_rate, align=config.align))
         length = min(length, int(audio.shape[0]))
     return np.ascontiguousarray(audio, np.float32), length
+
+
+class ClipBatchesMixin:
+    """For RunInference handlers of prepared clips ``(audio, length)``: batches of exactly
+    ``self.batch_size`` clips (the last one smaller), sized in bytes by their samples."""
+
+    batch_size: int
+
+    def get_num_bytes(self, batch) -> int:
+        return int(sum(audio.nbytes for audio, _ in batch))
+
+    def batch_elements_kwargs(self) -> dict:
+        return {"min_batch_size": self.batch_size, "max_batch_size": self.batch_size}
 
 
 def dead_letter(path: str, error: BaseException | str) -> str:

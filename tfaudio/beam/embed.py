@@ -45,7 +45,7 @@ from tfaudio.beam._common import (
     pipeline_options,
     runner_name,
 )
-from tfaudio.beam.clips import dead_letter, pad_batch
+from tfaudio.beam.clips import ClipBatchesMixin, dead_letter, pad_batch
 from tfaudio.data.embedding_cache import (
     EmbeddingCache,
     ShardWriter,
@@ -105,7 +105,7 @@ def _resolve_backbone(backbone: Any) -> tuple[Any, Any]:
     raise TfaudioError(f"backbone must be a name, a spec dict, a backbone or a factory, got {backbone!r}.")
 
 
-class BackboneModelHandler(ModelHandler):
+class BackboneModelHandler(ClipBatchesMixin, ModelHandler):
     """RunInference handler: prepared clips ``(audio, length)`` → embeddings float32 [frames, dim].
 
     The backbone is built from ``spec`` once per worker process (RunInference shares the model between
@@ -145,12 +145,6 @@ class BackboneModelHandler(ModelHandler):
         Metrics.counter(METRICS, "inference_micros").inc(int((time.perf_counter() - t0) * 1e6))
         Metrics.counter(METRICS, "inference_cpu_micros").inc(int((time.process_time() - c0) * 1e6))
         return [emb[i][mask[i]] for i in range(len(batch))]
-
-    def get_num_bytes(self, batch) -> int:
-        return int(sum(audio.nbytes for audio, _ in batch))
-
-    def batch_elements_kwargs(self) -> dict[str, Any]:
-        return {"min_batch_size": self.batch_size, "max_batch_size": self.batch_size}
 
     def get_metrics_namespace(self) -> str:
         return f"{METRICS}.embed"

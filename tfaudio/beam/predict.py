@@ -37,7 +37,7 @@ from tfaudio.beam._common import (
     pipeline_options,
     runner_name,
 )
-from tfaudio.beam.clips import dead_letter, pad_batch
+from tfaudio.beam.clips import ClipBatchesMixin, dead_letter, pad_batch
 from tfaudio.data.embedding_cache import atomic_write_text
 from tfaudio.data.pipeline import PipelineConfig
 from tfaudio.errors import TfaudioError
@@ -74,7 +74,7 @@ def top_k(scores: np.ndarray, labels: Sequence[str], k: int) -> list[dict[str, A
     return [{"label": labels[i], "score": round(float(scores[i]), 6)} for i in order]
 
 
-class SavedModelHandler(ModelHandler):
+class SavedModelHandler(ClipBatchesMixin, ModelHandler):
     """RunInference handler: prepared clips ``(audio, length)`` → clip scores float32 [classes], through
     the SavedModel's ``batch`` signature (loaded once per worker process).
 
@@ -103,12 +103,6 @@ class SavedModelHandler(ModelHandler):
         audio, lengths = pad_batch(batch)  # [B, S], [B]
         out = model.signatures["batch"](audio=tf.constant(audio), lengths=tf.constant(lengths))
         return list(np.asarray(out["classifier"]))  # B x [C]
-
-    def get_num_bytes(self, batch) -> int:
-        return int(sum(audio.nbytes for audio, _ in batch))
-
-    def batch_elements_kwargs(self) -> dict[str, Any]:
-        return {"min_batch_size": self.batch_size, "max_batch_size": self.batch_size}
 
     def get_metrics_namespace(self) -> str:
         return f"{METRICS}.predict"

@@ -47,6 +47,39 @@ class PipelineConfig:
             raise ValueError(f"align must be 'start' or 'center', got {self.align!r}")
 
 
+def decode_clip(path: str, config: PipelineConfig) -> np.ndarray:
+    """One file decoded, mixed to mono and resampled to ``config.sample_rate`` (float32 ``[samples]``).
+
+    The step every pipeline shares (the ``tf.data`` one, the Beam jobs): ``load_audio``, then the
+    pure-TF resampler traced once per source rate (:func:`~tfaudio.signal.resample.clip_resampler`).
+
+    Raises:
+        AudioError: the file cannot be used (naming it, the problem and the fix); an unexpected
+            decoder failure is wrapped in one too, so the file is always named.
+    """
+    from tfaudio.io.decode import load_audio
+    from tfaudio.signal.resample import clip_resampler
+
+    target = config.sample_rate
+    try:
+        audio, rate = load_audio(path, backend=config.backend)
+    except AudioError:
+        raise
+    except Exception as err:  # a decoder bug must still name the file
+        raise AudioError(path, f"could not be decoded ({type(err).__name__}: {err}).", "check the file.") from err
+    if rate != target:
+        try:
+            resampler = clip_resampler(rate, target)
+        except ValueError as err:
+            raise AudioError(
+                path,
+                f"sample rate {rate} Hz cannot be resampled to {target} Hz ({err}).",
+                f"convert the file to {target} Hz (e.g. `sox in.wav -r {target} out.wav`).",
+            ) from err
+        audio = resampler(tf.constant(audio, tf.float32)).numpy()
+    return np.ascontiguousarray(audio, np.float32)
+
+
 def _is_ok(element):
     return element["ok"]
 
@@ -107,35 +140,14 @@ class AudioDataset:
 
     # ---- decoding -----------------------------------------------------------------------------
     def _decode_py(self, index: tf.Tensor):
-        """Decodes clip ``index`` and resamples it to the target rate (runs in a ``tf.py_function``)."""
-        from tfaudio.io.decode import load_audio
-        from tfaudio.signal.resample import clip_resampler
-
+        """:func:`decode_clip` of clip ``index``, recording a bad file (runs in a ``tf.py_function``)."""
         i = int(index.numpy())
-        path = self._paths[i]
-        target = self.config.sample_rate
         try:
-            audio, rate = load_audio(path, backend=self.config.backend)
-            if rate != target:
-                try:
-                    resampler = clip_resampler(rate, target)
-                except ValueError as err:
-                    raise AudioError(
-                        path,
-                        f"sample rate {rate} Hz cannot be resampled to {target} Hz ({err}).",
-                        f"convert the file to {target} Hz (e.g. `sox in.wav -r {target} out.wav`).",
-                    ) from err
-                audio = resampler(tf.constant(audio, tf.float32)).numpy()
-            return audio.astype(np.float32, copy=False), True, ""
+            return decode_clip(self._paths[i], self.config), True, ""
         except AudioError as err:
             with self._lock:
                 self._skipped[i] = err
             return np.zeros([0], np.float32), False, str(err)
-        except Exception as err:  # a decoder bug must still name the file
-            wrapped = AudioError(path, f"could not be decoded ({type(err).__name__}: {err}).", "check the file.")
-            with self._lock:
-                self._skipped[i] = wrapped
-            return np.zeros([0], np.float32), False, str(wrapped)
 
     def _load(self, index: tf.Tensor) -> dict[str, tf.Tensor]:
         from tfaudio.signal.framing import pad_or_crop
