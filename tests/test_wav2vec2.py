@@ -431,3 +431,157 @@ def test_tflite_builtins_only(shared):
     interpreter.invoke()
     out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     np.testing.assert_allclose(out, bb.pooled(x[None]).numpy()[0], atol=1e-4)
+
+
+# ---- SavedModel / TFLite export of a classifier and of a fine-tuned model ----------------------------
+# Loads SavedModels in a fresh Python that never imports tfaudio, transformers or Keras, runs
+# serving_default per clip and the batch signature on the clips zero-padded (junk in one row's padding).
+FRESH = '''
+import json, sys
+import numpy as np
+import tensorflow as tf
+
+clips = np.load(sys.argv[1])
+clips = [clips[k] for k in sorted(clips.files, key=lambda k: int(k[1:]))]
+res, info = {}, {}
+for m, path in enumerate(sys.argv[3:]):
+    model = tf.saved_model.load(path)
+    info[f"m{m}"] = {name: [sorted(f.structured_input_signature[1]), sorted(f.structured_outputs)]
+                     for name, f in model.signatures.items()}
+    info[f"m{m}"]["labels_txt"] = open(model.labels_file.asset_path.numpy().decode()).read().split()
+    for i, x in enumerate(clips):
+        out = model.signatures["serving_default"](audio=tf.constant(x))
+        res[f"m{m}_classifier_{i}"] = out["classifier"].numpy()
+        res[f"m{m}_label_{i}"] = np.array(out["label"].numpy().decode())
+        if "frame_scores" in out:
+            res[f"m{m}_frames_{i}"] = out["frame_scores"].numpy()
+    lengths = np.array([len(x) for x in clips], np.int32)
+    batch = np.zeros([len(clips), lengths.max()], np.float32)
+    for i, x in enumerate(clips):
+        batch[i, : len(x)] = x
+    short = int(np.argmin(lengths))
+    batch[short, lengths[short]:] = 0.3  # the padding must not matter
+    out = model.signatures["batch"](audio=tf.constant(batch), lengths=tf.constant(lengths))
+    res[f"m{m}_batch_classifier"] = out["classifier"].numpy()
+    res[f"m{m}_batch_label"] = np.array([s.decode() for s in out["label"].numpy()])
+info["modules"] = sorted({m.split(".")[0] for m in sys.modules} & {"tfaudio", "transformers", "tf_keras", "torch"})
+np.savez(sys.argv[2], **res)
+print(json.dumps(info))
+'''
+
+
+def serve_fresh(saved_models, clips, tmp) -> tuple[dict, dict]:
+    """Runs :data:`FRESH` on ``saved_models`` and ``clips``: (signatures and modules, outputs)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    np.savez(tmp / "in.npz", **{f"c{i}": np.asarray(x, np.float32) for i, x in enumerate(clips)})
+    (tmp / "fresh.py").write_text(FRESH)
+    # a clean serving environment: transformers sets TF_USE_LEGACY_KERAS=1 in this process, which makes
+    # `import tensorflow` import tf_keras in the child
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_USE_LEGACY_KERAS")}
+    proc = subprocess.run([sys.executable, "fresh.py", "in.npz", "out.npz", *map(str, saved_models)], cwd=tmp,
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1]), dict(np.load(tmp / "out.npz"))
+
+
+def check_served(info, res, m, clips, expected, labels, frame_scores=False):
+    """Model ``m`` of :func:`serve_fresh` gave ``expected [clips, C]`` per clip and in the batch."""
+    signatures = info[f"m{m}"]
+    assert signatures["serving_default"][0] == ["audio"] and signatures["batch"][0] == ["audio", "lengths"]
+    assert signatures["serving_default"][1] == sorted(["classifier", "label"] + ["frame_scores"] * frame_scores)
+    assert signatures["labels_txt"] == list(labels)
+    for i in range(len(clips)):
+        np.testing.assert_allclose(res[f"m{m}_classifier_{i}"], expected[i], atol=1e-5)
+        assert res[f"m{m}_label_{i}"].item() == labels[int(np.argmax(expected[i]))]
+    np.testing.assert_allclose(res[f"m{m}_batch_classifier"], expected, atol=1e-5)
+    assert list(res[f"m{m}_batch_label"]) == [labels[int(k)] for k in np.argmax(expected, axis=1)]
+
+
+@pytest.fixture(scope="module")
+def w2v_classifier(checkpoints, tmp_path_factory):
+    """An AudioClassifier: the tiny "group" checkpoint + an MLP head trained on tones vs. hiss."""
+    from tests.helpers import tone_dataset
+    from tfaudio.data.embedding_cache import EmbeddingCache
+    from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+
+    root = tmp_path_factory.mktemp("tones")
+    manifest = tone_dataset(root / "audio", n_per_class=3, seconds=0.5)
+    bb = load(checkpoints, "group")
+    clf = AudioClassifier(bb, labels=manifest.labels, cache=EmbeddingCache(bb, root / "cache"))
+    return clf.fit(manifest, config=TrainConfig(epochs=8, seed=0))
+
+
+def test_classifier_and_finetuned_model_export_to_saved_model(checkpoints, w2v_classifier, tmp_path):
+    """(a) backbone + head and (b) a fine-tuned model, each a SavedModel from waveform to scores, served
+    in a fresh process equal to AudioClassifier.predict_scores / the Keras model's softmax."""
+    from tfaudio.cli import main
+    from tfaudio.export.saved_model import export_saved_model
+    from tfaudio.tasks.wav2vec2_finetune import is_finetune_folder, load_finetune_model, save_finetune_model
+
+    clips = [clip(16000, seed=1), clip(5000, seed=2), clip(300, seed=3), sine(440, 0.7, RATE)]
+    clf = w2v_classifier
+    classifier_sm = export_saved_model(clf, tmp_path / "classifier", frame_scores=True)
+
+    keras.utils.set_random_seed(0)
+    model = build_finetune_model(load(checkpoints, "hubert"), 2, dropout=0.0)
+    x, _ = tone_vs_noise(n_per_class=2)
+    # fine-tuning as tested above, in short: the transformer's weights move away from the checkpoint's
+    # (so saving the checkpoint's weights instead would show), the classifier is random
+    for w in model.embedder.model.trainable_weights[-4:]:
+        w.assign(w * 1.5 + 0.05)
+    with pytest.raises(TfaudioError, match="0 labels for a model with 2 outputs"):
+        save_finetune_model(model, tmp_path / "ft")  # no labels yet
+    save_finetune_model(model, tmp_path / "ft", labels=("tone", "noise"))
+    assert is_finetune_folder(tmp_path / "ft") and not is_finetune_folder(tmp_path / "classifier")
+    again = load_finetune_model(tmp_path / "ft")
+    assert again.labels == ("tone", "noise")
+    np.testing.assert_allclose(logits(again, x), logits(model, x), atol=1e-5)
+    # `tfaudio export` reads the folder; asking for outputs it cannot have is a clear error
+    assert main(["export", str(tmp_path / "ft"), "-o", str(tmp_path / "ft_export")]) == 0
+    assert main(["export", str(tmp_path / "ft"), "-o", str(tmp_path / "bad"), "--frame-scores"]) == 2
+    assert main(["export", str(tmp_path / "ft"), "-o", str(tmp_path / "bad"), "--audioset"]) == 2
+    assert not (tmp_path / "bad").exists()
+
+    info, res = serve_fresh([classifier_sm, tmp_path / "ft_export" / "saved_model"], clips, tmp_path / "fresh")
+    assert info["modules"] == []  # served by TensorFlow alone
+    expected = clf.predict_scores(clips)
+    check_served(info, res, 0, clips, expected, clf.labels, frame_scores=True)
+    for i, c in enumerate(clips):
+        frames = res[f"m0_frames_{i}"]
+        assert frames.shape == (clf.backbone.num_frames(len(c)), 3)  # one row per 20 ms
+        np.testing.assert_allclose(frames.mean(axis=0), expected[i], atol=1e-6)
+    lengths = np.array([len(c) for c in clips], np.int32)
+    batch = np.zeros([len(clips), lengths.max()], np.float32)
+    for i, c in enumerate(clips):
+        batch[i, : len(c)] = c
+    softmax = tf.nn.softmax(logits(model, {"waveform": batch, "length": lengths})).numpy()
+    check_served(info, res, 1, clips, softmax, ("tone", "noise"))
+
+
+def test_classifier_exports_to_tflite(w2v_classifier, tmp_path):
+    from tfaudio.export.tflite import export_tflite, read_metadata
+
+    clf = w2v_classifier
+    path = export_tflite(clf, tmp_path / "w2v.tflite", window_samples=16000)
+    it = tf.lite.Interpreter(model_path=str(path))
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    assert list(inp["shape"]) == [1, 16000] and list(out["shape"]) == [1, 3]
+    ops = {op["op_name"] for op in it._get_ops_details()}
+    assert not any("FLEX" in op or op == "CUSTOM" for op in ops), ops
+    it.allocate_tensors()
+    windows = [clip(16000, seed=5), np.pad(sine(300, 0.5, RATE), (0, 8000))]
+    expected = clf.predict_scores(windows)
+    for w, e in zip(windows, expected, strict=True):
+        it.set_tensor(inp["index"], w[None])
+        it.invoke()
+        np.testing.assert_allclose(it.get_tensor(out["index"])[0], e, atol=1e-4)
+    meta = read_metadata(path)
+    assert meta["associated_files"]["labels.txt"].split() == list(clf.labels)
+    assert "wav2vec2 backbone + tfaudio head" in meta["description"]
+    with pytest.raises(TfaudioError, match="at least 400 samples"):
+        export_tflite(clf, tmp_path / "short.tflite", window_samples=399)

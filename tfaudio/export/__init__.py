@@ -1,5 +1,6 @@
-"""Export a trained classifier: a SavedModel for TF Serving (raw waveform in, scores and label out) and
-TFLite files with model metadata for Android (MediaPipe Tasks / TFLite Task Library)."""
+"""Export a trained classifier (YAMNet or Wav2Vec2 / HuBERT backbone + head) or a fine-tuned Wav2Vec2 /
+HuBERT model: a SavedModel for TF Serving (raw waveform in, scores and label out) and TFLite files with
+model metadata for Android (MediaPipe Tasks / TFLite Task Library)."""
 from tfaudio._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(
@@ -9,5 +10,7 @@ __getattr__, __dir__ = lazy_exports(
         "export_tflite": ".tflite",
         "tflite_model": ".tflite",
         "read_metadata": ".tflite",
+        "serving_graph": ".serving_graph",
+        "ServingGraph": ".serving_graph",
     },
 )

@@ -1,20 +1,23 @@
-"""Export a trained AudioClassifier as one SavedModel, raw waveform in, class scores out (TF Serving).
+"""Export a trained classifier as one SavedModel, raw waveform in, class scores out (TF Serving).
 
-Graph of the ``serving_default`` signature (all pure TF, traced once)::
+Graph of the ``serving_default`` signature (all pure TF, traced once; see
+:mod:`tfaudio.export.serving_graph` for each kind of model)::
 
     audio [S] at input_rate
-      → resample to the backbone's rate (only when input_rate differs; tfaudio.signal.resample) [S']
-      → backbone frontend (log-mel patches, padded like YAMNet)                            [P, 96, 64]
-      → backbone body                                       embeddings [P, 1024], AudioSet [P, 521]
-      → head                                                                     frame scores [P, C]
-      → mean over frames                                                           classifier [C]
-      → argmax → label                                                               label (string)
+      → resample to the model's rate (only when input_rate differs; tfaudio.signal.resample)     [S']
+      YAMNet classifier:
+      → log-mel patches [P, 96, 64] → body: embeddings [P, 1024], AudioSet [P, 521] → head [P, C]
+      Wav2Vec2 / HuBERT classifier (any backbone with graph_frames):
+      → backbone: embeddings [F, D] (one per 20 ms) → head                                 [F, C]
+      → mean over frames                                                         classifier [C]
+      fine-tuned Wav2Vec2 / HuBERT model:
+      → model: logits [C] → softmax                                              classifier [C]
+      → argmax → label                                                           label (string)
 
 The ``batch`` signature runs the same steps on a zero-padded batch (``audio [B, S]``, ``lengths [B]``)
-through the backbone's batch frontend, and averages each clip's frames with a segment mean, so every
-row equals what ``serving_default`` gives for that clip alone.
+with each clip's valid length, so every row equals what ``serving_default`` gives for that clip alone.
 
-Loading needs TensorFlow only (no tfaudio, no Keras)::
+Loading needs TensorFlow only (no tfaudio, no Keras, no transformers)::
 
     model = tf.saved_model.load("export/saved_model")
     out = model.signatures["serving_default"](audio=tf.constant(waveform_16k))
@@ -40,31 +43,21 @@ SIGNATURES = ("serving_default", "batch")
 LABELS_FILE = "labels.txt"
 
 
-def check_exportable(classifier: Any) -> tuple[str, ...]:
-    """Checks that ``classifier`` can be exported and returns its labels.
+def check_exportable(model: Any, labels: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Checks that ``model`` can be exported and returns its labels.
+
+    Args:
+        model: a trained AudioClassifier (YAMNet, Wav2Vec2 / HuBERT backbone) or a fine-tuned
+            Wav2Vec2 / HuBERT model (see :func:`tfaudio.export.serving_graph.serving_graph`).
+        labels: class names in score order (default: the model's).
 
     Raises:
-        TfaudioError: it is untrained, its backbone has no in-graph frontend/body (only YAMNet-like
-            backbones export), or its label list does not match the head's output units.
+        TfaudioError: it is untrained, its backbone cannot be traced into a graph, or its label list
+            does not match its output units.
     """
-    if not getattr(classifier, "is_trained", False) or getattr(classifier, "head_model_", None) is None:
-        raise TfaudioError("cannot export an untrained AudioClassifier. Fix: call fit() first, or "
-                           "AudioClassifier.load() a model saved by `tfaudio train`.")
-    backbone = classifier.backbone
-    if not all(hasattr(backbone, a) for a in ("frontend", "batch_frontend", "body")):
-        raise TfaudioError(
-            f"cannot export a classifier on a {type(backbone).__name__}: export needs a backbone with an "
-            "in-graph frontend and a Keras body (YAMNetBackbone). Fix: train on the 'yamnet' backbone."
-        )
-    labels = tuple(classifier.labels or ())
-    units = int(classifier.head_model_.output_shape[-1])
-    if len(labels) != units:
-        raise TfaudioError(
-            f"the classifier has {len(labels)} labels {list(labels)[:5]}{'...' if len(labels) > 5 else ''} but "
-            f"its head outputs {units} scores. Fix: set classifier.labels to the {units} class names the "
-            "head was trained on, in score order (see the model's labels.txt)."
-        )
-    return labels
+    from tfaudio.export.serving_graph import serving_graph
+
+    return serving_graph(model, labels).labels
 
 
 def atomic_directory(path: str | os.PathLike, write: Callable[[pathlib.Path], Any], *,
@@ -112,26 +105,25 @@ def _output_length(n, orig_rate: int, new_rate: int):
 
 
 class _ServingModule:
-    """Builds the two signatures as closures over the classifier's Keras models.
+    """Builds the two signatures as closures over a :class:`ServingGraph`.
 
     The saved object is a plain ``tf.Module`` that tracks only the variables and the label asset: the
     Keras models are not attributes of it, so ``tf.saved_model.save`` does not trace every layer, and
     loading needs neither Keras nor tfaudio.
     """
 
-    def __init__(self, classifier: Any, labels: Sequence[str], input_rate: int, frame_scores: bool,
-                 backbone_scores: bool, labels_path: pathlib.Path):
+    def __init__(self, graph: Any, input_rate: int, frame_scores: bool, backbone_scores: bool,
+                 labels_path: pathlib.Path):
         import tensorflow as tf
 
         from tfaudio.signal.resample import resample
 
-        backbone, head = classifier.backbone, classifier.head_model_
-        rate = int(backbone.contract.sample_rate)
+        rate = graph.sample_rate
         f32 = tf.float32
         self.module = tf.Module(name="tfaudio_classifier")
-        self.module.variables_ = list(backbone.body.variables) + list(head.variables)
+        self.module.variables_ = graph.variables
         self.module.labels_file = tf.saved_model.Asset(str(labels_path))
-        label_list = list(labels)
+        label_list = list(graph.labels)
 
         def to_model_rate(audio):
             return audio if input_rate == rate else resample(audio, input_rate, rate)
@@ -140,16 +132,8 @@ class _ServingModule:
             return tf.gather(tf.constant(label_list), tf.argmax(scores, axis=-1, output_type=tf.int32))
 
         def serve(audio):
-            x = to_model_rate(audio)  # [S']
-            patches, _ = backbone.frontend(x)  # [P, 96, 64]
-            embeddings, audioset = backbone.body(patches, training=False)  # [P, 1024], [P, 521]
-            frames = head(embeddings, training=False)  # [P, C]
-            clip = tf.reduce_mean(frames, axis=0)  # [C]
-            out = {"classifier": clip, "label": top_label(clip)}
-            if frame_scores:
-                out["frame_scores"] = frames
-            if backbone_scores:
-                out["audioset"] = tf.reduce_mean(audioset, axis=0)  # [521]
+            out = graph.clip(to_model_rate(audio), frame_scores=frame_scores, backbone_scores=backbone_scores)
+            out["label"] = top_label(out["classifier"])
             return out
 
         def serve_batch(audio, lengths):
@@ -160,15 +144,8 @@ class _ServingModule:
             audio = tf.where(tf.sequence_mask(lengths, width), audio, 0.0)
             x = to_model_rate(audio)  # [B, S']
             n = lengths if input_rate == rate else _output_length(lengths, input_rate, rate)
-            patches, mask = backbone.batch_frontend(x, n)  # [N, 96, 64], [B, P]
-            embeddings, audioset = backbone.body(patches, training=False)  # [N, 1024], [N, 521]
-            frames = head(embeddings, training=False)  # [N, C]
-            batch = tf.shape(mask)[0]
-            clip_of_frame = tf.repeat(tf.range(batch), tf.reduce_sum(tf.cast(mask, tf.int32), axis=1))  # [N]
-            clip = tf.math.unsorted_segment_mean(frames, clip_of_frame, batch)  # [B, C]
-            out = {"classifier": clip, "label": top_label(clip)}
-            if backbone_scores:
-                out["audioset"] = tf.math.unsorted_segment_mean(audioset, clip_of_frame, batch)  # [B, 521]
+            out = graph.batch(x, n, backbone_scores=backbone_scores)
+            out["label"] = top_label(out["classifier"])
             return out
 
         # autograph off: nothing branches on tensors, and converting Keras internals is slow
@@ -195,20 +172,22 @@ def export_saved_model(
     input_rate: int | None = None,
     frame_scores: bool = False,
     backbone_scores: bool = False,
+    labels: Sequence[str] | None = None,
     overwrite: bool = False,
 ) -> pathlib.Path:
-    """Writes ``classifier`` (backbone frontend + body + head + mean over frames) as one SavedModel.
+    """Writes ``classifier`` (backbone + head + mean over frames, or a fine-tuned model) as one SavedModel.
 
     Signatures:
         ``serving_default``: ``audio`` float32 ``[samples]`` (mono, any length, at ``input_rate``) →
-        ``classifier`` float32 ``[C]`` (clip scores: the mean of the frame scores, what
-        :meth:`AudioClassifier.predict_scores` returns), ``label`` string ``[]`` (the top class),
-        and optionally ``frame_scores`` ``[frames, C]`` (one row per 0.48 s hop) and ``audioset``
-        ``[521]`` (the backbone's own clip scores).
+        ``classifier`` float32 ``[C]`` (clip scores: what :meth:`AudioClassifier.predict_scores`
+        returns, the mean of the frame scores; a fine-tuned model's softmax), ``label`` string ``[]``
+        (the top class), and optionally ``frame_scores`` ``[frames, C]`` (one row per backbone hop:
+        0.48 s for YAMNet, 20 ms for Wav2Vec2) and ``audioset`` ``[521]`` (YAMNet's own clip scores).
 
         ``batch``: ``audio`` float32 ``[B, S]`` (padded, B >= 1) and ``lengths`` int32 ``[B]`` (valid
-        samples per row; samples past them are ignored) → ``classifier`` ``[B, C]``, ``label`` ``[B]`` and optionally ``audioset``
-        ``[B, 521]``. Row ``b`` equals ``serving_default`` on ``audio[b, :lengths[b]]``.
+        samples per row; samples past them are ignored) → ``classifier`` ``[B, C]``, ``label`` ``[B]``
+        and optionally ``audioset`` ``[B, 521]``. Row ``b`` equals ``serving_default`` on
+        ``audio[b, :lengths[b]]``.
 
     The labels travel as the asset ``assets/labels.txt`` (one per line, in score order; after
     ``tf.saved_model.load`` its path is ``model.labels_file.asset_path``) and as a constant inside
@@ -216,21 +195,27 @@ def export_saved_model(
     temporary name and renamed into place.
 
     Args:
-        classifier: a trained :class:`tfaudio.tasks.audio_classifier.AudioClassifier` on a YAMNet
-            backbone.
+        classifier: a trained :class:`tfaudio.tasks.audio_classifier.AudioClassifier` on YAMNet or
+            Wav2Vec2 / HuBERT (any backbone with ``graph_frames``, see
+            :mod:`tfaudio.export.serving_graph`), or a fine-tuned model from
+            :func:`tfaudio.tasks.wav2vec2_finetune.build_finetune_model` / ``load_finetune_model``.
         path: the SavedModel folder to write.
         input_rate: sample rate of ``audio`` in Hz; when it differs from the backbone's (16 kHz for
-            YAMNet) the graph resamples with :func:`tfaudio.signal.resample`. Default: the backbone's.
-        frame_scores: add the ``frame_scores`` output to ``serving_default``.
-        backbone_scores: add the ``audioset`` output (the backbone's AudioSet scores, clip mean).
+            YAMNet and Wav2Vec2) the graph resamples with :func:`tfaudio.signal.resample`. Default:
+            the backbone's.
+        frame_scores: add the ``frame_scores`` output to ``serving_default`` (classifiers only).
+        backbone_scores: add the ``audioset`` output (YAMNet's AudioSet scores, clip mean).
+        labels: class names in score order (default: the model's; a fine-tuned model built with
+            ``build_finetune_model`` has none, so pass them).
         overwrite: replace an existing ``path``.
 
     Returns:
         ``path`` as a :class:`pathlib.Path`.
 
     Raises:
-        TfaudioError: ``path`` exists without ``overwrite``; the classifier is untrained, has a label
-            list that does not match its head, or a backbone that cannot be exported.
+        TfaudioError: ``path`` exists without ``overwrite``; the model is untrained, has a label
+            list that does not match its outputs, or a backbone that cannot be exported; an output
+            the model does not have is asked for.
 
     Example:
         >>> clf = AudioClassifier.load("saved_models/dogs_vs_cats")
@@ -240,8 +225,11 @@ def export_saved_model(
     """
     import tensorflow as tf
 
-    labels = check_exportable(classifier)
-    rate = int(classifier.backbone.contract.sample_rate)
+    from tfaudio.export.serving_graph import serving_graph
+
+    graph = serving_graph(classifier, labels)
+    graph.check(frame_scores=frame_scores, backbone_scores=backbone_scores)
+    rate = graph.sample_rate
     input_rate = rate if input_rate is None else int(input_rate)
     if input_rate <= 0:
         raise TfaudioError(f"input_rate must be a positive rate in Hz, got {input_rate}.")
@@ -255,8 +243,8 @@ def export_saved_model(
 
     with tempfile.TemporaryDirectory(prefix="tfaudio-labels-") as scratch:
         labels_path = pathlib.Path(scratch) / LABELS_FILE
-        labels_path.write_text("\n".join(labels) + "\n", encoding="utf8")
-        serving = _ServingModule(classifier, labels, input_rate, frame_scores, backbone_scores, labels_path)
+        labels_path.write_text("\n".join(graph.labels) + "\n", encoding="utf8")
+        serving = _ServingModule(graph, input_rate, frame_scores, backbone_scores, labels_path)
 
         def write(tmp: pathlib.Path) -> None:
             tf.saved_model.save(serving.module, str(tmp), signatures=serving.signatures())

@@ -1,12 +1,23 @@
-"""Export a trained AudioClassifier as a TFLite file for Android (MediaPipe Tasks / TFLite Task Library).
+"""Export a trained classifier as a TFLite file for Android (MediaPipe Tasks / TFLite Task Library).
 
-Graph (builtin ops only, batch 1 as the Android task APIs need)::
+Graph (builtin ops only, batch 1 as the Android task APIs need; see :mod:`tfaudio.export.serving_graph`)::
 
     waveform [1, window_samples] float32 at 16 kHz      ([1, None] with whole_clip=True)
-      → backbone frontend (log-mel patches, pure TF, name scope "frontend")        [P, 96, 64]
-      → backbone body → embeddings                                                 [P, 1024]
-      → head → frame scores                                                        [P, C]
-      → mean over patches                                                          scores [1, C]
+      YAMNet: → log-mel frontend (pure TF, name scope "frontend") [P, 96, 64] → body [P, 1024]
+      Wav2Vec2 / HuBERT: → normalise, conv encoder, transformer (masked)   [F, H]
+      → head → frame scores                                                        [P or F, C]
+      → mean over frames                                                           scores [1, C]
+      fine-tuned Wav2Vec2 / HuBERT: → model → logits → softmax                     scores [1, C]
+
+Wav2Vec2 / HuBERT classifiers and fine-tuned models convert with TFLite builtin ops only (tf 2.16;
+no Flex / Select TF ops). ``float32`` is tested against the Keras scores (1e-4); ``float16``,
+``dynamic`` and ``int8`` convert and run on the tiny test models (largest score change 2e-4 / 8e-4 /
+2.5e-3 there; int8 quantizes the waveform normalisation too: check its accuracy on real data before
+shipping it). Nothing blocks conversion now; the op that had blocked it was a new-axis
+``StridedSlice`` (``x[..., None]`` on a dynamic shape: "TF Select ops: StridedSlice"), which tfaudio's
+Wav2Vec2 code avoids, and the positional convolution's grouped convolution is written as one
+CONV_2D per group. Should a later TensorFlow or checkpoint bring an op TFLite lacks, the error of
+:func:`export_tflite` names it.
 
 Quantization variants:
 
@@ -36,21 +47,19 @@ import os
 import pathlib
 import uuid
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from tfaudio.errors import TfaudioError
-from tfaudio.export.saved_model import check_exportable
+from tfaudio.export.serving_graph import FRONTEND_SCOPE, serving_graph
 
 __all__ = ["export_tflite", "tflite_model", "read_metadata", "QUANTIZATIONS", "LABELS_FILE"]
 
 #: Supported values of ``quantization``.
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 LABELS_FILE = "labels.txt"
-#: Name scope of the frontend ops in the converted graph (kept float in int8 models).
-FRONTEND_SCOPE = "frontend"
 #: At most this many windows calibrate int8 quantization.
 MAX_CALIBRATION_WINDOWS = 300
 # The oldest metadata parser that reads AudioProperties (what the official YAMNet file states).
@@ -60,24 +69,19 @@ _METADATA_NAME = "TFLITE_METADATA"
 
 # ---- the graph -----------------------------------------------------------------------------------
 class _WindowModel:
-    """``waveform [1, window] → scores [1, C]`` as one concrete function over the classifier's models.
+    """``waveform [1, window] → scores [1, C]`` as one concrete function over a :class:`ServingGraph`.
 
     Only the variables are tracked (not the Keras models), so nothing else is traced.
     """
 
-    def __init__(self, classifier: Any, window_samples: int | None):
+    def __init__(self, graph: Any, window_samples: int | None):
         import tensorflow as tf
 
-        backbone, head = classifier.backbone, classifier.head_model_
         self.module = tf.Module(name="tfaudio_tflite")
-        self.module.variables_ = list(backbone.body.variables) + list(head.variables)
+        self.module.variables_ = graph.variables
 
         def scores(waveform):
-            with tf.name_scope(FRONTEND_SCOPE):
-                patches, _ = backbone.frontend(waveform[0])  # [P, 96, 64]
-            embeddings, _ = backbone.body(patches, training=False)  # [P, 1024] (AudioSet branch pruned)
-            frames = head(embeddings, training=False)  # [P, C]
-            return {"scores": tf.reduce_mean(frames, axis=0, keepdims=True)}  # [1, C]
+            return {"scores": graph.window(waveform)}  # [1, C]
 
         spec = tf.TensorSpec([1, window_samples], tf.float32, name="waveform")
         self.function = tf.function(scores, input_signature=[spec], autograph=False).get_concrete_function()
@@ -396,18 +400,19 @@ def tflite_model(
     whole_clip: bool = False,
     representative_data: Iterable[Any] | None = None,
     metadata: bool = True,
+    labels: Sequence[str] | None = None,
 ) -> bytes:
     """The bytes of the TFLite model :func:`export_tflite` writes (same arguments, no file)."""
-    labels = check_exportable(classifier)
+    graph = serving_graph(classifier, labels)
+    labels = graph.labels
     if quantization not in QUANTIZATIONS:
         raise TfaudioError(f"quantization={quantization!r}: expected one of {', '.join(QUANTIZATIONS)}.")
-    contract = classifier.backbone.contract
-    rate, minimum = int(contract.sample_rate), int(contract.min_samples)
+    rate, minimum = graph.sample_rate, graph.min_samples
     if not whole_clip and int(window_samples) < minimum:
         raise TfaudioError(
-            f"window_samples={window_samples} is shorter than one patch: the backbone needs at least {minimum} "
+            f"window_samples={window_samples} is shorter than one frame: the backbone needs at least {minimum} "
             f"samples ({minimum / rate:g} s at {rate} Hz). Fix: window_samples >= {minimum} (e.g. {minimum}, "
-            f"or {minimum} + k * {contract.hop_samples} for k more patches)."
+            f"or {minimum} + k * {graph.hop_samples} for k more frames)."
         )
     calibration = None
     if quantization == "int8":
@@ -418,13 +423,29 @@ def tflite_model(
                 "Fix: pass representative_data=..., or choose quantization='dynamic' (no data needed)."
             )
         calibration = _calibration_set(representative_data, rate, int(window_samples))
-    graph = _WindowModel(classifier, None if whole_clip else int(window_samples))
-    model = _convert(graph.function, graph.module, quantization, calibration)
+    from tfaudio.signal.melspec import tflite_compatible
+
+    try:
+        # Traced here: the frontend's STFT as a DFT matmul (FullyConnected: XNNPACK- and int8-friendly).
+        with tflite_compatible():
+            window = _WindowModel(graph, None if whole_clip else int(window_samples))
+            model = _convert(window.function, window.module, quantization, calibration)
+    except TfaudioError:
+        raise
+    except Exception as err:  # the converter's own errors name the ops that block it
+        lines = [x for x in str(err).splitlines() if x.strip() and not x.lstrip().startswith(("at ", "<unknown>"))]
+        ops = sorted({x.split("'")[1] for x in lines if "op" in x and x.count("'") >= 2})
+        raise TfaudioError(
+            f"TFLite conversion ({quantization}) of the {graph.description} failed"
+            + (f" on the op(s) {', '.join(ops)}" if ops else "") + ": " + " | ".join(lines[:6])[:1500]
+            + " Fix: try another quantization (float32, float16 and dynamic use TFLite builtin ops only), "
+            "or serve the SavedModel (tfaudio export without --tflite)."
+        ) from err
     if metadata:
         span = "clips of any length (resize the input)" if whole_clip else f"{int(window_samples) / rate:g} s windows"
         description = (f"Classifies {span} of {rate / 1000:g} kHz mono audio into {len(labels)} classes "
-                       f"({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''}): YAMNet backbone + "
-                       f"tfaudio head, {quantization}.")
+                       f"({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''}): {graph.description}, "
+                       f"{quantization}.")
         model = _with_metadata(model, labels, rate, description)
     return model
 
@@ -439,6 +460,7 @@ def export_tflite(
     representative_data: Iterable[Any] | None = None,
     overwrite: bool = False,
     metadata: bool = True,
+    labels: Sequence[str] | None = None,
 ) -> pathlib.Path:
     """Writes ``classifier`` as a ``.tflite`` file: a 16 kHz waveform window in, class scores out.
 
@@ -449,26 +471,30 @@ def export_tflite(
     for Android). Builtin TFLite ops only; no Flex/Select TF ops.
 
     Args:
-        classifier: a trained :class:`~tfaudio.tasks.audio_classifier.AudioClassifier` on YAMNet.
+        classifier: a trained :class:`~tfaudio.tasks.audio_classifier.AudioClassifier` on YAMNet or
+            Wav2Vec2 / HuBERT, or a fine-tuned Wav2Vec2 / HuBERT model (see :func:`export_saved_model`).
         path: the ``.tflite`` file to write (atomically: a temporary file renamed into place).
         quantization: ``"float32"``, ``"float16"`` (float16 weights), ``"dynamic"`` (dynamic-range
             int8 weights) or ``"int8"`` (full integer body and head, float frontend, float32 input
             and output; needs ``representative_data``).
-        window_samples: samples per window at 16 kHz; at least 15600 (one 0.96 s patch + the STFT
-            window, 0.975 s). 15600 + k * 7680 gives k + 1 whole patches.
+        window_samples: samples per window at 16 kHz; YAMNet: at least 15600 (one 0.96 s patch + the
+            STFT window, 0.975 s), 15600 + k * 7680 gives k + 1 whole patches; Wav2Vec2: at least 400
+            (one 25 ms frame; 16000 = 1 s gives 49 frames).
         whole_clip: a dynamic input length instead of a fixed window.
         representative_data: for ``int8``: float32 waveforms at 16 kHz, audio file paths or a
             :class:`~tfaudio.data.manifest.Manifest`; cut into windows (at most 300 are used).
         overwrite: replace an existing ``path``.
         metadata: pack the TFLite model metadata (audio properties, ``labels.txt``) that MediaPipe
             Tasks and the TFLite Task Library read.
+        labels: class names in score order (default: the model's).
 
     Returns:
         ``path`` as a :class:`pathlib.Path`.
 
     Raises:
         TfaudioError: ``path`` exists without ``overwrite``; the classifier is untrained or its labels
-            do not match its head; ``window_samples`` < 15600; ``int8`` without representative data.
+            do not match its head; ``window_samples`` shorter than one frame; ``int8`` without
+            representative data; the converter meets an op TFLite cannot run (the message names it).
 
     Example:
         >>> export_tflite(clf, "export/model_float16.tflite", quantization="float16")
@@ -479,7 +505,8 @@ def export_tflite(
     if path.exists() and not overwrite:
         raise TfaudioError(f"{path} already exists. Fix: pass overwrite=True (--overwrite) or choose another file.")
     model = tflite_model(classifier, quantization=quantization, window_samples=window_samples,
-                         whole_clip=whole_clip, representative_data=representative_data, metadata=metadata)
+                         whole_clip=whole_clip, representative_data=representative_data, metadata=metadata,
+                         labels=labels)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:

@@ -1,0 +1,27 @@
+"""Tasks: a backbone + head classifier, cross-validation, reports, and end-to-end Wav2Vec2 / HuBERT fine-tuning.
+
+Names are imported lazily (``tfaudio._lazy``), so ``import tfaudio.tasks`` does not import TensorFlow.
+"""
+from tfaudio._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AudioClassifier": ".audio_classifier",
+        "TrainConfig": ".audio_classifier",
+        "top_k_labels": ".audio_classifier",
+        "cross_validate": ".cross_validation",
+        "classification_report": ".report",
+        "summarize_folds": ".report",
+        "write_report": ".report",
+        "write_cv_report": ".report",
+        "format_report": ".report",
+        "format_cv": ".report",
+        "Wav2Vec2FineTuneModel": ".wav2vec2_finetune",
+        "build_finetune_model": ".wav2vec2_finetune",
+        "build_sequence_classification_model": ".wav2vec2_finetune",
+        "save_finetune_model": ".wav2vec2_finetune",
+        "load_finetune_model": ".wav2vec2_finetune",
+        "mixed_precision_support": ".wav2vec2_finetune",
+    },
+)

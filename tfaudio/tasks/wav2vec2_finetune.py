@@ -26,10 +26,16 @@ SpecAugment masking (``mask_time_prob``) is not applied — augment the waveform
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
+import pathlib
+import shutil
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -39,12 +45,21 @@ from tfaudio.errors import TfaudioError
 __all__ = [
     "Wav2Vec2FineTuneModel",
     "build_finetune_model",
+    "save_finetune_model",
+    "load_finetune_model",
+    "is_finetune_folder",
     "build_sequence_classification_model",
     "mixed_precision_support",
 ]
 
 log = logging.getLogger(__name__)
 POOLINGS = ("mean", "stats")
+#: ``kind`` in the ``tfaudio.json`` of a folder written by :func:`save_finetune_model`.
+KIND = "wav2vec2_finetune"
+CONFIG_FILE = "tfaudio.json"
+BACKBONE_DIR = "backbone"
+HEAD_FILE = "head_weights.npz"
+FORMAT_VERSION = 1
 
 
 def mixed_precision_support() -> tuple[bool, str]:
@@ -340,8 +355,127 @@ def build_finetune_model(
     model.mixed_precision = half
     model.precision_note = precision_note  # e.g. "float32: no GPU found: float16 is slower ... on CPU"
     model.backbone = backbone
+    model.embedder = embedder
+    model.labels = None  # class names in logit order: set them, or pass labels= to save / export
+    model.build_args = {"num_classes": int(num_classes), "pooling": pooling, "dropout": float(dropout),
+                        "mask_input": mask_input, "freeze_feature_encoder": bool(freeze_feature_encoder),
+                        "freeze_backbone": bool(freeze_backbone)}
     if not half:
         backbone.shared_with_model = True
+    return model
+
+
+def _head_weights(model: keras.Model) -> list[tf.Variable]:
+    """The model's weights outside the transformers model: ``layer_logits`` ("weighted") and the
+    classifier's kernel and bias, in the model's order."""
+    inner = {id(v) for v in model.embedder.model.weights}
+    return [w for w in model.weights if id(w) not in inner]
+
+
+def save_finetune_model(model: Wav2Vec2FineTuneModel, path: str | os.PathLike,
+                        labels: Sequence[str] | None = None, *, overwrite: bool = True) -> pathlib.Path:
+    """Writes a fine-tuned model as a self-contained folder that :func:`load_finetune_model` and
+    ``tfaudio export`` read (no need for the original checkpoint)::
+
+        path/tfaudio.json          kind, labels, build settings, backbone settings
+        path/labels.txt            one label per line, in logit order
+        path/backbone/             the fine-tuned transformers model (save_pretrained) and its
+                                   preprocessor_config.json (rate, normalisation)
+        path/head_weights.npz      the classifier (and "weighted" layer logits)
+
+    Args:
+        model: from :func:`build_finetune_model` (trained or not).
+        path: the folder to write (written under a temporary name, then renamed into place).
+        labels: class names in logit order (default: ``model.labels``).
+        overwrite: replace an existing folder.
+
+    Raises:
+        TfaudioError: no labels, or as many labels as the model has outputs; ``path`` exists and
+            ``overwrite`` is False.
+    """
+    from transformers import Wav2Vec2FeatureExtractor
+
+    if getattr(model, "embedder", None) is None or not hasattr(model, "build_args"):
+        raise TfaudioError(f"save_finetune_model needs a model from build_finetune_model, got {model.name!r}. "
+                           "Fix: for build_sequence_classification_model use model.save_weights(file).")
+    labels = tuple(labels if labels is not None else (getattr(model, "labels", None) or ()))
+    units = int(model.output_shape[-1])
+    if len(labels) != units:
+        raise TfaudioError(f"save_finetune_model: {len(labels)} labels for a model with {units} outputs. "
+                           f"Fix: pass labels= with the {units} class names in logit order.")
+    path = pathlib.Path(path)
+    if path.exists() and not overwrite:
+        raise TfaudioError(f"{path} exists. Fix: pass overwrite=True or choose another folder.")
+    backbone = model.backbone
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.mkdir()
+        model.embedder.model.save_pretrained(tmp / BACKBONE_DIR)
+        Wav2Vec2FeatureExtractor(sampling_rate=backbone.sampling_rate, do_normalize=backbone.do_normalize,
+                                 return_attention_mask=backbone.return_attention_mask).save_pretrained(tmp / BACKBONE_DIR)
+        head = _head_weights(model)
+        np.savez(tmp / HEAD_FILE, **{f"w{i}": w.numpy() for i, w in enumerate(head)})
+        config = {"format": FORMAT_VERSION, "kind": KIND, "labels": list(labels), "build": model.build_args,
+                  "backbone": {"model_type": backbone.model_type, "layer": backbone.layer,
+                               "max_seconds": backbone.max_seconds, "fine_tuned_from": backbone.source},
+                  "head_weights": [w.name for w in head], "sample_rate": backbone.sampling_rate}
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+        (tmp / "labels.txt").write_text("\n".join(labels) + "\n")
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def is_finetune_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` holds a model written by :func:`save_finetune_model`."""
+    cfg = pathlib.Path(path) / CONFIG_FILE
+    try:
+        return json.loads(cfg.read_text()).get("kind") == KIND
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def load_finetune_model(path: str | os.PathLike, *, mixed_precision: bool | str = False,
+                        **build_overrides: Any) -> Wav2Vec2FineTuneModel:
+    """A model saved by :func:`save_finetune_model`, rebuilt with the same settings and weights.
+
+    Args:
+        path: the folder.
+        mixed_precision: as :func:`build_finetune_model` (default False: inference in float32).
+        **build_overrides: other :func:`build_finetune_model` arguments to change (e.g.
+            ``accumulation_steps`` to train further).
+
+    Returns:
+        The model, with ``labels`` set; compile it to train further.
+
+    Raises:
+        TfaudioError: ``path`` is not such a folder, or its files do not match each other.
+    """
+    path = pathlib.Path(path)
+    if not is_finetune_folder(path):
+        raise TfaudioError(f"{path} is not a fine-tuned model folder (no {CONFIG_FILE} with kind {KIND!r}). "
+                           "Fix: write it with save_finetune_model(model, folder, labels).")
+    cfg = json.loads((path / CONFIG_FILE).read_text())
+    bb = cfg["backbone"]
+    backbone = Wav2Vec2Backbone.from_pretrained(path / BACKBONE_DIR, layer=bb["layer"], max_seconds=bb["max_seconds"],
+                                                local_files_only=True)
+    args = {**cfg["build"], "mixed_precision": mixed_precision, **build_overrides}
+    model = build_finetune_model(backbone, **args)
+    head = _head_weights(model)
+    with np.load(path / HEAD_FILE) as data:
+        values = [data[f"w{i}"] for i in range(len(data.files))]
+    if len(values) != len(head) or any(v.shape != tuple(w.shape) for v, w in zip(values, head)):
+        raise TfaudioError(f"{path / HEAD_FILE}: weights of shapes {[v.shape for v in values]} do not fit the "
+                           f"model built from {path / CONFIG_FILE} ({[tuple(w.shape) for w in head]}). Fix: "
+                           "save the folder again with save_finetune_model.")
+    for w, v in zip(head, values, strict=True):
+        w.assign(v)
+    model.labels = tuple(cfg["labels"])
     return model
 
 
