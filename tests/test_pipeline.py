@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tests.helpers import noise, shared, sine, write_audio
+from tests.helpers import noise, shared, sine, snr_db, write_audio
 from tfaudio.data.manifest import Manifest
 from tfaudio.data.pipeline import AudioDataset
 from tfaudio.errors import AudioError
@@ -126,3 +126,14 @@ def test_real_mixed_rate_esc50_clips():
     assert len(clips) == 4
     for c in clips:
         assert c["length"] == 80000 and np.isfinite(c["audio"]).all() and np.abs(c["audio"]).max() <= 1.0
+
+
+def test_rate_outside_the_listed_ones_is_resampled(tmp_path):
+    from tfaudio.signal.resample import SUPPORTED_RATES
+
+    assert 12000 not in SUPPORTED_RATES
+    tone = write_audio(tmp_path / "tone12k.wav", sine(1000, 0.5, 12000), 12000)
+    (clip,) = list(AudioDataset(manifest_of([tone]), sample_rate=16000).iterate())
+    assert clip["length"] == 8000  # ceil(6000 * 16000 / 12000)
+    expected = sine(1000, 0.5, 16000)
+    assert snr_db(expected[200:-200], clip["audio"][200:-200]) < -60  # error in dB; the edges see the zero padding
