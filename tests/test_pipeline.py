@@ -137,3 +137,58 @@ def test_rate_outside_the_listed_ones_is_resampled(tmp_path):
     assert clip["length"] == 8000  # ceil(6000 * 16000 / 12000)
     expected = sine(1000, 0.5, 16000)
     assert snr_db(expected[200:-200], clip["audio"][200:-200]) < -60  # error in dB; the edges see the zero padding
+
+
+def test_in_graph_and_python_resampling_give_decode_clips_samples(tmp_path):
+    """Rates in GRAPH_RATES are resampled in the tf.data graph, others in the decode step: same samples."""
+    from tfaudio.data.pipeline import GRAPH_RATES, PipelineConfig, decode_clip
+
+    rates = [44100, 48000, 22050, 8000, 32000, 16000]
+    assert {44100, 48000} <= set(GRAPH_RATES) and not {8000, 32000} & set(GRAPH_RATES)
+    paths = [write_audio(tmp_path / f"r{r}.flac", noise(0.4, r, seed=i), r) for i, r in enumerate(rates)]
+    clips = list(AudioDataset(manifest_of(paths), sample_rate=16000).iterate())
+    assert [c["index"] for c in clips] == list(range(len(rates)))
+    for c, p in zip(clips, paths):
+        expected = decode_clip(str(p), PipelineConfig(sample_rate=16000))
+        assert c["length"] == len(expected) == 6400
+        # same filter; only the float summation order may differ (~1e-6, far below a 16-bit step)
+        np.testing.assert_allclose(c["audio"], expected, rtol=0, atol=1e-5)
+
+
+def test_target_rate_the_resampler_refuses_names_the_file(tmp_path):
+    """No graph branch for a pair the resampler refuses: the file fails in Python, named, as before."""
+    tone = write_audio(tmp_path / "tone44k.wav", sine(440, 0.2, 44100), 44100)
+    with pytest.raises(AudioError, match=r"tone44k\.wav.*44100 Hz cannot be resampled to 16001 Hz"):
+        list(AudioDataset(manifest_of([tone]), sample_rate=16001).iterate())
+    ds = AudioDataset(manifest_of([tone]), sample_rate=16001, on_error="skip")
+    assert list(ds.iterate()) == [] and "sox" in ds.skipped[0][1]
+
+
+def _frames_of_100(audio):
+    """A stand-in for a backbone's clip_features: rows of 100 samples (one row at least)."""
+    n = tf.maximum(tf.shape(audio)[0] // 100, 1)
+    return tf.reshape(tf.pad(audio, [[0, 100]])[: n * 100], [n, 100])
+
+
+def test_features_step_runs_per_clip_after_resampling(mixed, tmp_path):
+    m, _ = mixed
+    plain = list(AudioDataset(m, sample_rate=16000).iterate())
+    batch = next(iter(AudioDataset(m, sample_rate=16000, features=_frames_of_100).iterate(batch_size=4)))
+    assert "audio" in batch and "mask" in batch  # keep_audio by default
+    for i, clip in enumerate(plain):
+        want = _frames_of_100(tf.constant(clip["audio"])).numpy()
+        assert batch["feature_count"][i] == len(want)
+        np.testing.assert_array_equal(batch["features"][i, : len(want)], want)
+        assert not batch["features"][i, len(want):].any()  # zero-padded rows
+    only = next(iter(AudioDataset(m, sample_rate=16000, features=_frames_of_100, keep_audio=False).iterate(4)))
+    assert "audio" not in only and "mask" not in only
+    np.testing.assert_array_equal(only["features"], batch["features"])
+    with pytest.raises(ValueError, match="features step"):
+        AudioDataset(m, keep_audio=False)
+    # a bad file is still named or skipped and counted with a features step
+    bad = make_bad(tmp_path, "empty.wav", BAD["empty.wav"])
+    m2 = manifest_of([*m.paths[:2], bad])
+    with pytest.raises(AudioError, match="empty"):
+        list(AudioDataset(m2, features=_frames_of_100).iterate(batch_size=2))
+    ds = AudioDataset(m2, features=_frames_of_100, on_error="skip")
+    assert sum(len(b["index"]) for b in ds.iterate(batch_size=2)) == 2 and [p for p, _ in ds.skipped] == [str(bad)]

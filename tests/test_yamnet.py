@@ -252,6 +252,28 @@ def test_batch_equals_single_and_independent_of_batch_size(yamnet, mixed_clips):
     np.testing.assert_allclose(yamnet.frames(mixed_clips[0]), single[0][1].numpy())
 
 
+def test_frames_from_clip_features_equal_batch_frames(yamnet, mixed_clips):
+    """The data-pipeline path (per-clip log-mel patches, padded, then the body) gives batch_frames' frames."""
+    chunk = mixed_clips[:6]
+    feats = [yamnet.clip_features(tf.constant(c)).numpy() for c in chunk]
+    counts = np.array([len(f) for f in feats], np.int32)
+    assert counts.tolist() == [yamnet.num_frames(len(c)) for c in chunk]
+    padded = np.zeros([len(chunk), counts.max(), 96, 64], np.float32)
+    padded[:] = 7.0  # padding rows must not matter
+    for i, f in enumerate(feats):
+        padded[i, : len(f)] = f
+    emb, mask = (t.numpy() for t in yamnet.batch_frames_from_features(padded, counts))
+    lengths = np.array([len(c) for c in chunk], np.int32)
+    batch = np.zeros([len(chunk), lengths.max()], np.float32)
+    for i, c in enumerate(chunk):
+        batch[i, : len(c)] = c
+    ref_emb, ref_mask = (t.numpy() for t in yamnet.batch_frames(batch, lengths))
+    np.testing.assert_array_equal(mask, ref_mask)
+    np.testing.assert_allclose(emb, ref_emb, atol=1e-5, rtol=0)
+    with pytest.raises(TfaudioError, match="clip_features"):
+        yamnet.batch_frames_from_features(np.zeros([2, 3, 96, 32], np.float32), [1, 1])
+
+
 def test_no_retracing(yamnet, mixed_clips):
     before = [f.experimental_get_tracing_count() for f in (yamnet._body_fn, yamnet._clip_fn, yamnet._batch_fn)]
     _batched(yamnet, mixed_clips, 3)
@@ -566,3 +588,26 @@ def test_tag_command_bad_file(tag_env, tmp_path, capsys):
     assert main(["tag", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "tfaudio tag: error:" in err and str(bad) in err
+
+
+def test_embedding_cache_runs_the_frontend_in_the_pipeline_and_matches_frames(yamnet, tmp_path, monkeypatch):
+    """The cache maps YAMNet's clip_features in tf.data (no waveform batches) and stores frames()."""
+    import pandas as pd
+
+    from tests.helpers import write_audio
+    from tfaudio.data.embedding_cache import EmbeddingCache
+    from tfaudio.data.manifest import Manifest
+
+    specs = [(44100, 0.5), (16000, 2.3), (48000, 3.1)]
+    paths = [write_audio(tmp_path / f"c{i}.wav", noise(s, r, seed=i), r) for i, (r, s) in enumerate(specs)]
+    m = Manifest(pd.DataFrame({"path": [str(p) for p in paths], "label": ["a", "b", "a"]}))
+    cache = EmbeddingCache(yamnet, tmp_path / "cache", batch_size=2)
+
+    def no_waveform_batches(*args):
+        raise AssertionError("the cache should use clip_features, not batch_frames")
+
+    monkeypatch.setattr(yamnet, "batch_frames", no_waveform_batches)
+    assert cache.extract(m, progress=False).extracted == 3
+    clips = cache.load(m, progress=False)
+    for path, emb in zip(paths, clips.embeddings, strict=True):
+        np.testing.assert_allclose(emb, yamnet.frames(_load16k(path)).numpy(), atol=1e-4, rtol=0)

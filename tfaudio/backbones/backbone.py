@@ -8,7 +8,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
@@ -78,8 +78,21 @@ class Backbone(abc.ABC):
         masked out.
         """
 
+    #: Per-clip work a data pipeline may run in its own workers, or None (the default). When set, a
+    #: pure-TF method of one clip ``[samples]`` at ``sample_rate`` → features ``[n, ...]`` (YAMNet: its
+    #: log-mel patches ``[P, 96, 64]``): :class:`~tfaudio.data.pipeline.AudioDataset` maps it per clip,
+    #: on one thread each and beside the model, and :meth:`batch_frames_from_features` finishes the
+    #: job with the same frames as :meth:`batch_frames`.
+    clip_features: Callable[[tf.Tensor], tf.Tensor] | None = None
+
+    def batch_frames_from_features(self, features: tf.Tensor, counts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """:meth:`batch_frames` from zero-padded :meth:`clip_features` ``[batch, n, ...]`` and the
+        number of real rows per clip ``[batch]``. Backbones that define :meth:`clip_features` implement it."""
+        raise NotImplementedError(f"{type(self).__name__} has no clip_features step; use batch_frames.")
+
     def num_frames(self, num_samples: int) -> int:
         """How many frames a clip of ``num_samples`` samples yields (at least one)."""
         c = self.contract
         extra = max(0, num_samples - c.min_samples)
         return 1 + math.ceil(extra / c.hop_samples)
+

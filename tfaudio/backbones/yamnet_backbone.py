@@ -578,6 +578,10 @@ class YAMNetBackbone(Backbone):
             dims = (self.params.num_classes, self.embedding_dim)
             return tf.zeros([0, 0, dims[0]]), tf.zeros([0, 0, dims[1]]), tf.zeros([0, 0], tf.bool)
         patches, mask = self._batch_fn(waveforms, lengths)
+        return self._scatter_outputs(patches, mask)
+
+    def _scatter_outputs(self, patches, mask) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The body over the real patches ``[N, 96, 64]`` of a batch, scattered back to ``[B, P, ...]``."""
         embeddings, scores = self.embed_patches(patches)
         index = tf.where(mask)  # [N, 2]
         shape = tf.shape(mask, out_type=tf.int64)
@@ -588,6 +592,28 @@ class YAMNetBackbone(Backbone):
     def batch_frames(self, waveforms, lengths) -> tuple[tf.Tensor, tf.Tensor]:
         """(embeddings ``[B, P, 1024]``, bool mask ``[B, P]``); see :meth:`batch_outputs`."""
         _, embeddings, mask = self.batch_outputs(waveforms, lengths)
+        return embeddings, mask
+
+    def clip_features(self, waveform) -> tf.Tensor:
+        """One clip ``[samples]`` at 16 kHz → its log-mel patches ``[P, 96, 64]`` (pure TF).
+
+        What :class:`~tfaudio.data.pipeline.AudioDataset` runs per clip in its workers when given
+        ``features=backbone.clip_features``: the frontend then runs on one thread per clip, beside
+        the body, instead of on the body's thread pool (see :meth:`batch_frames_from_features`).
+        """
+        return self.frontend(waveform)[0]
+
+    def batch_frames_from_features(self, features, counts) -> tuple[tf.Tensor, tf.Tensor]:
+        """(embeddings ``[B, P, 1024]``, mask ``[B, P]``) from zero-padded :meth:`clip_features`
+        ``[B, P, 96, 64]`` and the patch count of each clip ``[B]``; equal to :meth:`batch_frames`."""
+        features = tf.cast(tf.convert_to_tensor(features), tf.float32)
+        counts = tf.cast(tf.convert_to_tensor(counts), tf.int32)
+        fe = self.params.frontend
+        if features.shape.rank != 4 or tuple(features.shape[2:]) != (fe.patch_frames, fe.num_mel_bins):
+            raise TfaudioError(f"batch_frames_from_features takes patches [B, P, {fe.patch_frames}, "
+                               f"{fe.num_mel_bins}] (from clip_features), got {features.shape}.")
+        mask = tf.sequence_mask(counts, tf.shape(features)[1])  # [B, P]
+        _, embeddings, mask = self._scatter_outputs(tf.boolean_mask(features, mask), mask)
         return embeddings, mask
 
     def batch_scores(self, waveforms, lengths) -> tuple[tf.Tensor, tf.Tensor]:

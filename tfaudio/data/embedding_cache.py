@@ -337,13 +337,19 @@ class EmbeddingCache:
         directory = self._ensure_dir()
         sub = Manifest(manifest.frame.iloc[todo_rows].reset_index(drop=True), labels=manifest.labels)
         sub_keys = [keys[i] for i in todo_rows]
-        data = AudioDataset(sub, dataclasses.replace(self.pipeline, on_error=on_error))
+        # Backbones with a per-clip step (YAMNet's log-mel patches) get it run in the data workers.
+        features = getattr(self.backbone, "clip_features", None)
+        data = AudioDataset(sub, dataclasses.replace(self.pipeline, on_error=on_error), features=features,
+                            keep_audio=features is None)
         writer = ShardWriter(directory)
         done = 0
         bar = tqdm(total=len(sub), desc="embedding", unit="clip", disable=not progress)
         try:
             for batch in data.iterate(self.batch_size):
-                emb, mask = self.backbone.batch_frames(tf.constant(batch["audio"]), tf.constant(batch["length"]))
+                if features is None:
+                    emb, mask = self.backbone.batch_frames(tf.constant(batch["audio"]), tf.constant(batch["length"]))
+                else:
+                    emb, mask = self.backbone.batch_frames_from_features(batch["features"], batch["feature_count"])
                 emb, mask = np.asarray(emb), np.asarray(mask)
                 for j, row in enumerate(batch["index"]):
                     writer.write(sub_keys[row], emb[j][mask[j]])

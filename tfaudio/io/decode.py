@@ -545,6 +545,10 @@ def _import_tfio(path: str, what: str):
 def _read_soundfile(path: str, fmt: str) -> tuple[np.ndarray, int]:
     sf = _import_soundfile(path, _FORMAT_NAMES[fmt])
     info = sf.info(path)
+    # float32 straight from libsndfile. Measured on the ESC-50 FLACs: reading 16-bit files as int16
+    # and scaling in numpy gives the same samples but no speed-up (~1-2 % slower), and one
+    # sf.SoundFile for header and samples instead of sf.info + sf.read saves ~2 %, within the noise:
+    # sf.read itself (libFLAC through libsndfile) is ~93 % of load_audio's time on a FLAC clip.
     audio, rate = sf.read(path, dtype="float32", always_2d=True)  # [samples, channels]
     expected = info.frames
     missing = expected - audio.shape[0]
