@@ -14,7 +14,10 @@ Data flow of :meth:`YAMNetBackbone.batch_frames` (the fast path)::
       → body in chunks of up to 32 patches                                 [N, 1024], [N, 521]
       → scatter back                                                       [B, P, 1024], mask [B, P]
 
-Each clip's patches depend only on that clip, so a batch gives what each clip gives alone.
+Each clip's patches depend only on that clip, so a batch gives what each clip gives alone. The
+embedding cache splits the same flow in two: :meth:`YAMNetBackbone.clip_features` (log-mel patches of
+one clip) runs in the ``tf.data`` workers, one thread per clip, and
+:meth:`YAMNetBackbone.batch_frames_from_features` runs the body on the padded patches (same frames).
 """
 from __future__ import annotations
 
