@@ -231,7 +231,11 @@ def _batched(yamnet, clips, batch_size):
         batch = np.zeros([len(chunk), lengths.max() + 123], np.float32)  # extra zero columns: harmless
         for i, c in enumerate(chunk):
             batch[i, : len(c)] = c
-        scores, emb, mask = (t.numpy() for t in yamnet.batch_outputs(batch, lengths))
+        outputs = {k: t.numpy() for k, t in yamnet.batch_outputs(batch, lengths).items()}
+        scores, emb, mask = outputs["scores"], outputs["embeddings"], outputs["mask"]
+        graph = yamnet._traced_outputs()(tf.constant(batch), tf.constant(lengths))  # the exported computation
+        np.testing.assert_array_equal(graph["mask"].numpy(), mask)
+        np.testing.assert_allclose(graph["embeddings"].numpy(), emb, atol=1e-5, rtol=0)
         assert emb.shape == (len(chunk), mask.shape[1], 1024) and scores.shape == (len(chunk), mask.shape[1], 521)
         assert not emb[~mask].any()  # padding frames are zero
         out += [(emb[i][mask[i]], scores[i][mask[i]]) for i in range(len(chunk))]

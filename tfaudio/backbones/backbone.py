@@ -1,7 +1,17 @@
-"""The contract every tfaudio backbone states and the data code reads.
+"""The contract every tfaudio backbone states, and the one method it implements.
 
 A backbone turns mono float32 waveforms at ``contract.sample_rate`` into a sequence of embedding
 frames. Data code never hard-codes a rate or a frame size: it reads them from ``contract``.
+
+A new backbone plugs in by implementing four members (everything else is derived here, so the cache,
+the heads, the clip scorer, ``tfaudio tag``, the pipeline, Beam and export all work with it):
+
+- ``contract`` (:class:`InputContract`), ``fingerprint`` and :meth:`Backbone.spec`;
+- :meth:`Backbone.graph_outputs`: a zero-padded batch → embeddings, a frame mask and, for backbones
+  with classes of their own (AudioSet), their scores, in plain TF ops (traceable, TFLite builtins);
+- ``variables``: every ``tf.Variable`` :meth:`~Backbone.graph_outputs` reads (exports track them).
+
+Then register it in :mod:`tfaudio.backbones.registry`.
 """
 from __future__ import annotations
 
@@ -9,8 +19,12 @@ import abc
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
+import numpy as np
 import tensorflow as tf
+
+from tfaudio.errors import TfaudioError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +37,8 @@ class InputContract:
         hop_seconds: step between embedding frames (YAMNet: 0.48 s).
         embedding_dim: size of one embedding vector.
         min_seconds: shortest input that gives one frame; shorter clips are zero-padded to it.
+        window_seconds: the fixed input of a streaming / TFLite model (one Android window; YAMNet:
+            0.975 s). None: ``min_seconds``.
     """
 
     sample_rate: int
@@ -30,6 +46,7 @@ class InputContract:
     hop_seconds: float
     embedding_dim: int
     min_seconds: float
+    window_seconds: float | None = None
 
     @property
     def min_samples(self) -> int:
@@ -39,18 +56,31 @@ class InputContract:
     def hop_samples(self) -> int:
         return int(round(self.hop_seconds * self.sample_rate))
 
+    @property
+    def frame_samples(self) -> int:
+        return int(round(self.frame_seconds * self.sample_rate))
+
+    @property
+    def window_samples(self) -> int:
+        return int(round((self.window_seconds or self.min_seconds) * self.sample_rate))
+
 
 class Backbone(abc.ABC):
-    """Base class of backbones (YAMNet, Wav2Vec2/HuBERT).
+    """Base class of backbones (YAMNet, EfficientAT, speech embedding, Wav2Vec2/HuBERT, Whisper).
 
-    Subclasses set ``contract`` and implement :meth:`frames` and :meth:`batch_frames` in plain
-    TensorFlow so that the same code runs in ``tf.data``, in Keras and in an exported graph.
+    Subclasses set ``contract`` and implement :meth:`graph_outputs`, :attr:`variables`,
+    :attr:`fingerprint` and :meth:`spec`. The eager methods (:meth:`batch_outputs`,
+    :meth:`batch_frames`, :meth:`batch_scores`, :meth:`frames`) check their input and run
+    :meth:`graph_outputs` through one trace (free batch and length), so eager results and exported
+    graphs are the same computation.
     """
 
     #: The input contract; set by subclasses.
     contract: InputContract
-    #: Names of the backbone's own output classes (AudioSet for YAMNet), or None.
+    #: Names of the backbone's own output classes (AudioSet for YAMNet / EfficientAT), or None.
     class_names: Sequence[str] | None = None
+    #: Name scope of the backbone's signal frontend in graphs: int8 TFLite keeps those ops float.
+    frontend_scope: str | None = None
 
     @property
     def sample_rate(self) -> int:
@@ -61,22 +91,112 @@ class Backbone(abc.ABC):
         return self.contract.embedding_dim
 
     @property
+    def name(self) -> str:
+        """The registry name (``spec()["name"]``)."""
+        return str(self.spec().get("name", type(self).__name__))
+
+    @property
     @abc.abstractmethod
     def fingerprint(self) -> str:
         """A short stable hash of the architecture, weights and settings (used as cache key)."""
 
     @abc.abstractmethod
-    def frames(self, waveform: tf.Tensor) -> tf.Tensor:
-        """One clip: float32 [samples] at ``sample_rate`` → embeddings [frames, embedding_dim]."""
+    def spec(self) -> dict[str, Any]:
+        """What :func:`tfaudio.backbones.registry.get_backbone` needs to build this backbone again."""
+
+    @property
+    @abc.abstractmethod
+    def variables(self) -> list[tf.Variable]:
+        """Every ``tf.Variable`` :meth:`graph_outputs` reads (an export tracks them)."""
 
     @abc.abstractmethod
-    def batch_frames(self, waveforms: tf.Tensor, lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """A zero-padded batch: float32 [batch, samples] and int32 [batch] valid lengths →
-        (embeddings [batch, frames, embedding_dim], bool mask [batch, frames]).
+    def graph_outputs(self, waveforms: tf.Tensor, lengths: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The backbone as plain TF ops (traceable in a ``tf.function``: no NumPy, no eager checks).
 
-        Frames of each clip equal :meth:`frames` of that clip alone; frames past a clip's end are
-        masked out.
+        Args:
+            waveforms: float32 ``[B, S]`` at ``contract.sample_rate``, zero-padded.
+            lengths: int32 ``[B]`` valid samples per clip, ``0 <= length <= S``.
+
+        Returns:
+            ``{"embeddings": [B, F, D] float32, "mask": [B, F] bool}`` where frame ``f`` of clip ``b``
+            equals what that clip gives alone and frames past its end are masked out (zeros); plus,
+            when :attr:`class_names` is set, either ``"scores": [B, F, K]`` (frame scores, pooled by the
+            masked mean) or ``"clip_scores": [B, K]`` (a backbone that pools a clip itself), and
+            optionally ``"clip_embedding": [B, D']`` (the clip embedding the model itself pools).
         """
+
+    # ---- derived: graph -----------------------------------------------------------------------
+    def graph_frames(self, waveforms, lengths) -> tuple[tf.Tensor, tf.Tensor]:
+        """(embeddings ``[B, F, D]``, mask ``[B, F]``) of :meth:`graph_outputs`."""
+        out = self.graph_outputs(waveforms, lengths)
+        return out["embeddings"], out["mask"]
+
+    # ---- derived: eager -----------------------------------------------------------------------
+    def _traced_outputs(self):
+        fn = self.__dict__.get("_tfaudio_traced_outputs")
+        if fn is None:
+            signature = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
+            fn = tf.function(self.graph_outputs, input_signature=signature, autograph=False)
+            self.__dict__["_tfaudio_traced_outputs"] = fn
+        return fn
+
+    def check_batch(self, waveforms, lengths=None) -> tuple[tf.Tensor, tf.Tensor]:
+        """``waveforms [B, S]`` and ``lengths [B]`` (None: all ``S``) as checked tensors.
+
+        Raises:
+            TfaudioError: wrong ranks, lengths that do not match the batch or the width.
+        """
+        waveforms = tf.convert_to_tensor(waveforms, tf.float32)
+        if waveforms.shape.rank != 2:
+            raise TfaudioError(f"a backbone takes a batch of mono waveforms [batch, samples], got shape "
+                               f"{waveforms.shape}. Fix: tfaudio.data.audio_converter.AudioConverter prepares "
+                               "any audio (files, arrays, stereo, other rates) and pad_batch batches it.")
+        if lengths is None:
+            lengths = tf.fill([tf.shape(waveforms)[0]], tf.shape(waveforms)[1])
+        lengths = tf.cast(tf.convert_to_tensor(lengths), tf.int32)
+        if lengths.shape.rank != 1 or lengths.shape[0] != waveforms.shape[0]:
+            raise TfaudioError(f"lengths must be [batch] = [{waveforms.shape[0]}], got shape {lengths.shape}.")
+        lens = lengths.numpy()
+        if lens.size and (lens.min() < 0 or lens.max() > waveforms.shape[1]):
+            raise TfaudioError(f"lengths must be in 0..{waveforms.shape[1]} (the batch width), got "
+                               f"{lens.min()}..{lens.max()}.")
+        return waveforms, lengths
+
+    def batch_outputs(self, waveforms, lengths=None) -> dict[str, tf.Tensor]:
+        """:meth:`graph_outputs` of a checked, zero-padded batch (one trace for every shape)."""
+        waveforms, lengths = self.check_batch(waveforms, lengths)
+        if waveforms.shape[0] == 0:
+            return {"embeddings": tf.zeros([0, 0, self.embedding_dim]), "mask": tf.zeros([0, 0], tf.bool)}
+        return self._traced_outputs()(waveforms, lengths)
+
+    def batch_frames(self, waveforms, lengths=None) -> tuple[tf.Tensor, tf.Tensor]:
+        """A zero-padded batch → (embeddings ``[B, F, D]``, bool mask ``[B, F]``); see :meth:`graph_outputs`."""
+        out = self.batch_outputs(waveforms, lengths)
+        return out["embeddings"], out["mask"]
+
+    def batch_scores(self, waveforms, lengths=None) -> tuple[tf.Tensor, tf.Tensor]:
+        """The backbone's own frame scores ``[B, F, K]`` and mask ``[B, F]`` (backbones with ``scores``)."""
+        if not self.class_names:
+            raise TfaudioError(f"{type(self).__name__} has no classes of its own to score.")
+        out = self.batch_outputs(waveforms, lengths)
+        if "scores" not in out:
+            raise TfaudioError(f"{type(self).__name__} scores whole clips: use clip_scores().")
+        return out["scores"], out["mask"]
+
+    def frames(self, waveform) -> tf.Tensor:
+        """One clip ``[samples]`` at ``contract.sample_rate`` → embeddings ``[frames, embedding_dim]``."""
+        x = tf.convert_to_tensor(waveform, tf.float32)
+        if x.shape.rank != 1:
+            raise TfaudioError(f"frames takes one mono clip [samples], got shape {x.shape}. Fix: use "
+                               "batch_frames for batches, average channels for stereo.")
+        emb, mask = self.batch_frames(x[None], tf.shape(x)[:1])
+        return tf.boolean_mask(emb[0], mask[0])
+
+    def num_frames(self, num_samples: int) -> int:
+        """How many frames a clip of ``num_samples`` samples yields (at least one)."""
+        c = self.contract
+        extra = max(0, num_samples - c.min_samples)
+        return 1 + math.ceil(extra / c.hop_samples)
 
     #: Per-clip work a data pipeline may run in its own workers, or None (the default). When set, a
     #: pure-TF method of one clip ``[samples]`` at ``sample_rate`` → features ``[n, ...]`` (YAMNet: its
@@ -90,9 +210,14 @@ class Backbone(abc.ABC):
         number of real rows per clip ``[batch]``. Backbones that define :meth:`clip_features` implement it."""
         raise NotImplementedError(f"{type(self).__name__} has no clip_features step; use batch_frames.")
 
-    def num_frames(self, num_samples: int) -> int:
-        """How many frames a clip of ``num_samples`` samples yields (at least one)."""
-        c = self.contract
-        extra = max(0, num_samples - c.min_samples)
-        return 1 + math.ceil(extra / c.hop_samples)
 
+def weights_digest(prefix: str, settings: Any, variables: Sequence[Any]) -> str:
+    """``prefix-`` + 16 hex digits of sha256 over ``repr(settings)`` and every variable's name and value:
+    the fingerprint of a backbone (the same weights give the same key wherever they were loaded from)."""
+    import hashlib
+
+    digest = hashlib.sha256(repr(settings).encode())
+    for w in variables:
+        digest.update(w.name.encode())
+        digest.update(np.ascontiguousarray(np.asarray(w)).tobytes())
+    return f"{prefix}-{digest.hexdigest()[:16]}"

@@ -615,29 +615,13 @@ class Wav2Vec2Backbone(Backbone):
                 "<array>", f"sampled at {sample_rate} Hz; this {self.model_type} model needs {self.sampling_rate} Hz.",
                 f"resample first: tfaudio.signal.resample.resample(waveform, {sample_rate}, {self.sampling_rate}).")
 
-    def _check_batch(self, waveforms, lengths) -> tuple[tf.Tensor, tf.Tensor]:
-        waveforms = tf.convert_to_tensor(waveforms, tf.float32)
-        if waveforms.shape.rank != 2:
-            raise TfaudioError(f"batch_frames takes waveforms [batch, samples], got shape {waveforms.shape}. "
-                               "Fix: use frames() for one clip; average channels for stereo.")
-        if lengths is None:
-            lengths = tf.fill([tf.shape(waveforms)[0]], tf.shape(waveforms)[1])
-        lengths = tf.cast(tf.convert_to_tensor(lengths), tf.int32)
-        if lengths.shape.rank != 1 or lengths.shape[0] != waveforms.shape[0]:
-            raise TfaudioError(f"lengths must be [batch] = [{waveforms.shape[0]}], got shape {lengths.shape}.")
-        lens = lengths.numpy()
-        if lens.size and (lens.min() < 0 or lens.max() > waveforms.shape[1]):
-            raise TfaudioError(f"lengths must be in 0..{waveforms.shape[1]} (the batch width), got "
-                               f"{lens.min()}..{lens.max()}.")
-        return waveforms, lengths
-
     # ---- in-graph use (export, tf.data) ----------------------------------------------------------
     @property
     def variables(self) -> list[tf.Variable]:
         """Every variable :meth:`graph_frames` reads (the model's weights and the layer logits)."""
         return list(self.embedder.weights)
 
-    def graph_frames(self, waveforms, lengths) -> tuple[tf.Tensor, tf.Tensor]:
+    def graph_outputs(self, waveforms, lengths) -> dict[str, tf.Tensor]:
         """:meth:`batch_frames` as plain TF ops, for tracing inside a ``tf.function`` (SavedModel and
         TFLite export, ``tf.data``): no eager checks, no XLA buckets.
 
@@ -646,9 +630,14 @@ class Wav2Vec2Backbone(Backbone):
             lengths: int32 ``[B]`` valid samples per clip (<= S).
 
         Returns:
-            (embeddings ``[B, F, H]`` float32, bool mask ``[B, F]``), frames past each clip's end zero.
+            ``{"embeddings": [B, F, H] float32, "mask": [B, F] bool}``, frames past each clip's end zero.
         """
-        return self.embedder((tf.cast(waveforms, tf.float32), tf.cast(lengths, tf.int32)), training=False)
+        emb, mask = self.embedder((tf.cast(waveforms, tf.float32), tf.cast(lengths, tf.int32)), training=False)
+        return {"embeddings": emb, "mask": mask}
+
+    def batch_outputs(self, waveforms, lengths=None) -> dict[str, tf.Tensor]:
+        emb, mask = self.batch_frames(waveforms, lengths)
+        return {"embeddings": emb, "mask": mask}
 
     def batch_frames(self, waveforms, lengths=None, *, sample_rate: int | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         """A zero-padded batch → (embeddings ``[B, F, H]`` float32, bool mask ``[B, F]``).
@@ -669,7 +658,7 @@ class Wav2Vec2Backbone(Backbone):
             waveforms = tf.convert_to_tensor(waveforms, tf.float32)
             lengths = tf.fill(tf.shape(waveforms)[:1], tf.shape(waveforms)[1]) if lengths is None else lengths
             return self.graph_frames(waveforms, lengths)
-        waveforms, lengths = self._check_batch(waveforms, lengths)
+        waveforms, lengths = self.check_batch(waveforms, lengths)
         if waveforms.shape[0] == 0:
             return tf.zeros([0, 0, self.embedding_dim]), tf.zeros([0, 0], tf.bool)
         return self._run(waveforms, lengths)

@@ -242,6 +242,7 @@ class YAMNetBackbone(Backbone):
 
     contract = InputContract(sample_rate=16000, frame_seconds=0.96, hop_seconds=0.48, embedding_dim=1024,
                              min_seconds=0.975)
+    frontend_scope = "frontend"
 
     def __init__(self, params: YAMNetParams | None = None, *, trainable_top_blocks: int = 0,
                  class_names: Sequence[str] | None = None, source: str | None = None):
@@ -561,41 +562,32 @@ class YAMNetBackbone(Backbone):
         """One clip ``[samples]`` at 16 kHz → embeddings ``[patches, 1024]``."""
         return self.predict_clip(waveform)[1]
 
-    def batch_outputs(self, waveforms, lengths) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """A zero-padded batch → (scores ``[B, P, 521]``, embeddings ``[B, P, 1024]``, mask ``[B, P]``).
+    @property
+    def variables(self) -> list[tf.Variable]:
+        """Every variable :meth:`graph_outputs` reads (the body's weights)."""
+        return list(self.body.variables)
+
+    def graph_outputs(self, waveforms, lengths) -> dict[str, tf.Tensor]:
+        """A zero-padded batch as plain TF ops → ``{"embeddings" [B, P, 1024], "mask" [B, P],
+        "scores" [B, P, 521]}``; the body runs on the real patches only (see :meth:`batch_frontend`)."""
+        with tf.name_scope(self.frontend_scope):
+            patches, mask = self.batch_frontend(waveforms, lengths)  # [N, 96, 64], [B, P]
+        embeddings, scores = self.body(patches, training=False)  # [N, 1024], [N, 521]
+        return _scatter(embeddings, scores, mask)
+
+    def batch_outputs(self, waveforms, lengths=None) -> dict[str, tf.Tensor]:
+        """:meth:`graph_outputs` eagerly, the body ``_PATCH_CHUNK`` patches per call (fastest on CPU).
 
         Args:
             waveforms: float32 ``[B, S]`` at 16 kHz.
-            lengths: int ``[B]`` valid samples per clip, 0 <= length <= S.
+            lengths: int ``[B]`` valid samples per clip, 0 <= length <= S (None: all S).
         """
-        waveforms = tf.cast(tf.convert_to_tensor(waveforms), tf.float32)
-        lengths = tf.cast(tf.convert_to_tensor(lengths), tf.int32)
-        if waveforms.shape.rank != 2 or lengths.shape.rank != 1 or lengths.shape[0] != waveforms.shape[0]:
-            raise TfaudioError(f"batch_frames takes waveforms [B, S] and lengths [B], got {waveforms.shape} "
-                               f"and {lengths.shape}.")
-        lens = lengths.numpy()
-        if lens.size and (lens.min() < 0 or lens.max() > waveforms.shape[1]):
-            raise TfaudioError(f"lengths must be in 0..{waveforms.shape[1]} (the batch width), got "
-                               f"{lens.min()}..{lens.max()}.")
-        if not lens.size:
-            dims = (self.params.num_classes, self.embedding_dim)
-            return tf.zeros([0, 0, dims[0]]), tf.zeros([0, 0, dims[1]]), tf.zeros([0, 0], tf.bool)
+        waveforms, lengths = self.check_batch(waveforms, lengths)
+        if waveforms.shape[0] == 0:
+            return {"embeddings": tf.zeros([0, 0, self.embedding_dim]), "mask": tf.zeros([0, 0], tf.bool),
+                    "scores": tf.zeros([0, 0, self.params.num_classes])}
         patches, mask = self._batch_fn(waveforms, lengths)
-        return self._scatter_outputs(patches, mask)
-
-    def _scatter_outputs(self, patches, mask) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """The body over the real patches ``[N, 96, 64]`` of a batch, scattered back to ``[B, P, ...]``."""
-        embeddings, scores = self.embed_patches(patches)
-        index = tf.where(mask)  # [N, 2]
-        shape = tf.shape(mask, out_type=tf.int64)
-        scores = tf.scatter_nd(index, scores, tf.concat([shape, [scores.shape[-1]]], 0))
-        embeddings = tf.scatter_nd(index, embeddings, tf.concat([shape, [embeddings.shape[-1]]], 0))
-        return scores, embeddings, mask
-
-    def batch_frames(self, waveforms, lengths) -> tuple[tf.Tensor, tf.Tensor]:
-        """(embeddings ``[B, P, 1024]``, bool mask ``[B, P]``); see :meth:`batch_outputs`."""
-        _, embeddings, mask = self.batch_outputs(waveforms, lengths)
-        return embeddings, mask
+        return _scatter(*self.embed_patches(patches), mask)
 
     def clip_features(self, waveform) -> tf.Tensor:
         """One clip ``[samples]`` at 16 kHz → its log-mel patches ``[P, 96, 64]`` (pure TF).
@@ -616,13 +608,8 @@ class YAMNetBackbone(Backbone):
             raise TfaudioError(f"batch_frames_from_features takes patches [B, P, {fe.patch_frames}, "
                                f"{fe.num_mel_bins}] (from clip_features), got {features.shape}.")
         mask = tf.sequence_mask(counts, tf.shape(features)[1])  # [B, P]
-        _, embeddings, mask = self._scatter_outputs(tf.boolean_mask(features, mask), mask)
-        return embeddings, mask
-
-    def batch_scores(self, waveforms, lengths) -> tuple[tf.Tensor, tf.Tensor]:
-        """(AudioSet scores ``[B, P, 521]``, bool mask ``[B, P]``); see :meth:`batch_outputs`."""
-        scores, _, mask = self.batch_outputs(waveforms, lengths)
-        return scores, mask
+        out = _scatter(*self.embed_patches(tf.boolean_mask(features, mask)), mask)
+        return out["embeddings"], out["mask"]
 
     # ---- export ----------------------------------------------------------------------------------
     def waveform_model(self, num_samples: int | None = None) -> keras.Model:
@@ -674,6 +661,17 @@ class _ServingModule(tf.Module):
             return {"scores": scores, "embeddings": embeddings, "log_mel_spectrogram": log_mel}
 
         self.serve = serve
+
+
+def _scatter(embeddings, scores, mask) -> dict[str, tf.Tensor]:
+    """Outputs of the real patches ``[N, ...]`` of a batch, scattered back to ``[B, P, ...]``."""
+    index = tf.where(mask)  # [N, 2]
+    shape = tf.shape(mask, out_type=tf.int64)
+    return {
+        "embeddings": tf.scatter_nd(index, embeddings, tf.concat([shape, [embeddings.shape[-1]]], 0)),
+        "mask": mask,
+        "scores": tf.scatter_nd(index, scores, tf.concat([shape, [scores.shape[-1]]], 0)),
+    }
 
 
 def _suffixes(name: str):

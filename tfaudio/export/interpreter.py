@@ -1,0 +1,69 @@
+"""One place that gives a TFLite interpreter: LiteRT, else tflite-runtime, else TensorFlow's own.
+
+LiteRT (``ai-edge-litert``) is the successor of ``tflite-runtime`` (which stopped at 2.14 and Python
+3.11); TensorFlow's ``tf.lite.Interpreter`` is deprecated in its favour but always present. Every
+test, benchmark and command that runs a ``.tflite`` file calls :func:`tflite_interpreter`.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+__all__ = ["tflite_interpreter", "interpreter_backend", "BACKENDS"]
+
+#: Import paths of the interpreter classes, in order of preference.
+BACKENDS = (
+    ("ai-edge-litert", "ai_edge_litert.interpreter"),
+    ("tflite-runtime", "tflite_runtime.interpreter"),
+    ("tensorflow", "tensorflow.lite"),
+)
+
+
+def _interpreter_class(prefer: str | None = None) -> tuple[str, Any]:
+    prefer = prefer or os.environ.get("TFAUDIO_TFLITE_BACKEND") or None
+    tried = []
+    for name, module in BACKENDS:
+        if prefer and name != prefer:
+            continue
+        try:
+            return name, importlib.import_module(module).Interpreter
+        except (ImportError, AttributeError) as err:
+            tried.append(f"{name} ({type(err).__name__}: {err})")
+    from tfaudio.errors import TfaudioError
+
+    raise TfaudioError("no TFLite interpreter could be imported: " + "; ".join(tried)
+                       + ". Fix: pip install ai-edge-litert (or 'tfaudio[tflite]').")
+
+
+def interpreter_backend(prefer: str | None = None) -> str:
+    """The package :func:`tflite_interpreter` uses: ``"ai-edge-litert"``, ``"tflite-runtime"`` or
+    ``"tensorflow"`` (``$TFAUDIO_TFLITE_BACKEND`` or ``prefer`` picks one)."""
+    return _interpreter_class(prefer)[0]
+
+
+def tflite_interpreter(model_path: str | os.PathLike | None = None, *, model_content: bytes | None = None,
+                       num_threads: int | None = None, prefer: str | None = None, **kwargs: Any):
+    """A TFLite ``Interpreter`` for a file or for bytes, with tensors allocated.
+
+    Args:
+        model_path: a ``.tflite`` file.
+        model_content: the model's bytes (instead of ``model_path``).
+        num_threads: interpreter threads (None: the runtime's default).
+        prefer: ``"ai-edge-litert"``, ``"tflite-runtime"`` or ``"tensorflow"`` to force one.
+        **kwargs: passed to the interpreter (e.g. ``experimental_preserve_all_tensors=True``).
+
+    Example:
+        >>> it = tflite_interpreter("model_int8.tflite", num_threads=1)
+        >>> it.set_tensor(it.get_input_details()[0]["index"], window[None]); it.invoke()
+    """
+    _, cls = _interpreter_class(prefer)
+    if model_path is not None:
+        kwargs["model_path"] = os.fspath(model_path)
+    if model_content is not None:
+        kwargs["model_content"] = model_content
+    if num_threads is not None:
+        kwargs["num_threads"] = int(num_threads)
+    interpreter = cls(**kwargs)
+    interpreter.allocate_tensors()
+    return interpreter
