@@ -21,8 +21,24 @@ def add_data_args(p: argparse.ArgumentParser, *, folds_help: str) -> None:
                                           "default: inferred from ESC-50 / Speech Commands / FSDD file names)")
     p.add_argument("--classes", nargs="+", help="keep only these classes (in this order)")
     p.add_argument("--folds", help=folds_help)
+    p.add_argument("--duplicates", choices=["error", "drop"], default="error",
+                   help="a file listed twice: stop with the rows named (default) or keep the first row")
+    add_on_error_arg(p)
+
+
+def add_on_error_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-error", choices=["raise", "skip"], default="raise",
-                   help="bad audio files: stop (default) or skip, count and report them")
+                   help="bad audio files: stop at the first (default) or skip, count and report them")
+
+
+def report_skipped(skipped: list[tuple[str, str]], total: int, *, what: str = "files") -> int:
+    """Print the skipped inputs (one warning line each) and return the exit status: 0 when some input
+    was usable, 1 when every one was skipped."""
+    from tfaudio.log import warn
+
+    if skipped:
+        warn(f"skipped {len(skipped)} of {total} {what} (bad audio):\n" + "\n".join(f"  {p}: {why}" for p, why in skipped))
+    return 1 if total and len(skipped) == total else 0
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -45,19 +61,12 @@ def load_manifest(args: argparse.Namespace):
 
     source = pathlib.Path(args.data)
     kwargs: dict[str, Any] = {"audio_dir": args.audio_dir} if getattr(args, "audio_dir", None) else {}
-    if source.is_file():  # a CSV: its column names
-        import pandas as pd
-
-        try:
-            columns = list(pd.read_csv(source, nrows=0).columns)
-        except (ValueError, OSError) as err:
-            raise ManifestError(f"{source}: cannot be read as a CSV ({err}). Fix: pass a CSV file or a folder.") from None
-        fold = getattr(args, "fold_column", None)
-        if fold is None:
-            fold = "fold" if "fold" in columns else None
+    if source.is_file():  # a CSV: its column names (a CSV without a fold column gets folds assigned)
         kwargs.update(path_column=getattr(args, "path_column", "filename"),
                       label_column=getattr(args, "label_column", "category"),
-                      fold_column=fold, group_column=getattr(args, "group_column", None) or "auto")
+                      fold_column=getattr(args, "fold_column", None) or "fold",
+                      group_column=getattr(args, "group_column", None) or "auto")
+    kwargs["duplicates"] = {"error": "raise", "drop": "drop"}[getattr(args, "duplicates", "error")]
     m = Manifest.from_source(source, **kwargs)
     if args.classes:
         m = m.select(args.classes)
