@@ -209,8 +209,12 @@ def test_clear_errors(exported, csv, tmp_path, capsys):
     clf.save(saved)
     assert main(["predict", str(saved), str(csv), "--runner", "DirectRunner", "-o", str(tmp_path / "x.jsonl")]) == 2
     assert "tfaudio export" in capsys.readouterr().err
-    assert main(["predict", str(export), str(csv)]) == 2
-    assert "--output" in capsys.readouterr().err
+    # without --output / --runner an export is scored here, at the rate it states (like the trained model)
+    assert main(["predict", str(export), str(csv), "--json", "--top-k", "1"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    local = clf.predict_scores([r["file"] for r in rows])
+    assert [r["predictions"][0]["label"] for r in rows] == [clf.labels[i] for i in local.argmax(axis=1)]
+    assert [r["predictions"][0]["score"] for r in rows] == pytest.approx(local.max(axis=1), abs=1e-4)
     assert main(["predict", str(tmp_path), str(csv), "--runner", "DirectRunner", "-o", str(tmp_path / "x.jsonl")]) == 2
     assert "no SavedModel" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # other commands still refuse unknown options

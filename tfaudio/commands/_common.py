@@ -107,6 +107,24 @@ def train_config(args: argparse.Namespace):
                        seed=args.seed, verbose=2)
 
 
+def embed_once(clf, manifest, args: argparse.Namespace):
+    """Every clip of ``manifest`` embedded once (extracted into the cache where missing) →
+    (ClipEmbeddings of the usable clips, [(file, reason)] of the skipped ones)."""
+    report = clf.cache.extract(manifest, on_error=getattr(args, "on_error", "raise"))
+    if len(report.skipped) == len(manifest):
+        from tfaudio.errors import ManifestError
+
+        raise ManifestError(f"none of the {len(manifest)} clips could be used; the first: {report.skipped[0][0]}: "
+                            f"{report.skipped[0][1]}")
+    return clf.cache.load(manifest, extract=False), list(report.skipped)
+
+
+def skipped_in(skipped: list[tuple[str, str]], manifest) -> list[dict[str, str]]:
+    """The skipped files that belong to ``manifest``, for its report."""
+    paths = set(manifest.paths) if manifest is not None else set()
+    return [{"file": f, "reason": why} for f, why in skipped if f in paths]
+
+
 def make_cache(backbone, args: argparse.Namespace):
     from tfaudio.data.embedding_cache import EmbeddingCache
     from tfaudio.data.pipeline import PipelineConfig

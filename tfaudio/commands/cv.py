@@ -7,6 +7,7 @@ from tfaudio.commands._common import (
     head_config,
     load_manifest,
     make_cache,
+    report_skipped,
     train_config,
 )
 
@@ -34,4 +35,4 @@ def run(args) -> int:
                              output_dir=args.output)
     print(format_cv(summary))
     print(f"reports in {args.output}")
-    return 0
+    return report_skipped([(s["file"], s["reason"]) for s in summary["skipped"]], len(manifest), what="clips")

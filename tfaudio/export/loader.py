@@ -13,6 +13,7 @@ kind                      source
 ``export``                an export folder of ``tfaudio export`` (or its ``saved_model``), which
                           describes itself (``assets/tfaudio.json``: input rate, labels, backbone)
 ``transformers``          a transformers ``save_pretrained`` folder of an audio classifier
+``backbone``              a backbone object without classes of its own (it embeds; ``scorer`` is None)
 ========================  ==================================================================
 
 Every :class:`LoadedModel` answers ``labels``, ``sample_rate`` (the rate its inputs must be at) and
@@ -33,7 +34,7 @@ from tfaudio.errors import TfaudioError
 
 __all__ = ["LoadedModel", "load_model", "KINDS"]
 
-KINDS = ("classifier", "finetune", "tagger", "export", "transformers")
+KINDS = ("classifier", "finetune", "tagger", "export", "transformers", "backbone")
 
 
 @dataclasses.dataclass
@@ -66,7 +67,7 @@ class LoadedModel:
         """The backbone (None for exports and transformers classifiers)."""
         if self.kind in ("classifier", "finetune"):
             return self.model.backbone
-        return self.model if self.kind == "tagger" else None
+        return self.model if self.kind in ("tagger", "backbone") else None
 
     @property
     def min_samples(self) -> int:
@@ -148,7 +149,8 @@ def load_model(source: Any = None, *, input_rate: int | None = None, backbone: A
         return _from_object(source, clip_scorer)
     text = os.fspath(source)
     path = pathlib.Path(text).expanduser()
-    if not path.exists() and (tagging or _backbone_source(text)):
+    looks_like_path = os.sep in text or "/" in text or text.startswith(".")
+    if not path.exists() and (_backbone_source(text) or (tagging and not looks_like_path)):
         return _tagger(text)  # a backbone name (get_backbone says when it does not know it)
     if not path.exists():
         raise TfaudioError(
@@ -201,6 +203,10 @@ def load_model(source: Any = None, *, input_rate: int | None = None, backbone: A
 
 
 def _from_object(obj: Any, clip_scorer, source: str | None = None, meta: dict | None = None) -> LoadedModel:
+    where = source or getattr(obj, "source", None) or f"<{type(obj).__name__}>"
+    if hasattr(obj, "graph_outputs") and not getattr(obj, "class_names", None):
+        # a backbone without classes of its own: it embeds, it does not score (info, export of a head on it)
+        return LoadedModel("backbone", obj, None, (), int(obj.contract.sample_rate), str(where), meta or {})
     scorer = clip_scorer(obj)
     kind = scorer.kind
     if kind == "classifier":
@@ -209,7 +215,6 @@ def _from_object(obj: Any, clip_scorer, source: str | None = None, meta: dict | 
         model = obj
     else:
         model = scorer.backbone
-    where = source or getattr(obj, "source", None) or f"<{type(obj).__name__}>"
     return LoadedModel(kind, model, scorer, tuple(scorer.labels), int(scorer.sample_rate), str(where), meta or {})
 
 
@@ -218,7 +223,7 @@ def _tagger(text: str) -> LoadedModel:
     from tfaudio.tasks.clip_scorer import clip_scorer
 
     backbone = get_backbone(text)
-    if not backbone.class_names:
+    if not getattr(backbone, "class_names", None):
         raise TfaudioError(f"{text}: this backbone has no class names of its own to tag with (YAMNet needs "
                            "yamnet_class_map.csv next to its weights). Fix: put the class map there, or train a "
                            "head on it with `tfaudio train`.")
