@@ -43,9 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose, debug = _global_flags(argv)
     argv = [a for a in argv if a not in ("--verbose", "--debug")]
-    from tfaudio.log import quiet_tensorflow
+    from tfaudio.log import cli_handler, quiet_tensorflow
 
     quiet_tensorflow(verbose)
+    cli_handler()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "_pipeline_args", False):

@@ -1,8 +1,8 @@
 """tfaudio's messages (one clear line each) and TensorFlow's log noise.
 
-Warnings go to the ``tfaudio`` logger as one line, ``tfaudio: warning: <message>`` on stderr when
-nothing else is configured (never Python's ``warnings`` module, which prints tfaudio's source line
-instead of the message). :func:`quiet_tensorflow` hides TensorFlow's C++/absl start-up lines (CUDA,
+Warnings go to the ``tfaudio`` logger as one line (never Python's ``warnings`` module, which prints
+tfaudio's source line instead of the message): in a program without logging set up, Python prints the
+message itself on stderr; the CLI prints ``tfaudio: warning: <message>`` (:func:`cli_handler`). :func:`quiet_tensorflow` hides TensorFlow's C++/absl start-up lines (CUDA,
 oneDNN, cuDNN factories) and converter chatter; the CLI calls it unless ``--verbose``.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-__all__ = ["logger", "warn", "info", "quiet_tensorflow"]
+__all__ = ["logger", "warn", "info", "cli_handler", "quiet_tensorflow"]
 
 logger = logging.getLogger("tfaudio")
 
@@ -22,27 +22,36 @@ class _Format(logging.Formatter):
         return f"tfaudio: {level}{record.getMessage()}"
 
 
-def _handler() -> None:
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (tests and notebooks swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def cli_handler() -> None:
+    """Print tfaudio's messages as ``tfaudio: warning: ...`` / ``tfaudio: ...`` lines on stderr (the CLI)."""
     if not any(getattr(h, "_tfaudio", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(_Format())
         handler._tfaudio = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-        # Our handler prints; the root logger still sees records (pytest's caplog, user handlers)
-        # only when the user configured one, so nothing is printed twice.
-        logger.propagate = bool(logging.getLogger().handlers)
+        logger.propagate = False
 
 
 def warn(message: str) -> None:
     """One warning line naming what is wrong (a skipped file, a padded clip, a re-extracted shard)."""
-    _handler()
     logger.warning(message)
 
 
 def info(message: str) -> None:
-    """One progress/information line (``tfaudio: <message>``)."""
-    _handler()
+    """One information line (printed by the CLI; silent in a library unless logging is set to INFO)."""
     logger.info(message)
 
 

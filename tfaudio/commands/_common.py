@@ -93,6 +93,29 @@ def parse_split(spec: str | None, manifest) -> tuple[list[int], list[int], list[
     return lists[0], lists[1], lists[2]
 
 
+def parse_fold_list(spec: str) -> list[int]:
+    """``"1,2"`` → [1, 2] (``--folds`` of evaluate)."""
+    try:
+        folds = [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        folds = []
+    if not folds:
+        raise ManifestError(f"--folds {spec!r}: give fold numbers separated by commas, e.g. --folds 4,5")
+    return folds
+
+
+def parse_fold_count(spec: str | None, default: int = 5) -> int:
+    """``--folds K`` of cv: how many folds to assign when the data has none."""
+    try:
+        k = int(spec) if spec is not None else default
+    except ValueError:
+        k = 0
+    if k < 2:
+        raise ManifestError(f"--folds {spec!r}: the number of folds to assign must be a whole number >= 2, e.g. "
+                            "--folds 5 (the data's own folds are used when it has a fold column).")
+    return k
+
+
 def head_config(args: argparse.Namespace):
     from tfaudio.heads.classification_head import HeadConfig
 
