@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from tests.helpers import noise, sine, write_audio
+from tests.helpers import noise, pytorch_layout_weights, sine, write_audio
 from tfaudio.backbones.registry import get_backbone
 from tfaudio.backbones.whisper_backbone import WhisperBackbone
 from tfaudio.errors import TfaudioError, WeightsNotFoundError
@@ -288,32 +288,18 @@ def test_feature_extractor_must_fit_the_encoder(checkpoints, tmp_path):
             get_backbone(f"whisper:{folder}")
 
 
-def _pytorch_layout(model) -> dict[str, np.ndarray]:
-    """The model's weights named and laid out as a PyTorch checkpoint (the hub's model.safetensors)."""
-    from transformers.modeling_tf_pytorch_utils import TransposeType, convert_tf_weight_name_to_pt_weight_name
+def test_pytorch_layout_and_encoder_only_checkpoints(shared, tmp_path, monkeypatch):
+    """A PyTorch-layout model.safetensors (what the hub serves) loads without torch, from a folder and
+    from the Hugging Face cache offline, and so does a checkpoint without the decoder; a missing encoder
+    weight is an error."""
+    import shutil
 
-    out = {}
-    for w in model.weights:
-        name, transpose = convert_tf_weight_name_to_pt_weight_name(
-            w.name, start_prefix_to_remove=model.name + "/", tf_weight_shape=w.shape)
-        value = w.numpy()
-        if transpose is TransposeType.CONV1D:
-            value = value.transpose(2, 1, 0)
-        elif transpose is TransposeType.SIMPLE:
-            value = value.T
-        out[name] = np.ascontiguousarray(value)
-    return out
-
-
-def test_pytorch_layout_and_encoder_only_checkpoints(shared, tmp_path):
-    """A PyTorch-layout model.safetensors (what the hub serves) loads without torch, and so does a
-    checkpoint without the decoder; a missing encoder weight is an error."""
     from safetensors.numpy import save_file
 
     bb = shared("short")
     x = clip(5000)
     expected = bb.frames(x).numpy()
-    weights = _pytorch_layout(bb.model)
+    weights = pytorch_layout_weights(bb.model)
     assert "model.encoder.conv1.weight" in weights and any(k.startswith("model.decoder.") for k in weights)
     for name, kept in (("pt", weights), ("encoder_only", {k: v for k, v in weights.items() if ".decoder." not in k})):
         folder = tmp_path / name
@@ -322,6 +308,16 @@ def test_pytorch_layout_and_encoder_only_checkpoints(shared, tmp_path):
         loaded = get_backbone(f"whisper:{folder}")
         assert loaded.fingerprint == bb.fingerprint
         np.testing.assert_allclose(loaded.frames(x), expected, atol=1e-6)
+    # the same files as a hub id in the Hugging Face cache (as `huggingface-cli download` leaves them),
+    # loaded offline
+    snapshot = tmp_path / "hf" / "models--someone--whisper-test" / "snapshots" / ("0" * 40)
+    shutil.copytree(tmp_path / "pt", snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    from_hub = get_backbone("whisper:someone/whisper-test")
+    assert from_hub.fingerprint == bb.fingerprint and from_hub.spec()["source"] == "someone/whisper-test"
     folder = tmp_path / "broken"
     bb.config.save_pretrained(folder)
     save_file({k: v for k, v in weights.items() if "encoder.layers.1.fc1" not in k}, str(folder / "model.safetensors"),
@@ -339,6 +335,11 @@ def test_graph_outputs_trace_into_a_saved_model(shared, tmp_path):
     module.backbone_variables = bb.variables
     module.outputs = tf.function(bb.graph_outputs, autograph=False, input_signature=[
         tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)])
+    # the log-mel frontend is named "frontend/..." at the top level (int8 TFLite keeps those ops float)
+    ops = module.outputs.get_concrete_function().graph.get_operations()
+    frontend = {op.type for op in ops if op.name.startswith(bb.frontend_scope + "/")}
+    assert {"RFFT", "Log", "GatherV2"} <= frontend and "Softmax" not in frontend
+    assert any(op.type == "Softmax" for op in ops)
     tf.saved_model.save(module, str(tmp_path / "sm"))
     del module
     reloaded = tf.saved_model.load(str(tmp_path / "sm"))

@@ -137,12 +137,12 @@ class WhisperEmbedder(keras.layers.Layer):
         hop = self.frame_hop_samples
         return tf.maximum(1, (lengths + hop - 1) // hop)
 
-    # No tensor-dependent Python control flow here or in the transformers layers used: AutoGraph off.
-    @tf.autograph.experimental.do_not_convert
-    def call(self, inputs, training: bool | None = False):
-        """(waveforms ``[B, S]``, lengths ``[B]``) → (embeddings ``[B, F, D]`` float32, mask ``[B, F]``)."""
-        waveforms, lengths = inputs
-        training = bool(training)
+    def split(self, waveforms, lengths) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """The 30 s chunks the encoder runs: (chunks ``[K, W]`` zero-padded, how to put their frames back).
+
+        Clip ``b`` gives ``max(1, ceil(length / W))`` chunks (cut to ``max_samples`` first); chunks of the
+        batch's width past a clip's audio are left out, so they cost nothing.
+        """
         x = tf.cast(waveforms, tf.float32)  # [B, S]
         n = tf.cast(lengths, tf.int32)  # [B]
         if self.max_samples:
@@ -155,24 +155,39 @@ class WhisperEmbedder(keras.layers.Layer):
         chunks = tf.maximum(1, (width + window - 1) // window)  # C chunks per row (at least one)
         x = tf.pad(x, [[0, 0], [0, chunks * window - width]])  # [B, C * W]
         x = tf.reshape(x, [batch * chunks, window])  # [B * C, W]
-        starts = tf.range(chunks) * window  # [C]
-        filled = tf.expand_dims(n, 1) - tf.expand_dims(starts, 0)  # [B, C] samples of audio in each chunk
+        filled = tf.expand_dims(n, 1) - tf.expand_dims(tf.range(chunks) * window, 0)  # [B, C] audio per chunk
         # a clip's chunks with audio, and always its first (an empty clip still gives one frame)
         keep = tf.logical_or(filled > 0, tf.expand_dims(tf.equal(tf.range(chunks), 0), 0))  # [B, C]
         index = tf.cast(tf.where(tf.reshape(keep, [-1])), tf.int32)  # [K, 1] row-major: clip order, then time
-        selected = tf.gather(x, index[:, 0])  # [K, W]
-        with tf.name_scope(self.frontend_scope):
-            log_mel = whisper_log_mel(selected, self.features)  # [K, 3000, mel]
-        hidden = self.encode(log_mel, training=training)  # [K, P, D]
-        dim = tf.shape(hidden)[-1]
-        # chunks without audio are zeros (masked below) and cost nothing
-        hidden = tf.scatter_nd(index, hidden, tf.stack([batch * chunks, self.positions, dim]))  # [B * C, P, D]
+        plan = {"index": index, "batch": batch, "chunks": chunks, "width": width, "lengths": n}
+        return tf.gather(x, index[:, 0]), plan  # [K, W]
+
+    def assemble(self, hidden: tf.Tensor, plan: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        """The chunks' frames ``[K, P, D]`` back in clip order → (embeddings ``[B, F, D]``, mask ``[B, F]``)."""
+        batch, chunks, dim = plan["batch"], plan["chunks"], tf.shape(hidden)[-1]
+        # chunks without audio are zeros (masked below)
+        hidden = tf.scatter_nd(plan["index"], hidden, tf.stack([batch * chunks, self.positions, dim]))  # [B*C, P, D]
         hidden = tf.reshape(hidden, tf.stack([batch, chunks * self.positions, dim]))  # [B, C * P, D]
-        frames = self.num_valid_frames(width)  # F: the widest possible clip's frames
+        frames = self.num_valid_frames(plan["width"])  # F: the widest possible clip's frames
         hidden = hidden[:, :frames]  # [B, F, D]
-        mask = tf.sequence_mask(self.num_valid_frames(n), frames)  # [B, F]
+        mask = tf.sequence_mask(self.num_valid_frames(plan["lengths"]), frames)  # [B, F]
         emb = hidden * tf.expand_dims(tf.cast(mask, hidden.dtype), -1)  # frames past the audio → 0
         return tf.ensure_shape(emb, [None, None, self.encoder.embed_dim]), mask
+
+    def embed(self, waveforms, lengths, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+        """:meth:`split` and the log-mel (in the ``frontend_scope`` name scope), :meth:`encode`,
+        :meth:`assemble`: (waveforms ``[B, S]``, lengths ``[B]``) → (embeddings ``[B, F, D]``, mask ``[B, F]``)."""
+        with tf.name_scope(self.frontend_scope):
+            chunks, plan = self.split(waveforms, lengths)  # [K, W]
+            log_mel = whisper_log_mel(chunks, self.features)  # [K, 3000, mel]
+        return self.assemble(self.encode(log_mel, training=training), plan)
+
+    # No tensor-dependent Python control flow here or in the transformers layers used: AutoGraph off.
+    @tf.autograph.experimental.do_not_convert
+    def call(self, inputs, training: bool | None = False):
+        """(waveforms ``[B, S]``, lengths ``[B]``) → (embeddings ``[B, F, D]`` float32, mask ``[B, F]``)."""
+        waveforms, lengths = inputs
+        return self.embed(waveforms, lengths, training=bool(training))
 
     def compute_mask(self, inputs, mask=None):
         return None
@@ -389,7 +404,9 @@ class WhisperBackbone(Backbone):
             ``{"embeddings": [B, F, D] float32, "mask": [B, F] bool}``, ``F = max(1, ceil(S / 320))``
             (cut to ``max_seconds``); frames past each clip's audio are zero and masked out.
         """
-        emb, mask = self.embedder((tf.cast(waveforms, tf.float32), tf.cast(lengths, tf.int32)), training=False)
+        # the embedder's steps called directly, not through Keras' __call__: so the log-mel ops are named
+        # "frontend/..." at the graph's top level (the int8 TFLite exporter keeps those float)
+        emb, mask = self.embedder.embed(waveforms, lengths, training=False)
         return {"embeddings": emb, "mask": mask}
 
     def batch_outputs(self, waveforms, lengths=None) -> dict[str, tf.Tensor]:
