@@ -36,6 +36,9 @@ Cost: every chunk runs the whole encoder on 1500 frames, even for a 1 s clip (wh
 parameters; its attention weights alone are 6 heads x 1500² floats = 54 MB per chunk and layer).
 Eager extraction therefore runs at most ``chunk_batch`` chunks per call (default 4).
 
+Exports: a SavedModel takes clips of any length. A TFLite window (``contract.window_seconds``, 30 s)
+is one chunk; a shorter ``window_samples`` still runs the encoder on a whole padded 30 s window.
+
 The checkpoint's decoder is loaded by transformers too (it has no TF encoder-only Whisper class) but
 never run, and it is not in :attr:`WhisperBackbone.variables`: exports carry the encoder only.
 
@@ -210,8 +213,9 @@ class WhisperBackbone(Backbone):
             transformers returns them) or ``"weighted"`` (a softmax-weighted sum of all hidden states with
             trainable weights, equal at first).
         max_seconds: clips are cut to this length (None: no limit, long clips run in 30 s chunks).
-        chunk_batch: at most this many 30 s chunks per call in eager extraction (memory: whisper-tiny
-            needs ~0.2 GB per chunk, large models ~1 GB); exported graphs run the whole batch.
+        chunk_batch: at most this many 30 s chunks per call in eager extraction (memory: each chunk's
+            attention holds heads x 1500² floats per layer, 54 MB for whisper-tiny's 6 heads, 180 MB for
+            large's 20, a few times that at peak); exported graphs run the whole batch.
         source: what the weights were loaded from (kept for :meth:`spec`).
 
     Raises:
@@ -230,8 +234,9 @@ class WhisperBackbone(Backbone):
         positions, mel_bins = int(config.max_source_positions), int(config.num_mel_bins)
         if features is None:
             # the window that fills the positional table: 2 log-mel hops per position (30 s for 1500)
-            hop = WhisperLogMelConfig().hop_seconds
-            features = WhisperLogMelConfig(num_mel_bins=mel_bins, chunk_seconds=2 * positions * hop)
+            default = WhisperLogMelConfig()
+            features = WhisperLogMelConfig(num_mel_bins=mel_bins,
+                                           chunk_seconds=2 * positions * default.hop_samples / default.sample_rate)
         if features.num_mel_bins != mel_bins:
             raise TfaudioError(f"{name}: the feature extractor makes {features.num_mel_bins} mel bins, the encoder "
                                f"takes {mel_bins} (config.num_mel_bins). Fix: use the checkpoint's own "
@@ -410,25 +415,40 @@ class WhisperBackbone(Backbone):
         return {"embeddings": emb, "mask": mask}
 
     def batch_outputs(self, waveforms, lengths=None) -> dict[str, tf.Tensor]:
-        """:meth:`graph_outputs` of a checked batch, at most ``chunk_batch`` 30 s chunks per call (a batch
-        of 16 clips in one call would hold 16 chunks' attention weights at once)."""
+        """:meth:`graph_outputs` of a checked batch, at most ``chunk_batch`` 30 s chunks per call: clips
+        are grouped, and a clip longer than ``chunk_batch`` chunks runs in pieces of that many (chunks
+        are independent, so the frames are the same as in one call; a batch of 16 clips in one call
+        would hold 16 chunks' attention weights at once)."""
         waveforms, lengths = self.check_batch(waveforms, lengths)
         if waveforms.shape[0] == 0:
             return {"embeddings": tf.zeros([0, 0, self.embedding_dim]), "mask": tf.zeros([0, 0], tf.bool)}
         run = self._traced_outputs()
-        groups, start, used = [], 0, 0
-        for i, n in enumerate(lengths.numpy()):
-            k = self.num_chunks(int(n))
-            if i > start and used + k > self.chunk_batch:
-                groups.append((start, i))
-                start, used = i, 0
-            used += k
-        groups.append((start, len(lengths)))
-        if len(groups) == 1:
+        counts = [self.num_chunks(int(n)) for n in lengths.numpy()]
+        if sum(counts) <= self.chunk_batch:
             return run(waveforms, lengths)
-        # every group keeps the batch's width, so all give the same number of frames F
-        outs = [run(waveforms[a:b], lengths[a:b]) for a, b in groups]
-        return {key: tf.concat([o[key] for o in outs], axis=0) for key in outs[0]}
+        frames = self.num_frames(int(waveforms.shape[1]))  # F of the whole batch
+        rows: dict[int, tuple[tf.Tensor, tf.Tensor]] = {}
+        group: list[int] = []
+        for i in [i for i, k in enumerate(counts) if k <= self.chunk_batch] + [None]:
+            if group and (i is None or sum(counts[j] for j in group) + counts[i] > self.chunk_batch):
+                # the group's rows keep the batch's width, so they give F frames
+                out = run(tf.gather(waveforms, group), tf.gather(lengths, group))
+                rows.update({j: (out["embeddings"][r], out["mask"][r]) for r, j in enumerate(group)})
+                group = []
+            if i is not None:
+                group.append(i)
+        step = self.chunk_batch * self.features.chunk_samples
+        for i in [i for i, k in enumerate(counts) if k > self.chunk_batch]:
+            n = int(lengths[i]) if not self.max_samples else min(int(lengths[i]), self.max_samples)
+            pieces = []
+            for start in range(0, n, step):
+                size = min(step, n - start)
+                out = run(waveforms[i : i + 1, start : start + size], tf.constant([size], tf.int32))
+                pieces.append(out["embeddings"][0, : self.num_frames(size)])
+            emb = tf.concat(pieces, axis=0)  # [num_frames(n), D]: pieces are whole chunks but the last
+            rows[i] = (tf.pad(emb, [[0, frames - emb.shape[0]], [0, 0]]), tf.sequence_mask(emb.shape[0], frames))
+        return {"embeddings": tf.stack([rows[i][0] for i in range(len(counts))]),
+                "mask": tf.stack([rows[i][1] for i in range(len(counts))])}
 
     def pooled(self, waveforms, lengths=None) -> tf.Tensor:
         """Masked mean over each clip's frames: ``[B, S]`` (+ lengths ``[B]``) → ``[B, d_model]``."""
