@@ -129,3 +129,25 @@ def tone_dataset(root, n_per_class: int = 6, rate: int = 16000, seconds: float =
             path = write_audio(pathlib.Path(root) / label / f"{label}_{i}.wav", audio, rate)
             rows.append({"path": str(path), "label": label, "fold": i % folds + 1})
     return Manifest(pd.DataFrame(rows), labels=["low", "high", "hiss"])
+
+
+def pytorch_layout_weights(model) -> dict:
+    """A transformers TF model's weights named and laid out as its PyTorch checkpoint (what the hub's
+    ``model.safetensors`` holds): ``{pytorch name: numpy array}``. Write them with
+    ``safetensors.numpy.save_file(weights, path, metadata={"format": "pt"})``."""
+    from transformers.modeling_tf_pytorch_utils import TransposeType, convert_tf_weight_name_to_pt_weight_name
+
+    out = {}
+    for w in model.weights:
+        name, transpose = convert_tf_weight_name_to_pt_weight_name(
+            w.name, start_prefix_to_remove=model.name + "/", tf_weight_shape=w.shape)
+        value = w.numpy()
+        if transpose is TransposeType.CONV1D:
+            value = value.transpose(2, 1, 0)
+        elif transpose is TransposeType.SIMPLE:
+            value = value.T
+        elif transpose is not TransposeType.NO:
+            raise NotImplementedError(f"{w.name}: {transpose}")
+        out[name] = np.ascontiguousarray(value)
+    return out
+

@@ -6,7 +6,7 @@ from typing import Any
 
 from tfaudio.errors import TfaudioError
 
-NAMES = ("yamnet", "wav2vec2", "hubert")
+NAMES = ("yamnet", "wav2vec2", "hubert", "whisper")
 
 
 def backbone_spec(backbone) -> dict[str, Any]:
@@ -25,7 +25,7 @@ def get_backbone(spec: Any = "yamnet", **kwargs: Any):
     """A backbone from a name, a ``name:source`` string, a spec dict, or a backbone (returned as is).
 
     Examples: ``"yamnet"`` (weights found by YAMNetBackbone.from_pretrained), ``"yamnet:/path/yamnet.h5"``,
-    ``"wav2vec2:facebook/wav2vec2-base"``, ``"hubert:/models/distilhubert"``,
+    ``"wav2vec2:facebook/wav2vec2-base"``, ``"hubert:/models/distilhubert"``, ``"whisper:openai/whisper-tiny"``,
     ``{"name": "wav2vec2", "source": "/models/w2v", "layer": 6}``.
     """
     if hasattr(spec, "contract"):
@@ -49,4 +49,10 @@ def get_backbone(spec: Any = "yamnet", **kwargs: Any):
         if not source:
             raise TfaudioError(f"the {name} backbone needs a model id or folder, e.g. '{name}:facebook/wav2vec2-base'")
         return Wav2Vec2Backbone.from_pretrained(source, **spec)
+    if name == "whisper":
+        from tfaudio.backbones.whisper_backbone import WhisperBackbone
+
+        if not source:
+            raise TfaudioError("the whisper backbone needs a model id or folder, e.g. 'whisper:openai/whisper-tiny'")
+        return WhisperBackbone.from_pretrained(source, **spec)
     raise TfaudioError(f"unknown backbone {name!r}. Known: {', '.join(NAMES)}.")
