@@ -52,11 +52,12 @@ def test_integer_pcm_of_any_width_is_scaled(convert, dtype, full_scale, offset):
     np.testing.assert_allclose(out[:3], [0.0, 0.5, -0.5], atol=1e-6)
 
 
-def test_short_clips_are_padded_and_it_says_so(convert, caplog):
+def test_short_clips_are_left_to_the_model_to_pad_and_it_says_so(convert, caplog):
+    # the backbone pads in its graph (exports too): padding here would change e.g. Wav2Vec2's normalisation
     with caplog.at_level(logging.WARNING, logger="tfaudio"):
         out = convert(np.ones(100, np.float32), 16000, where="tiny.wav")
-    assert len(out) == 15600 and out[:100].all() and not out[100:].any()
-    assert "tiny.wav" in caplog.text and "zero-padded" in caplog.text
+    assert len(out) == 100
+    assert "tiny.wav" in caplog.text and "zero-pads it" in caplog.text
 
 
 @pytest.mark.parametrize("item, rate, match", [

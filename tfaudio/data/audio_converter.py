@@ -12,7 +12,8 @@ came by (training's ``tf.data`` pipeline, :meth:`AudioClassifier.predict`, ``tfa
 
 then the checks (empty, NaN/Inf, shape, dtype, rate) and the one resampler
 (:func:`tfaudio.signal.resample.clip_resampler`, the same filter the exported graphs run). A clip
-shorter than the backbone's shortest input is zero-padded to it, and a warning says so. Every bad
+shorter than the backbone's shortest input gets a warning saying that the model zero-pads it (the
+backbone pads inside its graph, the same in every road and in exports). Every bad
 input raises :class:`~tfaudio.errors.AudioError` naming it (the file, or ``<input #i>``) and the fix.
 
 Example:
@@ -64,12 +65,13 @@ class Converted:
 
 
 class AudioConverter:
-    """Prepares audio for a backbone: decode → mono → checks → resample → pad to one frame.
+    """Prepares audio for a backbone: decode → mono → checks → resample (→ a warning for a clip shorter
+    than one frame).
 
     Args:
         sample_rate: the rate to deliver, in Hz (a backbone's ``contract.sample_rate``).
-        min_samples: clips shorter than this are zero-padded to it, with a warning (a backbone's
-            ``contract.min_samples``; 0: never pad).
+        min_samples: clips shorter than this get a warning that the model pads them (a backbone's
+            ``contract.min_samples``; 0: no warning).
         backend: decoder for compressed formats (``"auto"``, ``"soundfile"``, ``"tfio"``).
     """
 
@@ -134,9 +136,10 @@ class AudioConverter:
         audio, rate = self._samples(item, sampling_rate, where)
         audio = self.to_rate(audio, rate, where)
         if len(audio) < self.min_samples:
+            # The backbone pads (in its graph, as the export does: padding here could change what it
+            # computes, e.g. Wav2Vec2's per-clip normalisation); the converter says so.
             warn(f"{where}: {len(audio) / self.sample_rate:.3f} s is shorter than the model's shortest input "
-                 f"({self.min_samples / self.sample_rate:g} s); zero-padded to it.")
-            audio = np.pad(audio, (0, self.min_samples - len(audio)))
+                 f"({self.min_samples / self.sample_rate:g} s); the model zero-pads it to one frame.")
         return audio
 
     def _samples(self, item: Any, rate: Any, where: str) -> tuple[np.ndarray, int]:
