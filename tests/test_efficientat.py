@@ -230,6 +230,37 @@ def test_resolution_order_and_offline_error(checkpoint, tmp_path, monkeypatch):
         eb._resolve_release("mn04_as")
 
 
+def test_download_and_recorded_hashes(checkpoint, tmp_path, monkeypatch):
+    """Online, a release missing locally is fetched into the cache with its known SHA-256 (None:
+    recorded on first download); a download that contradicts the known size/hash is deleted."""
+    empty_shared, cache = tmp_path / "shared", tmp_path / "cache"
+    empty_shared.mkdir()
+    monkeypatch.setenv("TFAUDIO_SHARED", str(empty_shared))
+    monkeypatch.setenv("TFAUDIO_CACHE", str(cache))
+    monkeypatch.setenv("TFAUDIO_OFFLINE", "0")
+    calls = []
+
+    def fake_fetch(url, dest, *, sha256=None, progress=True):  # stands in for the network
+        calls.append((url, pathlib.Path(dest), sha256))
+        pathlib.Path(dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(checkpoint, dest)
+        if sha256 is None:
+            pathlib.Path(str(dest) + ".sha256").write_text("0" * 64 + "\n")
+        return pathlib.Path(dest)
+
+    monkeypatch.setattr(eb, "fetch", fake_fetch)
+    folder = cache / "models" / "efficientat"
+    assert eb._resolve_release("mn04_as") == folder / "mn04_as_mAP_432.pt"
+    assert calls[-1] == (RELEASES["mn04_as"].url, folder / "mn04_as_mAP_432.pt", RELEASES["mn04_as"].sha256)
+    with pytest.raises(WeightsNotFoundError, match="has 19708753"):  # mn10's known size
+        eb._resolve_release("mn10_as")
+    assert not (folder / "mn10_as_mAP_471.pt").exists()
+    # no published hash: the recorded one is checked (here it does not match)
+    with pytest.raises(WeightsNotFoundError, match="damaged or replaced"):
+        eb._resolve_release("mn02_as")
+    assert calls[-1][2] is None and not (folder / "mn02_as_mAP_378.pt").exists()
+
+
 def test_unknown_name_and_registry_dispatch(tmp_path, monkeypatch):
     with pytest.raises(WeightsNotFoundError, match=r"mn99_as: neither an EfficientAT release name .*Fix"):
         EfficientATBackbone.from_pretrained("mn99_as")
@@ -304,6 +335,13 @@ def test_contract_and_identity(eat):
     assert [eat.num_frames(n) for n in (0, 10240, 10241, 32000, 320000)] == [1, 1, 2, 4, 32]
     for n in (10240, 10241, 32000, 160000):  # the base class' formula agrees
         assert eat.num_frames(n) == 1 + int(np.ceil(max(0, n - c.min_samples) / c.hop_samples))
+    # the same weights loaded by path: same fingerprint, the path as source
+    from tfaudio.backbones.registry import get_backbone
+
+    by_path = get_backbone(str(shared(*CKPT)), window_seconds=0.96)
+    assert by_path.spec() == {"name": "efficientat", "source": str(shared(*CKPT)), "window_seconds": 0.96}
+    assert by_path.contract.window_samples == 30720
+    assert by_path.fingerprint == eat.fingerprint  # neither the file's location nor the window matter
 
 
 def _reference_inputs(paths):

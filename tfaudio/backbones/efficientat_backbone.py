@@ -27,6 +27,7 @@ model's own pooled embedding (the 527 scores come from it).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import pathlib
 from collections.abc import Sequence
@@ -298,12 +299,15 @@ def _check_release_hash(path: pathlib.Path, release: Release) -> None:
             f"{path}: {path.stat().st_size} bytes, but the official {release.filename} has {release.size} "
             f"(truncated or a different file). Fix: download it again from {release.url} (or delete it to "
             "let tfaudio download it).")
-    if not (release.sha256 or release.sha256_prefix or release.sha256_suffix):
+    record = path.with_name(path.name + ".sha256")  # the first download's hash (datasets.fetch)
+    recorded = record.read_text().strip() if record.is_file() else ""
+    expected = release.sha256 or recorded
+    if not (expected or release.sha256_prefix or release.sha256_suffix):
         return
     digest = sha256_of(path)
-    if (release.sha256 and digest != release.sha256) or not digest.startswith(release.sha256_prefix) \
+    if (expected and digest != expected) or not digest.startswith(release.sha256_prefix) \
             or not digest.endswith(release.sha256_suffix):
-        known = release.sha256 or f"{release.sha256_prefix}…{release.sha256_suffix}"
+        known = expected or f"{release.sha256_prefix}…{release.sha256_suffix}"
         raise WeightsNotFoundError(
             f"{path}: sha256 {digest} is not the official {release.filename}'s ({known}): damaged or replaced. "
             f"Fix: download it again from {release.url} (or delete it to let tfaudio download it).")
@@ -497,14 +501,20 @@ class EfficientATBackbone(Backbone):
     # ---- identity --------------------------------------------------------------------------------
     @property
     def fingerprint(self) -> str:
-        """``"efficientat-"`` + 16 hex digits over the settings and every weight."""
+        """``"efficientat-"`` + 16 hex digits over the settings and every weight (the export window
+        aside: it does not change the embeddings)."""
         if self._fingerprint is None:
-            self._fingerprint = weights_digest("efficientat", (self.params, self.contract), self.body.weights)
+            contract = dataclasses.replace(self.contract, window_seconds=None)
+            self._fingerprint = weights_digest("efficientat", (self.params, contract), self.body.weights)
         return self._fingerprint
 
     def spec(self) -> dict[str, Any]:
-        """``{"name": "efficientat", "source": "mn04_as"}`` (or the checkpoint path)."""
-        return {"name": "efficientat", "source": self.source}
+        """``{"name": "efficientat", "source": "mn04_as"}`` (or the checkpoint path; plus
+        ``window_seconds`` when not the default 1 s)."""
+        out = {"name": "efficientat", "source": self.source}
+        if self.contract.window_seconds != 1.0:
+            out["window_seconds"] = self.contract.window_seconds
+        return out
 
     def __repr__(self) -> str:
         return (f"EfficientATBackbone(source={self.source!r}, width_mult={self.params.width_mult:g}, "
