@@ -255,6 +255,7 @@ def main(argv=None) -> int:
     if args.child:
         child(args.child, args.batch)
         return 0
+    load = os.getloadavg()
     runs: dict[str, list[dict]] = {"yamnet": [], "efficientat:mn04_as": []}
     for r in range(args.rounds):
         for name in runs:
@@ -277,8 +278,9 @@ def main(argv=None) -> int:
     y, e = best["yamnet"], best["efficientat:mn04_as"]
     lines = [
         f"Machine: {machine()}; `python benchmarks/efficientat.py{' --tflite' if args.tflite else ''}` "
-        f"(batch {args.batch}, best of {args.rounds} alternating rounds; the machine is shared with other "
-        "processes, so throughputs vary by ~±30 % between runs).",
+        f"(batch {args.batch}, best of {args.rounds} alternating rounds). The machine was shared with other "
+        f"jobs (load average {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end on its 2 cores): "
+        "throughputs are lower than on an idle machine and noisy; compare rows of one run, not runs.",
         "",
         f"**Extraction** through the same batched pipeline, `EmbeddingCache(backbone, <fresh temp dir>)"
         f".load(manifest)` on the ESC-50 subset ({y['clips']} clips, {y['audio_s']:.0f} s of audio, 44.1 and "
@@ -294,10 +296,12 @@ def main(argv=None) -> int:
                      f"{res['load_s']:.1f} + {res['warmup_s']:.1f} s |")
     lines += [
         "",
-        f"**Padded batches** (EfficientAT's masked body, {bvs['batched_audio_s_per_s']:.0f} audio-s/s on 16 "
-        f"log-mels of 5 s in one call) against one call per clip ({bvs['single_audio_s_per_s']:.0f} audio-s/s): "
-        "the masks (a multiply before each depthwise convolution and each squeeze-excitation mean) keep "
-        "batching exact at no measurable cost, so the batch path is kept.",
+        f"**Padded batches**: EfficientAT's masked body on 16 log-mels of 5 s in one call ran at "
+        f"{bvs['batched_audio_s_per_s']:.0f} audio-s/s, one call per clip at {bvs['single_audio_s_per_s']:.0f} "
+        "audio-s/s (best of alternating rounds). The masks (a multiply before each depthwise convolution and in "
+        "each squeeze-excitation mean) are what make a padded batch exact; with equal-length clips the two "
+        "paths do the same arithmetic, so the difference is scheduling and load noise. `graph_outputs` keeps the "
+        "batch (one graph, no loop, for export too).",
         "",
         f"**Parity** (mn04_as, {par['clips']} real clips: 10 animals-mp3 + 4 ESC-50, at 32 kHz, cut/padded to "
         "10 s + 1 sample = 1001 log-mel frames):",
