@@ -40,11 +40,21 @@ def child(n: int, workdir: str) -> None:
     backbone = get_backbone("yamnet")
     before = peak_rss_mb()
     t = time.perf_counter()
-    report = EmbeddingCache(backbone, os.path.join(workdir, "cache"), shard_size=128).extract(manifest, progress=False)
+    root = os.path.join(workdir, "cache")
+    cache = EmbeddingCache(backbone, root, shard_size=128)
+    report = cache.extract(manifest, progress=False)
     wall = time.perf_counter() - t
     assert report.extracted == n, report
-    print(json.dumps({"clips": n, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": before, "wall": wall,
-                      "audio_s": float(np.sum([5.0] * n))}))
+    peak = peak_rss_mb()
+    files = len(os.listdir(cache.directory))
+    reads = []
+    for _ in range(3):  # a fresh cache object each time: scan the shard indexes, then read the records
+        t = time.perf_counter()
+        clips = EmbeddingCache(backbone, root, shard_size=128).load(manifest, extract=False, progress=False)
+        reads.append(time.perf_counter() - t)
+        assert len(clips) == n
+    print(json.dumps({"clips": n, "peak_rss_mb": peak, "rss_before_mb": before, "wall": wall,
+                      "audio_s": float(np.sum([5.0] * n)), "load": min(reads), "files": files}))
 
 
 def main() -> None:
