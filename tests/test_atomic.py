@@ -49,7 +49,7 @@ def test_temp_names_carry_pid_and_host(tmp_path):
 def test_dead_writers_temporaries_go_live_ones_stay(tmp_path, live_child):
     dead_file = temp(tmp_path, "model.tflite", dead_pid())
     dead_dir = temp(tmp_path, "saved_model", dead_pid(), folder_temp=True)
-    mine = temp(tmp_path, "model.tflite", os.getpid(), age=2 * DAY)  # old, but its writer runs
+    mine = temp(tmp_path, "model.tflite", os.getpid())
     other = temp(tmp_path, "saved_model", live_child, folder_temp=True)
     removed = sweep_stale(directory=tmp_path)
     assert sorted(removed) == sorted([dead_file, dead_dir])

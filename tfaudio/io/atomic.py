@@ -71,8 +71,6 @@ def _start_time(pid: int) -> float | None:
 
 def _writer_alive(pid: int, last_written: float) -> bool:
     """Whether the process that wrote a temporary (last modified at ``last_written``) may still run."""
-    if pid == os.getpid():
-        return True
     if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
         return True
     try:
