@@ -305,3 +305,31 @@ ec.EmbeddingCache(ToyBackbone(), sys.argv[2], shard_size=5, batch_size=3).extrac
     rep = c.extract(data, progress=False)
     assert (rep.cached, rep.extracted) == (6, len(data) - 6)
     assert not list(c.directory.glob(".*tmp")), "the dead writer's temporary is swept"
+
+
+def test_a_damaged_shard_that_cannot_be_removed_is_ignored(tmp_path, data, monkeypatch):
+    """A read-only cache folder: the damaged shard stays on disk, this cache object stops reading it."""
+    import pathlib
+
+    bb = ClipCounter()
+    c = cache(tmp_path, bb)
+    before = c.load(data, progress=False)
+    victim, index = sorted(complete_shards(c.directory).items())[0]
+    _garble(c.directory / f"shard-{victim}.tfrecord", None)
+    real_unlink = pathlib.Path.unlink
+
+    def unlink(self, *a, **k):
+        if victim in self.name:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_unlink(self, *a, **k)
+
+    monkeypatch.setattr(pathlib.Path, "unlink", unlink)
+    bb.clips = 0
+    with pytest.warns(UserWarning, match=f"shard-{victim}"):
+        after = c.load(data, progress=False)
+    assert (c.directory / f"shard-{victim}.tfrecord").exists() and bb.clips == len(index["keys"])
+    for a, b in zip(after.embeddings, before.embeddings):
+        np.testing.assert_array_equal(a, b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(c.load(data, progress=False)) == len(data)

@@ -464,7 +464,8 @@ class EmbeddingCache:
         self._index: dict[str, tuple[str, int]] | None = None
         self._shards: dict[str, dict[str, Any]] = {}
         self._stamps: dict[str, tuple[int, int, int]] = {}
-        self._bad: set[str] = set()  # damaged shards this process could not remove (read-only cache)
+        # damaged shards this process could not remove (a read-only cache), by their index's stamp
+        self._bad: dict[str, tuple[int, int, int]] = {}
 
     # ---- namespace ----------------------------------------------------------------------------
     @property
@@ -504,13 +505,13 @@ class EmbeddingCache:
         for _ in range(3):  # a damaged shard that turns out to be replaced meanwhile: scan again
             shards, problems, stamps = _scan(self.directory)
             self._shards, self._stamps = shards, stamps
-            replaced = [s for s, p in problems.items() if s not in self._bad and not self._discard(s, p)]
+            for s in [s for s in shards if self._is_bad(s)]:
+                del shards[s]
+            replaced = [s for s, p in problems.items() if not self._is_bad(s) and not self._discard(s, p)]
             if not replaced:
                 break
         out: dict[str, tuple[str, int]] = {}
         for shard_id, index in self._shards.items():
-            if shard_id in self._bad:
-                continue
             for pos, key in enumerate(index["keys"]):
                 out.setdefault(key, (f"shard-{shard_id}.tfrecord", pos))
         self._index = out
@@ -530,13 +531,17 @@ class EmbeddingCache:
         what = f"its {n} clip(s) are" if n else "the clips it held are"
         warnings.warn(f"embedding cache: shard {records_path(d, shard_id)} {problem}; {what} extracted again.",
                       stacklevel=3)
-        self._bad.add(shard_id)
         self._shards.pop(shard_id, None)
         self._index = None
         for f in (index_path(d, shard_id), records_path(d, shard_id)):  # index first: never a trusted half
             with contextlib.suppress(OSError):
                 f.unlink()
+        if index_path(d, shard_id).exists():
+            self._bad[shard_id] = now  # could not be removed: ignore it (until it is replaced)
         return True
+
+    def _is_bad(self, shard_id: str) -> bool:
+        return shard_id in self._bad and self._bad[shard_id] == self._stamps.get(shard_id)
 
     def keys(self, manifest: Manifest, on_error: str = "raise") -> list[str | None]:
         """Content keys of the manifest's files (None for unreadable files when skipping)."""
