@@ -243,10 +243,14 @@ def test_shards_without_checksum_are_still_read_and_checked(tmp_path, data):
     clips = cache(tmp_path).load(data, extract=False, progress=False)
     for a, b in zip(clips.embeddings, before.embeddings):
         np.testing.assert_array_equal(a, b)
-    victim = sorted(complete_shards(c.directory))[0]
-    _garble(c.directory / f"shard-{victim}.tfrecord", None)
-    with pytest.warns(UserWarning, match=f"shard-{victim}.tfrecord is damaged"):
+    legacy = sorted(s for s, idx in complete_shards(c.directory).items() if "sha256" not in idx)
+    _garble(c.directory / f"shard-{legacy[0]}.tfrecord", None)
+    with pytest.warns(UserWarning, match=f"shard-{legacy[0]}.tfrecord is damaged"):
         assert len(cache(tmp_path).load(data, progress=False)) == len(data)
+    _garble(c.directory / f"shard-{legacy[1]}.tfrecord", None)
+    with pytest.warns(UserWarning, match=f"shard-{legacy[1]}.tfrecord is damaged"):
+        rows = list(cache(tmp_path).frames_dataset(data).as_numpy_iterator())
+    assert len(rows) == sum(len(e) for e in before.embeddings)
 
 
 # ---- temporaries of killed writers ------------------------------------------------------------------

@@ -347,8 +347,16 @@ def read_shard(directory: pathlib.Path, shard_id: str, index: dict[str, Any],
 def _verify_file(directory: pathlib.Path, shard_id: str, index: dict[str, Any]) -> str | None:
     """What is wrong with a shard's records file, checked in blocks (no decoding), or None."""
     path = records_path(directory, shard_id)
-    if "sha256" not in index:
-        return None if path.is_file() else "is missing"
+    if "sha256" not in index:  # written before checksums were recorded: TFRecord's CRCs, streamed
+        import tensorflow as tf
+
+        if not path.is_file():
+            return "is missing"
+        try:
+            count = sum(1 for _ in tf.data.TFRecordDataset(str(path)))
+        except tf.errors.OpError as err:
+            return f"is damaged ({str(err.message).splitlines()[0]})"
+        return None if count == len(index["keys"]) else f"holds {count} records, its index lists {len(index['keys'])}"
     try:
         size, digest = _file_digest(path)
     except FileNotFoundError:
