@@ -146,6 +146,29 @@ def test_dead_letters_and_rerun_skips_finished_shards(manifest, bad_files, tmp_p
     assert cache.missing(manifest) == []
 
 
+def test_cache_checks_beams_shards_and_a_damaged_one_is_redone(manifest, tmp_path):
+    from tfaudio.beam.embed import run_embed
+
+    root = tmp_path / "cache"
+    run_embed(manifest.paths, ToyBackbone, root, shard_size=4, batch_size=3, options=["--direct_running_mode=in_memory"])
+    shards = complete_shards(EmbeddingCache(ToyBackbone(), root).directory)
+    assert all(s["bytes"] > 0 and len(s["sha256"]) == 64 for s in shards.values()), "Beam writes the checksums"
+    before = EmbeddingCache(ToyBackbone(), root).load(manifest, extract=False, progress=False)
+    victim = sorted(shards)[0]
+    records = root / EmbeddingCache(ToyBackbone(), root).directory.name / f"shard-{victim}.tfrecord"
+    records.write_bytes(records.read_bytes()[:-10])
+    bb = ToyBackbone()
+    with pytest.warns(UserWarning, match=f"shard-{victim}.tfrecord is truncated"):
+        after = EmbeddingCache(bb, root).load(manifest, progress=False)
+    assert bb.calls == 1, "only the damaged shard's clips are extracted again (one batch)"
+    for a, b in zip(after.embeddings, before.embeddings):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    now = complete_shards(records.parent)
+    assert set(shards) - {victim} <= set(now) and victim not in now, "Beam's other shards are left alone"
+    again = run_embed(manifest.paths, ToyBackbone, root, shard_size=4, batch_size=3)
+    assert (again.shards_skipped, again.shards_written) == (len(shards) - 1, 1)
+
+
 @pytest.mark.slow
 def test_embed_with_two_worker_processes_equals_local_cache(h5, yamnet, manifest, local, bad_files, tmp_path):
     from tfaudio.beam.embed import run_embed

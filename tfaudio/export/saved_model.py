@@ -30,11 +30,11 @@ import os
 import pathlib
 import shutil
 import tempfile
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from tfaudio.errors import TfaudioError
+from tfaudio.io.atomic import sweep_stale, temp_path
 
 __all__ = ["export_saved_model", "check_exportable", "atomic_directory", "read_export_metadata", "SIGNATURES",
            "METADATA_FILE"]
@@ -69,19 +69,19 @@ def atomic_directory(path: str | os.PathLike, write: Callable[[pathlib.Path], An
                      overwrite: bool = False) -> pathlib.Path:
     """Runs ``write(tmp)`` on a fresh temporary folder next to ``path``, then renames it to ``path``.
 
-    An interrupted export leaves no half-written ``path`` (and its temporary folder is removed).
+    An interrupted export leaves no half-written ``path`` (and its temporary folder is removed, by this
+    call or, after a kill, by the next export to ``path``).
 
     Raises:
         TfaudioError: ``path`` exists and ``overwrite`` is False.
     """
     path = pathlib.Path(path)
+    sweep_stale(path)  # what an export killed mid-write left (its previous version is put back)
     if path.exists() and not overwrite:
         raise TfaudioError(f"{path} already exists. Fix: pass overwrite=True (--overwrite) or choose another "
                            "destination.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tag = uuid.uuid4().hex[:8]
-    tmp = path.with_name(f".{path.name}.{tag}.tmp")
-    old = path.with_name(f".{path.name}.{tag}.old")
+    tmp, old = temp_path(path), temp_path(path, "old")
     try:
         tmp.mkdir()
         write(tmp)

@@ -45,7 +45,6 @@ from __future__ import annotations
 import io
 import os
 import pathlib
-import uuid
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -515,11 +514,7 @@ def export_tflite(
                          whole_clip=whole_clip, representative_data=representative_data, metadata=metadata,
                          labels=labels)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_bytes(model)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from tfaudio.io.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, model)  # also removes temporaries of writers killed earlier
     return path

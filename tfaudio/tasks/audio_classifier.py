@@ -11,7 +11,6 @@ import json
 import os
 import pathlib
 import shutil
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from tfaudio.data.embedding_cache import ClipEmbeddings, EmbeddingCache
 from tfaudio.data.manifest import Manifest
 from tfaudio.errors import ManifestError, TfaudioError
 from tfaudio.heads.classification_head import HeadConfig, build_head
+from tfaudio.io.atomic import sweep_stale, temp_path
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "tfaudio.json"
@@ -254,7 +254,8 @@ class AudioClassifier:
         if path.exists() and not overwrite:
             raise TfaudioError(f"{path} exists. Fix: pass overwrite=True or choose another folder.")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        sweep_stale(path)  # temporaries of saves that were killed
+        tmp = temp_path(path)
         tmp.mkdir()
         try:
             self.head_model_.save(tmp / HEAD_FILE)
