@@ -1,8 +1,11 @@
 """Small shared test helpers: seeded signal generators, file writers and ../shared assets."""
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -17,6 +20,18 @@ def shared(*parts: str) -> pathlib.Path:
     if not path.exists():
         pytest.skip(f"needs the shared asset {path} (see ../shared/ASSETS.md); it is not on this machine")
     return path
+
+
+@contextlib.contextmanager
+def warns(caplog, match: str):
+    """Like ``pytest.warns`` for tfaudio's one-line warnings (the ``tfaudio`` logger); yields the
+    list of matching messages."""
+    caplog.clear()
+    found: list[str] = []
+    with caplog.at_level(logging.WARNING, logger="tfaudio"):
+        yield found
+    found += [r.getMessage() for r in caplog.records if r.name == "tfaudio" and re.search(match, r.getMessage())]
+    assert found, f"no tfaudio warning matching {match!r}; got {[r.getMessage() for r in caplog.records]}"
 
 
 def sine(freq: float, seconds: float, rate: int, amplitude: float = 0.5, phase: float = 0.0) -> np.ndarray:

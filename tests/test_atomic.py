@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests.helpers import warns
 from tfaudio.io.atomic import STALE_AFTER, _host, atomic_write_bytes, sweep_stale, temp_path
 
 DAY = 24 * 3600
@@ -85,10 +86,10 @@ def test_sweeping_a_path_touches_only_its_temporaries(tmp_path):
     assert sweep_stale(tmp_path / "a.tflite") == [mine] and theirs.exists()
 
 
-def test_previous_version_is_put_back_when_its_replacement_died(tmp_path):
+def test_previous_version_is_put_back_when_its_replacement_died(tmp_path, caplog):
     old = temp(tmp_path, "saved_model", dead_pid(), kind="old", folder_temp=True)
     new = temp(tmp_path, "saved_model", dead_pid(), folder_temp=True)
-    with pytest.warns(UserWarning, match="previous version was put back"):
+    with warns(caplog, "previous version was put back"):
         sweep_stale(tmp_path / "saved_model")
     assert (tmp_path / "saved_model" / "saved_model.pb").exists() and not old.exists() and not new.exists()
     # with the new version in place, a leftover previous version is simply removed

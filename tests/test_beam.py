@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
-from tests.helpers import ROOT, ToyBackbone, shared  # noqa: E402
+from tests.helpers import ROOT, ToyBackbone, shared, warns  # noqa: E402
 from tfaudio.cli import main  # noqa: E402
 from tfaudio.data.embedding_cache import EmbeddingCache, complete_shards  # noqa: E402
 from tfaudio.data.manifest import Manifest  # noqa: E402
@@ -146,7 +146,7 @@ def test_dead_letters_and_rerun_skips_finished_shards(manifest, bad_files, tmp_p
     assert cache.missing(manifest) == []
 
 
-def test_cache_checks_beams_shards_and_a_damaged_one_is_redone(manifest, tmp_path):
+def test_cache_checks_beams_shards_and_a_damaged_one_is_redone(manifest, tmp_path, caplog):
     from tfaudio.beam.embed import run_embed
 
     root = tmp_path / "cache"
@@ -158,7 +158,7 @@ def test_cache_checks_beams_shards_and_a_damaged_one_is_redone(manifest, tmp_pat
     records = root / EmbeddingCache(ToyBackbone(), root).directory.name / f"shard-{victim}.tfrecord"
     records.write_bytes(records.read_bytes()[:-10])
     bb = ToyBackbone()
-    with pytest.warns(UserWarning, match=f"shard-{victim}.tfrecord is truncated"):
+    with warns(caplog, f"shard-{victim}.tfrecord is truncated"):
         after = EmbeddingCache(bb, root).load(manifest, progress=False)
     assert bb.calls == 1, "only the damaged shard's clips are extracted again (one batch)"
     for a, b in zip(after.embeddings, before.embeddings):

@@ -42,7 +42,6 @@ def cli_handler() -> None:
         handler._tfaudio = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-        logger.propagate = False
 
 
 def warn(message: str) -> None:

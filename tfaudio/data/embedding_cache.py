@@ -38,7 +38,6 @@ import struct
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,6 +47,7 @@ from tfaudio.data.manifest import Manifest
 from tfaudio.data.pipeline import AudioDataset, PipelineConfig
 from tfaudio.errors import AudioError, TfaudioError
 from tfaudio.io.atomic import atomic_write_text, sweep_stale, temp_path
+from tfaudio.log import warn
 
 __all__ = ["EmbeddingCache", "ClipEmbeddings", "ExtractionReport", "ShardWriter", "atomic_write_text",
            "complete_shards", "decode_record", "encode_record", "file_key", "index_path", "read_shard"]
@@ -537,8 +537,7 @@ class EmbeddingCache:
             return False
         n = len(self._shards.get(shard_id, {}).get("keys", []))
         what = f"its {n} clip(s) are" if n else "the clips it held are"
-        warnings.warn(f"embedding cache: shard {records_path(d, shard_id)} {problem}; {what} extracted again.",
-                      stacklevel=3)
+        warn(f"embedding cache: shard {records_path(d, shard_id)} {problem}; {what} extracted again.")
         self._shards.pop(shard_id, None)
         self._index = None
         for f in (index_path(d, shard_id), records_path(d, shard_id)):  # index first: never a trusted half
@@ -753,7 +752,7 @@ class EmbeddingCache:
         if extract:
             report = self.extract(manifest, on_error=on_error, progress=progress)
             if report.skipped:
-                warnings.warn(str(report), stacklevel=2)
+                warn(str(report))
         keys = self.keys(manifest, on_error="skip")
         arrays: dict[str, np.ndarray] = {}
         for _ in range(3):

@@ -25,7 +25,8 @@ import shutil
 import socket
 import time
 import uuid
-import warnings
+
+from tfaudio.log import warn
 
 __all__ = ["temp_path", "sweep_stale", "atomic_write_bytes", "atomic_write_text", "STALE_AFTER"]
 
@@ -144,8 +145,8 @@ def sweep_stale(path: str | os.PathLike | None = None, *, directory: str | os.Pa
                 os.replace(entry, final)
             except OSError:
                 continue
-            warnings.warn(f"{final} was being replaced by a process that died; its previous version "
-                          f"was put back from {name}.", stacklevel=2)
+            warn(f"{final} was being replaced by a process that died; its previous version "
+                 f"was put back from {name}.")
         else:
             _remove(entry)
         done.append(entry)
