@@ -83,6 +83,10 @@ class Backbone(abc.ABC):
     frontend_scope: str | None = None
     #: True when the backbone's own scores are per clip (``"clip_scores"``), not per frame.
     clip_level_scores: bool = False
+    #: How TFLite exports trace the frontend's STFT: ``"dft"`` (one DFT matmul, inside
+    #: :func:`tfaudio.signal.melspec.tflite_compatible`: FULLY_CONNECTED, XNNPACK-friendly) or
+    #: ``"rfft"`` (the RFFT2D builtin: no DFT matrix in the file, far fewer multiplies for long windows).
+    tflite_stft: str = "dft"
     #: Optional: ``graph_window(waveform [1, S]) -> dict`` like :meth:`graph_outputs` for one unpadded
     #: clip, a simpler graph for fixed-window TFLite models (no batch bookkeeping); None: the exporter
     #: calls :meth:`graph_outputs` with the full length.

@@ -385,6 +385,11 @@ class EfficientATBackbone(Backbone):
     """
 
     frontend_scope = "frontend"
+    #: The 527 scores come from the clip embedding (the model pools a clip itself), not per frame.
+    clip_level_scores = True
+    #: TFLite exports keep the RFFT2D builtin: with EfficientAT's 800-sample window the DFT matmul would
+    #: be 7x the body's MACs and 1.5 MB of float16 weights; measured in BENCHMARKS.md (EfficientAT).
+    tflite_stft = "rfft"
 
     def __init__(self, params: EfficientATParams | None = None, *, class_names: Sequence[str] | None = None,
                  source: str | None = None, window_seconds: float = 1.0):

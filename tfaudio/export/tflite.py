@@ -426,9 +426,11 @@ def tflite_model(
         calibration = _calibration_set(representative_data, rate, window_samples)
     from tfaudio.signal.melspec import tflite_compatible
 
+    stft = getattr(scorer.backbone, "tflite_stft", "dft")
     try:
-        # Traced here: STFTs as DFT matmuls (FullyConnected: XNNPACK- and int8-friendly).
-        with tflite_compatible():
+        # Traced here: STFTs as DFT matmuls (FullyConnected: XNNPACK-friendly) unless the backbone
+        # chose RFFT2D (Backbone.tflite_stft)
+        with tflite_compatible(stft != "rfft"):
             window = _WindowModel(scorer, None if whole_clip else window_samples)
             model = _convert(window.function, window.module, quantization, calibration, scorer.frontend_scope)
     except TfaudioError:
