@@ -153,12 +153,15 @@ class Analysis:
 
 
 def _log_mel(backbone: Any, waveform: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
-    """Log-mel ``[frames, bins]`` of the clip with the backbone's own frontend settings (YAMNet's),
-    else YAMNet-style settings at the model's rate; and the hop in seconds."""
-    from tfaudio.signal import melspec
+    """Log-mel ``[frames, bins]`` of the clip with the backbone's own frontend settings (YAMNet's,
+    EfficientAT's), else YAMNet-style settings at the model's rate; and the hop in seconds."""
+    from tfaudio.signal import efficientat_frontend, melspec
 
     params = getattr(backbone, "params", None)
     config = getattr(params, "frontend", None)
+    if isinstance(config, efficientat_frontend.EfficientATFrontendConfig):
+        x = np.pad(waveform, (0, max(0, config.min_samples - len(waveform))))
+        return np.asarray(efficientat_frontend.log_mel(x, None, config), np.float32), config.hop_seconds
     if not isinstance(config, melspec.LogMelConfig):
         config = melspec.LogMelConfig(sample_rate=rate, upper_edge_hertz=min(7500.0, 0.45 * rate))
     # Unpadded (at least one window), so the time axis matches the waveform's.
@@ -197,11 +200,13 @@ def analyze(model: Any, waveform: Any, sample_rate: int, top_k: int = 5, *, wher
     frames = np.asarray(out.get("frame_scores", clip[None]), np.float32)  # [F, C]
     contract = model.backbone.contract if model.backbone is not None else None
     hop = float(contract.hop_seconds) if contract else float(model.metadata.get("hop_seconds") or 0.48)
+    span = float(contract.frame_seconds) if contract else float(model.metadata.get("frame_seconds") or hop)
+    if "frame_scores" not in out:  # a model that scores whole clips (EfficientAT's tags): one clip-long row
+        span = hop = max(len(wave) / model.sample_rate, span)
     log_mel, mel_hop = _log_mel(model.backbone, wave, model.sample_rate)
     return Analysis(
         waveform=wave, sample_rate=model.sample_rate, input_rate=int(sample_rate), log_mel=log_mel,
-        log_mel_hop_seconds=mel_hop, frame_scores=frames,
-        frame_seconds=float(contract.frame_seconds) if contract else float(model.metadata.get("frame_seconds") or hop),
+        log_mel_hop_seconds=mel_hop, frame_scores=frames, frame_seconds=span,
         frame_hop_seconds=hop, clip_scores=clip, labels=tuple(model.labels),
         top=top_k_labels(clip, model.labels, int(top_k)),
     )
