@@ -27,15 +27,17 @@ def add_parser(sub):
                    help=f"TFLite variants to write: {', '.join(VARIANTS)} (int8 needs --representative)")
     p.add_argument("--frame-scores", action="store_true",
                    help="SavedModel: add the per-frame scores output (one row per backbone hop: 0.48 s for "
-                        "YAMNet, 20 ms for Wav2Vec2; not for fine-tuned models)")
+                        "YAMNet, 0.32 s for EfficientAT, 20 ms for Wav2Vec2; classifiers only)")
     p.add_argument("--audioset", action="store_true",
-                   help="SavedModel: add the backbone's own AudioSet scores beside the classifier (YAMNet only)")
+                   help="SavedModel: add the backbone's own AudioSet scores beside the classifier (YAMNet's 521, "
+                        "EfficientAT's 527)")
     p.add_argument("--whole-clip", action="store_true",
                    help="TFLite: a dynamic input length (resize per clip) instead of a fixed window; written as "
                         "model_<variant>_whole_clip.tflite (MediaPipe needs the fixed window: omit this for Android)")
     p.add_argument("--window-samples", type=int,
                    help="TFLite window in samples at the backbone's rate (default: the backbone's window, 15600 = "
-                        "one 0.975 s patch at 16 kHz for YAMNet as the official file; Wav2Vec2 takes any >= 400)")
+                        "one 0.975 s patch at 16 kHz for YAMNet as the official file; 32000 = 1 s at 32 kHz for "
+                        "EfficientAT; Wav2Vec2 takes any >= 400)")
     p.add_argument("--representative",
                    help="int8 calibration audio: a CSV manifest, an ESC-50 folder or a folder with class "
                         "sub-folders (e.g. the training data)")

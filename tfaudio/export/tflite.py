@@ -2,8 +2,9 @@
 
 Graph (builtin ops only, batch 1 as the Android task APIs need; :meth:`tfaudio.tasks.clip_scorer.ClipScorer.window`)::
 
-    waveform [1, window_samples] float32 at 16 kHz      ([1, None] with whole_clip=True)
-      YAMNet: → log-mel frontend (pure TF, name scope "frontend") [P, 96, 64] → body [P, 1024]
+    waveform [1, window_samples] float32 at the backbone's rate   ([1, None] with whole_clip=True)
+      YAMNet (16 kHz): → log-mel frontend (pure TF, name scope "frontend") [P, 96, 64] → body [P, 1024]
+      EfficientAT (32 kHz, 1 s): → log-mel frontend ("frontend"; RFFT2D) [100, 128] → body [4, 384]
       Wav2Vec2 / HuBERT: → normalise, conv encoder, transformer (masked)   [F, H]
       → head → frame scores                                                        [P or F, C]
       → mean over frames                                                           scores [1, C]
@@ -32,7 +33,9 @@ In ``dynamic`` and ``int8`` the log-mel frontend is kept float by construction: 
 the ``frontend`` name scope, which is excluded from quantization (8-bit waveforms and 8-bit spectra
 would lose the quiet bands that the log brings back), as in the official
 ``yamnet_classification.tflite``. Its two matrices (the windowed DFT and the mel filterbank) are
-stored as float16 and dequantized once at load time, which keeps the file small. So an ``int8`` file
+stored as float16 and dequantized once at load time, which keeps the file small (EfficientAT's
+frontend has no DFT matrix: its STFT stays the RFFT2D builtin, see ``Backbone.tflite_stft`` and
+BENCHMARKS.md). So an ``int8`` file
 holds int8 kernels (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, MEAN, SOFTMAX) after a float
 frontend (FULLY_CONNECTED, SQRT, LOG...) and a QUANTIZE op: builtin ops only, never Select TF ops.
 
