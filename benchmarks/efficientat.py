@@ -53,6 +53,16 @@ RATE = 32000
 
 
 # ---- (1) extraction, one backbone per process ----------------------------------------------------
+def _peak_rss_mb() -> float:
+    """This process's peak RSS in MB: VmHWM, which starts afresh at exec (getrusage's ru_maxrss keeps
+    the parent's peak across fork + exec, so a child of a big process would report the parent's)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return peak_rss_mb()
+
+
 def child(name: str, batch: int) -> None:
     from tfaudio.backbones.registry import get_backbone
     from tfaudio.data.embedding_cache import EmbeddingCache
@@ -70,14 +80,14 @@ def child(name: str, batch: int) -> None:
         first = Manifest(manifest.frame.iloc[:batch].reset_index(drop=True), labels=manifest.labels)
         EmbeddingCache(backbone, warm, batch_size=batch).load(first, progress=False)
         warm_s = time.perf_counter() - t
-        rss_before = peak_rss_mb()
+        rss_before = _peak_rss_mb()
         t = time.perf_counter()
         clips = EmbeddingCache(backbone, cold, batch_size=batch).load(manifest, progress=False)
         wall = time.perf_counter() - t
     frames = int(sum(e.shape[0] for e in clips.embeddings))
     print(json.dumps({"name": name, "clips": len(clips), "audio_s": audio_s, "wall": wall, "load_s": load_s,
                       "warmup_s": warm_s, "frames": frames, "dim": int(clips.embeddings[0].shape[1]),
-                      "peak_rss_mb": peak_rss_mb(), "rss_before_mb": rss_before}))
+                      "peak_rss_mb": _peak_rss_mb(), "rss_before_mb": rss_before}))
 
 
 def run_child(name: str, batch: int) -> dict:
@@ -249,6 +259,10 @@ def recipe() -> str:
     from tfaudio.tasks.cross_validation import cross_validate
 
     params = inspect.signature(cross_validate).parameters
+    if "recipe" in params:  # recipes (issue #17): the default one, by its own description
+        from tfaudio.tasks.recipe import get_recipe
+
+        return "recipe " + json.dumps(get_recipe(params["recipe"].default).to_dict(), sort_keys=True)
     return f"head {params['head'].default}, train {params['train'].default}"
 
 

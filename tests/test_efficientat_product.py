@@ -52,6 +52,7 @@ def tagger(eat):
 
 
 # ---- tagging, pipeline, info, demo page (no training) --------------------------------------------
+@pytest.mark.slow  # loads the backbone again (the CLI)
 def test_tag_the_dog_with_527_audioset_labels(eat, dog_mp3, tagger):
     from tfaudio.commands.tag import tag_files
 
@@ -66,6 +67,7 @@ def test_tag_the_dog_with_527_audioset_labels(eat, dog_mp3, tagger):
     assert [e["label"] for e in events[:3]] == top3
 
 
+@pytest.mark.slow  # loads the backbone twice (by name, by path)
 def test_pipeline_audio_tagging(dog_mp3):
     import tfaudio
 
@@ -80,6 +82,10 @@ def test_pipeline_audio_tagging(dog_mp3):
     again = tag(audio, sampling_rate=rate, top_k=3)
     assert [t["label"] for t in again] == [t["label"] for t in top]
     np.testing.assert_allclose([t["score"] for t in again], [t["score"] for t in top], atol=1e-5)
+    # the checkpoint's path works like the release name
+    by_path = tfaudio.pipeline("audio-tagging", model=str(shared(*CKPT)))(str(dog_mp3), top_k=3)
+    assert [t["label"] for t in by_path] == [t["label"] for t in top]
+    np.testing.assert_allclose([t["score"] for t in by_path], [t["score"] for t in top], atol=1e-6)
 
 
 def test_info_counts_parameters_and_macs_from_the_graph(eat):
