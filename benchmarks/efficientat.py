@@ -524,7 +524,9 @@ def section(res: dict, args) -> str:
             f"**Extraction** through the same batched pipeline, `EmbeddingCache(backbone, <fresh temp dir>)"
             f".load(manifest)` on the ESC-50 subset ({y['clips']} clips, {y['audio_s']:.0f} s of audio, 44.1 and "
             "16 kHz FLAC, resampled in the `tf.data` graph to each backbone's rate), one process per backbone, "
-            f"graphs traced by a one-batch warm-up first, best of {args.rounds} alternating rounds:",
+            f"graphs traced by a one-batch warm-up first, best of {args.rounds} alternating rounds"
+            + (f" (measured in a second run, load average {res['load_extraction'][0]:.1f} → "
+               f"{res['load_extraction'][1]:.1f})" if res.get("load_extraction") else "") + ":",
             "",
             "| backbone | rate | frames / clip | dim | audio-s per wall-s | wall | peak RSS | load + warm-up |",
             "|---|---|---|---|---|---|---|---|",
