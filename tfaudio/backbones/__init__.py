@@ -8,6 +8,7 @@ __getattr__, __dir__ = lazy_exports(
         "InputContract": ".backbone",
         "YAMNetBackbone": ".yamnet_backbone",
         "Wav2Vec2Backbone": ".wav2vec2_backbone",
+        "SpeechEmbeddingBackbone": ".speech_embedding_backbone",
         "get_backbone": ".registry",
     },
 )

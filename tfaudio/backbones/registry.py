@@ -6,7 +6,7 @@ from typing import Any
 
 from tfaudio.errors import TfaudioError
 
-NAMES = ("yamnet", "wav2vec2", "hubert")
+NAMES = ("yamnet", "wav2vec2", "hubert", "speech-embedding")
 
 
 def backbone_spec(backbone) -> dict[str, Any]:
@@ -25,7 +25,9 @@ def get_backbone(spec: Any = "yamnet", **kwargs: Any):
     """A backbone from a name, a ``name:source`` string, a spec dict, or a backbone (returned as is).
 
     Examples: ``"yamnet"`` (weights found by YAMNetBackbone.from_pretrained), ``"yamnet:/path/yamnet.h5"``,
-    ``"wav2vec2:facebook/wav2vec2-base"``, ``"hubert:/models/distilhubert"``,
+    ``"wav2vec2:facebook/wav2vec2-base"``, ``"hubert:/models/distilhubert"``, ``"speech-embedding"``
+    (Google's speech embedding model, found or downloaded), ``"speech-embedding:/folder"`` (a folder
+    with openWakeWord's ``embedding_model.tflite``),
     ``{"name": "wav2vec2", "source": "/models/w2v", "layer": 6}``.
     """
     if hasattr(spec, "contract"):
@@ -49,4 +51,8 @@ def get_backbone(spec: Any = "yamnet", **kwargs: Any):
         if not source:
             raise TfaudioError(f"the {name} backbone needs a model id or folder, e.g. '{name}:facebook/wav2vec2-base'")
         return Wav2Vec2Backbone.from_pretrained(source, **spec)
+    if name == "speech-embedding":
+        from tfaudio.backbones.speech_embedding_backbone import SpeechEmbeddingBackbone
+
+        return SpeechEmbeddingBackbone.from_pretrained(source, **spec)
     raise TfaudioError(f"unknown backbone {name!r}. Known: {', '.join(NAMES)}.")

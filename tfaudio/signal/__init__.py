@@ -17,5 +17,8 @@ __getattr__, __dir__ = lazy_exports(
         "stft_magnitude": ".melspec",
         "log_mel_spectrogram": ".melspec",
         "LogMelConfig": ".melspec",
+        "stft_power": ".melspec",
+        "speech_mel_spectrogram": ".speech_mel",
+        "SpeechMelConfig": ".speech_mel",
     },
 )

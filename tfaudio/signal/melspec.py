@@ -36,6 +36,7 @@ __all__ = [
     "num_patches",
     "pad_waveform",
     "stft_magnitude",
+    "stft_power",
     "tflite_compatible",
     "windowed_dft_matrix",
 ]
@@ -170,10 +171,11 @@ def windowed_dft_matrix(frame_length: int, fft_length: int, first_bin: int = 0,
 
 
 def _dft_magnitude(waveform, frame_length: int, frame_step: int, fft_length: int, first_bin: int,
-                   last_bin: int) -> tf.Tensor:
-    """``|STFT|`` bins ``first_bin .. last_bin - 1`` of periodic-Hann-windowed frames.
+                   last_bin: int, power: bool = False) -> tf.Tensor:
+    """``|STFT|`` (``|STFT|²`` with ``power``) bins ``first_bin .. last_bin - 1`` of
+    periodic-Hann-windowed frames.
 
-    An RFFT, or within :func:`tflite_compatible` one DFT matmul and ``sqrt(re² + im²)``.
+    An RFFT, or within :func:`tflite_compatible` one DFT matmul and ``sqrt(re² + im²)`` (``re² + im²``).
     """
     x = tf.cast(tf.convert_to_tensor(waveform), tf.float32)
     bins = last_bin - first_bin
@@ -182,17 +184,23 @@ def _dft_magnitude(waveform, frame_length: int, frame_step: int, fft_length: int
         n = np.arange(frame_length, dtype=np.float64)
         window = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / frame_length)).astype(np.float32)  # periodic Hann
         # abs before the slice: TFLite cannot slice complex tensors (RFFT2D → COMPLEX_ABS → slice)
-        return tf.abs(tf.signal.rfft(frames * window, [fft_length]))[..., first_bin:last_bin]  # [..., F, K]
+        magnitude = tf.abs(tf.signal.rfft(frames * window, [fft_length]))[..., first_bin:last_bin]  # [..., F, K]
+        return tf.square(magnitude) if power else magnitude
     dft = tf.constant(windowed_dft_matrix(frame_length, fft_length, first_bin, last_bin))  # [L, 2K]
     # One 2-D matmul over all frames of all clips: the fastest kernel and a plain FullyConnected in
     # TFLite (a rank-3 matmul would become BatchMatMul).
     flat = tf.reshape(frames, [-1, frame_length])  # [N, L]
     spec = tf.matmul(flat, dft)  # [N, 2K]
     real, imag = spec[:, :bins], spec[:, bins:]  # [N, K] each
-    magnitude = tf.sqrt(real * real + imag * imag)  # [N, K]
+    magnitude = real * real + imag * imag  # [N, K]
+    if not power:
+        magnitude = tf.sqrt(magnitude)
     out_shape = tf.concat([tf.shape(frames)[:-1], [bins]], axis=0)
     magnitude = tf.reshape(magnitude, out_shape)  # [..., F, K]
-    return tf.ensure_shape(magnitude, frames.shape[:-1].concatenate([bins]))
+    # set_shape, not ensure_shape: a static shape note only. ensure_shape is an op, and where the
+    # shape is partly known (a fixed batch, a free length) TFLite has no builtin for it.
+    magnitude.set_shape(frames.shape[:-1].concatenate([bins]))
+    return magnitude
 
 
 def stft_magnitude(waveform, frame_length: int, frame_step: int, fft_length: int) -> tf.Tensor:
@@ -215,6 +223,27 @@ def stft_magnitude(waveform, frame_length: int, frame_step: int, fft_length: int
         TensorShape([98, 257])
     """
     return _dft_magnitude(waveform, frame_length, frame_step, fft_length, 0, fft_length // 2 + 1)
+
+
+def stft_power(waveform, frame_length: int, frame_step: int, fft_length: int, first_bin: int = 0,
+               last_bin: int | None = None) -> tf.Tensor:
+    """``|STFT|²`` with a periodic Hann window: DFT bins ``first_bin .. last_bin - 1`` only (a mel
+    filterbank that ignores the others need not compute them).
+
+    An RFFT; ``re² + im²`` of a DFT matmul within :func:`tflite_compatible`.
+
+    Args:
+        waveform: float ``[samples]`` or ``[batch, samples]``.
+        frame_length: window length in samples (frames are zero-padded at the end to ``fft_length``).
+        frame_step: hop in samples.
+        fft_length: DFT size (>= ``frame_length``).
+        first_bin, last_bin: the DFT bins kept (default all ``fft_length // 2 + 1``).
+
+    Returns:
+        float32 ``[..., 1 + (samples - frame_length) // frame_step, last_bin - first_bin]``.
+    """
+    last_bin = fft_length // 2 + 1 if last_bin is None else last_bin
+    return _dft_magnitude(waveform, frame_length, frame_step, fft_length, first_bin, last_bin, power=True)
 
 
 @functools.lru_cache(maxsize=16)
@@ -258,7 +287,7 @@ def log_mel_spectrogram(waveform, config: LogMelConfig = LogMelConfig()) -> tf.T
     magnitude = _dft_magnitude(waveform, config.window_samples, config.hop_samples, config.fft_length,
                                first, last)  # [..., F, last - first]
     mel = tf.tensordot(magnitude, tf.constant(weights[first:last]), axes=1)  # [..., F, mel]
-    mel = tf.ensure_shape(mel, magnitude.shape[:-1].concatenate([config.num_mel_bins]))
+    mel.set_shape(magnitude.shape[:-1].concatenate([config.num_mel_bins]))  # a note, not an op (TFLite)
     return tf.math.log(mel + config.log_offset)  # [..., F, mel]
 
 
