@@ -305,6 +305,10 @@ class TFLiteWeights:
             return raw.copy()  # shapes, paddings, axes: kept as integers
         return raw.astype(np.float32)
 
+    def is_constant(self, index: int) -> bool:
+        """Whether tensor ``index`` holds stored values (a weight or a constant; not an activation)."""
+        return self._raw(self.tensors[index]) is not None
+
     def op_names(self) -> list[str]:
         """The operator names in execution order (e.g. ``["PAD", "CONV_2D", ...]``)."""
         return [op.name for op in self.operators]
