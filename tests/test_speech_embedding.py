@@ -247,20 +247,6 @@ def test_padded_batch_equals_each_clip_alone(backbone, batch):
         assert not emb[i][~mask[i]].any()
 
 
-def test_clip_features_path_equals_batch_frames(backbone):
-    clips = [noise(0.5, 16000, seed=5), sine(500, 1.3, 16000)]
-    feats = [backbone.clip_features(tf.constant(c)).numpy() for c in clips]
-    counts = np.array([len(f) for f in feats], np.int32)
-    stacked = np.zeros([2, counts.max(), 32], np.float32)
-    for i, f in enumerate(feats):
-        stacked[i, : len(f)] = f
-    emb, mask = backbone.batch_frames_from_features(stacked, counts)
-    ref, ref_mask = backbone.batch_frames(np.stack([np.pad(clips[0], (0, len(clips[1]) - len(clips[0]))), clips[1]]),
-                                          [len(c) for c in clips])
-    np.testing.assert_array_equal(mask, ref_mask)
-    np.testing.assert_allclose(emb, ref, atol=1e-4)
-
-
 def test_registry(folder, backbone):
     again = get_backbone(f"speech-embedding:{folder}")
     assert again.fingerprint == backbone.fingerprint
