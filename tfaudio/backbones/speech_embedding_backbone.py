@@ -48,7 +48,8 @@ __all__ = ["SpeechEmbeddingBackbone", "build_body", "check_frontend", "read_tfli
 EMBEDDING_FILE = "embedding_model.tflite"
 MELSPEC_FILE = "melspectrogram.tflite"
 #: openWakeWord's release v0.5.1: file → (URL, sha256). The checksums are those of the files in
-#: ``../shared/models/speech_embedding`` (the same as published alongside that release).
+#: ``../shared/models/speech_embedding``; public download scripts list the same sha256 for these
+#: release assets (not re-checked against GitHub here: the development machines have no network).
 RELEASE_FILES = {
     EMBEDDING_FILE: ("https://github.com/dscripka/openWakeWord/releases/download/v0.5.1/embedding_model.tflite",
                      "c0aea21eb84a4ce90a08c870da41b7a7173b45269e6a3207c71d67c40f3a59d8"),
