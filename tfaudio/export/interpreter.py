@@ -43,14 +43,17 @@ def interpreter_backend(prefer: str | None = None) -> str:
 
 
 def tflite_interpreter(model_path: str | os.PathLike | None = None, *, model_content: bytes | None = None,
-                       num_threads: int | None = None, prefer: str | None = None, **kwargs: Any):
-    """A TFLite ``Interpreter`` for a file or for bytes, with tensors allocated.
+                       num_threads: int | None = None, prefer: str | None = None, allocate: bool = True,
+                       **kwargs: Any):
+    """A TFLite ``Interpreter`` for a file or for bytes, with tensors allocated (unless ``allocate=False``).
 
     Args:
         model_path: a ``.tflite`` file.
         model_content: the model's bytes (instead of ``model_path``).
         num_threads: interpreter threads (None: the runtime's default).
         prefer: ``"ai-edge-litert"``, ``"tflite-runtime"`` or ``"tensorflow"`` to force one.
+        allocate: call ``allocate_tensors()``; False for a model whose default input shape cannot be
+            allocated (e.g. ``[1, 1]`` samples for a frontend that needs a window): resize first.
         **kwargs: passed to the interpreter (e.g. ``experimental_preserve_all_tensors=True``).
 
     Example:
@@ -65,5 +68,6 @@ def tflite_interpreter(model_path: str | os.PathLike | None = None, *, model_con
     if num_threads is not None:
         kwargs["num_threads"] = int(num_threads)
     interpreter = cls(**kwargs)
-    interpreter.allocate_tensors()
+    if allocate:
+        interpreter.allocate_tensors()
     return interpreter
