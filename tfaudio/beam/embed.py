@@ -45,7 +45,8 @@ from tfaudio.beam._common import (
     pipeline_options,
     runner_name,
 )
-from tfaudio.beam.clips import ClipBatchesMixin, dead_letter, pad_batch
+from tfaudio.beam.clips import ClipBatchesMixin, dead_letter
+from tfaudio.data.audio_converter import pad_batch
 from tfaudio.data.embedding_cache import (
     EmbeddingCache,
     ShardWriter,
@@ -141,7 +142,7 @@ class BackboneModelHandler(ClipBatchesMixin, ModelHandler):
         t0, c0 = time.perf_counter(), time.process_time()
         from tfaudio.signal.frame_energy import frame_energy_db
 
-        audio, lengths = pad_batch(batch)  # [B, S], [B]
+        audio, lengths = pad_batch([a for a, _ in batch], [n for _, n in batch])  # [B, S], [B]
         emb, mask = model.batch_frames(tf.constant(audio), tf.constant(lengths))  # [B, F, D], [B, F]
         emb, mask = np.asarray(emb), np.asarray(mask)
         c = model.contract

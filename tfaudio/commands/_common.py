@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 from typing import Any
 
@@ -198,7 +197,3 @@ def make_cache(backbone, args: argparse.Namespace):
 
     root = pathlib.Path(args.cache) / "embeddings" if getattr(args, "cache", None) else None
     return EmbeddingCache(backbone, root, pipeline=PipelineConfig(on_error=getattr(args, "on_error", "raise")))
-
-
-def print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=1, default=str))
