@@ -53,6 +53,7 @@ import numpy as np
 
 from tfaudio.errors import TfaudioError
 from tfaudio.export.saved_model import METADATA_FILE, export_metadata
+from tfaudio.log import native_stderr_silenced
 from tfaudio.tasks.clip_scorer import clip_scorer
 
 __all__ = ["export_tflite", "tflite_model", "read_metadata", "QUANTIZATIONS", "LABELS_FILE"]
@@ -428,7 +429,7 @@ def tflite_model(
 
     try:
         # Traced here: STFTs as DFT matmuls (FullyConnected: XNNPACK- and int8-friendly).
-        with tflite_compatible():
+        with tflite_compatible(), native_stderr_silenced():
             window = _WindowModel(scorer, None if whole_clip else window_samples)
             model = _convert(window.function, window.module, quantization, calibration, scorer.frontend_scope)
     except TfaudioError:
