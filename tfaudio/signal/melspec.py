@@ -26,7 +26,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from tfaudio.signal.framing import frame_samples
+from tfaudio.signal.framing import StftTiming, frame_samples
 
 __all__ = [
     "LogMelConfig",
@@ -67,7 +67,7 @@ def tflite_compatible(enabled: bool = True):
 
 
 @dataclasses.dataclass(frozen=True)
-class LogMelConfig:
+class LogMelConfig(StftTiming):
     """YAMNet's log-mel frontend in seconds; the sample and frame counts are derived properties.
 
     Args:
@@ -96,14 +96,6 @@ class LogMelConfig:
     log_offset: float = 0.001
     patch_seconds: float = 0.96
     patch_hop_seconds: float = 0.48
-
-    @property
-    def window_samples(self) -> int:
-        return int(round(self.window_seconds * self.sample_rate))
-
-    @property
-    def hop_samples(self) -> int:
-        return int(round(self.hop_seconds * self.sample_rate))
 
     @property
     def fft_length(self) -> int:

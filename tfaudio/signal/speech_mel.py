@@ -27,13 +27,14 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from tfaudio.signal.framing import StftTiming
 from tfaudio.signal.melspec import stft_power
 
 __all__ = ["SpeechMelConfig", "num_mel_frames", "slaney_mel_weight_matrix", "speech_mel_spectrogram"]
 
 
 @dataclasses.dataclass(frozen=True)
-class SpeechMelConfig:
+class SpeechMelConfig(StftTiming):
     """The speech embedding model's mel frontend, in seconds; sample counts are derived.
 
     Args:
@@ -65,16 +66,8 @@ class SpeechMelConfig:
     top_db: float = 80.0
 
     @property
-    def window_samples(self) -> int:
-        return int(round(self.window_seconds * self.sample_rate))
-
-    @property
     def fft_length(self) -> int:
         return int(round(self.fft_seconds * self.sample_rate))
-
-    @property
-    def hop_samples(self) -> int:
-        return int(round(self.hop_seconds * self.sample_rate))
 
     @property
     def window_offset(self) -> int:
