@@ -12,7 +12,7 @@ first batch / clip of each mode is a warm-up (tracing, XLA compilation) and is n
 
 Compute bound, in the same process:
 
-- **MACs** (multiply-accumulates) per clip: :func:`tfaudio.tasks.model_info.graph_macs` (TensorFlow's
+- **MACs** (multiply-accumulates) per clip: :func:`tfaudio.export.model_info.graph_macs` (TensorFlow's
   registered FLOP statistics / 2 of the conv and matmul ops, what ``tf.compat.v1.profiler`` sums) on
   the backbone's one-clip forward pass traced at the clip's static length (one trace per distinct
   length), checked (total, and conv encoder alone) against :func:`analytic_macs` from the ``Wav2Vec2Config`` (conv
@@ -144,7 +144,7 @@ def traced_macs(bb, samples: int) -> dict[str, int]:
     static length of ``samples``, and of its conv encoder alone: ``{"total", "conv encoder", "by_op"}``."""
     import tensorflow as tf
 
-    from tfaudio.tasks.model_info import graph_macs
+    from tfaudio.export.model_info import graph_macs
 
     specs = (tf.TensorSpec([1, samples], tf.float32), tf.TensorSpec([1], tf.int32))
     whole = graph_macs(tf.function(bb._forward, autograph=False).get_concrete_function(*specs))
@@ -406,7 +406,7 @@ pass, modes in table order. Tracing and XLA compilation are excluded (warm-up co
 `benchmarks/wav2vec2.py`. Target: batched ≥ {TARGET:g}× one at a time.
 
 Compute bound (same processes): MACs are multiply-accumulates of the convolutions and matrix products
-(`tfaudio.tasks.model_info.graph_macs`, i.e. TensorFlow's registered FLOP statistics / 2 as
+(`tfaudio.export.model_info.graph_macs`, i.e. TensorFlow's registered FLOP statistics / 2 as
 `tf.compat.v1.profiler` sums them, on the one-clip forward pass traced at each distinct clip length,
 checked against a count from the `Wav2Vec2Config` by hand: {check_text(computes)}); norms, GELU and softmax are not
 counted. *Useful* MACs are the clips' own; *run* MACs add what a mode computes on padding (padded

@@ -1,8 +1,11 @@
 """Small shared test helpers: seeded signal generators, file writers and ../shared assets."""
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -17,6 +20,18 @@ def shared(*parts: str) -> pathlib.Path:
     if not path.exists():
         pytest.skip(f"needs the shared asset {path} (see ../shared/ASSETS.md); it is not on this machine")
     return path
+
+
+@contextlib.contextmanager
+def warns(caplog, match: str):
+    """Like ``pytest.warns`` for tfaudio's one-line warnings (the ``tfaudio`` logger); yields the
+    list of matching messages."""
+    caplog.clear()
+    found: list[str] = []
+    with caplog.at_level(logging.WARNING, logger="tfaudio"):
+        yield found
+    found += [r.getMessage() for r in caplog.records if r.name == "tfaudio" and re.search(match, r.getMessage())]
+    assert found, f"no tfaudio warning matching {match!r}; got {[r.getMessage() for r in caplog.records]}"
 
 
 def sine(freq: float, seconds: float, rate: int, amplitude: float = 0.5, phase: float = 0.0) -> np.ndarray:
@@ -51,55 +66,64 @@ def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(10 * np.log10(err / np.mean(np.asarray(reference, np.float64) ** 2) + 1e-30))
 
 
-class ToyBackbone:
-    """A tiny deterministic backbone for fast tests of the cache, heads and tasks (not a product
-    backbone): log energies in ``bands`` equal frequency bands of each 0.96 s patch, hop 0.48 s,
-    padded like YAMNet. Real backbones are tested in their own files."""
+def _toy_backbone_class():
+    from tfaudio.backbones.backbone import Backbone, InputContract
 
-    def __init__(self, sample_rate: int = 16000, bands: int = 8, tag: str = "toy"):
-        from tfaudio.backbones.backbone import InputContract
+    class ToyBackbone(Backbone):
+        """A tiny deterministic backbone for fast tests of the cache, heads, tasks and exports (not a
+        product backbone): log energies in ``bands`` equal frequency bands of each 0.96 s patch, hop
+        0.48 s, padded like YAMNet, in plain TF ops (so it exports). ``calls`` counts eager batches.
+        Real backbones are tested in their own files."""
 
-        self.contract = InputContract(sample_rate, 0.96, 0.48, bands, 0.975)
-        self.tag = tag
-        self.calls = 0
-        self.class_names = None
+        def __init__(self, sample_rate: int = 16000, bands: int = 8, tag: str = "toy"):
+            self.contract = InputContract(sample_rate, 0.96, 0.48, bands, 0.975)
+            self.tag = tag
+            self.calls = 0
+            self.class_names = None
 
-    @property
-    def fingerprint(self) -> str:
-        return f"toy-{self.tag}-{self.contract.embedding_dim}"
+        @property
+        def fingerprint(self) -> str:
+            return f"toy-{self.tag}-{self.contract.embedding_dim}"
 
-    def spec(self) -> dict:
-        return {"name": "toy", "source": self.tag}
+        def spec(self) -> dict:
+            return {"name": "toy", "source": self.tag}
 
-    def num_frames(self, num_samples: int) -> int:
-        c = self.contract
-        return 1 + int(np.ceil(max(0, num_samples - c.min_samples) / c.hop_samples))
+        @property
+        def variables(self) -> list:
+            return []
 
-    def frames(self, waveform) -> np.ndarray:
-        c = self.contract
-        w = np.asarray(waveform, np.float32)
-        n = self.num_frames(len(w))
-        padded = np.zeros(c.min_samples + (n - 1) * c.hop_samples, np.float32)
-        padded[: len(w)] = w
-        win = int(round(c.frame_seconds * c.sample_rate))
-        frames = np.stack([padded[i * c.hop_samples : i * c.hop_samples + win] for i in range(n)])
-        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-        usable = (power.shape[1] // c.embedding_dim) * c.embedding_dim
-        bands = power[:, :usable].reshape(n, c.embedding_dim, -1).sum(axis=2)
-        return np.log(bands + 1e-3).astype(np.float32)
+        def graph_outputs(self, waveforms, lengths):
+            import tensorflow as tf
 
-    def batch_frames(self, waveforms, lengths):
-        import tensorflow as tf
+            c = self.contract
+            win, hop, bands = c.frame_samples, c.hop_samples, c.embedding_dim
+            lengths = tf.cast(lengths, tf.int32)
+            counts = 1 + (tf.maximum(lengths - c.min_samples, 0) + hop - 1) // hop  # [B]
+            frames = tf.reduce_max(counts)
+            width = c.min_samples + (frames - 1) * hop
+            x = tf.where(tf.sequence_mask(lengths, tf.shape(waveforms)[1]), waveforms, 0.0)[:, :width]
+            x = tf.pad(x, [[0, 0], [0, width - tf.shape(x)[1]]])
+            patches = tf.signal.frame(x, win, hop)[:, :frames]  # [B, F, win]
+            power = tf.abs(tf.signal.rfft(patches)) ** 2  # [B, F, win/2 + 1]
+            usable = ((win // 2 + 1) // bands) * bands
+            shape = tf.shape(power)
+            energy = tf.reduce_sum(tf.reshape(power[..., :usable], [shape[0], shape[1], bands, -1]), -1)
+            mask = tf.sequence_mask(counts, frames)
+            emb = tf.where(mask[..., None], tf.math.log(energy + 1e-3), 0.0)
+            return {"embeddings": emb, "mask": mask}
 
-        self.calls += 1
-        waveforms, lengths = np.asarray(waveforms), np.asarray(lengths)
-        per = [np.asarray(self.frames(w[:n])) for w, n in zip(waveforms, lengths)]
-        f = max(len(p) for p in per)
-        emb = np.zeros([len(per), f, self.contract.embedding_dim], np.float32)
-        mask = np.zeros([len(per), f], bool)
-        for i, p in enumerate(per):
-            emb[i, : len(p)], mask[i, : len(p)] = p, True
-        return tf.constant(emb), tf.constant(mask)
+        def batch_outputs(self, waveforms, lengths=None):
+            self.calls += 1
+            return super().batch_outputs(waveforms, lengths)
+
+    return ToyBackbone
+
+
+def __getattr__(name: str):
+    if name == "ToyBackbone":  # built on first use: importing tests.helpers must not import TensorFlow
+        globals()[name] = cls = _toy_backbone_class()
+        return cls
+    raise AttributeError(name)
 
 
 def tone_dataset(root, n_per_class: int = 6, rate: int = 16000, seconds: float = 1.5, folds: int = 3):
@@ -120,3 +144,25 @@ def tone_dataset(root, n_per_class: int = 6, rate: int = 16000, seconds: float =
             path = write_audio(pathlib.Path(root) / label / f"{label}_{i}.wav", audio, rate)
             rows.append({"path": str(path), "label": label, "fold": i % folds + 1})
     return Manifest(pd.DataFrame(rows), labels=["low", "high", "hiss"])
+
+
+def pytorch_layout_weights(model) -> dict:
+    """A transformers TF model's weights named and laid out as its PyTorch checkpoint (what the hub's
+    ``model.safetensors`` holds): ``{pytorch name: numpy array}``. Write them with
+    ``safetensors.numpy.save_file(weights, path, metadata={"format": "pt"})``."""
+    from transformers.modeling_tf_pytorch_utils import TransposeType, convert_tf_weight_name_to_pt_weight_name
+
+    out = {}
+    for w in model.weights:
+        name, transpose = convert_tf_weight_name_to_pt_weight_name(
+            w.name, start_prefix_to_remove=model.name + "/", tf_weight_shape=w.shape)
+        value = w.numpy()
+        if transpose is TransposeType.CONV1D:
+            value = value.transpose(2, 1, 0)
+        elif transpose is TransposeType.SIMPLE:
+            value = value.T
+        elif transpose is not TransposeType.NO:
+            raise NotImplementedError(f"{w.name}: {transpose}")
+        out[name] = np.ascontiguousarray(value)
+    return out
+

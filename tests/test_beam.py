@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
-from tests.helpers import ROOT, ToyBackbone, shared  # noqa: E402
+from tests.helpers import ROOT, ToyBackbone, shared, warns  # noqa: E402
 from tfaudio.cli import main  # noqa: E402
 from tfaudio.data.embedding_cache import EmbeddingCache, complete_shards  # noqa: E402
 from tfaudio.data.manifest import Manifest  # noqa: E402
@@ -146,6 +146,29 @@ def test_dead_letters_and_rerun_skips_finished_shards(manifest, bad_files, tmp_p
     assert cache.missing(manifest) == []
 
 
+def test_cache_checks_beams_shards_and_a_damaged_one_is_redone(manifest, tmp_path, caplog):
+    from tfaudio.beam.embed import run_embed
+
+    root = tmp_path / "cache"
+    run_embed(manifest.paths, ToyBackbone, root, shard_size=4, batch_size=3, options=["--direct_running_mode=in_memory"])
+    shards = complete_shards(EmbeddingCache(ToyBackbone(), root).directory)
+    assert all(s["bytes"] > 0 and len(s["sha256"]) == 64 for s in shards.values()), "Beam writes the checksums"
+    before = EmbeddingCache(ToyBackbone(), root).load(manifest, extract=False, progress=False)
+    victim = sorted(shards)[0]
+    records = root / EmbeddingCache(ToyBackbone(), root).directory.name / f"shard-{victim}.tfrecord"
+    records.write_bytes(records.read_bytes()[:-10])
+    bb = ToyBackbone()
+    with warns(caplog, f"shard-{victim}.tfrecord is truncated"):
+        after = EmbeddingCache(bb, root).load(manifest, progress=False)
+    assert bb.calls == 1, "only the damaged shard's clips are extracted again (one batch)"
+    for a, b in zip(after.embeddings, before.embeddings):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    now = complete_shards(records.parent)
+    assert set(shards) - {victim} <= set(now) and victim not in now, "Beam's other shards are left alone"
+    again = run_embed(manifest.paths, ToyBackbone, root, shard_size=4, batch_size=3)
+    assert (again.shards_skipped, again.shards_written) == (len(shards) - 1, 1)
+
+
 @pytest.mark.slow
 def test_embed_with_two_worker_processes_equals_local_cache(h5, yamnet, manifest, local, bad_files, tmp_path):
     from tfaudio.beam.embed import run_embed
@@ -209,8 +232,12 @@ def test_clear_errors(exported, csv, tmp_path, capsys):
     clf.save(saved)
     assert main(["predict", str(saved), str(csv), "--runner", "DirectRunner", "-o", str(tmp_path / "x.jsonl")]) == 2
     assert "tfaudio export" in capsys.readouterr().err
-    assert main(["predict", str(export), str(csv)]) == 2
-    assert "--output" in capsys.readouterr().err
+    # without --output / --runner an export is scored here, at the rate it states (like the trained model)
+    assert main(["predict", str(export), str(csv), "--json", "--top-k", "1"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    local = clf.predict_scores([r["file"] for r in rows])
+    assert [r["predictions"][0]["label"] for r in rows] == [clf.labels[i] for i in local.argmax(axis=1)]
+    assert [r["predictions"][0]["score"] for r in rows] == pytest.approx(local.max(axis=1), abs=1e-4)
     assert main(["predict", str(tmp_path), str(csv), "--runner", "DirectRunner", "-o", str(tmp_path / "x.jsonl")]) == 2
     assert "no SavedModel" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # other commands still refuse unknown options

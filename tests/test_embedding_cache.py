@@ -1,11 +1,21 @@
 import json
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import ToyBackbone, noise, tone_dataset, write_audio
-from tfaudio.data.embedding_cache import EmbeddingCache, decode_record, encode_record
+from tests.helpers import ROOT, ToyBackbone, noise, tone_dataset, warns, write_audio
+from tfaudio.data.embedding_cache import (
+    PART_PREFIX,
+    EmbeddingCache,
+    complete_shards,
+    decode_record,
+    encode_record,
+)
 from tfaudio.data.manifest import Manifest
 from tfaudio.errors import AudioError
 
@@ -74,12 +84,12 @@ class Interrupt(Exception):
     pass
 
 
-def test_interrupted_extraction_resumes_from_last_whole_shard(tmp_path, data):
+def test_interrupted_extraction_loses_at_most_the_batch_in_flight(tmp_path, data):
     bb = ToyBackbone()
     real = bb.batch_frames
 
     def flaky(w, n):
-        if bb.calls >= 3:  # dies in the 4th batch of 3 clips: one whole shard of 5 clips is on disk
+        if bb.calls >= 3:  # dies in the 4th batch of 3 clips: the 3 batches before are committed
             raise Interrupt()
         return real(w, n)
 
@@ -89,10 +99,14 @@ def test_interrupted_extraction_resumes_from_last_whole_shard(tmp_path, data):
         c.extract(data, progress=False)
     assert not list(c.directory.glob(".*tmp")), "the partial shard must be removed"
     done = len(data) - len(c.missing(data))
-    assert done == 5
+    assert done == 9
+    assert len(complete_shards(c.directory)) == 3, "one part per batch, not merged: the run did not complete"
     bb.batch_frames = real
     rep = c.extract(data, progress=False)
     assert rep.cached == done and rep.extracted == len(data) - done
+    # the completed run merged the parts into shards of shard_size (5) clips
+    sizes = sorted(len(s["keys"]) for s in complete_shards(c.directory).values())
+    assert sizes == [2, 5, 5] and all(not s.startswith(PART_PREFIX) for s in complete_shards(c.directory))
 
 
 def test_untrusted_shard_without_index_is_ignored(tmp_path, data):
@@ -104,7 +118,7 @@ def test_untrusted_shard_without_index_is_ignored(tmp_path, data):
     assert len(c.missing(data)) == n
 
 
-def test_bad_files_raise_or_are_skipped_and_reported(tmp_path, data):
+def test_bad_files_raise_or_are_skipped_and_reported(tmp_path, data, caplog):
     bad = tmp_path / "audio" / "low" / "broken.wav"
     bad.write_bytes(b"RIFF....WAVEjunk")
     frame = pd.concat([data.frame, pd.DataFrame([{"path": str(bad), "label": "low", "fold": 1}])])
@@ -113,7 +127,7 @@ def test_bad_files_raise_or_are_skipped_and_reported(tmp_path, data):
         cache(tmp_path).extract(m, progress=False)
     rep = cache(tmp_path).extract(m, on_error="skip", progress=False)
     assert [p for p, _ in rep.skipped] == [str(bad)] and "1 skipped" in str(rep)
-    with pytest.warns(UserWarning, match="broken.wav"):
+    with warns(caplog, "broken.wav"):
         clips = cache(tmp_path).load(m, on_error="skip", progress=False)
     assert len(clips) == len(data) and len(m) - 1 not in clips.rows
 
@@ -134,3 +148,191 @@ def test_record_round_trip():
     emb = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
     key, back = decode_record(encode_record("abc", emb))
     assert key == "abc" and np.array_equal(back, emb)
+
+
+# ---- damaged caches: a warning and the re-extraction of the damaged shard's clips, never an error ----
+class ClipCounter(ToyBackbone):
+    """Counts the clips it embeds (``clips``), besides the backbone calls."""
+
+    clips = 0
+
+    def batch_frames(self, waveforms, lengths):
+        self.clips += len(lengths)
+        return super().batch_frames(waveforms, lengths)
+
+
+def _truncate(records, index):
+    records.write_bytes(records.read_bytes()[: records.stat().st_size // 2])
+
+
+def _garble(records, index):
+    raw = bytearray(records.read_bytes())
+    raw[len(raw) // 2 : len(raw) // 2 + 16] = bytes(16)  # same size, other bytes
+    records.write_bytes(bytes(raw))
+
+
+def _delete(records, index):
+    records.unlink()
+
+
+def _corrupt_index(records, index):
+    index.write_text('{"format": 1, "keys": ["abc", ')  # half-written JSON
+
+
+def _garbage_index(records, index):
+    index.write_bytes(os.urandom(64))
+
+
+@pytest.mark.parametrize("damage", [_truncate, _garble, _delete, _corrupt_index, _garbage_index],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_damaged_shard_warns_and_reextracts_only_its_clips(tmp_path, data, damage, caplog):
+    bb = ClipCounter()
+    before = cache(tmp_path, bb).load(data, progress=False)
+    victim, index = sorted(complete_shards(cache(tmp_path, bb).directory).items())[1]
+    d = cache(tmp_path, bb).directory
+    damage(d / f"shard-{victim}.tfrecord", d / f"shard-{victim}.index.json")
+    bb.clips = 0
+    with warns(caplog, rf"shard .*shard-{victim}\.tfrecord (is|has)") as caught:
+        after = cache(tmp_path, bb).load(data, progress=False)
+    assert len([w for w in caught if "shard-" in w]) == 1
+    assert "\n" not in caught[0]
+    assert bb.clips == len(index["keys"]), "only the damaged shard's clips are extracted again"
+    assert list(after.rows) == list(before.rows)
+    for a, b in zip(after.embeddings, before.embeddings):
+        np.testing.assert_array_equal(a, b)
+    bb.clips = 0
+    caplog.clear()
+    again = cache(tmp_path, bb).load(data, progress=False)  # repaired: no more warnings, nothing to extract
+    assert not [r for r in caplog.records if r.name == "tfaudio"]
+    assert bb.clips == 0 and len(again) == len(data)
+
+
+def test_damaged_shard_without_extraction_leaves_its_clips_out(tmp_path, data, caplog):
+    c = cache(tmp_path)
+    c.extract(data, progress=False)
+    victim, index = sorted(complete_shards(c.directory).items())[0]
+    _garble(c.directory / f"shard-{victim}.tfrecord", None)
+    with warns(caplog, "SHA-256"):
+        clips = cache(tmp_path).load(data, extract=False, progress=False)
+    assert len(clips) == len(data) - len(index["keys"])
+    assert len(cache(tmp_path).missing(data)) == len(index["keys"])
+
+
+def test_streaming_dataset_checks_the_shards_it_reads(tmp_path, data, caplog):
+    bb = ClipCounter()
+    c = cache(tmp_path, bb)
+    x, _, _ = c.load(data, progress=False).frames()
+    victim, index = sorted(complete_shards(c.directory).items())[0]
+    _truncate(c.directory / f"shard-{victim}.tfrecord", None)
+    bb.clips = 0
+    with warns(caplog, "is truncated"):
+        ds = cache(tmp_path, bb).frames_dataset(data)
+    got = np.stack([r["embedding"] for r in ds.as_numpy_iterator()])
+    assert bb.clips == len(index["keys"]) and got.shape == x.shape
+
+
+def test_shards_without_checksum_are_still_read_and_checked(tmp_path, data, caplog):
+    """Shards written before the checksums were recorded: TFRecord's own CRCs catch damage."""
+    c = cache(tmp_path)
+    before = c.load(data, progress=False)
+    for f in c.directory.glob("*.index.json"):
+        index = json.loads(f.read_text())
+        del index["sha256"], index["bytes"]
+        f.write_text(json.dumps(index))
+    clips = cache(tmp_path).load(data, extract=False, progress=False)
+    for a, b in zip(clips.embeddings, before.embeddings):
+        np.testing.assert_array_equal(a, b)
+    legacy = sorted(s for s, idx in complete_shards(c.directory).items() if "sha256" not in idx)
+    _garble(c.directory / f"shard-{legacy[0]}.tfrecord", None)
+    with warns(caplog, f"shard-{legacy[0]}.tfrecord is damaged"):
+        assert len(cache(tmp_path).load(data, progress=False)) == len(data)
+    _garble(c.directory / f"shard-{legacy[1]}.tfrecord", None)
+    with warns(caplog, f"shard-{legacy[1]}.tfrecord is damaged"):
+        rows = list(cache(tmp_path).frames_dataset(data).as_numpy_iterator())
+    assert len(rows) == sum(len(e) for e in before.embeddings)
+
+
+# ---- temporaries of killed writers ------------------------------------------------------------------
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_extraction_sweeps_what_dead_writers_left_and_keeps_live_ones(tmp_path, data):
+    from tfaudio.io.atomic import _host
+
+    c = cache(tmp_path)
+    c.extract(data, progress=False)
+    d = c.directory
+    dead = d / f".shard-{'a' * 16}.tfrecord.{_dead_pid()}@{_host()}.0123abcd.tmp"
+    live = d / f".shard-{'b' * 16}.tfrecord.{os.getpid()}@{_host()}.0123abcd.tmp"
+    young_orphan, old_orphan = d / f"shard-{'c' * 16}.tfrecord", d / f"shard-{'d' * 16}.tfrecord"
+    for f in (dead, live, young_orphan, old_orphan):
+        f.write_bytes(b"records")
+    os.utime(old_orphan, (time.time() - 2 * 3600,) * 2)  # records without index for two hours
+    write_audio(data.paths[0], noise(1.0, 16000, seed=7), 16000)  # something to extract
+    assert cache(tmp_path).extract(data, progress=False).extracted == 1
+    assert not dead.exists() and not old_orphan.exists()
+    assert live.exists() and young_orphan.exists(), "a live writer's files are never removed"
+
+
+@pytest.mark.slow
+def test_killed_extraction_resumes_after_its_last_batch(tmp_path, data):
+    """A subprocess killed (SIGKILL) while writing its 3rd batch: 2 batches are kept, its temporary
+    is swept, and the next run extracts only the rest."""
+    code = f"""
+import os, signal, sys
+sys.path.insert(0, {str(ROOT)!r})
+from tests import helpers
+from tfaudio.data import embedding_cache as ec
+from tfaudio.data.manifest import Manifest
+import pandas as pd
+class ToyBackbone(helpers.ToyBackbone):  # same class name: same cache namespace
+    def batch_frames(self, w, n):
+        self.calls += 1
+        if self.calls == 3:  # dies with the 3rd batch's temporary file open
+            ec.ShardWriter.close = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+        self.calls -= 1
+        return super().batch_frames(w, n)
+m = Manifest(pd.read_csv(sys.argv[1]), labels={data.labels!r})
+ec.EmbeddingCache(ToyBackbone(), sys.argv[2], shard_size=5, batch_size=3).extract(m, progress=False)
+"""
+    csv = tmp_path / "clips.csv"
+    data.frame.to_csv(csv, index=False)
+    proc = subprocess.run([sys.executable, "-c", code, str(csv), str(tmp_path / "cache")], cwd=ROOT,
+                          capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    c = cache(tmp_path)
+    assert len(list(c.directory.glob(".shard-*.tmp"))) == 1, "the killed batch left its temporary"
+    rep = c.extract(data, progress=False)
+    assert (rep.cached, rep.extracted) == (6, len(data) - 6)
+    assert not list(c.directory.glob(".*tmp")), "the dead writer's temporary is swept"
+
+
+def test_a_damaged_shard_that_cannot_be_removed_is_ignored(tmp_path, data, monkeypatch, caplog):
+    """A read-only cache folder: the damaged shard stays on disk, this cache object stops reading it."""
+    import pathlib
+
+    bb = ClipCounter()
+    c = cache(tmp_path, bb)
+    before = c.load(data, progress=False)
+    victim, index = sorted(complete_shards(c.directory).items())[0]
+    _garble(c.directory / f"shard-{victim}.tfrecord", None)
+    real_unlink = pathlib.Path.unlink
+
+    def unlink(self, *a, **k):
+        if victim in self.name:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_unlink(self, *a, **k)
+
+    monkeypatch.setattr(pathlib.Path, "unlink", unlink)
+    bb.clips = 0
+    with warns(caplog, f"shard-{victim}"):
+        after = c.load(data, progress=False)
+    assert (c.directory / f"shard-{victim}.tfrecord").exists() and bb.clips == len(index["keys"])
+    for a, b in zip(after.embeddings, before.embeddings):
+        np.testing.assert_array_equal(a, b)
+    caplog.clear()
+    assert len(c.load(data, progress=False)) == len(data)
+    assert not [r for r in caplog.records if r.name == "tfaudio"]

@@ -178,6 +178,30 @@ FRESH = textwrap.dedent('''
 
     run(full, "c16_", "")
     run(at44k, "c44_", "at44k_")
+    meta = full.signatures["metadata"]()
+    out["metadata"] = {"input_rate": int(meta["input_rate"]), "sample_rate": int(meta["sample_rate"]),
+                       "labels": [b.decode() for b in meta["labels"].numpy()],
+                       "json": json.loads(meta["metadata"].numpy().decode()),
+                       "at44k_input_rate": int(at44k.signatures["metadata"]()["input_rate"])}
+    # malformed requests: INVALID_ARGUMENT with a message, never an answer
+    two = np.zeros([2, 16000], np.float32)
+    bad = {
+        "lengths_short": ("batch", dict(audio=two, lengths=np.array([16000], np.int32))),
+        "lengths_negative": ("batch", dict(audio=two, lengths=np.array([16000, -5], np.int32))),
+        "lengths_too_long": ("batch", dict(audio=two, lengths=np.array([16000, 16001], np.int32))),
+        "lengths_zero": ("batch", dict(audio=two, lengths=np.array([16000, 0], np.int32))),
+        "nan": ("serving_default", dict(audio=np.full(16000, np.nan, np.float32))),
+        "inf_in_batch": ("batch", dict(audio=np.array([[0.1] * 100, [np.inf] * 100], np.float32),
+                                       lengths=np.array([100, 100], np.int32))),
+        "empty": ("serving_default", dict(audio=np.zeros(0, np.float32))),
+    }
+    out["rejected"] = {}
+    for name, (sig, kwargs) in bad.items():
+        try:
+            full.signatures[sig](**{k: tf.constant(v) for k, v in kwargs.items()})
+            out["rejected"][name] = None
+        except tf.errors.InvalidArgumentError as err:
+            out["rejected"][name] = err.message[:2000]
     out["labels_txt"] = open(full.labels_file.asset_path.numpy().decode()).read()  # assets/labels.txt
     assert "tfaudio" not in sys.modules, "loading the SavedModel imported tfaudio"
     out["modules"] = sorted(m for m in sys.modules if m.split(".")[0] in ("tfaudio", "tf_keras"))
@@ -222,8 +246,8 @@ def test_saved_model_in_a_fresh_process_equals_predict_scores(clf, clips, fresh)
     info, res = fresh
     c16, _ = clips
     assert info["modules"] == []  # neither tfaudio nor Keras is needed to serve it
-    assert info["signatures"] == ["batch", "serving_default"]
-    assert info["inputs"] == {"serving_default": ["audio"], "batch": ["audio", "lengths"]}
+    assert info["signatures"] == ["batch", "metadata", "serving_default"]
+    assert info["inputs"] == {"serving_default": ["audio"], "batch": ["audio", "lengths"], "metadata": []}
     assert info["outputs"]["serving_default"] == ["audioset", "classifier", "frame_scores", "label"]
     assert info["outputs"]["batch"] == ["audioset", "classifier", "label"]
     assert info["labels_txt"].split("\n")[:2] == list(LABELS)
@@ -243,6 +267,21 @@ def test_saved_model_in_a_fresh_process_equals_predict_scores(clf, clips, fresh)
     np.testing.assert_allclose(res["batch_classifier"], np.stack([res[f"classifier_{i}"] for i in range(4)]), atol=1e-5)
     assert list(res["batch_label"]) == [res[f"label_{i}"].item() for i in range(4)]
     np.testing.assert_allclose(res["batch_audioset"], np.stack([res[f"audioset_{i}"] for i in range(4)]), atol=1e-5)
+
+
+def test_saved_model_describes_itself_and_rejects_malformed_requests(clf, fresh):
+    info, _ = fresh
+    meta = info["metadata"]
+    assert meta["input_rate"] == 16000 and meta["at44k_input_rate"] == 44100 and meta["sample_rate"] == 16000
+    assert meta["labels"] == list(LABELS) == meta["json"]["labels"]
+    assert meta["json"]["backbone"]["name"] == "yamnet" and meta["json"]["window_samples"] == WINDOW
+    rejected = info["rejected"]
+    assert all(rejected.values()), rejected  # every malformed request failed with INVALID_ARGUMENT
+    assert "one entry per row" in rejected["lengths_short"]
+    assert "at least one sample" in rejected["lengths_negative"] and "at least one sample" in rejected["lengths_zero"]
+    assert "<= the padded width" in rejected["lengths_too_long"]
+    assert "NaN or Inf" in rejected["nan"] and "NaN or Inf" in rejected["inf_in_batch"]
+    assert "at least one sample" in rejected["empty"]
 
 
 def test_saved_model_at_44k_resamples_in_graph(clf, clips, fresh):
@@ -268,21 +307,31 @@ def test_saved_model_cli_shows_and_runs_it(clf, saved_models, clips, tmp_path):
     path = str(saved_models[0])
     one_second = clips[0][1][:16000]
     np.save(tmp_path / "audio.npy", one_second)
-    # both at once: each spends most of its time importing TensorFlow
-    show = subprocess.Popen([str(cli), "show", "--all", "--dir", path], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    run = subprocess.Popen([str(cli), "run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default",
-                            "--inputs", f"audio={tmp_path / 'audio.npy'}"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    (show_out, show_err), (run_out, run_err) = show.communicate(timeout=180), run.communicate(timeout=180)
-    assert show.returncode == 0, show_err[-2000:]
-    for word in ("signature_def['serving_default']", "signature_def['batch']", "inputs['audio']",
-                 "inputs['lengths']", "outputs['classifier']", "outputs['label']", "DT_STRING"):
+    np.save(tmp_path / "nan.npy", np.full(16000, np.nan, np.float32))
+    base = [str(cli), "run", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default"]
+    # all at once: each spends most of its time importing TensorFlow
+    jobs = {
+        "show": [str(cli), "show", "--all", "--dir", path],
+        "run": base + ["--inputs", f"audio={tmp_path / 'audio.npy'}"],
+        "exprs": base + ["--input_exprs", "audio=[0.0, 0.25, -0.25, 0.5]"],  # the docstring's form: a literal
+        "nan": base + ["--inputs", f"audio={tmp_path / 'nan.npy'}"],
+    }
+    procs = {k: subprocess.Popen(v, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k, v in jobs.items()}
+    out = {k: (p.communicate(timeout=240), p.returncode) for k, p in procs.items()}
+    (show_out, show_err), code = out["show"]
+    assert code == 0, show_err[-2000:]
+    for word in ("signature_def['serving_default']", "signature_def['batch']", "signature_def['metadata']",
+                 "inputs['audio']", "inputs['lengths']", "outputs['classifier']", "outputs['label']", "DT_STRING"):
         assert word in show_out
-    assert run.returncode == 0, run_err[-2000:]
+    (run_out, run_err), code = out["run"]
+    assert code == 0, run_err[-2000:]
     expected = clf.predict_scores([one_second])[0]
     assert "Result for output key classifier" in run_out
     assert f"b'{LABELS[int(np.argmax(expected))]}'" in run_out
+    (exprs_out, exprs_err), code = out["exprs"]
+    assert code == 0 and "Result for output key label" in exprs_out, exprs_err[-2000:]
+    (_, nan_err), code = out["nan"]
+    assert code != 0 and "NaN or Inf" in nan_err  # INVALID_ARGUMENT, not a label
 
 
 def test_saved_model_overwrite_rules_and_no_leftovers(clf, saved_models, exports, tmp_path):

@@ -15,7 +15,7 @@ import tf_keras as keras
 
 from tests.helpers import shared
 from tfaudio.cli import main
-from tfaudio.tasks.model_info import (
+from tfaudio.export.model_info import (
     count_macs,
     export_files,
     frontend_macs_per_frame,

@@ -262,6 +262,24 @@ def test_missing_weights_raise_with_what_was_tried(tmp_path):
         Wav2Vec2Backbone.from_pretrained(tmp_path / "empty")
 
 
+def test_pytorch_layout_safetensors_load_without_torch(checkpoints, tmp_path):
+    """model.safetensors in PyTorch layout (the hub's usual file): transformers 4.57's TF loader fails on it
+    with safetensors >= 0.7 ("'builtins.safe_open' object is not iterable"); tfaudio loads it itself.
+    DistilHuBERT's checkpoint has no feature-projection LayerNorm, which is allowed to be missing."""
+    from safetensors.numpy import save_file
+
+    from tests.helpers import pytorch_layout_weights
+
+    x = clip(6000)
+    bb = load(checkpoints, "distilhubert")
+    weights = pytorch_layout_weights(bb.model)
+    assert "hubert.encoder.pos_conv_embed.conv.weight_v" in weights
+    weights = {k: v for k, v in weights.items() if ".feature_projection.layer_norm." not in k}
+    bb.config.save_pretrained(tmp_path)
+    save_file(weights, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    np.testing.assert_allclose(Wav2Vec2Backbone.from_pretrained(tmp_path).frames(x), bb.frames(x), atol=1e-6)
+
+
 def test_pytorch_only_checkpoint_without_torch(tmp_path):
     import importlib.util
 

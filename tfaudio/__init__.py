@@ -21,5 +21,7 @@ __getattr__, __dir__ = lazy_exports(
         "AudioClassifier": ".tasks.audio_classifier",
         "cross_validate": ".tasks.cross_validation",
         "pipeline": ".pipelines",
+        "load_model": ".export.loader",
+        "AudioConverter": ".data.audio_converter",
     },
 )

@@ -6,8 +6,10 @@ The page is a thin Gradio shell around pure functions that can be tested without
     file ──load_audio──▶ waveform, rate ──analyze──▶ Analysis ──*_figure──▶ matplotlib figures
                                                      └──▶ top labels (the same as AudioClassifier.predict)
 
-A model is either a trained :class:`~tfaudio.tasks.audio_classifier.AudioClassifier` (clip scores are
-the mean of the head's frame scores) or a YAMNet backbone used as an AudioSet tagger (521 classes).
+A model is anything :func:`tfaudio.export.loader.load_model` recognises: a trained classifier, an export,
+or a backbone used as an AudioSet tagger (YAMNet's 521 classes, EfficientAT's 527). The clip goes
+through the model's one front door (:class:`~tfaudio.data.audio_converter.AudioConverter`) and its
+one clip scorer, so the page shows exactly what ``predict`` and the export return.
 Gradio and matplotlib are imported only when a page or a figure is built, so ``import tfaudio`` stays
 free of them; without Gradio, :func:`build_demo` raises a :class:`~tfaudio.errors.TfaudioError` with
 the install line.
@@ -69,51 +71,36 @@ def import_gradio():
 
 
 # ---- models --------------------------------------------------------------------------------------
-def _is_classifier(model: Any) -> bool:
-    return hasattr(model, "frame_scores") and hasattr(model, "backbone")
-
-
-def _backbone(model: Any):
-    return model.backbone if _is_classifier(model) else model
-
-
-def load_model(spec: str | os.PathLike, *, weights: str | None = None):
-    """The model behind a page: a folder saved by ``tfaudio train`` / :meth:`AudioClassifier.save`,
-    or ``"yamnet"`` (``"yamnet:/path/yamnet.h5"``) for AudioSet tagging with YAMNet's 521 classes.
+def load_model(spec: Any, *, weights: str | None = None):
+    """The model behind a page (:func:`tfaudio.export.loader.load_model`): a folder saved by
+    ``tfaudio train``, an export folder, or a backbone name (``"yamnet"``, ``"yamnet:/path/yamnet.h5"``,
+    ``"efficientat:mn04_as"``) to tag AudioSet events; objects are wrapped as they are.
 
     Args:
-        spec: a model folder, ``"yamnet"`` or ``"yamnet:<weights>"``.
+        spec: a model folder, a backbone name / spec, or a model object.
         weights: YAMNet weights for ``"yamnet"`` (default: $TFAUDIO_YAMNET, ../shared, the cache).
 
     Raises:
-        TfaudioError: ``spec`` is neither (the message says what is expected).
+        TfaudioError: ``spec`` is not a model (the message says what is expected).
     """
-    text = os.fspath(spec)
-    path = pathlib.Path(text)
-    if path.is_dir():
-        from tfaudio.tasks.audio_classifier import AudioClassifier
+    from tfaudio.export.loader import LoadedModel
+    from tfaudio.export.loader import load_model as load
 
-        return AudioClassifier.load(path)  # TfaudioError when the folder holds no tfaudio.json
-    name, _, source = text.partition(":")
-    if name.lower() == "yamnet":
-        from tfaudio.backbones.yamnet_backbone import YAMNetBackbone
-
-        return YAMNetBackbone.from_pretrained(source or weights or None)
-    raise TfaudioError(f"{text}: no such model folder. Fix: pass a folder written by `tfaudio train` "
-                       f"(it holds tfaudio.json), or 'yamnet' to tag AudioSet events.")
+    if isinstance(spec, LoadedModel):
+        return spec
+    if weights and isinstance(spec, str) and spec.lower() == "yamnet":
+        spec = f"yamnet:{weights}"
+    return load(spec, tagging=isinstance(spec, str) and not pathlib.Path(spec).exists())
 
 
 def model_description(model: Any) -> str:
     """One line saying what the model recognises, for the page's header."""
-    if _is_classifier(model):
-        labels = list(model.labels)
-        shown = ", ".join(labels[:12]) + (f", … ({len(labels)} in all)" if len(labels) > 12 else "")
-        return f"A tfaudio classifier ({_backbone_name(model.backbone)} + head) with {len(labels)} classes: {shown}."
-    return f"{_backbone_name(model)} tagging AudioSet events ({len(model.class_names or ()) or 'its'} classes)."
-
-
-def _backbone_name(backbone: Any) -> str:
-    return type(backbone).__name__.replace("Backbone", "") or "backbone"
+    model = load_model(model)
+    labels = list(model.labels)
+    shown = ", ".join(labels[:12]) + (f", … ({len(labels)} in all)" if len(labels) > 12 else "")
+    if model.kind == "tagger":
+        return f"{model.scorer.description}: tagging AudioSet events ({len(labels)} classes)."
+    return f"A tfaudio {model.kind} ({model.scorer.description}) with {len(labels)} classes: {shown}."
 
 
 # ---- analysis ------------------------------------------------------------------------------------
@@ -165,67 +152,29 @@ class Analysis:
                 f"every {self.frame_hop_seconds:g} s; clip score = mean of the frame scores.")
 
 
-def _as_mono_float(waveform: Any) -> np.ndarray:
-    """float32 ``[samples]`` from ``[samples]`` / ``[samples, channels]`` floats or integer PCM
-    (what ``gr.Audio(type="numpy")`` gives)."""
-    x = np.asarray(waveform)
-    if x.dtype.kind in "iu":
-        info = np.iinfo(x.dtype)
-        x = (x.astype(np.float64) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
-    elif x.dtype.kind != "f":
-        raise AudioError("<array>", f"has samples of type {x.dtype}, not numbers.", "pass float or integer PCM.")
-    if x.ndim == 2:
-        x = x.mean(axis=1)
-    if x.ndim != 1:
-        raise AudioError("<array>", f"has shape {x.shape}; expected [samples] or [samples, channels].",
-                         "pass one clip.")
-    return np.ascontiguousarray(x, np.float32)
-
-
-def _frame_scores(model: Any, waveform: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
-    """``[frames, classes]`` scores of one clip at the model's rate, and the class names. Runs the
-    backbone exactly as :meth:`AudioClassifier.predict_scores` does, so clip scores match it."""
-    import tensorflow as tf
-
-    batch = tf.constant(waveform[None, :])  # [1, S]
-    lengths = tf.constant(np.array([len(waveform)], np.int32))  # [1]
-    if _is_classifier(model):
-        embeddings, mask = model.backbone.batch_frames(batch, lengths)  # [1, P, D], [1, P]
-        frames = model.frame_scores(np.asarray(embeddings)[0][np.asarray(mask)[0]])  # [P, C]
-        return np.asarray(frames, np.float32), tuple(model.labels)
-    if not hasattr(model, "batch_scores"):
-        raise TfaudioError(f"{type(model).__name__} can neither classify nor tag. Fix: pass an AudioClassifier "
-                           f"or a YAMNetBackbone (see load_model).")
-    scores, mask = model.batch_scores(batch, lengths)  # [1, P, 521], [1, P]
-    frames = np.asarray(scores, np.float32)[0][np.asarray(mask)[0]]  # [P, 521]
-    names = model.class_names or [f"class {j}" for j in range(frames.shape[1])]
-    return frames, tuple(names)
-
-
-def _log_mel(backbone: Any, waveform: np.ndarray) -> tuple[np.ndarray, float]:
+def _log_mel(backbone: Any, waveform: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
     """Log-mel ``[frames, bins]`` of the clip with the backbone's own frontend settings (YAMNet's),
-    else YAMNet-style settings at the backbone's rate; and the hop in seconds."""
+    else YAMNet-style settings at the model's rate; and the hop in seconds."""
     from tfaudio.signal import melspec
 
     params = getattr(backbone, "params", None)
     config = getattr(params, "frontend", None)
     if not isinstance(config, melspec.LogMelConfig):
-        rate = backbone.contract.sample_rate
         config = melspec.LogMelConfig(sample_rate=rate, upper_edge_hertz=min(7500.0, 0.45 * rate))
     # Unpadded (at least one window), so the time axis matches the waveform's.
     x = np.pad(waveform, (0, max(0, config.window_samples - len(waveform))))
     return np.asarray(melspec.log_mel_spectrogram(x, config), np.float32), config.hop_seconds
 
 
-def analyze(model: Any, waveform: Any, sample_rate: int, top_k: int = 5) -> Analysis:
+def analyze(model: Any, waveform: Any, sample_rate: int, top_k: int = 5, *, where: str = "<array>") -> Analysis:
     """Scores one clip with ``model`` and collects what the page draws.
 
     Args:
-        model: a trained ``AudioClassifier`` or a YAMNet backbone (AudioSet tagging); see
-            :func:`load_model`.
-        waveform: ``[samples]`` or ``[samples, channels]``, float in [-1, 1] or integer PCM.
-        sample_rate: rate of ``waveform`` in Hz (resampled to the model's rate like ``predict``).
+        model: anything :func:`load_model` takes (a loaded model, a classifier, a backbone).
+        waveform: ``[samples]`` or ``[samples, channels]``, any int or float dtype.
+        sample_rate: rate of ``waveform`` in Hz (the model's front door resamples it).
         top_k: how many labels ``top`` holds.
+        where: how the clip is named in errors.
 
     Returns:
         an :class:`Analysis`; ``top`` equals ``AudioClassifier.predict(waveform, sample_rate=...)``.
@@ -237,52 +186,36 @@ def analyze(model: Any, waveform: Any, sample_rate: int, top_k: int = 5) -> Anal
         >>> a = analyze(clf, np.zeros(16000, np.float32), 16000, top_k=2)   # doctest: +SKIP
         >>> a.top, a.frame_scores.shape                     # [{"label": ..., "score": ...}, ...], (2, C)
     """
-    from tfaudio.signal.resample import resample
     from tfaudio.tasks.audio_classifier import top_k_labels
 
     if int(top_k) < 1:
         raise TfaudioError(f"top_k must be >= 1, got {top_k}.")
-    wave = _as_mono_float(waveform)
-    if wave.size == 0:
-        raise AudioError("<array>", "contains no samples.", "record or upload a longer clip.")
-    if not np.isfinite(wave).all():
-        raise AudioError("<array>", "contains NaN or Inf samples.", "pass a clean clip.")
-    backbone = _backbone(model)
-    target = int(backbone.contract.sample_rate)
-    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise AudioError("<array>", f"has sample rate {sample_rate!r}; expected a positive int in Hz.",
-                         "pass the clip's real rate.")
-    if sample_rate != target:
-        try:
-            wave = np.asarray(resample(wave, int(sample_rate), target))
-        except ValueError as err:
-            raise AudioError("<array>", f"cannot be resampled from {sample_rate} Hz to {target} Hz ({err}).",
-                             "convert it to a common rate (e.g. 16000 or 44100 Hz).") from err
-    frames, labels = _frame_scores(model, wave)
-    clip = frames.mean(axis=0)  # [C]
-    log_mel, mel_hop = _log_mel(backbone, wave)
-    contract = backbone.contract
+    model = load_model(model)
+    wave = model.converter()(waveform, sample_rate, where=where)
+    out = model.scorer.outputs([wave])[0]
+    clip = np.asarray(out["classifier"], np.float32)  # [C]: the scorer's pooled clip scores
+    frames = np.asarray(out.get("frame_scores", clip[None]), np.float32)  # [F, C]
+    contract = model.backbone.contract if model.backbone is not None else None
+    hop = float(contract.hop_seconds) if contract else float(model.metadata.get("hop_seconds") or 0.48)
+    log_mel, mel_hop = _log_mel(model.backbone, wave, model.sample_rate)
     return Analysis(
-        waveform=wave, sample_rate=target, input_rate=int(sample_rate), log_mel=log_mel,
-        log_mel_hop_seconds=mel_hop, frame_scores=frames, frame_seconds=float(contract.frame_seconds),
-        frame_hop_seconds=float(contract.hop_seconds), clip_scores=clip, labels=labels,
-        top=top_k_labels(clip, labels, int(top_k)),
+        waveform=wave, sample_rate=model.sample_rate, input_rate=int(sample_rate), log_mel=log_mel,
+        log_mel_hop_seconds=mel_hop, frame_scores=frames,
+        frame_seconds=float(contract.frame_seconds) if contract else float(model.metadata.get("frame_seconds") or hop),
+        frame_hop_seconds=hop, clip_scores=clip, labels=tuple(model.labels),
+        top=top_k_labels(clip, model.labels, int(top_k)),
     )
 
 
 def analyze_file(model: Any, path: str | os.PathLike, top_k: int = 5) -> Analysis:
-    """:func:`analyze` of an audio file (WAV, FLAC, OGG, MP3; any rate), decoded like ``predict``.
+    """:func:`analyze` of an audio file (WAV, FLAC, OGG, MP3; any rate), through the model's front door.
 
     Raises:
         AudioError: the file cannot be used (missing, empty, corrupt, not audio); names the file.
     """
-    from tfaudio.io.decode import load_audio
-
-    audio, rate = load_audio(path)
-    try:
-        return analyze(model, audio, rate, top_k)
-    except AudioError as err:  # name the file, not "<array>"
-        raise AudioError(os.fspath(path), err.problem, err.fix) from err
+    model = load_model(model)
+    audio, rate = model.converter().decode_file(path)
+    return analyze(model, audio, rate, top_k, where=os.fspath(path))
 
 
 # ---- figures -------------------------------------------------------------------------------------
@@ -420,6 +353,7 @@ def build_demo(model: Any, top_k: int = 5, *, title: str = "tfaudio demo"):
     if int(top_k) < 1:
         raise TfaudioError(f"top_k must be >= 1, got {top_k}.")
     top_k = int(top_k)
+    model = load_model(model)
 
     def classify(path):
         if not path:

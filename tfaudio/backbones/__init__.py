@@ -8,6 +8,8 @@ __getattr__, __dir__ = lazy_exports(
         "InputContract": ".backbone",
         "YAMNetBackbone": ".yamnet_backbone",
         "Wav2Vec2Backbone": ".wav2vec2_backbone",
+        "WhisperBackbone": ".whisper_backbone",
+        "EfficientATBackbone": ".efficientat_backbone",
         "get_backbone": ".registry",
     },
 )

@@ -81,6 +81,12 @@ class Backbone(abc.ABC):
     class_names: Sequence[str] | None = None
     #: Name scope of the backbone's signal frontend in graphs: int8 TFLite keeps those ops float.
     frontend_scope: str | None = None
+    #: True when the backbone's own scores are per clip (``"clip_scores"``), not per frame.
+    clip_level_scores: bool = False
+    #: Optional: ``graph_window(waveform [1, S]) -> dict`` like :meth:`graph_outputs` for one unpadded
+    #: clip, a simpler graph for fixed-window TFLite models (no batch bookkeeping); None: the exporter
+    #: calls :meth:`graph_outputs` with the full length.
+    graph_window: Callable[[tf.Tensor], dict[str, tf.Tensor]] | None = None
 
     @property
     def sample_rate(self) -> int:

@@ -48,11 +48,8 @@ Example:
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import pathlib
 from typing import Any
 
 import numpy as np
@@ -60,7 +57,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfaudio.backbones.backbone import Backbone, InputContract
-from tfaudio.errors import AudioError, TfaudioError, WeightsNotFoundError
+from tfaudio.backbones.hf_checkpoint import CheckpointSource, check_layer, config_weights_digest
+from tfaudio.errors import AudioError, TfaudioError
 
 __all__ = ["Wav2Vec2Backbone", "Wav2Vec2Embedder", "SUPPORTED_MODEL_TYPES", "conv_output_length"]
 
@@ -68,7 +66,6 @@ log = logging.getLogger(__name__)
 
 #: ``config.model_type`` → transformers' TF class. DistilHuBERT checkpoints are ``"hubert"``.
 SUPPORTED_MODEL_TYPES = {"wav2vec2": "TFWav2Vec2Model", "hubert": "TFHubertModel"}
-_TRUE = ("1", "true", "yes", "on")
 # transformers' Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm uses this epsilon.
 _NORM_EPS = 1e-7
 # Weights that a base-model checkpoint may lack without harm (SpecAugment's mask vector is only used
@@ -94,33 +91,6 @@ def receptive_field(kernels, strides) -> int:
     for k, s in reversed(list(zip(kernels, strides, strict=True))):
         r = (r - 1) * s + k
     return r
-
-
-def _offline_env() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in _TRUE
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TFAUDIO_OFFLINE"))
-
-
-def _hf_cache_dir() -> pathlib.Path:
-    """Where huggingface_hub keeps downloads, read from the environment now (not at import)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return pathlib.Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return pathlib.Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (pathlib.Path(xdg) if xdg else pathlib.Path.home() / ".cache") / "huggingface" / "hub"
-
-
-def _looks_like_path(source: str) -> bool:
-    """A source that can only be a folder (a hub id is ``name`` or ``owner/name``)."""
-    return (source.startswith((".", "/", "~")) or "\\" in source or source.count("/") > 1
-            or os.path.isabs(source))
-
-
-def _torch_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("torch") is not None
 
 
 def _masked_group_norm(x: tf.Tensor, lengths: tf.Tensor, norm: keras.layers.Layer) -> tf.Tensor:
@@ -388,16 +358,8 @@ class Wav2Vec2Backbone(Backbone):
 
     @staticmethod
     def _check_layer(layer, num_layers: int):
-        if isinstance(layer, str) and layer.lstrip("-").isdigit():
-            layer = int(layer)
-        if layer in ("last", "weighted"):
-            return layer
-        if isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
-            if -(num_layers + 1) <= layer <= num_layers:
-                return int(layer) % (num_layers + 1)
-            raise TfaudioError(f"layer={layer} is out of range: this model has hidden states 0..{num_layers} "
-                               f"(0 = transformer input, {num_layers} = last layer).")
-        raise TfaudioError(f"layer must be 'last', 'weighted' or an int, got {layer!r}.")
+        return check_layer(layer, num_layers)
+
 
     # ---- construction ----------------------------------------------------------------------------
     @classmethod
@@ -440,103 +402,47 @@ class Wav2Vec2Backbone(Backbone):
             TfaudioError: the checkpoint is not a Wav2Vec2/HuBERT model, or only has PyTorch weights
                 and torch is not installed.
         """
-        source = os.fspath(model_id_or_path)
-        offline = _offline_env() if local_files_only is None else bool(local_files_only)
-        cache = pathlib.Path(cache_dir).expanduser() if cache_dir is not None else _hf_cache_dir()
-        path = pathlib.Path(source).expanduser()
-        local = path.is_dir()
-        fix = (f"Fix: pass a folder that has config.json and model.safetensors or tf_model.h5 (e.g. written by "
-               f"model.save_pretrained(folder) and feature_extractor.save_pretrained(folder)), or a hub id such as "
-               f"'facebook/wav2vec2-base' with network access (unset HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE / "
-               f"TFAUDIO_OFFLINE), or download it once with `huggingface-cli download <id>` into {cache}.")
-        if not local and (path.exists() or _looks_like_path(source)):
-            what = "a file, not a folder" if path.exists() else "no such folder"
-            raise WeightsNotFoundError(f"{source}: {what}. Tried: the local folder {path.resolve()}. {fix}")
-        load_from = str(path) if local else source
-        where = f"the local folder {path.resolve()}" if local else (
-            f"the Hugging Face hub id {source!r} in the cache {cache}" + (" (offline: cache only)" if offline else ""))
-        kwargs = {"cache_dir": str(cache), "local_files_only": offline}
-
-        import transformers
-
-        try:
-            config = transformers.AutoConfig.from_pretrained(load_from, **kwargs)
-        except (OSError, ValueError) as err:
-            raise WeightsNotFoundError(f"{source}: no model config (config.json) found. Tried: {where}. "
-                                       f"transformers said: {err} {fix}") from err
+        src = CheckpointSource.resolve(model_id_or_path, example="facebook/wav2vec2-base", cache_dir=cache_dir,
+                                       local_files_only=local_files_only)
+        config = src.config()
         model_type = config.model_type
         if model_type not in SUPPORTED_MODEL_TYPES:
-            raise TfaudioError(f"{source}: model_type {model_type!r} has no TensorFlow class in transformers; "
-                               f"supported: {', '.join(SUPPORTED_MODEL_TYPES)} (DistilHuBERT is 'hubert').")
+            hint = f" Fix: a Whisper checkpoint is the whisper backbone: whisper:{src.source}" if model_type == "whisper" else ""
+            raise TfaudioError(f"{src.source}: model_type {model_type!r} has no TensorFlow class in transformers; "
+                               f"supported: {', '.join(SUPPORTED_MODEL_TYPES)} (DistilHuBERT is 'hubert').{hint}")
         if getattr(config, "conv_pos_batch_norm", False):
-            raise TfaudioError(f"{source}: conv_pos_batch_norm=True is not implemented by transformers' TF "
+            raise TfaudioError(f"{src.source}: conv_pos_batch_norm=True is not implemented by transformers' TF "
                                "HuBERT. Fix: use a checkpoint with weight-normalised positional convolutions.")
         if getattr(config, "add_adapter", False):
-            raise TfaudioError(f"{source}: add_adapter=True (a CTC adapter) is not implemented by "
+            raise TfaudioError(f"{src.source}: add_adapter=True (a CTC adapter) is not implemented by "
                                "transformers' TF Wav2Vec2. Fix: use the base (pre-trained) checkpoint.")
-        model_cls = getattr(transformers, SUPPORTED_MODEL_TYPES[model_type])
+        import transformers
 
-        fe = cls._feature_extractor(load_from, kwargs)
-        model = cls._load_model(model_cls, load_from, config, from_pt, kwargs, source, where, fix)
+        model_cls = getattr(transformers, SUPPORTED_MODEL_TYPES[model_type])
+        fe = cls._feature_extractor(src)
+        model = src.load_model(model_cls, config, from_pt,
+                               ignore_missing=lambda k: any(o in k for o in _OPTIONAL_WEIGHTS))
         backbone = cls(
             model, layer=layer, sampling_rate=fe["sampling_rate"], do_normalize=fe["do_normalize"],
             return_attention_mask=fe["return_attention_mask"], max_seconds=max_seconds, jit_compile=jit_compile,
-            source=source,
+            source=src.source,
         )
         return backbone
 
     @staticmethod
-    def _feature_extractor(load_from: str, kwargs: dict) -> dict[str, Any]:
+    def _feature_extractor(src: CheckpointSource) -> dict[str, Any]:
         """The feature extractor's settings, or Wav2Vec2FeatureExtractor's defaults without one."""
         from transformers import Wav2Vec2FeatureExtractor
 
-        try:
-            fe = Wav2Vec2FeatureExtractor.from_pretrained(load_from, **kwargs)
-        except (OSError, ValueError):
-            log.info("%s: no preprocessor_config.json; using Wav2Vec2FeatureExtractor defaults", load_from)
+        fe = src.feature_extractor(Wav2Vec2FeatureExtractor)
+        if fe is None:
+            log.info("%s: no preprocessor_config.json; using Wav2Vec2FeatureExtractor defaults", src.source)
             fe = Wav2Vec2FeatureExtractor()
         if getattr(fe, "feature_size", 1) != 1:
-            raise TfaudioError(f"{load_from}: the feature extractor expects {fe.feature_size} input features; "
+            raise TfaudioError(f"{src.source}: the feature extractor expects {fe.feature_size} input features; "
                                "tfaudio feeds raw mono waveforms (feature_size 1).")
         return {"sampling_rate": int(fe.sampling_rate), "do_normalize": bool(fe.do_normalize),
                 "return_attention_mask": bool(fe.return_attention_mask)}
-
-    @staticmethod
-    def _load_model(model_cls, load_from, config, from_pt, kwargs, source, where, fix):
-        def pt_hint(reason):
-            return TfaudioError(
-                f"{source}: {reason}, and loading PyTorch weights needs torch, which is not installed. "
-                f"Fix: pip install torch (CPU wheels are enough), or give TF weights: a folder with "
-                f"model.safetensors or tf_model.h5 (e.g. convert once where torch is installed with "
-                f"TF{model_cls.__name__[2:]}.from_pretrained(src, from_pt=True).save_pretrained(dst)).")
-
-        if from_pt and not _torch_available():
-            raise pt_hint("from_pt=True asks for PyTorch weights")
-        attempts = [bool(from_pt)] if from_pt is not None else [False]
-        errors = []
-        for pt in attempts:
-            try:
-                model, info = model_cls.from_pretrained(load_from, config=config, from_pt=pt,
-                                                        output_loading_info=True, **kwargs)
-                break
-            except OSError as err:
-                errors.append(f"{'PyTorch' if pt else 'TF/safetensors'} weights: {err}")
-                only_pt = "pytorch" in str(err).lower() and "from_pt" in str(err)
-                if from_pt is None and not pt and only_pt:
-                    if not _torch_available():
-                        raise pt_hint("it only has PyTorch weights (pytorch_model.bin)") from err
-                    attempts.append(True)
-                    continue
-        else:
-            raise WeightsNotFoundError(f"{source}: no usable weights. Tried: {where}; "
-                                       + "; ".join(errors) + f" {fix}")
-        missing = [k for k in info.get("missing_keys", []) if not any(o in k for o in _OPTIONAL_WEIGHTS)]
-        if missing:
-            raise WeightsNotFoundError(
-                f"{source}: the weights file lacks {len(missing)} of the model's weights (e.g. "
-                f"{', '.join(sorted(missing)[:3])}), so they would be random. Tried: {where}. Fix: check that the "
-                f"checkpoint is a {config.model_type} base model of this config.")
-        return model
 
     # ---- identity --------------------------------------------------------------------------------
     def settings(self) -> dict[str, Any]:
@@ -553,12 +459,8 @@ class Wav2Vec2Backbone(Backbone):
             # settings that do not change inference (training-only regularisers, bookkeeping) stay out
             config = {k: v for k, v in self.config.to_dict().items()
                       if k not in _VOLATILE_CONFIG and "dropout" not in k and not k.startswith(("mask_", "ctc_"))}
-            digest = hashlib.sha256(json.dumps([config, self.settings()], sort_keys=True, default=str).encode())
-            for w in self.embedder.weights:
-                value = np.ascontiguousarray(w.numpy())
-                digest.update(str(value.shape).encode())
-                digest.update(value.tobytes())
-            self._fingerprint = f"{self.model_type}-{digest.hexdigest()[:16]}"
+            self._fingerprint = config_weights_digest(self.model_type, config, self.settings(),
+                                                      (w.numpy() for w in self.embedder.weights))
         return self._fingerprint
 
     def spec(self) -> dict[str, Any]:

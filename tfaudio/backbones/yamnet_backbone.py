@@ -575,6 +575,14 @@ class YAMNetBackbone(Backbone):
         embeddings, scores = self.body(patches, training=False)  # [N, 1024], [N, 521]
         return _scatter(embeddings, scores, mask)
 
+    def graph_window(self, waveform) -> dict[str, tf.Tensor]:
+        """One unpadded clip ``[1, S]`` → :meth:`graph_outputs`' dict (mask all True): the frontend and
+        the body without the batch bookkeeping (the graph of YAMNet's fixed-window TFLite models)."""
+        with tf.name_scope(self.frontend_scope):
+            patches, _ = self.frontend(waveform[0])  # [P, 96, 64]
+        embeddings, scores = self.body(patches, training=False)  # [P, 1024], [P, 521]
+        return {"embeddings": embeddings[None], "scores": scores[None], "mask": tf.ones_like(embeddings[None, :, 0], tf.bool)}
+
     def batch_outputs(self, waveforms, lengths=None) -> dict[str, tf.Tensor]:
         """:meth:`graph_outputs` eagerly, the body ``_PATCH_CHUNK`` patches per call (fastest on CPU).
 

@@ -7,9 +7,9 @@ Graph::
       → top-k labels → WriteToText (JSONL or CSV)
 
 The model is a folder written by ``tfaudio export`` (``OUTPUT/saved_model``, or ``OUTPUT`` itself):
-its ``batch`` signature takes ``audio`` [B, S] at the rate it was exported for (``--input-rate``,
-16 kHz by default) and ``lengths`` [B]; the labels come from its ``assets/labels.txt``. Output rows
-come in no particular order.
+its ``batch`` signature takes ``audio`` [B, S] at the rate the export states in its
+``assets/tfaudio.json`` and ``lengths`` [B]; the labels come from the same file. Output rows come in
+no particular order.
 """
 from __future__ import annotations
 
@@ -182,7 +182,7 @@ def run_predict(
     *,
     top_k: int = 3,
     fmt: str | None = None,
-    input_rate: int = 16000,
+    input_rate: int | None = None,
     batch_size: int = 16,
     runner: str | None = None,
     options: Sequence[str] | dict[str, Any] | Any = None,
@@ -196,14 +196,18 @@ def run_predict(
         output: the JSONL or CSV file to write (bad files go to ``<stem>.dead_letters.jsonl`` beside it).
         top_k: labels per file.
         fmt: "jsonl" or "csv" (default: from the output's extension, JSONL unless ``.csv``).
-        input_rate: the rate the model takes (what it was exported with: ``tfaudio export --input-rate``).
+        input_rate: only for an export written before exports described themselves: the rate it takes
+            (what ``tfaudio export --input-rate`` was). Current exports state it.
         batch_size: clips per model call.
         runner, options: the Beam runner and pass-through options (see ``pipeline_options``).
         backend: decoder backend for compressed formats.
     """
+    from tfaudio.export.loader import export_input_rate
+
     t0 = time.perf_counter()
     saved_model = resolve_saved_model(model)
     labels = read_labels(saved_model)
+    input_rate = export_input_rate(saved_model, input_rate, str(model))
     if top_k < 1:
         raise TfaudioError(f"top_k must be >= 1, got {top_k}.")
     output = pathlib.Path(output)

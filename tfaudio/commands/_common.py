@@ -21,8 +21,24 @@ def add_data_args(p: argparse.ArgumentParser, *, folds_help: str) -> None:
                                           "default: inferred from ESC-50 / Speech Commands / FSDD file names)")
     p.add_argument("--classes", nargs="+", help="keep only these classes (in this order)")
     p.add_argument("--folds", help=folds_help)
+    p.add_argument("--duplicates", choices=["error", "drop"], default="error",
+                   help="a file listed twice: stop with the rows named (default) or keep the first row")
+    add_on_error_arg(p)
+
+
+def add_on_error_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-error", choices=["raise", "skip"], default="raise",
-                   help="bad audio files: stop (default) or skip, count and report them")
+                   help="bad audio files: stop at the first (default) or skip, count and report them")
+
+
+def report_skipped(skipped: list[tuple[str, str]], total: int, *, what: str = "files") -> int:
+    """Print the skipped inputs (one warning line each) and return the exit status: 0 when some input
+    was usable, 1 when every one was skipped."""
+    from tfaudio.log import warn
+
+    if skipped:
+        warn(f"skipped {len(skipped)} of {total} {what} (bad audio):\n" + "\n".join(f"  {p}: {why}" for p, why in skipped))
+    return 1 if total and len(skipped) == total else 0
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
@@ -45,19 +61,12 @@ def load_manifest(args: argparse.Namespace):
 
     source = pathlib.Path(args.data)
     kwargs: dict[str, Any] = {"audio_dir": args.audio_dir} if getattr(args, "audio_dir", None) else {}
-    if source.is_file():  # a CSV: its column names
-        import pandas as pd
-
-        try:
-            columns = list(pd.read_csv(source, nrows=0).columns)
-        except (ValueError, OSError) as err:
-            raise ManifestError(f"{source}: cannot be read as a CSV ({err}). Fix: pass a CSV file or a folder.") from None
-        fold = getattr(args, "fold_column", None)
-        if fold is None:
-            fold = "fold" if "fold" in columns else None
+    if source.is_file():  # a CSV: its column names (a CSV without a fold column gets folds assigned)
         kwargs.update(path_column=getattr(args, "path_column", "filename"),
                       label_column=getattr(args, "label_column", "category"),
-                      fold_column=fold, group_column=getattr(args, "group_column", None) or "auto")
+                      fold_column=getattr(args, "fold_column", None) or "fold",
+                      group_column=getattr(args, "group_column", None) or "auto")
+    kwargs["duplicates"] = {"error": "raise", "drop": "drop"}[getattr(args, "duplicates", "error")]
     m = Manifest.from_source(source, **kwargs)
     if args.classes:
         m = m.select(args.classes)
@@ -84,6 +93,29 @@ def parse_split(spec: str | None, manifest) -> tuple[list[int], list[int], list[
     return lists[0], lists[1], lists[2]
 
 
+def parse_fold_list(spec: str) -> list[int]:
+    """``"1,2"`` → [1, 2] (``--folds`` of evaluate)."""
+    try:
+        folds = [int(x) for x in spec.split(",") if x.strip()]
+    except ValueError:
+        folds = []
+    if not folds:
+        raise ManifestError(f"--folds {spec!r}: give fold numbers separated by commas, e.g. --folds 4,5")
+    return folds
+
+
+def parse_fold_count(spec: str | None, default: int = 5) -> int:
+    """``--folds K`` of cv: how many folds to assign when the data has none."""
+    try:
+        k = int(spec) if spec is not None else default
+    except ValueError:
+        k = 0
+    if k < 2:
+        raise ManifestError(f"--folds {spec!r}: the number of folds to assign must be a whole number >= 2, e.g. "
+                            "--folds 5 (the data's own folds are used when it has a fold column).")
+    return k
+
+
 def head_config(args: argparse.Namespace):
     from tfaudio.heads.classification_head import HeadConfig
 
@@ -96,6 +128,24 @@ def train_config(args: argparse.Namespace):
 
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                        seed=args.seed, verbose=2)
+
+
+def embed_once(clf, manifest, args: argparse.Namespace):
+    """Every clip of ``manifest`` embedded once (extracted into the cache where missing) →
+    (ClipEmbeddings of the usable clips, [(file, reason)] of the skipped ones)."""
+    report = clf.cache.extract(manifest, on_error=getattr(args, "on_error", "raise"))
+    if len(report.skipped) == len(manifest):
+        from tfaudio.errors import ManifestError
+
+        raise ManifestError(f"none of the {len(manifest)} clips could be used; the first: {report.skipped[0][0]}: "
+                            f"{report.skipped[0][1]}")
+    return clf.cache.load(manifest, extract=False), list(report.skipped)
+
+
+def skipped_in(skipped: list[tuple[str, str]], manifest) -> list[dict[str, str]]:
+    """The skipped files that belong to ``manifest``, for its report."""
+    paths = set(manifest.paths) if manifest is not None else set()
+    return [{"file": f, "reason": why} for f, why in skipped if f in paths]
 
 
 def make_cache(backbone, args: argparse.Namespace):

@@ -7,6 +7,8 @@ from tfaudio.commands._common import (
     head_config,
     load_manifest,
     make_cache,
+    parse_fold_count,
+    report_skipped,
     train_config,
 )
 
@@ -25,13 +27,14 @@ def run(args) -> int:
     from tfaudio.tasks.cross_validation import cross_validate
     from tfaudio.tasks.report import format_cv
 
+    k = parse_fold_count(args.folds)
     manifest = load_manifest(args)
     if not manifest.has_folds:
-        manifest = manifest.assign_folds(int(args.folds or 5), seed=args.seed)
+        manifest = manifest.assign_folds(k, seed=args.seed)
     backbone = get_backbone(args.backbone)
     summary = cross_validate(manifest, backbone, head=head_config(args), train=train_config(args),
                              cache=make_cache(backbone, args), validation=not args.no_validation,
                              output_dir=args.output)
     print(format_cv(summary))
     print(f"reports in {args.output}")
-    return 0
+    return report_skipped([(s["file"], s["reason"]) for s in summary["skipped"]], len(manifest), what="clips")

@@ -1,7 +1,8 @@
 """tfaudio demo: a local web page (Gradio) to try a model: upload or record audio, see the top labels
 with scores, the waveform, the log-mel spectrogram and the frame scores over time.
 
-MODEL is a folder saved by `tfaudio train`, or `yamnet` to tag AudioSet events (521 classes).
+MODEL is a folder saved by `tfaudio train`, an export folder, or a backbone name to tag AudioSet events
+(`yamnet`: 521 classes, `efficientat:mn04_as`: 527).
 The page is served on --host:--port (localhost by default); --share asks Gradio for a public link.
 Needs the `demo` extra: pip install 'tfaudio[demo]'.
 """
@@ -14,7 +15,8 @@ def add_parser(sub):
     p = sub.add_parser("demo", help="a web page to try a model on uploaded or recorded audio (Gradio)",
                        description=__doc__)
     p.add_argument("model", metavar="MODEL",
-                   help="a model folder from `tfaudio train`, or yamnet (AudioSet tagging), or yamnet:/path/yamnet.h5")
+                   help="a model folder from `tfaudio train` or `tfaudio export`, or yamnet / efficientat:mn04_as "
+                        "(AudioSet tagging), or yamnet:/path/yamnet.h5")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to serve on (default 127.0.0.1; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
@@ -38,8 +40,7 @@ def run(args) -> int:
     import_gradio()  # fail before loading the model when Gradio is missing
     model = load_model(args.model, weights=args.weights)
     # One silent second traces the TF functions now, so the first visitor does not wait for it.
-    rate = (model.backbone if hasattr(model, "frame_scores") else model).contract.sample_rate
-    analyze(model, np.zeros(rate, np.float32), rate, args.top_k)
+    analyze(model, np.zeros(model.sample_rate, np.float32), model.sample_rate, args.top_k)
     name = pathlib.Path(args.model).name if pathlib.Path(args.model).is_dir() else args.model.partition(":")[0]
     demo = build_demo(model, args.top_k, title=f"tfaudio demo: {name}")
     print(f"tfaudio demo: serving {args.model} on http://{args.host}:{args.port} (Ctrl+C stops)", flush=True)

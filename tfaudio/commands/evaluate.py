@@ -3,7 +3,15 @@ from __future__ import annotations
 
 import pathlib
 
-from tfaudio.commands._common import add_data_args, load_manifest, make_cache
+from tfaudio.commands._common import (
+    add_data_args,
+    embed_once,
+    load_manifest,
+    make_cache,
+    parse_fold_list,
+    report_skipped,
+    skipped_in,
+)
 
 
 def add_parser(sub):
@@ -16,18 +24,27 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from tfaudio.tasks.audio_classifier import AudioClassifier
+    from tfaudio.errors import TfaudioError
+    from tfaudio.export.loader import load_model
     from tfaudio.tasks.report import format_report, write_report
 
-    clf = AudioClassifier.load(args.model)
-    clf.cache = make_cache(clf.backbone, args)
+    folds = parse_fold_list(args.folds) if args.folds else None
     manifest = load_manifest(args)
-    if args.folds:
-        manifest = manifest.filter_folds([int(f) for f in args.folds.split(",")])
+    if folds:
+        manifest = manifest.filter_folds(folds)
+    loaded = load_model(args.model)
+    if loaded.kind != "classifier":
+        raise TfaudioError(f"{args.model} is {'an' if loaded.kind[0] in 'ae' else 'a'} {loaded.kind}; evaluate scores a "
+                           "classifier saved by `tfaudio train` on cached embeddings. Fix: pass that model folder.")
+    clf = loaded.model
+    clf.cache = make_cache(clf.backbone, args)
     manifest = manifest.with_labels(clf.labels)
-    rep = clf.evaluate(manifest)
+    clips, skipped = embed_once(clf, manifest, args)
+    rep = clf.evaluate(clips)
+    for level in ("clip", "frame"):
+        rep[level]["skipped"] = skipped_in(skipped, manifest)
     out = pathlib.Path(args.output or args.model)
     write_report(rep["clip"], out, name="eval_report")
     write_report(rep["frame"], out, name="eval_frame_report")
     print(format_report(rep["clip"]))
-    return 0
+    return report_skipped(skipped, len(manifest), what="clips")

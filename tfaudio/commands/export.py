@@ -1,6 +1,7 @@
-"""tfaudio export: write a classifier saved by `tfaudio train` (YAMNet or Wav2Vec2 / HuBERT backbone), or a
-fine-tuned Wav2Vec2 / HuBERT model saved by save_finetune_model, as a SavedModel (TF Serving: raw waveform
-in, scores and label out) and, on request, TFLite files for Android (MediaPipe Tasks / TFLite Task Library)."""
+"""tfaudio export: write a classifier saved by `tfaudio train` (any backbone), a fine-tuned Wav2Vec2 / HuBERT
+model saved by save_finetune_model, or a backbone's own tagger (yamnet, efficientat:mn04_as) as a SavedModel
+(TF Serving: raw waveform in, scores and label out; it states its input rate, labels and backbone in
+assets/tfaudio.json) and, on request, TFLite files for Android (MediaPipe Tasks / TFLite Task Library)."""
 from __future__ import annotations
 
 import pathlib
@@ -13,13 +14,15 @@ VARIANTS = ("float32", "float16", "dynamic", "int8")
 def add_parser(sub):
     p = sub.add_parser("export", help="export a trained classifier as a SavedModel and TFLite files",
                        description=__doc__)
-    p.add_argument("model", help="folder of a classifier saved by `tfaudio train`, or of a fine-tuned model "
-                                 "saved by tfaudio.tasks.wav2vec2_finetune.save_finetune_model")
+    p.add_argument("model", help="folder of a classifier saved by `tfaudio train`, of a fine-tuned model saved by "
+                                 "tfaudio.tasks.wav2vec2_finetune.save_finetune_model, or a backbone name to export "
+                                 "its own AudioSet tagger (yamnet, efficientat:mn04_as)")
     p.add_argument("--output", "-o", required=True,
                    help="folder to write: OUTPUT/saved_model and OUTPUT/model_<variant>.tflite")
     p.add_argument("--input-rate", type=int,
                    help="sample rate of the SavedModel's input in Hz; it resamples in-graph (default: the "
-                        "backbone's, 16000 for YAMNet and Wav2Vec2). TFLite inputs are always at the backbone's rate.")
+                        "backbone's: 16000 for YAMNet and Wav2Vec2, 32000 for EfficientAT). TFLite inputs are always "
+                        "at the backbone's rate.")
     p.add_argument("--tflite", nargs="+", choices=VARIANTS, default=[], metavar="VARIANT",
                    help=f"TFLite variants to write: {', '.join(VARIANTS)} (int8 needs --representative)")
     p.add_argument("--frame-scores", action="store_true",
@@ -30,9 +33,9 @@ def add_parser(sub):
     p.add_argument("--whole-clip", action="store_true",
                    help="TFLite: a dynamic input length (resize per clip) instead of a fixed window; written as "
                         "model_<variant>_whole_clip.tflite (MediaPipe needs the fixed window: omit this for Android)")
-    p.add_argument("--window-samples", type=int, default=15600,
-                   help="TFLite window in samples (default 15600 = one 0.975 s patch at 16 kHz, as the official "
-                        "YAMNet; Wav2Vec2 takes any window >= 400)")
+    p.add_argument("--window-samples", type=int,
+                   help="TFLite window in samples at the backbone's rate (default: the backbone's window, 15600 = "
+                        "one 0.975 s patch at 16 kHz for YAMNet as the official file; Wav2Vec2 takes any >= 400)")
     p.add_argument("--representative",
                    help="int8 calibration audio: a CSV manifest, an ESC-50 folder or a folder with class "
                         "sub-folders (e.g. the training data)")
@@ -42,18 +45,6 @@ def add_parser(sub):
 
 def _size(path: pathlib.Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
-
-
-def load_model(path):
-    """An AudioClassifier folder (`tfaudio train`) or a fine-tuned Wav2Vec2 / HuBERT folder."""
-    from tfaudio.tasks.audio_classifier import AudioClassifier
-
-    if (pathlib.Path(path) / "tfaudio.json").is_file():
-        from tfaudio.tasks.wav2vec2_finetune import is_finetune_folder, load_finetune_model
-
-        if is_finetune_folder(path):
-            return load_finetune_model(path)
-    return AudioClassifier.load(path)
 
 
 def run(args) -> int:
@@ -81,7 +72,14 @@ def run(args) -> int:
         representative = Manifest.from_source(args.representative).paths
         random.Random(0).shuffle(representative)  # calibration sees every class, not the first few
 
-    clf = load_model(args.model)
+    from tfaudio.export.loader import load_model
+
+    loaded = load_model(args.model)
+    if loaded.kind not in ("classifier", "finetune", "tagger"):
+        raise TfaudioError(f"{args.model} is {'an' if loaded.kind[0] in 'ae' else 'a'} {loaded.kind}; `tfaudio export` "
+                           "writes models saved by `tfaudio train` (or fine-tuned, or a backbone's tagger). Fix: "
+                           "pass the model folder it came from.")
+    clf = loaded.model if loaded.kind != "tagger" else loaded.backbone
     written = [export_saved_model(clf, targets[0], input_rate=args.input_rate, frame_scores=args.frame_scores,
                                   backbone_scores=args.audioset, overwrite=args.overwrite)]
     for variant, target in zip(args.tflite, targets[1:], strict=True):

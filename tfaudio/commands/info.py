@@ -1,6 +1,6 @@
 """tfaudio info: what a model costs and contains: parameters (backbone + head), multiply-accumulates per
 second of audio, peak activation memory for a 10 s clip, the file size of each export, labels and sample
-rate. See tfaudio/tasks/model_info.py for how each number is counted."""
+rate. See tfaudio/export/model_info.py for how each number is counted."""
 from __future__ import annotations
 
 
@@ -19,7 +19,7 @@ def add_parser(sub):
 
 def run(args) -> int:
     from tfaudio.errors import TfaudioError
-    from tfaudio.tasks.model_info import format_info, model_info, to_json
+    from tfaudio.export.model_info import format_info, model_info, to_json
 
     if not args.clip_seconds > 0:
         raise TfaudioError(f"--clip-seconds must be > 0, got {args.clip_seconds}.")

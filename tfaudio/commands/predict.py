@@ -1,5 +1,6 @@
-"""tfaudio predict: top-k labels of audio files (or a CSV / folder of them) with a saved classifier;
-several models (--ensemble) average their scores.
+"""tfaudio predict: top-k labels of audio files (or a CSV / folder of them) with a saved classifier or an
+export (which states its own input rate); several models (--ensemble) average their scores. With
+--on-error skip, unusable files are listed and every good file is still scored.
 
 Batch scoring on Apache Beam: give an exported model (`tfaudio export ... -o EXPORT`) and --output, or
 --runner. The job writes one row per file (JSON lines, or CSV when OUTPUT ends in .csv) and bad files to
@@ -11,11 +12,13 @@ from __future__ import annotations
 import json
 import pathlib
 
+from tfaudio.commands._common import add_on_error_arg, report_skipped
+
 
 def add_parser(sub):
     p = sub.add_parser("predict", help="predict labels of audio files with a saved classifier", description=__doc__)
     p.add_argument("model", help="folder of a model saved by `tfaudio train`, or of one exported by `tfaudio export` "
-                                 "(a SavedModel: scored on Beam)")
+                                 "(scored on Beam with --output / --runner)")
     p.add_argument("inputs", nargs="+", help="audio files, a CSV manifest or a folder")
     p.add_argument("--ensemble", nargs="+", default=[], help="more model folders whose scores are averaged in")
     p.add_argument("--top-k", type=int, default=3)
@@ -24,17 +27,12 @@ def add_parser(sub):
     beam.add_argument("--runner", help="Beam runner (DirectRunner, DataflowRunner, FlinkRunner, ...); implied for a "
                                        "SavedModel")
     beam.add_argument("--output", "-o", help="JSONL or CSV file to write (required on Beam)")
-    beam.add_argument("--input-rate", type=int, default=16000,
-                      help="the rate the SavedModel takes (what `tfaudio export --input-rate` set; default 16000)")
+    beam.add_argument("--input-rate", type=int,
+                      help="only for an export made before exports stated their rate: the rate it takes")
     beam.add_argument("--batch-size", type=int, default=16, help="clips per model call (default 16)")
+    add_on_error_arg(p)
     p.set_defaults(_pipeline_args=True)
     return p
-
-
-def _is_saved_model(path: str) -> bool:
-    folder = pathlib.Path(path)
-    return not (folder / "tfaudio.json").is_file() and any(
-        (f / "saved_model.pb").is_file() for f in (folder, folder / "saved_model"))
 
 
 def _run_beam(args) -> int:
@@ -73,33 +71,41 @@ def _expand(inputs: list[str]) -> list[str]:
 
 
 def run(args) -> int:
-    if args.runner or _is_saved_model(args.model):
-        return _run_beam(args)
     import numpy as np
 
     from tfaudio.errors import TfaudioError
-    from tfaudio.tasks.audio_classifier import AudioClassifier, top_k_labels
+    from tfaudio.export.loader import load_model
+    from tfaudio.tasks.audio_classifier import top_k_labels
 
+    if args.top_k < 1:
+        raise TfaudioError(f"--top-k must be >= 1, got {args.top_k}.")
+    if args.runner or args.output:
+        return _run_beam(args)
     extra = getattr(args, "pipeline_args", None)
     if extra:
         raise TfaudioError(f"unrecognized arguments: {' '.join(extra)} (options pass through to Beam only when "
-                           "scoring an exported model with --runner).")
-    if args.output:
-        raise TfaudioError("--output is for batch scoring on Beam (an exported model or --runner). Fix: drop it; "
-                           "the predictions are printed.")
-
-    models = [AudioClassifier.load(m) for m in [args.model, *args.ensemble]]
+                           "scoring an exported model with --runner / --output).")
+    models = [load_model(m, input_rate=args.input_rate if i == 0 else None)
+              for i, m in enumerate([args.model, *args.ensemble])]
     labels = models[0].labels
-    for m, path in zip(models[1:], args.ensemble):
+    for m in models[1:]:
         if m.labels != labels:
-            raise TfaudioError(f"{path} has labels {list(m.labels)}, {args.model} has {list(labels)}: an ensemble "
+            raise TfaudioError(f"{m.source} has labels {list(m.labels)}, {args.model} has {list(labels)}: an ensemble "
                                f"needs the same labels in the same order.")
     files = _expand(args.inputs)
-    scores = np.mean([m.predict_scores(files) for m in models], axis=0)
-    for f, s in zip(files, scores):
-        top = top_k_labels(s, labels, args.top_k)
+    good: list[int] | None = None
+    skipped: dict[str, str] = {}
+    scores = []
+    for m in models:  # each model gets its inputs at its own rate, from the one front door
+        converted = m.converter().convert_many(files, on_error=args.on_error, names=files)
+        skipped.update(converted.skipped)
+        good = converted.index if good is None else [i for i in good if i in set(converted.index)]
+        scores.append(dict(zip(converted.index, m.scorer.scores(converted.waves, batch_size=args.batch_size))))
+    for i in good or []:
+        f = files[i]
+        top = top_k_labels(np.mean([s[i] for s in scores], axis=0), labels, args.top_k)
         if args.json:
-            print(json.dumps({"file": f, "predictions": top}))
+            print(json.dumps({"file": f, "predictions": top}, ensure_ascii=False))
         else:
             print(f + "\t" + "  ".join(f"{t['label']} {t['score']:.3f}" for t in top))
-    return 0
+    return report_skipped(sorted(skipped.items()), len(files))

@@ -1,83 +1,84 @@
-"""tfaudio tag: the top-k AudioSet events (YAMNet's 521 classes) of audio files, no training needed.
+"""tfaudio tag: the top-k AudioSet events of audio files with a pretrained backbone, no training needed.
 
-Each file (WAV, FLAC, OGG or MP3 at any rate) is decoded, mixed to mono, resampled to 16 kHz and cut
-into 0.96 s patches every 0.48 s; a clip's score for a class is the mean of its patch scores.
+Each file (WAV, FLAC, OGG or MP3 at any rate) goes through the one front door (decode, mix to mono,
+resample to the backbone's rate) and the one clip scorer: YAMNet (521 classes) scores 0.96 s patches
+every 0.48 s and a clip's score is the mean of its patch scores; EfficientAT (527 classes) scores the
+clip as a whole. With --on-error skip, unusable files are listed and the good ones still tagged.
 """
 from __future__ import annotations
 
 import json
 
-#: Files per YAMNet call (patches of the whole group go through the network at once).
+from tfaudio.commands._common import add_on_error_arg, report_skipped
+
+#: Files per model call.
 _BATCH = 16
 
 
 def add_parser(sub):
-    p = sub.add_parser("tag", help="top-k AudioSet events of audio files (pretrained YAMNet)", description=__doc__)
+    p = sub.add_parser("tag", help="top-k AudioSet events of audio files (pretrained YAMNet or EfficientAT)",
+                       description=__doc__)
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG, MP3; any rate)")
     p.add_argument("--top-k", type=int, default=5, help="events per file (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object per file instead of text")
+    p.add_argument("--backbone", default="yamnet",
+                   help="the tagger: yamnet (default), efficientat:mn04_as (any mnXX_as, or a .pt path), "
+                        "yamnet:/path/yamnet.h5")
     p.add_argument("--weights", help="YAMNet weights: a yamnet.h5, a SavedModel folder or a TF Hub URL "
                                      "(default: $TFAUDIO_YAMNET, ../shared, the cache, then TF Hub)")
+    add_on_error_arg(p)
     return p
 
 
-def _load(path: str, rate: int):
-    import numpy as np
+def tag_files(backbone, files: list[str], top_k: int = 5, *, on_error: str = "raise") -> list[dict]:
+    """``[{"file", "seconds", "frames", "events": [{"label", "index", "score"}]}]`` per good file.
 
-    from tfaudio.io.decode import load_audio
-    from tfaudio.signal.resample import resample
-
-    audio, file_rate = load_audio(path)  # AudioError naming the file when it is unusable
-    if file_rate != rate:
-        audio = np.asarray(resample(audio, file_rate, rate))
-    return audio, len(audio) / rate
-
-
-def tag_files(backbone, files: list[str], top_k: int = 5) -> list[dict]:
-    """``[{"file", "seconds", "patches", "events": [{"label", "index", "score"}]}]`` per file.
+    With ``on_error="skip"`` an unusable file gets ``{"file", "error"}`` in its place instead.
 
     Raises:
-        AudioError: a file cannot be decoded (before any model call).
+        AudioError: a file cannot be used (``on_error="raise"``; before any model call).
     """
     import numpy as np
 
-    rate = backbone.sample_rate
-    clips = [_load(f, rate) for f in files]
-    names = backbone.class_names
-    out = []
-    for start in range(0, len(clips), _BATCH):
-        chunk = clips[start : start + _BATCH]
-        lengths = np.array([len(a) for a, _ in chunk], np.int32)
-        batch = np.zeros([len(chunk), max(int(lengths.max()), 1)], np.float32)
-        for i, (audio, _) in enumerate(chunk):
-            batch[i, : len(audio)] = audio
-        scores, mask = backbone.batch_scores(batch, lengths)
-        scores, mask = np.asarray(scores), np.asarray(mask)
-        for i, (_, seconds) in enumerate(chunk):
-            clip = scores[i][mask[i]].mean(axis=0)  # [521]
-            top = np.argsort(-clip, kind="stable")[:top_k]
-            out.append({
-                "file": files[start + i],
-                "seconds": round(seconds, 3),
-                "patches": int(mask[i].sum()),
-                "events": [{"label": names[j] if names else f"class {j}", "index": int(j),
-                            "score": round(float(clip[j]), 4)} for j in top],
-            })
-    return out
+    from tfaudio.export.loader import load_model
+
+    loaded = load_model(backbone, tagging=True)
+    converted = loaded.converter().convert_many(list(files), on_error=on_error)
+    outputs = loaded.scorer.outputs(converted.waves, batch_size=_BATCH)
+    rate = loaded.sample_rate
+    rows: dict[int, dict] = {}
+    for i, wave, out in zip(converted.index, converted.waves, outputs, strict=True):
+        clip = out["classifier"]
+        top = np.argsort(-clip, kind="stable")[:top_k]
+        rows[i] = {
+            "file": str(files[i]),
+            "seconds": round(len(wave) / rate, 3),
+            "frames": int(len(out["frame_scores"])) if "frame_scores" in out else 1,
+            "events": [{"label": loaded.labels[j], "index": int(j), "score": round(float(clip[j]), 4)} for j in top],
+        }
+    bad = dict(converted.skipped)
+    return [rows[i] if i in rows else {"file": str(f), "error": bad[str(f)]} for i, f in enumerate(files)]
 
 
 def run(args) -> int:
-    from tfaudio.backbones.yamnet_backbone import YAMNetBackbone
     from tfaudio.errors import TfaudioError
 
     if args.top_k < 1:
         raise TfaudioError(f"--top-k must be >= 1, got {args.top_k}.")
-    backbone = YAMNetBackbone.from_pretrained(args.weights)
-    for item in tag_files(backbone, list(args.files), args.top_k):
+    spec = args.backbone
+    if args.weights:
+        if spec.partition(":")[0] != "yamnet":
+            raise TfaudioError("--weights names YAMNet weights; for another backbone give them in --backbone "
+                               "(e.g. --backbone efficientat:/path/mn04_as_mAP_432.pt).")
+        spec = f"yamnet:{args.weights}"
+    rows = tag_files(spec, list(args.files), args.top_k, on_error=args.on_error)
+    for item in rows:
+        if "error" in item:
+            continue
         if args.json:
-            print(json.dumps(item))
+            print(json.dumps(item, ensure_ascii=False))
         else:
             print(f"{item['file']}  ({item['seconds']:.2f} s)")
             for e in item["events"]:
                 print(f"  {e['score']:.3f}  {e['label']}")
-    return 0
+    return report_skipped([(r["file"], r["error"]) for r in rows if "error" in r], len(rows))

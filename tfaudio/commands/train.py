@@ -6,10 +6,13 @@ import pathlib
 from tfaudio.commands._common import (
     add_data_args,
     add_model_args,
+    embed_once,
     head_config,
     load_manifest,
     make_cache,
     parse_split,
+    report_skipped,
+    skipped_in,
     train_config,
 )
 
@@ -24,6 +27,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    import numpy as np
+
     from tfaudio.backbones.registry import get_backbone
     from tfaudio.tasks.audio_classifier import AudioClassifier
     from tfaudio.tasks.report import format_report, write_report
@@ -35,16 +40,32 @@ def run(args) -> int:
     split = manifest.split(train=tr, val=va, test=te)
     backbone = get_backbone(args.backbone)
     clf = AudioClassifier(backbone, labels=manifest.labels, head=head_config(args), cache=make_cache(backbone, args))
-    print(f"training on folds {tr} ({len(split.train)} clips), validating on {va}, testing on {te}")
-    clf.fit(split.train, split.val, train_config(args))
+    used = manifest.filter_folds(tr + va + te)
+    clips, skipped = embed_once(clf, used, args)  # each file once, whichever fold it is in
+
+    def part(m):
+        return clips.subset(np.isin(clips.folds, m.folds)) if m is not None else None
+
+    train, val, test = part(split.train), part(split.val), part(split.test)
+
+    def count(c, m):
+        n = len(m) - len(c)
+        return f"{len(c)} clips" + (f", {n} skipped" if n else "")
+
+    print(f"training on folds {tr} ({count(train, split.train)}), validating on {va}"
+          + (f" ({count(val, split.val)})" if val is not None else "") + f", testing on {te}"
+          + (f" ({count(test, split.test)})" if test is not None else ""))
+    clf.fit(train, val, train_config(args))
     out = pathlib.Path(args.output)
     clf.save(out)
-    for name, part in (("val", split.val), ("test", split.test)):
-        if part is None:
+    for name, m, c in (("val", split.val, val), ("test", split.test, test)):
+        if c is None:
             continue
-        rep = clf.evaluate(part)
+        rep = clf.evaluate(c)
+        for level in ("clip", "frame"):
+            rep[level]["skipped"] = skipped_in(skipped, m)
         write_report(rep["clip"], out, name=f"{name}_report", history=clf.history_ if name == "test" else None)
         write_report(rep["frame"], out, name=f"{name}_frame_report")
-        print(f"\n{name} (folds {part.folds}), clip level:\n{format_report(rep['clip'])}")
+        print(f"\n{name} (folds {m.folds}), clip level:\n{format_report(rep['clip'])}")
     print(f"\nsaved to {out}")
-    return 0
+    return report_skipped(skipped, len(used), what="clips")

@@ -66,6 +66,54 @@ def infer_groups(paths: Sequence[str]) -> pd.Series | None:
     return None
 
 
+class _RowNames:
+    """How rows are named in messages: CSV line numbers (header = line 1) or DataFrame rows."""
+
+    def __init__(self, source: str | None, first_line: int | None):
+        self.where = source or "the manifest"
+        self.first_line = first_line
+
+    def of(self, index: Iterable[int], limit: int = 5) -> str:
+        index = [int(i) for i in index]
+        shown = [str(i + self.first_line) for i in index[:limit]] if self.first_line is not None else \
+            [str(i) for i in index[:limit]]
+        more = f" and {len(index) - limit} more" if len(index) > limit else ""
+        return ("line" if self.first_line is not None else "row") + ("s " if len(index) > 1 else " ") + \
+            ", ".join(shown) + more
+
+
+def _checked_text(column: pd.Series, what: str, rows: _RowNames, fix: str) -> pd.Series:
+    """Strings without blanks; blank (empty, whitespace, NaN) cells are an error naming their rows."""
+    text = column.astype(object)
+    blank = text.isna() | text.map(lambda v: not str(v).strip())
+    if blank.any():
+        raise ManifestError(f"{rows.where}: blank {what} at {rows.of(np.flatnonzero(blank.to_numpy()))}. Fix: {fix}.")
+    return text.map(lambda v: str(v).strip() if isinstance(v, str) else str(v))
+
+
+def _checked_folds(column: pd.Series | None, rows: _RowNames) -> pd.Series:
+    """Whole-number folds (Int64), all rows or none; anything else is an error naming its rows."""
+    if column is None:
+        return pd.Series(pd.NA, index=pd.RangeIndex(0), dtype="Int64")
+    column = column.reset_index(drop=True)
+    blank = column.isna() | column.astype(object).map(lambda v: isinstance(v, str) and not v.strip())
+    if blank.all():
+        return pd.Series([pd.NA] * len(column), dtype="Int64")
+    if blank.any():
+        raise ManifestError(
+            f"{rows.where}: blank fold at {rows.of(np.flatnonzero(blank.to_numpy()))} while other rows have folds. "
+            "Fix: give every row a fold, or leave the whole fold column empty (then folds are assigned).")
+    numbers = pd.to_numeric(column.astype(object).map(lambda v: str(v).strip() if isinstance(v, str) else v),
+                            errors="coerce")
+    bad = numbers.isna() | (numbers != np.floor(numbers)) | (numbers < 0)
+    if bad.any():
+        idx = np.flatnonzero(bad.to_numpy())
+        shown = ", ".join(repr(column.iloc[i]) for i in idx[:5])
+        raise ManifestError(f"{rows.where}: folds must be whole numbers >= 0; got {shown} at {rows.of(idx)}. Fix: use "
+                            "fold numbers such as 1..5, or drop the fold column (--fold-column) to assign folds.")
+    return numbers.astype("int64").astype("Int64")
+
+
 class Manifest:
     """One row per clip: ``path`` (str), ``label`` (str), ``fold`` (int or <NA>), ``group`` (str or None).
 
@@ -75,25 +123,47 @@ class Manifest:
             Rows whose label is not in ``labels`` raise a ManifestError naming them, unless
             ``on_unknown="skip"`` (they are then dropped, counted in ``self.skipped``).
         on_unknown: "raise" or "skip".
+        duplicates: a file listed twice: "raise" (default: an error naming the rows), "drop" (keep the
+            first, the others counted in ``self.skipped``) or "keep".
+        source, first_line: how rows are named in errors (a CSV path and the line of the first row).
+
+    Blank file names or labels, folds that are not whole numbers, and a fold column filled for only
+    some rows are errors naming the rows.
 
     Example:
         >>> m = Manifest.from_csv("ESC-50/meta/esc50.csv").select(["dog", "cat"])
         >>> train, val, test = m.split(train=[1, 2, 3], val=[4], test=[5])
     """
 
-    def __init__(self, frame: pd.DataFrame, labels: Sequence[str] | None = None, on_unknown: str = "raise"):
+    def __init__(self, frame: pd.DataFrame, labels: Sequence[str] | None = None, on_unknown: str = "raise", *,
+                 duplicates: str = "raise", source: str | None = None, first_line: int | None = None):
         missing = {"path", "label"} - set(frame.columns)
         if missing:
             raise ManifestError(f"a manifest needs the columns 'path' and 'label'; missing {sorted(missing)}")
+        if duplicates not in ("raise", "drop", "keep"):
+            raise ManifestError(f"duplicates must be 'raise', 'drop' or 'keep', got {duplicates!r}")
         frame = frame.copy().reset_index(drop=True)
-        frame["path"] = frame["path"].astype(str)
-        frame["label"] = frame["label"].astype(str)
-        if "fold" not in frame:
-            frame["fold"] = pd.NA
-        frame["fold"] = frame["fold"].astype("Int64")
+        rows = _RowNames(source, first_line)
+        frame["path"] = _checked_text(frame["path"], "file name", rows, "fill in the file name or delete the row")
+        frame["label"] = _checked_text(frame["label"], "label", rows, "fill in the class name or delete the row")
+        frame["fold"] = _checked_folds(frame["fold"] if "fold" in frame else None, rows)
         if "group" not in frame:
             frame["group"] = None
         self.skipped: list[tuple[str, str]] = []
+        dup = frame["path"].duplicated(keep="first")
+        if dup.any() and duplicates != "keep":
+            if duplicates == "raise":
+                first = frame["path"].duplicated(keep=False)
+                listing = "; ".join(f"{p} ({rows.of(frame.index[frame['path'] == p])})"
+                                    for p in frame.loc[dup, "path"].unique()[:5])
+                raise ManifestError(
+                    f"{rows.where}: {int(dup.sum())} duplicate row(s) of {int(first.sum() - dup.sum())} file(s): "
+                    f"{listing}. A file listed twice may land in both the training and the test folds. Fix: "
+                    "delete the extra rows, or keep the first of each (duplicates='drop'; on the command line "
+                    "--duplicates drop)."
+                )
+            self.skipped += [(p, "duplicate row (first kept)") for p in frame.loc[dup, "path"]]
+            frame = frame[~dup].reset_index(drop=True)
         if labels is None:
             labels = sorted(frame["label"].unique())
         labels = [str(x) for x in labels]
@@ -104,12 +174,12 @@ class Manifest:
             bad = frame[unknown]
             listing = ", ".join(f"{p} ({lab!r})" for p, lab in zip(bad.path[:5], bad.label[:5]))
             if on_unknown == "skip":
-                self.skipped = [(p, f"unknown label {lab!r}") for p, lab in zip(bad.path, bad.label)]
+                self.skipped += [(p, f"unknown label {lab!r}") for p, lab in zip(bad.path, bad.label)]
                 frame = frame[~unknown].reset_index(drop=True)
             else:
                 raise ManifestError(
                     f"{int(unknown.sum())} clip(s) have a label that is not in the label list {labels}: "
-                    f"{listing}. Fix: select those classes, relabel them, or pass on_unknown='skip'."
+                    f"{listing}. Fix: select those classes (--classes), relabel them, or pass on_unknown='skip'."
                 )
         self.frame = frame[list(COLUMNS) + [c for c in frame.columns if c not in COLUMNS]]
         self.labels: tuple[str, ...] = tuple(labels)
@@ -126,6 +196,7 @@ class Manifest:
         fold_column: str | None = "fold",
         group_column: str | None = "auto",
         labels: Sequence[str] | None = None,
+        duplicates: str = "raise",
     ) -> Manifest:
         """An ESC-50-style CSV (``filename, fold, target, category``).
 
@@ -133,40 +204,59 @@ class Manifest:
             csv_path: the CSV file.
             audio_dir: folder the file names are relative to. Default: ``<csv dir>/../audio`` when
                 it exists (the ESC-50 layout), else the CSV's folder.
-            path_column, label_column, fold_column: column names (fold_column None: no folds).
+            path_column, label_column: column names.
+            fold_column: the fold column; the default ``"fold"`` may be absent (no folds: assign them
+                with :meth:`assign_folds`); None ignores folds; another name must exist.
             group_column: a column to group by, "auto" (infer from ESC-50 / Speech Commands / FSDD
                 file names) or None.
+            duplicates: see :class:`Manifest`.
+
+        Raises:
+            ManifestError: no such file, not a CSV, a missing column, or bad cells (named by line).
         """
         csv_path = pathlib.Path(csv_path)
         if not csv_path.is_file():
             raise ManifestError(f"{csv_path}: no such CSV file. Fix: pass the path of the metadata CSV.")
-        table = pd.read_csv(csv_path)
-        for col in (path_column, label_column) + ((fold_column,) if fold_column else ()):
+        try:
+            table = pd.read_csv(csv_path, dtype=object, skipinitialspace=True)
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
+            problem = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            raise ManifestError(f"{csv_path}: cannot be read as a CSV ({problem}). Fix: save it as comma-separated "
+                                f"UTF-8 text with a header row ({path_column},{label_column},...).") from None
+        if fold_column == "fold" and "fold" not in table.columns:
+            fold_column = None  # the default: a CSV without folds gets folds assigned later
+        for col in (path_column, label_column) + ((fold_column,) if fold_column else ()) + (
+                (group_column,) if group_column not in (None, "auto") else ()):
             if col not in table.columns:
                 raise ManifestError(
                     f"{csv_path}: no column {col!r} (columns: {list(table.columns)}). "
-                    f"Fix: name the columns with path_column=, label_column=, fold_column= (on the command line "
-                    f"--path-column, --label-column, --fold-column)."
+                    f"Fix: name the columns with path_column=, label_column=, fold_column=, group_column= (on the "
+                    f"command line --path-column, --label-column, --fold-column, --group-column)."
                 )
         if audio_dir is None:
             esc_layout = csv_path.parent.parent / "audio"
             audio_dir = esc_layout if esc_layout.is_dir() else csv_path.parent
         audio_dir = pathlib.Path(audio_dir)
+        names = _checked_text(table[path_column], "file name", _RowNames(str(csv_path), 2),
+                              "fill in the file name or delete the row")
         frame = pd.DataFrame(
             {
-                "path": [str(audio_dir / f) for f in table[path_column].astype(str)],
-                "label": table[label_column].astype(str),
+                "path": [str(audio_dir / f) for f in names],
+                "label": table[label_column],
                 "fold": table[fold_column] if fold_column else pd.NA,
             }
         )
         if group_column == "auto":
-            frame["group"] = infer_groups(list(table[path_column].astype(str)))
+            frame["group"] = infer_groups(list(names))
         elif group_column:
             frame["group"] = table[group_column].astype(str)
         extra = [c for c in table.columns if c not in {path_column, label_column, fold_column, group_column}]
-        for c in extra:
-            frame[c] = table[c]
-        return cls(frame, labels=labels)
+        for c in extra:  # other metadata (ESC-50: target, esc10, src_file, take), numbers where they are
+            try:
+                frame[c] = pd.to_numeric(table[c])
+            except (ValueError, TypeError):
+                frame[c] = table[c]
+        return cls(frame, labels=labels, duplicates=duplicates, source=str(csv_path), first_line=2)
 
     @classmethod
     def from_folder(
@@ -175,8 +265,10 @@ class Manifest:
         *,
         extensions: Iterable[str] = AUDIO_EXTENSIONS,
         labels: Sequence[str] | None = None,
+        duplicates: str = "raise",
     ) -> Manifest:
-        """A folder per class: ``root/<label>/<file>``; the group is inferred from the file names."""
+        """A folder per class: ``root/<label>/<file>``; the group is inferred from the file names
+        (``duplicates`` is accepted for :meth:`from_source`; a folder lists each file once)."""
         root = pathlib.Path(root)
         if not root.is_dir():
             raise ManifestError(f"{root}: no such folder. Fix: pass a folder with one sub-folder per class.")
@@ -193,7 +285,7 @@ class Manifest:
             )
         frame = pd.DataFrame(rows, columns=["path", "label"])
         frame["group"] = infer_groups(list(frame["path"]))
-        return cls(frame, labels=labels)
+        return cls(frame, labels=labels, source=str(root))
 
     @classmethod
     def from_dataframe(
@@ -205,8 +297,9 @@ class Manifest:
         fold_column: str | None = "fold",
         group_column: str | None = "group",
         labels: Sequence[str] | None = None,
+        duplicates: str = "raise",
     ) -> Manifest:
-        """Any DataFrame; missing fold/group columns are allowed."""
+        """Any DataFrame; missing fold/group columns are allowed (rows are named by position in errors)."""
         out = pd.DataFrame({"path": frame[path_column], "label": frame[label_column]})
         if fold_column and fold_column in frame:
             out["fold"] = frame[fold_column].to_numpy()
@@ -214,7 +307,7 @@ class Manifest:
             out["group"] = frame[group_column].astype(str).to_numpy()
         else:
             out["group"] = infer_groups(list(out["path"]))
-        return cls(out, labels=labels)
+        return cls(out, labels=labels, duplicates=duplicates, source="the DataFrame", first_line=0)
 
     @classmethod
     def from_source(cls, source: str | os.PathLike, **kwargs: Any) -> Manifest:
@@ -313,7 +406,8 @@ class Manifest:
         if missing:
             raise ManifestError(
                 f"fold(s) {missing} have no data; this manifest has folds {self.folds}. "
-                f"Fix: choose existing folds or assign folds with assign_folds(k)."
+                f"Fix: choose existing folds (--folds), or assign folds (Manifest.assign_folds(k); on the "
+                f"command line, folds are assigned when the data has none)."
             )
         return self._with(self.frame[self.frame["fold"].isin(folds)])
 
@@ -359,7 +453,8 @@ class Manifest:
         if len(folds) < (3 if validation else 2):
             raise ManifestError(
                 f"cross-validation needs at least {3 if validation else 2} folds; this manifest has {folds}. "
-                f"Fix: assign_folds(k=5)."
+                f"Fix: use data with more folds, or assign folds (Manifest.assign_folds(k=5); on the command "
+                f"line `tfaudio cv DATA --folds 5` with --fold-column omitted)."
             )
         for i, f in enumerate(folds):
             v = [folds[(i + 1) % len(folds)]] if validation else []

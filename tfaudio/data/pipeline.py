@@ -67,33 +67,24 @@ class PipelineConfig:
 GRAPH_RATES: tuple[int, ...] = (44100, 48000, 22050)
 
 
-def _decode_file(path: str, config: PipelineConfig) -> tuple[np.ndarray, int]:
-    """``load_audio`` (mono float32, the file's rate); an unexpected decoder failure becomes an ``AudioError``."""
-    from tfaudio.io.decode import load_audio
+def _converter(config: PipelineConfig):
+    """The front door's two steps (decode, resample) for this configuration."""
+    from tfaudio.data.audio_converter import AudioConverter
 
-    try:
-        return load_audio(path, backend=config.backend)
-    except AudioError:
-        raise
-    except Exception as err:  # a decoder bug must still name the file
-        raise AudioError(path, f"could not be decoded ({type(err).__name__}: {err}).", "check the file.") from err
+    return AudioConverter(config.sample_rate, backend=config.backend)
+
+
+def _decode_file(path: str, config: PipelineConfig) -> tuple[np.ndarray, int]:
+    """``load_audio`` (mono float32, the file's rate) through :class:`~tfaudio.data.audio_converter.AudioConverter`;
+    an unexpected decoder failure becomes an ``AudioError`` naming the file."""
+    return _converter(config).decode_file(path)
 
 
 def _resample_clip(path: str, audio: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """``audio`` at ``rate`` → ``target`` with :func:`~tfaudio.signal.resample.clip_resampler` (eagerly)."""
-    from tfaudio.signal.resample import clip_resampler
+    """``audio`` at ``rate`` → ``target`` with the front door's resampler (eagerly)."""
+    from tfaudio.data.audio_converter import AudioConverter
 
-    if rate == target:
-        return audio
-    try:
-        resampler = clip_resampler(rate, target)
-    except ValueError as err:
-        raise AudioError(
-            path,
-            f"sample rate {rate} Hz cannot be resampled to {target} Hz ({err}).",
-            f"convert the file to {target} Hz (e.g. `sox in.wav -r {target} out.wav`).",
-        ) from err
-    return resampler(tf.constant(audio, tf.float32)).numpy()
+    return AudioConverter(target).to_rate(audio, rate, path)
 
 
 def decode_clip(path: str, config: PipelineConfig) -> np.ndarray:

@@ -10,7 +10,9 @@ __getattr__, __dir__ = lazy_exports(
         "export_tflite": ".tflite",
         "tflite_model": ".tflite",
         "read_metadata": ".tflite",
-        "serving_graph": ".serving_graph",
-        "ServingGraph": ".serving_graph",
+        "read_export_metadata": ".saved_model",
+        "load_model": ".loader",
+        "LoadedModel": ".loader",
+        "tflite_interpreter": ".interpreter",
     },
 )

@@ -1,26 +1,26 @@
-"""Export a trained classifier as one SavedModel, raw waveform in, class scores out (TF Serving).
+"""Export a model as one SavedModel, raw waveform in, class scores out (TF Serving).
 
-Graph of the ``serving_default`` signature (all pure TF, traced once; see
-:mod:`tfaudio.export.serving_graph` for each kind of model)::
+Graph of the ``serving_default`` signature (all pure TF, traced once; the functions are
+:class:`~tfaudio.tasks.clip_scorer.ClipScorer`'s, which every eager path runs too)::
 
     audio [S] at input_rate
+      → checks: non-empty, finite (INVALID_ARGUMENT otherwise)
       → resample to the model's rate (only when input_rate differs; tfaudio.signal.resample)     [S']
-      YAMNet classifier:
-      → log-mel patches [P, 96, 64] → body: embeddings [P, 1024], AudioSet [P, 521] → head [P, C]
-      Wav2Vec2 / HuBERT classifier (any backbone with graph_frames):
-      → backbone: embeddings [F, D] (one per 20 ms) → head                                 [F, C]
-      → mean over frames                                                         classifier [C]
-      fine-tuned Wav2Vec2 / HuBERT model:
-      → model: logits [C] → softmax                                              classifier [C]
+      → backbone.graph_outputs: embeddings [F, D] (YAMNet: one per 0.48 s patch)
+      → head → frame scores [F, C] → mean over frames                             classifier [C]
+        (a tagger: the backbone's own scores; a fine-tuned Wav2Vec2 / HuBERT model: softmax of its logits)
       → argmax → label                                                           label (string)
 
 The ``batch`` signature runs the same steps on a zero-padded batch (``audio [B, S]``, ``lengths [B]``)
-with each clip's valid length, so every row equals what ``serving_default`` gives for that clip alone.
+with each clip's valid length, so every row equals what ``serving_default`` gives for that clip alone;
+``lengths`` must have one entry per row, each in ``1..S``. The ``metadata`` signature (no inputs)
+returns the input rate, the model's rate, the labels and the whole description as JSON; the same
+JSON is the asset ``assets/tfaudio.json`` (:func:`read_export_metadata`).
 
 Loading needs TensorFlow only (no tfaudio, no Keras, no transformers)::
 
     model = tf.saved_model.load("export/saved_model")
-    out = model.signatures["serving_default"](audio=tf.constant(waveform_16k))
+    out = model.signatures["serving_default"](audio=tf.constant(waveform))
     out["classifier"], out["label"]
 """
 from __future__ import annotations
@@ -30,17 +30,22 @@ import os
 import pathlib
 import shutil
 import tempfile
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from tfaudio.errors import TfaudioError
+from tfaudio.io.atomic import sweep_stale, temp_path
 
-__all__ = ["export_saved_model", "check_exportable", "atomic_directory", "SIGNATURES"]
+__all__ = ["export_saved_model", "check_exportable", "atomic_directory", "read_export_metadata", "SIGNATURES",
+           "METADATA_FILE"]
 
 #: Signature names of the exported SavedModel.
-SIGNATURES = ("serving_default", "batch")
+SIGNATURES = ("serving_default", "batch", "metadata")
 LABELS_FILE = "labels.txt"
+#: The export's self-description (an asset of the SavedModel; also packed into TFLite files).
+METADATA_FILE = "tfaudio.json"
+#: Version of the metadata layout.
+METADATA_FORMAT = 1
 
 
 def check_exportable(model: Any, labels: Sequence[str] | None = None) -> tuple[str, ...]:
@@ -48,35 +53,35 @@ def check_exportable(model: Any, labels: Sequence[str] | None = None) -> tuple[s
 
     Args:
         model: a trained AudioClassifier (YAMNet, Wav2Vec2 / HuBERT backbone) or a fine-tuned
-            Wav2Vec2 / HuBERT model (see :func:`tfaudio.export.serving_graph.serving_graph`).
+            Wav2Vec2 / HuBERT model (see :func:`tfaudio.tasks.clip_scorer.clip_scorer`).
         labels: class names in score order (default: the model's).
 
     Raises:
         TfaudioError: it is untrained, its backbone cannot be traced into a graph, or its label list
             does not match its output units.
     """
-    from tfaudio.export.serving_graph import serving_graph
+    from tfaudio.tasks.clip_scorer import clip_scorer
 
-    return serving_graph(model, labels).labels
+    return clip_scorer(model, labels).labels
 
 
 def atomic_directory(path: str | os.PathLike, write: Callable[[pathlib.Path], Any], *,
                      overwrite: bool = False) -> pathlib.Path:
     """Runs ``write(tmp)`` on a fresh temporary folder next to ``path``, then renames it to ``path``.
 
-    An interrupted export leaves no half-written ``path`` (and its temporary folder is removed).
+    An interrupted export leaves no half-written ``path`` (and its temporary folder is removed, by this
+    call or, after a kill, by the next export to ``path``).
 
     Raises:
         TfaudioError: ``path`` exists and ``overwrite`` is False.
     """
     path = pathlib.Path(path)
+    sweep_stale(path)  # what an export killed mid-write left (its previous version is put back)
     if path.exists() and not overwrite:
         raise TfaudioError(f"{path} already exists. Fix: pass overwrite=True (--overwrite) or choose another "
                            "destination.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tag = uuid.uuid4().hex[:8]
-    tmp = path.with_name(f".{path.name}.{tag}.tmp")
-    old = path.with_name(f".{path.name}.{tag}.old")
+    tmp, old = temp_path(path), temp_path(path, "old")
     try:
         tmp.mkdir()
         write(tmp)
@@ -104,26 +109,71 @@ def _output_length(n, orig_rate: int, new_rate: int):
     return (n // down) * up + ((n % down) * up + down - 1) // down
 
 
-class _ServingModule:
-    """Builds the two signatures as closures over a :class:`ServingGraph`.
+def export_metadata(scorer: Any, input_rate: int, **extra: Any) -> dict[str, Any]:
+    """The self-description every export carries: what its input is, what its outputs mean and how
+    to rebuild the model (read by ``tfaudio predict``, ``pipeline``, Beam and ``info``)."""
+    import tfaudio
+    from tfaudio.backbones.registry import backbone_spec
 
-    The saved object is a plain ``tf.Module`` that tracks only the variables and the label asset: the
+    c = scorer.contract
+    return {
+        "format": METADATA_FORMAT,
+        "tfaudio_version": tfaudio.__version__,
+        "kind": scorer.kind,
+        "description": scorer.description,
+        "labels": list(scorer.labels),
+        "input_rate": int(input_rate),
+        "sample_rate": int(scorer.sample_rate),
+        "backbone": backbone_spec(scorer.backbone),
+        "min_samples": int(c.min_samples),
+        "window_samples": int(c.window_samples),
+        "frame_seconds": float(c.frame_seconds),
+        "hop_seconds": float(c.hop_seconds),
+        "pooling": "mean of frame scores over each clip's valid frames" if scorer.kind != "finetune" else "model",
+        **extra,
+    }
+
+
+def read_export_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The :data:`METADATA_FILE` of an export (its folder, or the ``saved_model`` folder), or None for a
+    SavedModel written before exports described themselves."""
+    import json
+
+    path = pathlib.Path(path)
+    for candidate in (path / "assets" / METADATA_FILE, path / "saved_model" / "assets" / METADATA_FILE):
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text(encoding="utf8"))
+            except ValueError as err:
+                raise TfaudioError(f"{candidate}: unreadable export metadata ({err}). Fix: export the model again "
+                                   "with `tfaudio export`.") from None
+    return None
+
+
+class _ServingModule:
+    """Builds the signatures as closures over a :class:`~tfaudio.tasks.clip_scorer.ClipScorer`.
+
+    The saved object is a plain ``tf.Module`` that tracks only the variables and the assets: the
     Keras models are not attributes of it, so ``tf.saved_model.save`` does not trace every layer, and
     loading needs neither Keras nor tfaudio.
     """
 
-    def __init__(self, graph: Any, input_rate: int, frame_scores: bool, backbone_scores: bool,
-                 labels_path: pathlib.Path):
+    def __init__(self, scorer: Any, input_rate: int, frame_scores: bool, backbone_scores: bool,
+                 assets: dict[str, pathlib.Path], metadata: dict[str, Any]):
+        import json
+
         import tensorflow as tf
 
         from tfaudio.signal.resample import resample
 
-        rate = graph.sample_rate
+        rate = scorer.sample_rate
         f32 = tf.float32
         self.module = tf.Module(name="tfaudio_classifier")
-        self.module.variables_ = graph.variables
-        self.module.labels_file = tf.saved_model.Asset(str(labels_path))
-        label_list = list(graph.labels)
+        self.module.variables_ = scorer.variables
+        self.module.labels_file = tf.saved_model.Asset(str(assets[LABELS_FILE]))
+        self.module.metadata_file = tf.saved_model.Asset(str(assets[METADATA_FILE]))
+        label_list = list(scorer.labels)
+        metadata_json = json.dumps(metadata, sort_keys=True)
 
         def to_model_rate(audio):
             return audio if input_rate == rate else resample(audio, input_rate, rate)
@@ -131,22 +181,41 @@ class _ServingModule:
         def top_label(scores):  # [..., C] → [...] strings
             return tf.gather(tf.constant(label_list), tf.argmax(scores, axis=-1, output_type=tf.int32))
 
+        def checked(audio, lengths):
+            """INVALID_ARGUMENT for requests that have no right answer (TF Serving returns the message)."""
+            batch, width = tf.shape(audio)[0], tf.shape(audio)[1]
+            checks = [
+                tf.debugging.assert_equal(tf.shape(lengths)[0], batch, message="lengths must have one entry per "
+                                          "row of audio [B, S]"),
+                tf.debugging.assert_greater(batch, 0, message="audio has no clips"),
+                tf.debugging.assert_positive(lengths, message="empty audio: every clip needs at least one sample "
+                                             "(lengths >= 1)"),
+                tf.debugging.assert_less_equal(lengths, width, message="lengths[b] must be <= the padded width S "
+                                               "of audio [B, S]"),
+            ]
+            with tf.control_dependencies(checks):
+                # zero the padding: the resampler then sees what it sees for the clip alone
+                audio = tf.where(tf.sequence_mask(lengths, width), audio, 0.0)
+            finite = tf.debugging.assert_all_finite(audio, message="audio has NaN or Inf samples")
+            with tf.control_dependencies([finite]):
+                return tf.identity(audio)
+
         def serve(audio):
-            out = graph.clip(to_model_rate(audio), frame_scores=frame_scores, backbone_scores=backbone_scores)
+            audio = checked(audio[None], tf.shape(audio)[:1])[0]
+            out = scorer.clip(to_model_rate(audio), frame_scores=frame_scores, backbone_scores=backbone_scores)
             out["label"] = top_label(out["classifier"])
             return out
 
         def serve_batch(audio, lengths):
-            width = tf.shape(audio)[1]
-            tf.debugging.assert_less_equal(lengths, width, message="batch: every lengths[b] must be <= the "
-                                           "padded width of audio [B, S]")
-            # zero the padding: the resampler then sees what it sees for the clip alone
-            audio = tf.where(tf.sequence_mask(lengths, width), audio, 0.0)
-            x = to_model_rate(audio)  # [B, S']
+            x = to_model_rate(checked(audio, lengths))  # [B, S']
             n = lengths if input_rate == rate else _output_length(lengths, input_rate, rate)
-            out = graph.batch(x, n, backbone_scores=backbone_scores)
+            out = scorer.batch(x, n, backbone_scores=backbone_scores)
             out["label"] = top_label(out["classifier"])
             return out
+
+        def serve_metadata():
+            return {"input_rate": tf.constant(input_rate, tf.int32), "sample_rate": tf.constant(rate, tf.int32),
+                    "labels": tf.constant(label_list), "metadata": tf.constant(metadata_json)}
 
         # autograph off: nothing branches on tensors, and converting Keras internals is slow
         self.module.serve = tf.function(
@@ -157,11 +226,13 @@ class _ServingModule:
                              tf.TensorSpec([None], tf.int32, name="lengths")],
             autograph=False,
         )
+        self.module.serve_metadata = tf.function(serve_metadata, input_signature=[], autograph=False)
 
     def signatures(self) -> dict:
         return {
             "serving_default": self.module.serve.get_concrete_function(),
             "batch": self.module.serve_batch.get_concrete_function(),
+            "metadata": self.module.serve_metadata.get_concrete_function(),
         }
 
 
@@ -175,7 +246,8 @@ def export_saved_model(
     labels: Sequence[str] | None = None,
     overwrite: bool = False,
 ) -> pathlib.Path:
-    """Writes ``classifier`` (backbone + head + mean over frames, or a fine-tuned model) as one SavedModel.
+    """Writes ``classifier`` (backbone + head + mean over frames, a tagger backbone, or a fine-tuned
+    model) as one SavedModel that describes itself.
 
     Signatures:
         ``serving_default``: ``audio`` float32 ``[samples]`` (mono, any length, at ``input_rate``) →
@@ -185,26 +257,33 @@ def export_saved_model(
         0.48 s for YAMNet, 20 ms for Wav2Vec2) and ``audioset`` ``[521]`` (YAMNet's own clip scores).
 
         ``batch``: ``audio`` float32 ``[B, S]`` (padded, B >= 1) and ``lengths`` int32 ``[B]`` (valid
-        samples per row; samples past them are ignored) → ``classifier`` ``[B, C]``, ``label`` ``[B]``
-        and optionally ``audioset`` ``[B, 521]``. Row ``b`` equals ``serving_default`` on
-        ``audio[b, :lengths[b]]``.
+        samples per row, ``1..S``; samples past them are ignored) → ``classifier`` ``[B, C]``,
+        ``label`` ``[B]`` and optionally ``audioset`` ``[B, K]``. Row ``b`` equals
+        ``serving_default`` on ``audio[b, :lengths[b]]``.
+
+        ``metadata`` (no inputs): ``input_rate``, ``sample_rate`` (int32), ``labels`` (string ``[C]``)
+        and ``metadata`` (the JSON of :data:`METADATA_FILE`).
+
+    Malformed requests (empty audio, NaN/Inf samples, ``lengths`` not matching the batch or out of
+    range) fail with INVALID_ARGUMENT and a message saying what is wrong, never with an answer.
 
     The labels travel as the asset ``assets/labels.txt`` (one per line, in score order; after
-    ``tf.saved_model.load`` its path is ``model.labels_file.asset_path``) and as a constant inside
-    the graph for ``label``. The folder is written next to ``path`` under a
-    temporary name and renamed into place.
+    ``tf.saved_model.load`` its path is ``model.labels_file.asset_path``), as a constant inside the
+    graph for ``label``, and in ``assets/tfaudio.json`` with the input rate, the backbone spec and the
+    window (:func:`read_export_metadata`). The folder is written next to ``path`` under a temporary
+    name and renamed into place.
 
     Args:
-        classifier: a trained :class:`tfaudio.tasks.audio_classifier.AudioClassifier` on YAMNet or
-            Wav2Vec2 / HuBERT (any backbone with ``graph_frames``, see
-            :mod:`tfaudio.export.serving_graph`), or a fine-tuned model from
-            :func:`tfaudio.tasks.wav2vec2_finetune.build_finetune_model` / ``load_finetune_model``.
+        classifier: a trained :class:`tfaudio.tasks.audio_classifier.AudioClassifier` (any backbone),
+            a backbone with classes of its own (its tags), or a fine-tuned model from
+            :func:`tfaudio.tasks.wav2vec2_finetune.build_finetune_model` / ``load_finetune_model``
+            (see :func:`tfaudio.tasks.clip_scorer.clip_scorer`).
         path: the SavedModel folder to write.
-        input_rate: sample rate of ``audio`` in Hz; when it differs from the backbone's (16 kHz for
-            YAMNet and Wav2Vec2) the graph resamples with :func:`tfaudio.signal.resample`. Default:
+        input_rate: sample rate of ``audio`` in Hz; when it differs from the backbone's (e.g. 16 kHz for
+            YAMNet and Wav2Vec2, 32 kHz for EfficientAT) the graph resamples with :func:`tfaudio.signal.resample`. Default:
             the backbone's.
         frame_scores: add the ``frame_scores`` output to ``serving_default`` (classifiers only).
-        backbone_scores: add the ``audioset`` output (YAMNet's AudioSet scores, clip mean).
+        backbone_scores: add the ``audioset`` output (the backbone's own AudioSet clip scores).
         labels: class names in score order (default: the model's; a fine-tuned model built with
             ``build_finetune_model`` has none, so pass them).
         overwrite: replace an existing ``path``.
@@ -220,16 +299,22 @@ def export_saved_model(
     Example:
         >>> clf = AudioClassifier.load("saved_models/dogs_vs_cats")
         >>> export_saved_model(clf, "export/saved_model", input_rate=44100)
-        >>> # saved_model_cli run --dir export/saved_model --signature_def serving_default \\
-        >>> #     --input_exprs 'audio=np.zeros(44100, np.float32)'
+
+        Then, from a shell (``--input_exprs`` takes a Python literal; ``--inputs`` a ``.npy`` file,
+        e.g. ``np.save("clip.npy", waveform.astype(np.float32))``)::
+
+            saved_model_cli run --dir export/saved_model --tag_set serve --signature_def serving_default \\
+                --input_exprs 'audio=[0.0, 0.25, -0.25, 0.5]'
+            saved_model_cli run --dir export/saved_model --tag_set serve --signature_def serving_default \\
+                --inputs audio=clip.npy
     """
     import tensorflow as tf
 
-    from tfaudio.export.serving_graph import serving_graph
+    from tfaudio.tasks.clip_scorer import clip_scorer
 
-    graph = serving_graph(classifier, labels)
-    graph.check(frame_scores=frame_scores, backbone_scores=backbone_scores)
-    rate = graph.sample_rate
+    scorer = clip_scorer(classifier, labels)
+    scorer.check(frame_scores=frame_scores, backbone_scores=backbone_scores)
+    rate = scorer.sample_rate
     input_rate = rate if input_rate is None else int(input_rate)
     if input_rate <= 0:
         raise TfaudioError(f"input_rate must be a positive rate in Hz, got {input_rate}.")
@@ -240,11 +325,17 @@ def export_saved_model(
             Resample(input_rate, rate)  # an impossible rate pair fails here, not in the graph
         except ValueError as err:
             raise TfaudioError(f"input_rate={input_rate}: {err}") from None
+    outputs = ["classifier", "label"] + (["frame_scores"] if frame_scores else []) + (
+        ["audioset"] if backbone_scores else [])
+    metadata = export_metadata(scorer, input_rate, outputs=outputs, signatures=list(SIGNATURES))
 
-    with tempfile.TemporaryDirectory(prefix="tfaudio-labels-") as scratch:
-        labels_path = pathlib.Path(scratch) / LABELS_FILE
-        labels_path.write_text("\n".join(graph.labels) + "\n", encoding="utf8")
-        serving = _ServingModule(graph, input_rate, frame_scores, backbone_scores, labels_path)
+    with tempfile.TemporaryDirectory(prefix="tfaudio-assets-") as scratch:
+        import json
+
+        assets = {LABELS_FILE: pathlib.Path(scratch) / LABELS_FILE, METADATA_FILE: pathlib.Path(scratch) / METADATA_FILE}
+        assets[LABELS_FILE].write_text("\n".join(scorer.labels) + "\n", encoding="utf8")
+        assets[METADATA_FILE].write_text(json.dumps(metadata, indent=1, ensure_ascii=False), encoding="utf8")
+        serving = _ServingModule(scorer, input_rate, frame_scores, backbone_scores, assets, metadata)
 
         def write(tmp: pathlib.Path) -> None:
             tf.saved_model.save(serving.module, str(tmp), signatures=serving.signatures())

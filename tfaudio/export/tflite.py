@@ -1,6 +1,6 @@
 """Export a trained classifier as a TFLite file for Android (MediaPipe Tasks / TFLite Task Library).
 
-Graph (builtin ops only, batch 1 as the Android task APIs need; see :mod:`tfaudio.export.serving_graph`)::
+Graph (builtin ops only, batch 1 as the Android task APIs need; :meth:`tfaudio.tasks.clip_scorer.ClipScorer.window`)::
 
     waveform [1, window_samples] float32 at 16 kHz      ([1, None] with whole_clip=True)
       YAMNet: → log-mel frontend (pure TF, name scope "frontend") [P, 96, 64] → body [P, 1024]
@@ -45,7 +45,6 @@ from __future__ import annotations
 import io
 import os
 import pathlib
-import uuid
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -53,7 +52,8 @@ from typing import Any
 import numpy as np
 
 from tfaudio.errors import TfaudioError
-from tfaudio.export.serving_graph import FRONTEND_SCOPE, serving_graph
+from tfaudio.export.saved_model import METADATA_FILE, export_metadata
+from tfaudio.tasks.clip_scorer import clip_scorer
 
 __all__ = ["export_tflite", "tflite_model", "read_metadata", "QUANTIZATIONS", "LABELS_FILE"]
 
@@ -69,7 +69,8 @@ _METADATA_NAME = "TFLITE_METADATA"
 
 # ---- the graph -----------------------------------------------------------------------------------
 class _WindowModel:
-    """``waveform [1, window] → scores [1, C]`` as one concrete function over a :class:`ServingGraph`.
+    """``waveform [1, window] → scores [1, C]`` as one concrete function over a
+    :class:`~tfaudio.tasks.clip_scorer.ClipScorer`.
 
     Only the variables are tracked (not the Keras models), so nothing else is traced.
     """
@@ -97,26 +98,18 @@ def _windows(waveform: np.ndarray, size: int) -> Iterator[np.ndarray]:
 
 
 def _representative_waveforms(data: Any, rate: int) -> Iterator[np.ndarray]:
-    """Float32 waveforms at ``rate`` from arrays (taken to be at ``rate``), file paths or a Manifest."""
+    """Float32 waveforms at ``rate`` from arrays (taken to be at ``rate``), file paths or a Manifest,
+    prepared by the one :class:`~tfaudio.data.audio_converter.AudioConverter`."""
+    from tfaudio.data.audio_converter import AudioConverter
     from tfaudio.data.manifest import Manifest
 
     if isinstance(data, Manifest):
         data = data.paths
     if isinstance(data, (str, os.PathLike, np.ndarray)):
         data = [data]
-    for item in data:
-        if isinstance(item, (str, os.PathLike)):
-            from tfaudio.io.decode import load_audio
-            from tfaudio.signal.resample import resample
-
-            audio, file_rate = load_audio(item)
-            yield audio if file_rate == rate else np.asarray(resample(audio, int(file_rate), rate))
-        else:
-            audio = np.asarray(item, np.float32)
-            if audio.ndim != 1:
-                raise TfaudioError(f"representative_data: expected mono waveforms [samples] at {rate} Hz, got "
-                                   f"an array of shape {audio.shape}. Fix: average the channels first.")
-            yield audio
+    convert = AudioConverter(rate)
+    for i, item in enumerate(data):
+        yield convert(item, rate, where=None if isinstance(item, (str, os.PathLike)) else f"representative_data[{i}]")
 
 
 def _calibration_set(data: Any, rate: int, window_samples: int) -> list[np.ndarray]:
@@ -132,7 +125,7 @@ def _calibration_set(data: Any, rate: int, window_samples: int) -> list[np.ndarr
     return windows
 
 
-def _frontend_nodes(model: bytes) -> list[str]:
+def _frontend_nodes(model: bytes, scope: str | None) -> list[str]:
     """Output tensor names of the ops in the frontend scope (the int8 quantizer leaves them float)."""
     from tensorflow.lite.python import schema_py_generated as schema
 
@@ -142,12 +135,12 @@ def _frontend_nodes(model: bytes) -> list[str]:
         op = graph.Operators(i)
         for j in range(op.OutputsLength()):
             name = graph.Tensors(op.Outputs(j)).Name().decode()
-            if name.split(";")[0].startswith(FRONTEND_SCOPE + "/"):
+            if scope and name.split(";")[0].startswith(scope + "/"):
                 names.append(name)
     return names
 
 
-def _convert(concrete, module, quantization: str, calibration: list[np.ndarray] | None) -> bytes:
+def _convert(concrete, module, quantization: str, calibration: list[np.ndarray] | None, scope: str | None) -> bytes:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
@@ -172,13 +165,13 @@ def _convert(concrete, module, quantization: str, calibration: list[np.ndarray] 
         except ImportError as err:  # pragma: no cover - moved in some future TensorFlow
             raise TfaudioError(f"int8 export needs tensorflow.lite.python.convert.mlir_quantize ({err}); "
                                f"this TensorFlow ({tf.__version__}) does not have it.") from err
-        model = mlir_quantize(calibrated, denylisted_nodes=_frontend_nodes(calibrated))
-        return _frontend_constants_to_float16(model)
+        model = mlir_quantize(calibrated, denylisted_nodes=_frontend_nodes(calibrated, scope))
+        return _frontend_constants_to_float16(model, scope)
     model = converter.convert()
-    return _frontend_constants_to_float16(model) if quantization == "dynamic" else model
+    return _frontend_constants_to_float16(model, scope) if quantization == "dynamic" else model
 
 
-def _frontend_constants_to_float16(model: bytes, min_elements: int = 1024) -> bytes:
+def _frontend_constants_to_float16(model: bytes, scope: str | None, min_elements: int = 1024) -> bytes:
     """Stores the large constants read only by frontend ops as float16 + one DEQUANTIZE each.
 
     Used on the ``int8`` and ``dynamic`` models: their frontend stays float (int8 DFT / mel weights
@@ -188,6 +181,8 @@ def _frontend_constants_to_float16(model: bytes, min_elements: int = 1024) -> by
     """
     from tensorflow.lite.python import schema_py_generated as schema
 
+    if not scope:
+        return model
     m = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
     graph = m.subgraphs[0]
     consumers: dict[int, list] = {}
@@ -196,7 +191,7 @@ def _frontend_constants_to_float16(model: bytes, min_elements: int = 1024) -> by
             consumers.setdefault(int(t), []).append(op)
 
     def in_frontend(op) -> bool:
-        return all(graph.tensors[int(t)].name.decode().startswith(FRONTEND_SCOPE + "/") for t in op.outputs)
+        return all(graph.tensors[int(t)].name.decode().startswith(scope + "/") for t in op.outputs)
 
     def float_values(tensor) -> np.ndarray | None:
         raw = m.buffers[tensor.buffer].data if 0 < tensor.buffer < len(m.buffers) else None
@@ -327,9 +322,10 @@ def _metadata_buffer(labels: tuple[str, ...], sample_rate: int, description: str
     return bytes(builder.Output())
 
 
-def _with_metadata(model: bytes, labels: tuple[str, ...], sample_rate: int, description: str) -> bytes:
-    """``model`` with the metadata buffer set and ``labels.txt`` appended as a zip entry (what
-    MediaPipe's MetadataPopulator writes)."""
+def _with_metadata(model: bytes, labels: tuple[str, ...], sample_rate: int, description: str,
+                   export_json: str) -> bytes:
+    """``model`` with the metadata buffer set and ``labels.txt`` (and tfaudio's own description,
+    ``tfaudio.json``) appended as zip entries (what MediaPipe's MetadataPopulator writes)."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     m = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
@@ -344,6 +340,7 @@ def _with_metadata(model: bytes, labels: tuple[str, ...], sample_rate: int, desc
     out.seek(0, io.SEEK_END)
     with zipfile.ZipFile(out, "a") as zf:  # stored, not compressed: the task libraries read it in place
         zf.writestr(LABELS_FILE, "\n".join(labels) + "\n")
+        zf.writestr(METADATA_FILE, export_json)
     return out.getvalue()
 
 
@@ -396,23 +393,27 @@ def tflite_model(
     classifier: Any,
     *,
     quantization: str = "float32",
-    window_samples: int = 15600,
+    window_samples: int | None = None,
     whole_clip: bool = False,
     representative_data: Iterable[Any] | None = None,
     metadata: bool = True,
     labels: Sequence[str] | None = None,
 ) -> bytes:
     """The bytes of the TFLite model :func:`export_tflite` writes (same arguments, no file)."""
-    graph = serving_graph(classifier, labels)
-    labels = graph.labels
+    import json
+
+    scorer = clip_scorer(classifier, labels)
+    labels = scorer.labels
     if quantization not in QUANTIZATIONS:
         raise TfaudioError(f"quantization={quantization!r}: expected one of {', '.join(QUANTIZATIONS)}.")
-    rate, minimum = graph.sample_rate, graph.min_samples
-    if not whole_clip and int(window_samples) < minimum:
+    contract = scorer.contract
+    rate, minimum = scorer.sample_rate, contract.min_samples
+    window_samples = contract.window_samples if window_samples is None else int(window_samples)
+    if not whole_clip and window_samples < minimum:
         raise TfaudioError(
             f"window_samples={window_samples} is shorter than one frame: the backbone needs at least {minimum} "
             f"samples ({minimum / rate:g} s at {rate} Hz). Fix: window_samples >= {minimum} (e.g. {minimum}, "
-            f"or {minimum} + k * {graph.hop_samples} for k more frames)."
+            f"or {minimum} + k * {contract.hop_samples} for k more frames)."
         )
     calibration = None
     if quantization == "int8":
@@ -422,31 +423,33 @@ def tflite_model(
                 f"as float32 waveforms at {rate} Hz, audio file paths or a Manifest (e.g. the training clips). "
                 "Fix: pass representative_data=..., or choose quantization='dynamic' (no data needed)."
             )
-        calibration = _calibration_set(representative_data, rate, int(window_samples))
+        calibration = _calibration_set(representative_data, rate, window_samples)
     from tfaudio.signal.melspec import tflite_compatible
 
     try:
-        # Traced here: the frontend's STFT as a DFT matmul (FullyConnected: XNNPACK- and int8-friendly).
+        # Traced here: STFTs as DFT matmuls (FullyConnected: XNNPACK- and int8-friendly).
         with tflite_compatible():
-            window = _WindowModel(graph, None if whole_clip else int(window_samples))
-            model = _convert(window.function, window.module, quantization, calibration)
+            window = _WindowModel(scorer, None if whole_clip else window_samples)
+            model = _convert(window.function, window.module, quantization, calibration, scorer.frontend_scope)
     except TfaudioError:
         raise
     except Exception as err:  # the converter's own errors name the ops that block it
         lines = [x for x in str(err).splitlines() if x.strip() and not x.lstrip().startswith(("at ", "<unknown>"))]
         ops = sorted({x.split("'")[1] for x in lines if "op" in x and x.count("'") >= 2})
         raise TfaudioError(
-            f"TFLite conversion ({quantization}) of the {graph.description} failed"
+            f"TFLite conversion ({quantization}) of the {scorer.description} failed"
             + (f" on the op(s) {', '.join(ops)}" if ops else "") + ": " + " | ".join(lines[:6])[:1500]
             + " Fix: try another quantization (float32, float16 and dynamic use TFLite builtin ops only), "
             "or serve the SavedModel (tfaudio export without --tflite)."
         ) from err
     if metadata:
-        span = "clips of any length (resize the input)" if whole_clip else f"{int(window_samples) / rate:g} s windows"
+        span = "clips of any length (resize the input)" if whole_clip else f"{window_samples / rate:g} s windows"
         description = (f"Classifies {span} of {rate / 1000:g} kHz mono audio into {len(labels)} classes "
-                       f"({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''}): {graph.description}, "
+                       f"({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''}): {scorer.description}, "
                        f"{quantization}.")
-        model = _with_metadata(model, labels, rate, description)
+        info = export_metadata(scorer, rate, quantization=quantization,
+                               window_samples=None if whole_clip else window_samples, whole_clip=bool(whole_clip))
+        model = _with_metadata(model, labels, rate, description, json.dumps(info, indent=1, ensure_ascii=False))
     return model
 
 
@@ -455,17 +458,19 @@ def export_tflite(
     path: str | os.PathLike,
     *,
     quantization: str = "float32",
-    window_samples: int = 15600,
+    window_samples: int | None = None,
     whole_clip: bool = False,
     representative_data: Iterable[Any] | None = None,
     overwrite: bool = False,
     metadata: bool = True,
     labels: Sequence[str] | None = None,
 ) -> pathlib.Path:
-    """Writes ``classifier`` as a ``.tflite`` file: a 16 kHz waveform window in, class scores out.
+    """Writes ``classifier`` as a ``.tflite`` file: a waveform window at the backbone's rate in, class
+    scores out.
 
-    Input ``waveform`` float32 ``[1, window_samples]`` (mono, 16 kHz, values in -1..1); output
-    float32 ``[1, C]``: the mean of the head's scores over the window's 0.96 s patches. With
+    Input ``waveform`` float32 ``[1, window_samples]`` (mono, at the backbone's rate: 16 kHz for
+    YAMNet, 32 kHz for EfficientAT; values in -1..1); output float32 ``[1, C]``: the mean of the
+    head's scores over the window's frames. With
     ``whole_clip=True`` the input is ``[1, None]``: resize it per clip with
     ``interpreter.resize_tensor_input(index, [1, n])`` (MediaPipe needs a fixed window: keep it False
     for Android). Builtin TFLite ops only; no Flex/Select TF ops.
@@ -477,9 +482,10 @@ def export_tflite(
         quantization: ``"float32"``, ``"float16"`` (float16 weights), ``"dynamic"`` (dynamic-range
             int8 weights) or ``"int8"`` (full integer body and head, float frontend, float32 input
             and output; needs ``representative_data``).
-        window_samples: samples per window at 16 kHz; YAMNet: at least 15600 (one 0.96 s patch + the
-            STFT window, 0.975 s), 15600 + k * 7680 gives k + 1 whole patches; Wav2Vec2: at least 400
-            (one 25 ms frame; 16000 = 1 s gives 49 frames).
+        window_samples: samples per window at the backbone's rate (default: its contract's
+            ``window_samples``); YAMNet: at least 15600 (one 0.96 s patch + the STFT window, 0.975 s),
+            15600 + k * 7680 gives k + 1 whole patches; Wav2Vec2: at least 400 (one 25 ms frame;
+            16000 = 1 s gives 49 frames).
         whole_clip: a dynamic input length instead of a fixed window.
         representative_data: for ``int8``: float32 waveforms at 16 kHz, audio file paths or a
             :class:`~tfaudio.data.manifest.Manifest`; cut into windows (at most 300 are used).
@@ -508,11 +514,7 @@ def export_tflite(
                          whole_clip=whole_clip, representative_data=representative_data, metadata=metadata,
                          labels=labels)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_bytes(model)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from tfaudio.io.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, model)  # also removes temporaries of writers killed earlier
     return path

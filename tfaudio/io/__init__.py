@@ -4,10 +4,10 @@ from tfaudio._lazy import lazy_exports
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "decode_wav": ".decode",
+        "decode_wav": ".wav_decoder",
         "load_audio": ".decode",
-        "audio_info": ".decode",
-        "mix_to_mono": ".decode",
-        "AudioInfo": ".decode",
+        "audio_info": ".audio_info",
+        "mix_to_mono": ".wav_decoder",
+        "AudioInfo": ".audio_info",
     },
 )

@@ -36,6 +36,7 @@ __all__ = [
     "num_patches",
     "pad_waveform",
     "stft_magnitude",
+    "hann_window",
     "tflite_compatible",
     "windowed_dft_matrix",
 ]
@@ -136,8 +137,8 @@ class LogMelConfig:
 
 @functools.lru_cache(maxsize=16)
 def windowed_dft_matrix(frame_length: int, fft_length: int, first_bin: int = 0,
-                        last_bin: int | None = None) -> np.ndarray:
-    """The real DFT of a periodic-Hann-windowed frame as one real matrix.
+                        last_bin: int | None = None, periodic: bool = True) -> np.ndarray:
+    """The real DFT of a Hann-windowed frame as one real matrix.
 
     ``frames @ M`` gives ``[re_first .. re_last-1, im_first .. im_last-1]``: the DFT bins
     ``first_bin .. last_bin - 1`` (default all ``fft_length // 2 + 1``) of each frame multiplied by the
@@ -149,6 +150,8 @@ def windowed_dft_matrix(frame_length: int, fft_length: int, first_bin: int = 0,
         fft_length: DFT size.
         first_bin: first DFT bin kept.
         last_bin: one past the last bin kept (default ``fft_length // 2 + 1``).
+        periodic: the periodic Hann window (YAMNet, ``tf.signal.hann_window``); False: the symmetric
+            one (``torch.hann_window(periodic=False)``, EfficientAT); see :func:`hann_window`.
 
     Returns:
         float32 ``[frame_length, 2 * (last_bin - first_bin)]`` (read-only, cached).
@@ -160,7 +163,7 @@ def windowed_dft_matrix(frame_length: int, fft_length: int, first_bin: int = 0,
         )
     last_bin = fft_length // 2 + 1 if last_bin is None else last_bin
     n = np.arange(frame_length, dtype=np.float64)
-    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / frame_length)  # periodic Hann
+    window = _hann64(frame_length, periodic)
     k = np.arange(first_bin, last_bin, dtype=np.float64)
     angle = 2.0 * np.pi * np.outer(n, k) / fft_length  # [frame_length, K]
     matrix = np.concatenate([np.cos(angle), -np.sin(angle)], axis=1) * window[:, None]
@@ -169,27 +172,50 @@ def windowed_dft_matrix(frame_length: int, fft_length: int, first_bin: int = 0,
     return matrix
 
 
-def _dft_magnitude(waveform, frame_length: int, frame_step: int, fft_length: int, first_bin: int,
-                   last_bin: int) -> tf.Tensor:
-    """``|STFT|`` bins ``first_bin .. last_bin - 1`` of periodic-Hann-windowed frames.
+@functools.lru_cache(maxsize=16)
+def hann_window(length: int, periodic: bool = True) -> np.ndarray:
+    """A Hann window as a float32 numpy constant (read-only, cached).
 
-    An RFFT, or within :func:`tflite_compatible` one DFT matmul and ``sqrt(re² + im²)``.
+    Args:
+        length: samples.
+        periodic: ``0.5 - 0.5 cos(2πn / length)`` (``tf.signal.hann_window``, YAMNet); False: the
+            symmetric ``0.5 - 0.5 cos(2πn / (length - 1))`` (``torch.hann_window(periodic=False)``,
+            ``np.hanning``; EfficientAT).
+    """
+    window = _hann64(length, periodic).astype(np.float32)
+    window.setflags(write=False)
+    return window
+
+
+def _hann64(length: int, periodic: bool) -> np.ndarray:
+    n = np.arange(length, dtype=np.float64)
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * n / (length if periodic else max(length - 1, 1)))
+
+
+def _dft_magnitude(waveform, frame_length: int, frame_step: int, fft_length: int, first_bin: int,
+                   last_bin: int, *, periodic: bool = True, power: bool = False) -> tf.Tensor:
+    """``|STFT|`` (or ``|STFT|²`` with ``power``) bins ``first_bin .. last_bin - 1`` of Hann-windowed
+    frames (periodic or symmetric window, see :func:`hann_window`).
+
+    An RFFT, or within :func:`tflite_compatible` one DFT matmul and ``sqrt(re² + im²)`` (``re² + im²``).
     """
     x = tf.cast(tf.convert_to_tensor(waveform), tf.float32)
     bins = last_bin - first_bin
     frames = frame_samples(x, frame_length, frame_step)  # [..., F, L]
     if not _TFLITE_COMPATIBLE.get():
-        n = np.arange(frame_length, dtype=np.float64)
-        window = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / frame_length)).astype(np.float32)  # periodic Hann
+        window = hann_window(frame_length, periodic)
         # abs before the slice: TFLite cannot slice complex tensors (RFFT2D → COMPLEX_ABS → slice)
-        return tf.abs(tf.signal.rfft(frames * window, [fft_length]))[..., first_bin:last_bin]  # [..., F, K]
-    dft = tf.constant(windowed_dft_matrix(frame_length, fft_length, first_bin, last_bin))  # [L, 2K]
+        magnitude = tf.abs(tf.signal.rfft(frames * window, [fft_length]))[..., first_bin:last_bin]  # [..., F, K]
+        return tf.square(magnitude) if power else magnitude
+    dft = tf.constant(windowed_dft_matrix(frame_length, fft_length, first_bin, last_bin, periodic))  # [L, 2K]
     # One 2-D matmul over all frames of all clips: the fastest kernel and a plain FullyConnected in
     # TFLite (a rank-3 matmul would become BatchMatMul).
     flat = tf.reshape(frames, [-1, frame_length])  # [N, L]
     spec = tf.matmul(flat, dft)  # [N, 2K]
     real, imag = spec[:, :bins], spec[:, bins:]  # [N, K] each
-    magnitude = tf.sqrt(real * real + imag * imag)  # [N, K]
+    magnitude = real * real + imag * imag  # [N, K]
+    if not power:
+        magnitude = tf.sqrt(magnitude)
     out_shape = tf.concat([tf.shape(frames)[:-1], [bins]], axis=0)
     magnitude = tf.reshape(magnitude, out_shape)  # [..., F, K]
     return tf.ensure_shape(magnitude, frames.shape[:-1].concatenate([bins]))

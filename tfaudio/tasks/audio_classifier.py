@@ -11,7 +11,6 @@ import json
 import os
 import pathlib
 import shutil
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from tfaudio.data.embedding_cache import ClipEmbeddings, EmbeddingCache
 from tfaudio.data.manifest import Manifest
 from tfaudio.errors import ManifestError, TfaudioError
 from tfaudio.heads.classification_head import HeadConfig, build_head
+from tfaudio.io.atomic import sweep_stale, temp_path
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "tfaudio.json"
@@ -52,12 +52,6 @@ class TrainConfig:
     mixup: float = 0.0
     min_clips_per_class: int = 2
     verbose: int = 0
-
-
-def _mean_per_clip(frame_scores: np.ndarray, counts: Sequence[int]) -> np.ndarray:
-    """Mean of frame scores per clip: [frames, C] and clip frame counts → [clips, C]."""
-    bounds = np.concatenate([[0], np.cumsum(counts)])
-    return np.stack([frame_scores[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
 
 
 class AudioClassifier:
@@ -96,6 +90,7 @@ class AudioClassifier:
         self.head_model_ = None
         self.history_: dict[str, list[float]] = {}
         self.train_config_: TrainConfig | None = None
+        self._scorer = None
 
     # ---- data ---------------------------------------------------------------------------------
     def _clips(self, data: Manifest | ClipEmbeddings, progress: bool = True) -> ClipEmbeddings:
@@ -163,7 +158,8 @@ class AudioClassifier:
         if few:
             raise ManifestError(
                 f"too few clips per class to train: {few} (need at least {config.min_clips_per_class}). "
-                f"Fix: add clips, merge classes, or lower min_clips_per_class."
+                f"Fix: add clips, merge or drop those classes (--classes), or lower the minimum "
+                f"(TrainConfig.min_clips_per_class; on the command line --min-clips-per-class)."
             )
 
     @property
@@ -175,6 +171,17 @@ class AudioClassifier:
             raise TfaudioError("this AudioClassifier is not trained. Fix: call fit() or load() first.")
 
     # ---- scoring ------------------------------------------------------------------------------
+    @property
+    def scorer(self):
+        """The :class:`~tfaudio.tasks.clip_scorer.ClipScorer` of this classifier: what every scoring
+        path (predict, evaluate, pipeline, export) runs."""
+        from tfaudio.tasks.clip_scorer import ClipScorer
+
+        self._require_trained()
+        if self._scorer is None or self._scorer.head is not self.head_model_ or self._scorer.labels != tuple(self.labels):
+            self._scorer = ClipScorer(self.backbone, self.head_model_, self.labels)
+        return self._scorer
+
     def frame_scores(self, embeddings: np.ndarray) -> np.ndarray:
         """Head scores of frame embeddings [frames, dim] → [frames, classes]."""
         self._require_trained()
@@ -183,20 +190,19 @@ class AudioClassifier:
         return np.asarray(self.head_model_(np.asarray(embeddings, np.float32), training=False))
 
     def clip_scores(self, clips: ClipEmbeddings) -> np.ndarray:
-        """Mean frame scores per clip [clips, classes] (what the exported model computes)."""
-        x, _, _ = clips.frames()
-        scores = self.frame_scores(x)
-        return _mean_per_clip(scores, [e.shape[0] for e in clips.embeddings])
+        """Clip scores [clips, classes] of cached embeddings: the scorer's head and pooling (what the
+        exported model computes)."""
+        return self.scorer.scores_from_embeddings(clips.embeddings)
 
     def evaluate(self, data: Manifest | ClipEmbeddings) -> dict[str, dict]:
-        """Reports at clip level (mean of frame scores) and at frame level."""
+        """Reports at clip level (the scorer's pooled scores) and at frame level."""
         from tfaudio.tasks.report import classification_report
 
         self._require_trained()
         clips = self._clips(data)
         x, y, _ = clips.frames()
         frame = self.frame_scores(x)
-        clip = _mean_per_clip(frame, [e.shape[0] for e in clips.embeddings])
+        clip = self.clip_scores(clips)
         multi = self.head.multi_label
         labels = list(self.labels)
 
@@ -208,55 +214,21 @@ class AudioClassifier:
             "frame": classification_report(targets(y), frame, labels, multi_label=multi, level="frame"),
         }
 
-    def _waveforms(self, inputs: Any, sample_rate: int | None) -> list[np.ndarray]:
-        from tfaudio.io.decode import load_audio
-        from tfaudio.signal.resample import resample
-
-        target = self.backbone.contract.sample_rate
-        if isinstance(inputs, (str, os.PathLike, np.ndarray)) or (
-            isinstance(inputs, dict) and "array" in inputs
-        ):
-            inputs = [inputs]
-        out = []
-        for item in inputs:
-            rate = sample_rate
-            if isinstance(item, dict):
-                item, rate = np.asarray(item["array"], np.float32), int(item["sampling_rate"])
-            if isinstance(item, (str, os.PathLike)):
-                item, rate = load_audio(item)
-            else:
-                item = np.asarray(item, np.float32)
-                if item.ndim != 1:
-                    raise TfaudioError(f"a waveform must be 1-D mono [samples], got shape {item.shape}")
-                if rate is None:
-                    rate = target
-            if rate != target:
-                item = np.asarray(resample(item, int(rate), target))
-            out.append(item)
-        return out
-
     def predict_scores(self, inputs: Any, *, sample_rate: int | None = None, batch_size: int = 16) -> np.ndarray:
-        """Clip scores [n, classes] for file paths or waveforms (mono; at ``sample_rate``, default
-        the backbone's rate)."""
-        import tensorflow as tf
+        """Clip scores [n, classes] for one input or a list: file paths, file bytes, arrays (any int or
+        float dtype, mono or multi-channel, at ``sample_rate``; default the backbone's rate) or audio
+        dicts — prepared by the one :class:`~tfaudio.data.audio_converter.AudioConverter`."""
+        from tfaudio.data.audio_converter import AudioConverter
 
-        self._require_trained()
-        waves = self._waveforms(inputs, sample_rate)
-        out = []
-        for start in range(0, len(waves), batch_size):
-            chunk = waves[start : start + batch_size]
-            lengths = np.array([len(w) for w in chunk], np.int32)
-            batch = np.zeros([len(chunk), max(lengths.max(), 1)], np.float32)
-            for i, w in enumerate(chunk):
-                batch[i, : len(w)] = w
-            emb, mask = self.backbone.batch_frames(tf.constant(batch), tf.constant(lengths))
-            emb, mask = np.asarray(emb), np.asarray(mask)
-            for j in range(len(chunk)):
-                out.append(self.frame_scores(emb[j][mask[j]]).mean(axis=0))
-        return np.stack(out)
+        scorer = self.scorer
+        convert = AudioConverter.for_backbone(self.backbone)
+        rate = self.backbone.contract.sample_rate if sample_rate is None else sample_rate
+        items = _as_list(inputs)
+        waves = convert.convert_many(items, rate).waves
+        return scorer.scores(waves, batch_size=batch_size)
 
     def predict(self, inputs: Any, *, sample_rate: int | None = None, top_k: int = 5) -> list[list[dict]]:
-        """Top-k ``[{"label", "score"}]`` per input (file paths or waveforms)."""
+        """Top-k ``[{"label", "score"}]`` per input (see :meth:`predict_scores`)."""
         scores = self.predict_scores(inputs, sample_rate=sample_rate)
         return [top_k_labels(s, self.labels, top_k) for s in scores]
 
@@ -282,7 +254,8 @@ class AudioClassifier:
         if path.exists() and not overwrite:
             raise TfaudioError(f"{path} exists. Fix: pass overwrite=True or choose another folder.")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        sweep_stale(path)  # temporaries of saves that were killed
+        tmp = temp_path(path)
         tmp.mkdir()
         try:
             self.head_model_.save(tmp / HEAD_FILE)
@@ -320,6 +293,15 @@ class AudioClassifier:
         if cfg.get("train"):
             clf.train_config_ = TrainConfig(**cfg["train"])
         return clf
+
+
+def _as_list(inputs: Any) -> list:
+    """One input (a path, bytes, an array, a dict, a ``(samples, rate)`` tuple) → ``[inputs]``; a list as is."""
+    from tfaudio.data.audio_converter import is_pair
+
+    if isinstance(inputs, list) or (isinstance(inputs, tuple) and not is_pair(inputs)):
+        return list(inputs)
+    return [inputs]
 
 
 def top_k_labels(scores: np.ndarray, labels: Sequence[str], k: int = 5) -> list[dict]:

@@ -38,7 +38,9 @@ def cross_validate(
 
     Returns:
         The summary of :func:`tfaudio.tasks.report.summarize_folds` at clip level, with
-        ``frame_level`` (the same at frame level) and ``folds`` (each fold's full report).
+        ``frame_level`` (the same at frame level), ``folds`` (each fold's full report and per-epoch
+        ``history``), ``clips`` (each clip's file, label, group, fold and whether it was used) and
+        ``skipped`` (the files that could not be used, with the reason).
 
     Example:
         >>> summary = cross_validate(Manifest.from_csv("esc50.csv"), "yamnet", output_dir="runs/cv")
@@ -49,7 +51,8 @@ def cross_validate(
     from tfaudio.tasks.report import summarize_folds, write_cv_report, write_report
 
     proto = AudioClassifier(backbone, labels=manifest.labels, head=head, cache=cache)
-    clips = proto.cache.load(manifest, progress=progress)
+    extraction = proto.cache.extract(manifest, progress=progress)
+    clips = proto.cache.load(manifest, extract=False)
     out = pathlib.Path(output_dir) if output_dir is not None else None
     per_fold, clip_reports, frame_reports = [], [], []
     splits = list(manifest.kfold(validation=validation))
@@ -65,7 +68,7 @@ def cross_validate(
         clip_reports.append(rep["clip"])
         frame_reports.append(rep["frame"])
         per_fold.append({"fold": int(fold), "train_folds": split.train.folds,
-                         "val_folds": split.val.folds if split.val else [], **rep})
+                         "val_folds": split.val.folds if split.val else [], "history": clf.history_, **rep})
         if out is not None:
             write_report(rep["clip"], out / f"fold{fold}", name="report", history=clf.history_)
     summary = summarize_folds(clip_reports)
@@ -73,6 +76,13 @@ def cross_validate(
     summary["labels"] = list(manifest.labels)
     summary["head"] = head.to_dict()
     summary["folds"] = per_fold
+    used = set(int(r) for r in clips.rows)
+    frame = manifest.frame
+    # Which clip (and group) was in which fold, and which were left out: the run can be audited.
+    summary["clips"] = [{"file": p, "label": lab, "group": None if g is None or g != g else str(g), "fold": int(f),
+                         "used": i in used}
+                        for i, (p, lab, g, f) in enumerate(zip(frame.path, frame.label, frame.group, frame.fold))]
+    summary["skipped"] = [{"file": f, "reason": why} for f, why in extraction.skipped]
     if out is not None:
         write_cv_report(summary, out, name="cv")
     return summary

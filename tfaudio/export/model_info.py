@@ -367,40 +367,26 @@ def _backbone_params(backbone) -> dict[str, int] | None:
                 return _params(model)
             except ValueError:  # an unbuilt model
                 return None
-    return None
-
-
-def _read_lines(path: pathlib.Path) -> list[str]:
-    return [line for line in path.read_text(encoding="utf8").splitlines() if line.strip()]
-
-
-def _export_info(path: pathlib.Path, saved_model: pathlib.Path) -> dict[str, Any]:
-    import tensorflow as tf
-
-    from tfaudio.export.tflite import read_metadata
-
-    loaded = tf.saved_model.load(str(saved_model))
-    variables = {id(v): v for v in getattr(loaded, "variables_", ())} or {id(v): v for v in loaded.variables}
+    variables = {id(v): v for v in getattr(backbone, "variables", ())}
+    if not variables:
+        return None
     total = int(sum(int(np.prod(v.shape)) for v in variables.values()))
-    labels_file = saved_model / "assets" / "labels.txt"
-    rate = None
-    for f in sorted(path.rglob("*.tflite")):
-        try:  # best effort: a file that is not a valid TFLite flatbuffer may fail in many ways
-            meta = read_metadata(f)
-        except Exception:  # noqa: BLE001
-            continue
-        try:
-            rate = int(meta["subgraphMetadata"][0]["inputTensorMetadata"][0]["content"]["contentProperties"]
-                       ["sampleRate"])
-            break
-        except (KeyError, IndexError, TypeError):
-            continue
+    trainable = int(sum(int(np.prod(v.shape)) for v in variables.values() if getattr(v, "trainable", False)))
+    return {"total": total, "trainable": trainable, "non_trainable": total - trainable}
+
+
+def _export_info(loaded) -> dict[str, Any]:
+    variables = {id(v): v for v in getattr(loaded.model, "variables_", ())} or \
+        {id(v): v for v in loaded.model.variables}
+    total = int(sum(int(np.prod(v.shape)) for v in variables.values()))
+    meta = loaded.metadata
+    backbone = meta.get("backbone") or {}
     return {
         "kind": "export",
-        "backbone": None,
-        "sample_rate": rate,
-        "sample_rate_note": None if rate else "the SavedModel input is 16000 Hz unless exported with --input-rate",
-        "labels": _read_lines(labels_file) if labels_file.is_file() else None,
+        "backbone": f"{backbone.get('name')}:{backbone['source']}" if backbone.get("source") else backbone.get("name"),
+        "sample_rate": int(loaded.sample_rate),
+        "model_sample_rate": meta.get("sample_rate"),
+        "labels": list(loaded.labels),
         "parameters": {"total": total},
         "macs": None,
         "activations": None,
@@ -415,11 +401,11 @@ def model_info(model: Any, *, exports: Iterable[str | os.PathLike] = (), clip_se
 
     Args:
         model: a saved classifier folder (``tfaudio train``), an export folder (``tfaudio export``),
-            ``"yamnet"`` / a ``yamnet.h5`` / a TF Hub handle (YAMNet itself, AudioSet classes), an
+            a backbone name (``"yamnet"``, ``"efficientat:mn04_as"``; its own AudioSet classes), an
             :class:`~tfaudio.tasks.audio_classifier.AudioClassifier` or a backbone.
         exports: more folders or files whose exports to list (e.g. the ``tfaudio export -o`` folder).
         clip_seconds: clip length of the activation-memory figure (default 10 s).
-        **load_kwargs: passed to :meth:`AudioClassifier.load` (e.g. ``backbone=``).
+        **load_kwargs: passed to :func:`tfaudio.export.loader.load_model` (e.g. ``backbone=``).
 
     Returns:
         ``{"model", "kind", "backbone", "sample_rate", "labels", "num_labels", "parameters": {"backbone",
@@ -430,22 +416,23 @@ def model_info(model: Any, *, exports: Iterable[str | os.PathLike] = (), clip_se
         >>> info = model_info("saved_models/dogcat", exports=["exports/dogcat"])
         >>> info["macs"]["per_second"] / 1e6, info["activations"]["peak_bytes"] / 1e6
     """
-    from tfaudio.pipelines import _load_model
+    from tfaudio.export.loader import load_model
 
-    loaded = _load_model(model, task="info", **load_kwargs)
-    kind, obj, source = loaded["kind"], loaded["model"], loaded["source"]
+    loaded = load_model(model, tagging=isinstance(model, str) and not pathlib.Path(model).exists(), **load_kwargs)
+    kind, obj, source = loaded.kind, loaded.model, loaded.source
     info: dict[str, Any] = {"model": source}
     if kind == "export":
-        info.update(_export_info(pathlib.Path(source), obj))
-    elif kind == "classifier":
-        backbone, head = obj.backbone, obj.head_model_
+        info.update(_export_info(loaded))
+    elif kind in ("classifier", "tagger", "backbone"):
+        backbone = loaded.backbone
+        head = obj.head_model_ if kind == "classifier" else None
         backbone_params = _backbone_params(backbone)
-        head_params = _params(head)
+        head_params = _params(head) if head is not None else {"total": 0, "trainable": 0}
         info.update({
-            "kind": "classifier",
+            "kind": "classifier" if kind == "classifier" else "audio-tagging",
             "backbone": _backbone_name(backbone),
             "sample_rate": int(backbone.contract.sample_rate),
-            "labels": list(obj.labels or ()),
+            "labels": list(loaded.labels),
             "parameters": {
                 "backbone": backbone_params["total"] if backbone_params else None,
                 "head": head_params["total"],
@@ -454,20 +441,9 @@ def model_info(model: Any, *, exports: Iterable[str | os.PathLike] = (), clip_se
             },
         })
         info.update(_costs(backbone, head, clip_seconds))
-    elif kind == "tagger":
-        params = _backbone_params(obj)
-        info.update({
-            "kind": "audio-tagging",
-            "backbone": _backbone_name(obj),
-            "sample_rate": int(obj.contract.sample_rate),
-            "labels": list(obj.class_names) if obj.class_names else None,
-            "parameters": {"backbone": params["total"], "head": 0, "total": params["total"],
-                           "trainable": params["trainable"]},
-        })
-        info.update(_costs(obj, None, clip_seconds))
     else:
         raise TfaudioError(f"{source}: tfaudio info does not handle {kind} models yet. Fix: pass a folder saved by "
-                           "`tfaudio train`, an export folder or YAMNet weights.")
+                           "`tfaudio train`, an export folder or a backbone name (yamnet, efficientat:mn04_as).")
     info["num_labels"] = len(info["labels"]) if info.get("labels") is not None else None
     files = []
     folders = [source] if kind in ("classifier", "export") and pathlib.Path(str(source)).exists() else []
@@ -491,9 +467,39 @@ def _backbone_name(backbone) -> str:
 def _costs(backbone, head, clip_seconds: float) -> dict[str, Any]:
     if hasattr(backbone, "body") and hasattr(getattr(backbone, "params", None), "frontend"):
         return _yamnet_costs(backbone, head, clip_seconds)
-    return {"macs": None, "activations": None,
-            "note": f"MACs and activation memory are counted for YAMNet-like backbones only, not "
-                    f"{type(backbone).__name__}"}
+    return _graph_costs(backbone, head, clip_seconds)
+
+
+def _graph_costs(backbone, head, clip_seconds: float) -> dict[str, Any]:
+    """MACs of any backbone from its traced graph (TensorFlow's FLOP statistics of the convolutions and
+    matmuls in ``graph_outputs`` on one clip of ``clip_seconds``; the head on the clip's frames)."""
+    import tensorflow as tf
+
+    rate = int(backbone.contract.sample_rate)
+    n = int(round(clip_seconds * rate))
+    fn = tf.function(lambda x: backbone.graph_outputs(x, tf.constant([n], tf.int32)), autograph=False)
+    try:
+        by_op = graph_macs(fn.get_concrete_function(tf.TensorSpec([1, n], tf.float32)))
+    except Exception as err:  # noqa: BLE001 - a backbone whose graph cannot be traced statically
+        return {"macs": None, "activations": None, "note": f"MACs could not be counted ({type(err).__name__})"}
+    frames = backbone.num_frames(n)
+    head_macs, uncounted = _sum_counted(count_macs(head)) if head is not None else (0, [])
+    per_clip = int(sum(by_op.values()) + frames * head_macs)
+    return {
+        "macs": {
+            "per_second": int(round(per_clip / clip_seconds)),
+            "per_second_by_part": {"backbone": int(round(sum(by_op.values()) / clip_seconds)),
+                                   "head": int(round(frames * head_macs / clip_seconds))},
+            "backbone_by_op": by_op,
+            "clip_seconds": clip_seconds,
+            "per_clip": per_clip,
+            "frames": int(frames),
+            "uncounted": uncounted,
+            "method": "TensorFlow's FLOP statistics of the traced graph (2 FLOPs per MAC), one clip",
+        },
+        "activations": None,
+        "note": "activation memory is counted for YAMNet-like Keras bodies only",
+    }
 
 
 # ---- text ----------------------------------------------------------------------------------------
@@ -519,7 +525,8 @@ def format_info(info: dict[str, Any], max_labels: int = 12) -> str:
         lines.append(f"backbone     {info['backbone']}")
     rate = info.get("sample_rate")
     lines.append(f"sample rate  {f'{rate} Hz' if rate else 'unknown'}"
-                 + (f" ({info['sample_rate_note']})" if info.get("sample_rate_note") else ""))
+                 + (f" (the model runs at {info['model_sample_rate']} Hz; resampled in its graph)"
+                    if info.get("model_sample_rate") not in (None, info.get("sample_rate")) else ""))
     labels = info.get("labels")
     if labels is not None:
         shown = " | ".join(labels[:max_labels]) + (f", ... ({len(labels) - max_labels} more)" if len(labels) > max_labels else "")

@@ -1,0 +1,318 @@
+"""ClipScorer: the one road from a batch of waveforms to clip scores.
+
+Every path that scores audio runs these functions: the exported SavedModel's signatures and TFLite
+graph trace them (:mod:`tfaudio.export`), and the eager paths (:meth:`AudioClassifier.predict_scores`,
+``tfaudio.pipeline``, ``tfaudio tag`` / ``predict``, the Gradio demo) call the same traced
+:meth:`ClipScorer.batch`; evaluation on cached embeddings calls the same head and :meth:`pool`. So
+"what the export computes" is true by construction::
+
+    audio [B, S], lengths [B] at the backbone's rate
+      → backbone.graph_outputs → embeddings [B, F, D], mask [B, F] (+ the backbone's own scores)
+      → head on every frame → frame scores [B, F, C]
+      → pool over each clip's valid frames → classifier [B, C]
+
+Three kinds (see :func:`clip_scorer`): a trained classifier (backbone + head), a tagger (a backbone's
+own classes, e.g. YAMNet's / EfficientAT's AudioSet scores, no head) and a fine-tuned Wav2Vec2 /
+HuBERT Keras model (``{"waveform", "length" | "attention_mask"} → logits`` → softmax).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tfaudio.errors import TfaudioError
+
+__all__ = ["ClipScorer", "FineTunedScorer", "clip_scorer", "pool"]
+
+#: Clips per eager call of :meth:`ClipScorer.scores`.
+BATCH_SIZE = 16
+
+
+def pool(frame_scores, mask=None):
+    """Clip scores from frame scores: the mean over each clip's valid frames.
+
+    Args:
+        frame_scores: float ``[B, F, C]``.
+        mask: bool ``[B, F]`` (valid frames), or None when every frame is valid (a fixed window).
+
+    Returns:
+        ``[B, C]``; a clip without valid frames scores 0.
+    """
+    import tensorflow as tf
+
+    if mask is None:
+        return tf.reduce_mean(frame_scores, axis=1)
+    m = tf.expand_dims(tf.cast(mask, frame_scores.dtype), -1)  # [B, F, 1]
+    return tf.reduce_sum(frame_scores * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
+
+
+class ClipScorer:
+    """A backbone, an optional head on its frames, and pooling over each clip's frames.
+
+    Args:
+        backbone: a :class:`~tfaudio.backbones.backbone.Backbone`.
+        head: a Keras model ``[N, D] → [N, C]`` on frame embeddings; None scores the backbone's own
+            classes (``backbone.class_names``).
+        labels: class names in score order (default: ``backbone.class_names`` without a head).
+        description: what the model is, for metadata and messages.
+
+    Attributes:
+        kind: ``"classifier"`` or ``"tagger"``.
+        labels, sample_rate, contract, variables (every ``tf.Variable`` the graph reads).
+        frame_scores: :meth:`batch` can return frame scores.
+        backbone_scores: :meth:`batch` can return the backbone's own (AudioSet) clip scores.
+    """
+
+    def __init__(self, backbone: Any, head: Any = None, labels: Sequence[str] | None = None, *,
+                 description: str | None = None):
+        self.backbone = backbone
+        self.head = head
+        self.kind = "tagger" if head is None else "classifier"
+        own = tuple(backbone.class_names or ())
+        if head is None:
+            if not own:
+                raise TfaudioError(f"{type(backbone).__name__} has no classes of its own; a tagger needs them "
+                                   "(YAMNet, EfficientAT). Fix: train a head on it (tfaudio train).")
+            labels = own if labels is None else labels
+            units = len(own)
+        else:
+            units = int(head.output_shape[-1])
+        self.labels = _check_labels(labels, units, "set the labels to the class names the head was trained on, "
+                                                   "in score order (see the model's labels.txt).")
+        self.contract = backbone.contract
+        self.sample_rate = int(backbone.contract.sample_rate)
+        name = backbone.name if hasattr(backbone, "spec") else type(backbone).__name__
+        self.description = description or (f"{name} backbone + tfaudio head" if head is not None
+                                           else f"{name} ({len(self.labels)} classes of its own)")
+        self.backbone_scores = bool(own) and head is not None
+        self._traced: dict[str, Any] = {}
+
+    @property
+    def frame_scores(self) -> bool:
+        """Whether :meth:`batch` can return frame scores (a tagger whose backbone pools whole clips,
+        e.g. EfficientAT's AudioSet scores, cannot)."""
+        return self.head is not None or not getattr(self.backbone, "clip_level_scores", False)
+
+    @property
+    def frontend_scope(self) -> str | None:
+        return getattr(self.backbone, "frontend_scope", None)
+
+    @property
+    def variables(self) -> list:
+        return list(self.backbone.variables) + (list(self.head.variables) if self.head is not None else [])
+
+    def check(self, *, frame_scores: bool = False, backbone_scores: bool = False) -> None:
+        """Raises TfaudioError when an optional output is asked of a model that has none."""
+        if frame_scores and not self.frame_scores:
+            raise TfaudioError(f"frame_scores: {self.description} scores whole clips, it has no frame scores. "
+                               "Fix: export without frame_scores (--frame-scores).")
+        if backbone_scores and not self.backbone_scores:
+            raise TfaudioError(f"backbone_scores: {self.description} has no class scores of its own beside the "
+                               "head (YAMNet and EfficientAT have AudioSet's). Fix: export without --audioset.")
+
+    # ---- the graph (pure TF; traced by exports and by the eager paths) ---------------------------
+    def head_frames(self, embeddings):
+        """The head on every frame: ``[B, F, D]`` → ``[B, F, C]``."""
+        import tensorflow as tf
+
+        shape = tf.shape(embeddings)
+        flat = tf.reshape(embeddings, [shape[0] * shape[1], self.contract.embedding_dim])  # [B*F, D]
+        scores = self.head(flat, training=False)  # [B*F, C]
+        return tf.reshape(tf.cast(scores, tf.float32), [shape[0], shape[1], len(self.labels)])
+
+    def _score(self, out: dict, mask_is_full: bool) -> dict:
+        mask = None if mask_is_full else out["mask"]
+        if self.head is None:
+            if "clip_scores" in out:
+                return {"classifier": out["clip_scores"]}
+            return {"classifier": pool(out["scores"], mask), "frame_scores": out["scores"]}
+        frames = self.head_frames(out["embeddings"])  # [B, F, C]
+        result = {"classifier": pool(frames, mask), "frame_scores": frames}
+        if self.backbone_scores:
+            result["audioset"] = out["clip_scores"] if "clip_scores" in out else pool(out["scores"], mask)
+        return result
+
+    def batch(self, audio, lengths, *, frame_scores: bool = False, backbone_scores: bool = False) -> dict:
+        """Zero-padded ``audio [B, S]`` at :attr:`sample_rate` with valid ``lengths [B]`` →
+        ``{"classifier": [B, C]}`` (+ ``"frame_scores": [B, F, C]`` and ``"mask": [B, F]``,
+        ``"audioset": [B, K]`` on request). Row ``b`` equals the clip ``audio[b, :lengths[b]]`` alone."""
+        out = self.backbone.graph_outputs(audio, lengths)
+        result = self._score(out, mask_is_full=False)
+        keep = {"classifier": result["classifier"]}
+        if frame_scores:
+            if "frame_scores" not in result:
+                raise TfaudioError(f"frame_scores: {self.description} scores whole clips, it has no frame scores.")
+            keep["frame_scores"] = result["frame_scores"]
+            keep["mask"] = out["mask"]
+        if backbone_scores:
+            keep["audioset"] = result["audioset"]
+        return keep
+
+    def clip(self, audio, *, frame_scores: bool = False, backbone_scores: bool = False) -> dict:
+        """One clip ``audio [S]`` → ``{"classifier": [C], "frame_scores": [F, C]?, "audioset": [K]?}``."""
+        import tensorflow as tf
+
+        out = self.batch(tf.expand_dims(audio, 0), tf.shape(audio)[:1], frame_scores=frame_scores,
+                         backbone_scores=backbone_scores)
+        out.pop("mask", None)  # one clip alone: every frame is valid
+        return {k: v[0] for k, v in out.items()}
+
+    def window(self, waveform):
+        """TFLite: one fixed window ``[1, S]`` (no padding) → scores ``[1, C]``.
+
+        Runs the backbone's ``graph_window`` when it has one (a simpler graph for a single unpadded
+        clip: YAMNet's frontend and body without the batch bookkeeping), else :meth:`batch`.
+        """
+        import tensorflow as tf
+
+        graph_window = getattr(self.backbone, "graph_window", None)
+        if graph_window is None:
+            return self.batch(waveform, tf.shape(waveform)[1:2])["classifier"]
+        return self._score(graph_window(waveform), mask_is_full=True)["classifier"]
+
+    # ---- eager --------------------------------------------------------------------------------
+    def _fn(self, name: str):
+        import tensorflow as tf
+
+        fn = self._traced.get(name)
+        if fn is None:
+            if name == "batch":
+                def run(audio, lengths):
+                    return self.batch(audio, lengths, frame_scores=self.frame_scores)
+                spec = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
+            else:  # "embeddings": cached frame embeddings [B, F, D] + mask → clip scores
+                def run(embeddings, mask):
+                    return {"classifier": pool(self.head_frames(embeddings), mask)}
+                spec = [tf.TensorSpec([None, None, self.contract.embedding_dim], tf.float32),
+                        tf.TensorSpec([None, None], tf.bool)]
+            fn = self._traced[name] = tf.function(run, input_signature=spec, autograph=False)
+        return fn
+
+    def outputs(self, waves: Sequence[np.ndarray], *, batch_size: int = BATCH_SIZE) -> list[dict[str, np.ndarray]]:
+        """Per clip (float32 ``[samples]`` at :attr:`sample_rate`): ``{"classifier": [C],
+        "frame_scores": [F, C]}`` (frame scores when the model has them), through the traced :meth:`batch`."""
+        from tfaudio.data.audio_converter import pad_batch
+
+        results: list[dict[str, np.ndarray]] = []
+        for start in range(0, len(waves), batch_size):
+            audio, lengths = pad_batch(waves[start : start + batch_size])
+            out = {k: np.asarray(v) for k, v in self._fn("batch")(audio, lengths).items()}
+            for i in range(len(lengths)):
+                row = {"classifier": out["classifier"][i]}
+                if "frame_scores" in out:
+                    row["frame_scores"] = out["frame_scores"][i][out["mask"][i]]
+                results.append(row)
+        return results
+
+    def scores(self, waves: Sequence[np.ndarray], *, batch_size: int = BATCH_SIZE) -> np.ndarray:
+        """Clip scores ``[n, C]`` of waveforms at :attr:`sample_rate` (what the export returns)."""
+        if not len(waves):
+            return np.zeros([0, len(self.labels)], np.float32)
+        return np.stack([o["classifier"] for o in self.outputs(waves, batch_size=batch_size)])
+
+    def scores_from_embeddings(self, embeddings: Sequence[np.ndarray], *, batch_size: int = 256) -> np.ndarray:
+        """Clip scores ``[n, C]`` of cached frame embeddings (one ``[F_i, D]`` array per clip): the
+        head and :func:`pool` of :meth:`batch`, without the backbone."""
+        if self.head is None:
+            raise TfaudioError("a tagger scores waveforms with its backbone, not embeddings.")
+        out = []
+        for start in range(0, len(embeddings), batch_size):
+            chunk = embeddings[start : start + batch_size]
+            counts = np.array([len(e) for e in chunk])
+            emb = np.zeros([len(chunk), max(int(counts.max(initial=0)), 1), self.contract.embedding_dim], np.float32)
+            for i, e in enumerate(chunk):
+                emb[i, : len(e)] = e
+            mask = np.arange(emb.shape[1])[None, :] < counts[:, None]
+            out.append(np.asarray(self._fn("embeddings")(emb, mask)["classifier"]))
+        return np.concatenate(out) if out else np.zeros([0, len(self.labels)], np.float32)
+
+
+class FineTunedScorer:
+    """A fine-tuned Wav2Vec2 / HuBERT Keras model ``{"waveform", "length" | "attention_mask"} → logits``
+    + softmax, with :class:`ClipScorer`'s interface (no frame scores)."""
+
+    kind = "finetune"
+    frame_scores = False
+    backbone_scores = False
+
+    def __init__(self, model: Any, labels: Sequence[str] | None):
+        self.model = model
+        self.backbone = model.backbone
+        self.mask_input = "attention_mask" if "attention_mask" in model.input_names else "length"
+        self.labels = _check_labels(labels, int(model.output_shape[-1]),
+                                    "pass labels= (the class names in logit order), or save the model with "
+                                    "save_finetune_model(model, folder, labels).")
+        self.contract = self.backbone.contract
+        self.sample_rate = int(self.contract.sample_rate)
+        self.description = f"fine-tuned {self.backbone.model_type}"
+        self.frontend_scope = None
+        self._fn_cache = None
+
+    @property
+    def variables(self) -> list:
+        return list(self.model.variables)
+
+    check = ClipScorer.check
+
+    def batch(self, audio, lengths, *, frame_scores: bool = False, backbone_scores: bool = False) -> dict:
+        import tensorflow as tf
+
+        second = lengths if self.mask_input == "length" else tf.sequence_mask(lengths, tf.shape(audio)[1], tf.float32)
+        logits = self.model({"waveform": audio, self.mask_input: second}, training=False)  # [B, C]
+        return {"classifier": tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)}
+
+    clip = ClipScorer.clip
+
+    def window(self, waveform):
+        import tensorflow as tf
+
+        return self.batch(waveform, tf.shape(waveform)[1:2])["classifier"]
+
+    def scores(self, waves: Sequence[np.ndarray], *, batch_size: int = BATCH_SIZE) -> np.ndarray:
+        import tensorflow as tf
+
+        from tfaudio.data.audio_converter import pad_batch
+
+        if self._fn_cache is None:
+            spec = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
+            self._fn_cache = tf.function(lambda a, n: self.batch(a, n)["classifier"], input_signature=spec,
+                                         autograph=False)
+        out = [np.asarray(self._fn_cache(*pad_batch(waves[i : i + batch_size])))
+               for i in range(0, len(waves), batch_size)]
+        return np.concatenate(out) if out else np.zeros([0, len(self.labels)], np.float32)
+
+    def outputs(self, waves: Sequence[np.ndarray], *, batch_size: int = BATCH_SIZE) -> list[dict[str, np.ndarray]]:
+        return [{"classifier": s} for s in self.scores(waves, batch_size=batch_size)]
+
+
+def _check_labels(labels: Sequence[str] | None, units: int, fix: str) -> tuple[str, ...]:
+    labels = tuple(labels or ())
+    if len(labels) != units:
+        shown = f"{list(labels)[:5]}{'...' if len(labels) > 5 else ''}"
+        raise TfaudioError(f"the model has {len(labels)} labels {shown} but outputs {units} scores. Fix: {fix}")
+    return labels
+
+
+def clip_scorer(model: Any, labels: Sequence[str] | None = None) -> ClipScorer | FineTunedScorer:
+    """The scorer of a model: a trained :class:`~tfaudio.tasks.audio_classifier.AudioClassifier`, a
+    backbone with classes of its own (a tagger), or a fine-tuned Wav2Vec2 / HuBERT model.
+
+    Raises:
+        TfaudioError: the model is untrained, its labels do not match its outputs, or it is not one of
+            these.
+    """
+    if isinstance(model, (ClipScorer, FineTunedScorer)):
+        return model
+    if hasattr(model, "head_model_"):  # an AudioClassifier
+        if not getattr(model, "is_trained", False) or model.head_model_ is None:
+            raise TfaudioError("this AudioClassifier is untrained. Fix: call fit() first, or AudioClassifier.load() "
+                               "a model saved by `tfaudio train`.")
+        return model.scorer if labels is None else ClipScorer(model.backbone, model.head_model_, labels)
+    if hasattr(model, "contract") and hasattr(model, "graph_outputs"):
+        return ClipScorer(model, None, labels)
+    if hasattr(model, "backbone") and hasattr(model, "input_names") and "waveform" in model.input_names:
+        return FineTunedScorer(model, labels if labels is not None else getattr(model, "labels", None))
+    raise TfaudioError(f"cannot score with a {type(model).__name__}: expected a trained AudioClassifier, a backbone "
+                       "with classes of its own, or a fine-tuned model from tfaudio.tasks.wav2vec2_finetune.")
