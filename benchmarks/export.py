@@ -2,9 +2,9 @@
 
 The model is YAMNet + a 10-class head (the ESC-10 label count; random weights: size and speed do not
 depend on what the head learned) exported as float32, float16, dynamic and int8 (calibrated on real
-ESC-50 windows). Latency: tflite_runtime, 1 thread, one 0.975 s window per invoke, median over real
-ESC-50 windows after a warm-up; the models take turns in several rounds so that a busy machine slows
-them alike.
+ESC-50 windows). Latency: the TFLite interpreter tfaudio picks (LiteRT, else tflite-runtime), 1 thread,
+one 0.975 s window per invoke, median over real ESC-50 windows after a warm-up; the models take turns
+in several rounds so that a busy machine slows them alike.
 
 Run: .venv/bin/python benchmarks/export.py   (writes the "Export" section of BENCHMARKS.md)
 """
@@ -14,9 +14,12 @@ import argparse
 import pathlib
 import tempfile
 import time
+from importlib.metadata import version
 
 import numpy as np
 from _common import machine, shared_dir, write_section
+
+from tfaudio.export.interpreter import interpreter_backend
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 TARGETS = {"float16_mb": 8.5, "int8_mb": 4.5, "int8_vs_official": 1.2}
@@ -41,14 +44,13 @@ def real_windows(paths: list[str], count: int) -> list[np.ndarray]:
 
 
 class Runner:
-    """One tflite_runtime interpreter (1 thread) and its per-invoke times."""
+    """One TFLite interpreter (1 thread) and its per-invoke times."""
 
     def __init__(self, path: pathlib.Path):
-        from tflite_runtime.interpreter import Interpreter
+        from tfaudio.export.interpreter import tflite_interpreter
 
         self.path = path
-        self.it = Interpreter(model_path=str(path), num_threads=1)
-        self.it.allocate_tensors()
+        self.it = tflite_interpreter(path, num_threads=1)
         self.input = self.it.get_input_details()[0]
         self.times: list[float] = []
 
@@ -136,10 +138,12 @@ def main() -> None:
     for name, ok, value in checks:
         print(f"target {name}: {'met' if ok else 'NOT met'} ({value})")
 
+    backend = interpreter_backend()
     body = "\n".join([
         f"TFLite exports of YAMNet + a {len(labels)}-class head (ESC-10's class count; random head weights, "
         "which do not change size or speed) beside the official `yamnet_classification.tflite`. Input: one "
-        "0.975 s window (15600 samples at 16 kHz). Latency: tflite_runtime, 1 thread, per `invoke()`, median "
+        "0.975 s window (15600 samples at 16 kHz). Latency: "
+        f"{backend} {version(backend)}, 1 thread, per `invoke()`, median "
         f"and 90th percentile of {len(windows)} real ESC-50 windows per model after {args.warmup} warm-up runs, "
         f"the models taking turns in {args.rounds} rounds. Machine: {machine()} (shared with other jobs), "
         f"TensorFlow {tf.__version__}. Re-run: `python benchmarks/export.py`.",

@@ -143,3 +143,20 @@ def test_quiet_by_default_and_verbose_on_request(good_and_bad):
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stderr.strip() == "", quiet.stderr
     assert quiet.stdout.startswith(good_and_bad[0])
+
+
+@pytest.mark.slow
+def test_export_hides_converter_chatter(trained, tmp_path):
+    """`tfaudio export --tflite` in a fresh process prints what it wrote and nothing of the converter's
+    absl log lines ("W0000 ... tf_tfl_flatbuffer_helpers.cc ..."); --verbose lets them through."""
+    _, _, model = trained
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONPATH")}
+    env["PYTHONPATH"] = str(ROOT)
+    cmd = [sys.executable, "-m", "tfaudio.cli", "export", str(model), "-o", str(tmp_path / "e"), "--tflite", "float32"]
+    quiet = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr.strip() == "", quiet.stderr
+    assert "model_float32.tflite" in quiet.stdout
+    loud = subprocess.run([sys.executable, "-m", "tfaudio.cli", "--verbose", *cmd[3:-4], "-o", str(tmp_path / "v"),
+                           "--tflite", "float32"], capture_output=True, text=True, env=env, timeout=600)
+    assert loud.returncode == 0 and "tf_tfl_flatbuffer_helpers" in loud.stderr

@@ -1,5 +1,6 @@
 """Export: SavedModel (TF Serving) and TFLite (Android) of a dog-vs-cat classifier trained on real YAMNet
-embeddings of ESC-50 clips; loaded back in a fresh process, in tflite_runtime and in MediaPipe."""
+embeddings of ESC-50 clips; loaded back in a fresh process, in the TFLite interpreter (LiteRT, else
+tflite-runtime) and in MediaPipe."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import shared
+from tfaudio.export.interpreter import tflite_interpreter
 
 pytestmark = pytest.mark.slow
 
@@ -93,6 +95,7 @@ def saved_models(clf, exports):
 @pytest.fixture(scope="module")
 def cli_export(clf, tmp_path_factory):
     """``tfaudio export`` of the saved classifier: (output folder, arguments, printed text)."""
+    pytest.importorskip("mediapipe", reason="TFLite metadata needs mediapipe: pip install 'tfaudio[tflite]'")
     import contextlib
     import io
 
@@ -127,10 +130,7 @@ def tflite(clf, split, exports, cli_export):
 
 
 def _run_tflite(path, inputs: np.ndarray) -> np.ndarray:
-    from tflite_runtime.interpreter import Interpreter
-
-    it = Interpreter(model_path=str(path), num_threads=2)
-    it.allocate_tensors()
+    it = tflite_interpreter(path, num_threads=2)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     scores = []
     for x in inputs:
@@ -363,18 +363,14 @@ def test_saved_model_overwrite_rules_and_no_leftovers(clf, saved_models, exports
 # ---- TFLite --------------------------------------------------------------------------------------
 def _op_types(path) -> list[tuple[str, str]]:
     """(op name, dtype of its first input) of every op."""
-    import tensorflow as tf
-
-    it = tf.lite.Interpreter(model_path=str(path))
+    it = tflite_interpreter(path)
     tensors = {t["index"]: t for t in it.get_tensor_details()}
     return [(op["op_name"], tensors[op["inputs"][0]]["dtype"].__name__) for op in it._get_ops_details()]
 
 
-def test_tflite_runs_in_tflite_runtime_and_matches_keras(tflite, windows, keras_window_scores):
-    from tflite_runtime.interpreter import Interpreter
-
+def test_tflite_runs_in_the_interpreter_and_matches_keras(tflite, windows, keras_window_scores):
     path = tflite("float32")
-    it = Interpreter(model_path=str(path))
+    it = tflite_interpreter(path)
     inp, out = it.get_input_details(), it.get_output_details()
     assert len(inp) == len(out) == 1
     assert list(inp[0]["shape"]) == [1, WINDOW] and inp[0]["dtype"] == np.float32
@@ -505,9 +501,7 @@ def test_quantized_variants_agree_with_float(variant, tflite, windows, float_win
 
 
 def test_whole_clip_variant_takes_two_lengths(clf, tflite, eval_clips):
-    from tflite_runtime.interpreter import Interpreter
-
-    it = Interpreter(model_path=str(tflite("whole_clip")))
+    it = tflite_interpreter(tflite("whole_clip"))
     inp = it.get_input_details()[0]
     assert list(inp["shape_signature"]) == [1, -1]
     audio = eval_clips[0][0]

@@ -17,13 +17,13 @@ from tfaudio.signal.framing import (
 
 
 def run_tflite(fn, spec: tf.TensorSpec, x: np.ndarray) -> np.ndarray:
-    """Converts ``fn`` with TFLite builtins only and runs it on ``x`` with tflite_runtime."""
-    from tflite_runtime.interpreter import Interpreter
+    """Converts ``fn`` with TFLite builtins only and runs it on ``x`` in the TFLite interpreter."""
+    from tfaudio.export.interpreter import tflite_interpreter
 
     f = tf.function(fn, input_signature=[spec])
     converter = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    interpreter = Interpreter(model_content=converter.convert())
+    interpreter = tflite_interpreter(model_content=converter.convert())
     index_in = interpreter.get_input_details()[0]["index"]
     interpreter.resize_tensor_input(index_in, x.shape)
     interpreter.allocate_tensors()

@@ -129,7 +129,7 @@ def test_paths_agree_and_build_different_graphs():
 
 
 def test_tflite_builtins_only(stft_path):
-    from tflite_runtime.interpreter import Interpreter
+    from tfaudio.export.interpreter import tflite_interpreter
 
     @tf.function(input_signature=[tf.TensorSpec([15600], tf.float32)])
     def frontend(w):
@@ -138,8 +138,7 @@ def test_tflite_builtins_only(stft_path):
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frontend.get_concrete_function()], frontend)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # fails on any Flex op
     model = converter.convert()
-    it = Interpreter(model_content=model)
-    it.allocate_tensors()
+    it = tflite_interpreter(model_content=model)
     x = noise(0.975, 16000, seed=5)
     it.set_tensor(it.get_input_details()[0]["index"], x)
     it.invoke()

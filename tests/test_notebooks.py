@@ -68,7 +68,7 @@ def check_keyword_spotting(r: dict, output: pathlib.Path) -> None:
 def check_export_and_serve(r: dict, output: pathlib.Path) -> None:
     assert r["labels"] == ["dog", "cat"]
     sigs = r["signatures"]
-    assert set(sigs) == {"serving_default", "batch"}
+    assert set(sigs) == {"serving_default", "batch", "metadata"}
     assert sigs["serving_default"]["inputs"] == {"audio": ["float32", [None]]}
     assert sigs["serving_default"]["outputs"] == {"classifier": ["float32", [2]], "label": ["string", []]}
     assert sigs["batch"]["inputs"] == {"audio": ["float32", [None, None]], "lengths": ["int32", [None]]}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -303,3 +304,28 @@ def test_format_report():
 def test_import_does_not_load_tensorflow():
     code = "import sys, tfaudio.tasks.report; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_non_latin_class_names_keep_their_glyphs_or_say_why(tmp_path, caplog):
+    """Cyrillic and Greek are drawn (DejaVu Sans has them); a script no installed font has is drawn as
+    #index with one warning naming the font to install, and the JSON keeps every name."""
+    import warnings
+
+    from tests.helpers import warns
+    from tfaudio.tasks.report_figures import _font_coverage, display_labels
+
+    labels = ["собака", "γάτα", "猫"]
+    has_cjk = any(ord("猫") in points for _, points in _font_coverage())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)" for a lost glyph
+        if has_cjk:
+            names, _ = display_labels(labels)
+            assert names == labels
+        else:
+            with warns(caplog, "fonts-noto-cjk") as found:
+                names, _ = display_labels(labels)
+            assert names == ["собака", "γάτα", "#2"] and len(found) == 1
+        rep = classification_report([0, 1, 2], scores_for([0, 1, 2], 3), labels)
+        paths = write_report(rep, tmp_path)
+    assert json.loads(pathlib.Path(paths["json"]).read_text())["labels"] == labels
+    assert pathlib.Path(paths["confusion"]).read_bytes()[:8] == PNG_MAGIC

@@ -194,12 +194,12 @@ def test_kernel_is_cached_and_read_only():
 
 
 def test_tflite_builtins_only_matches_tf():
-    from tflite_runtime.interpreter import Interpreter
+    from tfaudio.export.interpreter import tflite_interpreter
 
     f = tf.function(lambda x: resample(x, 44100, 16000), input_signature=[tf.TensorSpec([None], tf.float32)])
     converter = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    interpreter = Interpreter(model_content=converter.convert())
+    interpreter = tflite_interpreter(model_content=converter.convert())
     index_in = interpreter.get_input_details()[0]["index"]
     for n in (4410, 12345):
         x = noise(n / 44100, 44100, seed=n)

@@ -12,7 +12,7 @@ import importlib
 import sys
 
 #: Sub-commands, in the order ``tfaudio --help`` lists them.
-COMMANDS = ["tag", "train", "cv", "evaluate", "predict", "embed", "export", "info", "demo", "esc50_demo"]
+COMMANDS = ["tag", "train", "cv", "tune", "evaluate", "predict", "embed", "export", "info", "demo", "esc50_demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,10 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose, debug = _global_flags(argv)
     argv = [a for a in argv if a not in ("--verbose", "--debug")]
-    from tfaudio.log import cli_handler, quiet_tensorflow
+    from tfaudio.log import cli_handler, native_stderr_silenced, quiet_tensorflow
 
     quiet_tensorflow(verbose)
     cli_handler()
+    if not verbose and not {"-h", "--help"} & set(argv):
+        # TensorFlow >= 2.19 writes "Could not find cuda drivers" at import whatever the log level
+        # (tensorflow/tensorflow#100442): import it here with its native stderr hidden. Import errors
+        # still arrive as exceptions.
+        with native_stderr_silenced():
+            import tensorflow  # noqa: F401
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "_pipeline_args", False):

@@ -7,11 +7,12 @@ oneDNN, cuDNN factories) and converter chatter; the CLI calls it unless ``--verb
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 
-__all__ = ["logger", "warn", "info", "cli_handler", "quiet_tensorflow"]
+__all__ = ["logger", "warn", "info", "cli_handler", "quiet_tensorflow", "native_stderr_silenced", "verbose"]
 
 logger = logging.getLogger("tfaudio")
 
@@ -54,6 +55,34 @@ def info(message: str) -> None:
     logger.info(message)
 
 
+def verbose() -> bool:
+    """Whether TensorFlow's own output was asked for (``tfaudio --verbose`` / ``TFAUDIO_VERBOSE=1``)."""
+    return os.environ.get("TFAUDIO_VERBOSE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Hide what C++ code writes to file descriptor 2 meanwhile (the TFLite converter's absl log lines,
+    which no TensorFlow setting silences), unless :func:`verbose`. Python's own ``sys.stderr`` is
+    untouched; errors still arrive as exceptions."""
+    if verbose():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (an embedded interpreter): nothing to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def quiet_tensorflow(verbose: bool = False) -> None:
     """Hide TensorFlow's log noise unless ``verbose``.
 
@@ -62,6 +91,7 @@ def quiet_tensorflow(verbose: bool = False) -> None:
     Python loggers of TensorFlow and absl. A user's own settings of these variables are kept.
     """
     if verbose:
+        os.environ["TFAUDIO_VERBOSE"] = "1"
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
         return
     for name, value in (("TF_CPP_MIN_LOG_LEVEL", "3"), ("GRPC_VERBOSITY", "ERROR"), ("GLOG_minloglevel", "3")):

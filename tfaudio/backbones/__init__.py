@@ -10,6 +10,7 @@ __getattr__, __dir__ = lazy_exports(
         "Wav2Vec2Backbone": ".wav2vec2_backbone",
         "WhisperBackbone": ".whisper_backbone",
         "EfficientATBackbone": ".efficientat_backbone",
+        "SpeechEmbeddingBackbone": ".speech_embedding_backbone",
         "get_backbone": ".registry",
     },
 )

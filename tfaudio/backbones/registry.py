@@ -6,7 +6,7 @@ from typing import Any
 
 from tfaudio.errors import TfaudioError
 
-NAMES = ("yamnet", "efficientat", "wav2vec2", "hubert", "whisper")
+NAMES = ("yamnet", "efficientat", "speech-embedding", "wav2vec2", "hubert", "whisper")
 
 
 def backbone_spec(backbone) -> dict[str, Any]:
@@ -41,6 +41,8 @@ def get_backbone(spec: Any = "yamnet", **kwargs: Any):
     ``"wav2vec2:facebook/wav2vec2-base"``, ``"hubert:/models/distilhubert"``, ``"whisper:openai/whisper-tiny"``,
     ``"efficientat"`` / ``"efficientat:mn10_as"`` (an EfficientAT release),
     ``"efficientat:/path/mn04_as_mAP_432.pt"`` or a bare ``.pt`` path,
+    ``"speech-embedding"`` (Google's speech embedding model, found or downloaded), ``"speech-embedding:/folder"``
+    (a folder with openWakeWord's ``embedding_model.tflite``),
     ``{"name": "wav2vec2", "source": "/models/w2v", "layer": 6}``.
     """
     if hasattr(spec, "contract"):
@@ -80,4 +82,8 @@ def get_backbone(spec: Any = "yamnet", **kwargs: Any):
         from tfaudio.backbones.efficientat_backbone import EfficientATBackbone
 
         return EfficientATBackbone.from_pretrained(source, **spec)
+    if name == "speech-embedding":
+        from tfaudio.backbones.speech_embedding_backbone import SpeechEmbeddingBackbone
+
+        return SpeechEmbeddingBackbone.from_pretrained(source, **spec)
     raise TfaudioError(f"unknown backbone {name!r}. Known: {', '.join(NAMES)}.")

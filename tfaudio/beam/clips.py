@@ -3,7 +3,6 @@ batch padding and dead-letter records."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -50,14 +49,3 @@ class ClipBatchesMixin:
 def dead_letter(path: str, error: BaseException | str) -> str:
     """One dead-letter record: a JSON line ``{"file", "error"}``."""
     return json.dumps({"file": str(path), "error": str(error)})
-
-
-def pad_batch(examples: Sequence[tuple[np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """``[(audio, length)]`` → zero-padded float32 [batch, samples] and int32 [batch] lengths, as
-    ``padded_batch`` builds them in the local pipeline."""
-    lengths = np.array([n for _, n in examples], np.int32)
-    width = max(max(len(a) for a, _ in examples), 1)
-    batch = np.zeros([len(examples), width], np.float32)
-    for i, (audio, _) in enumerate(examples):
-        batch[i, : len(audio)] = audio
-    return batch, lengths

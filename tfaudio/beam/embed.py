@@ -45,7 +45,8 @@ from tfaudio.beam._common import (
     pipeline_options,
     runner_name,
 )
-from tfaudio.beam.clips import ClipBatchesMixin, dead_letter, pad_batch
+from tfaudio.beam.clips import ClipBatchesMixin, dead_letter
+from tfaudio.data.audio_converter import pad_batch
 from tfaudio.data.embedding_cache import (
     EmbeddingCache,
     ShardWriter,
@@ -139,12 +140,16 @@ class BackboneModelHandler(ClipBatchesMixin, ModelHandler):
         from apache_beam.metrics import Metrics
 
         t0, c0 = time.perf_counter(), time.process_time()
-        audio, lengths = pad_batch(batch)  # [B, S], [B]
+        from tfaudio.signal.frame_energy import frame_energy_db
+
+        audio, lengths = pad_batch([a for a, _ in batch], [n for _, n in batch])  # [B, S], [B]
         emb, mask = model.batch_frames(tf.constant(audio), tf.constant(lengths))  # [B, F, D], [B, F]
         emb, mask = np.asarray(emb), np.asarray(mask)
+        c = model.contract
+        db = np.asarray(frame_energy_db(audio, lengths, c.frame_samples, c.hop_samples, emb.shape[1]))  # [B, F]
         Metrics.counter(METRICS, "inference_micros").inc(int((time.perf_counter() - t0) * 1e6))
         Metrics.counter(METRICS, "inference_cpu_micros").inc(int((time.process_time() - c0) * 1e6))
-        return [emb[i][mask[i]] for i in range(len(batch))]
+        return [(emb[i][mask[i]], db[i][mask[i]]) for i in range(len(batch))]
 
     def get_metrics_namespace(self) -> str:
         return f"{METRICS}.embed"
@@ -170,8 +175,8 @@ class WriteShard(beam.DoFn):
         dead = sorted(grouped["dead"])
         writer = ShardWriter(pathlib.Path(self.directory), shard_id)
         try:
-            for _, key, embeddings in clips:
-                writer.write(key, embeddings)
+            for _, key, (embeddings, frame_db) in clips:
+                writer.write(key, embeddings, frame_db)
             writer.close({"paths": [c[0] for c in clips], "failed": [list(d) for d in dead]}, keep_empty=True)
         except BaseException:
             writer.abort()

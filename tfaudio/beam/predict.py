@@ -37,7 +37,8 @@ from tfaudio.beam._common import (
     pipeline_options,
     runner_name,
 )
-from tfaudio.beam.clips import ClipBatchesMixin, dead_letter, pad_batch
+from tfaudio.beam.clips import ClipBatchesMixin, dead_letter
+from tfaudio.data.audio_converter import pad_batch
 from tfaudio.data.embedding_cache import atomic_write_text
 from tfaudio.data.pipeline import PipelineConfig
 from tfaudio.errors import TfaudioError
@@ -100,7 +101,7 @@ class SavedModelHandler(ClipBatchesMixin, ModelHandler):
     def run_inference(self, batch, model, inference_args=None):
         import tensorflow as tf
 
-        audio, lengths = pad_batch(batch)  # [B, S], [B]
+        audio, lengths = pad_batch([a for a, _ in batch], [n for _, n in batch])  # [B, S], [B]
         out = model.signatures["batch"](audio=tf.constant(audio), lengths=tf.constant(lengths))
         return list(np.asarray(out["classifier"]))  # B x [C]
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 from typing import Any
 
@@ -43,17 +42,71 @@ def report_skipped(skipped: list[tuple[str, str]], total: int, *, what: str = "f
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", default="yamnet",
-                   help="yamnet (default), yamnet:/path/yamnet.h5, wav2vec2:<model id or folder>, hubert:<...>")
-    p.add_argument("--head", choices=["mlp", "linear"], default="mlp", help="tutorial MLP (Dense 512) or linear probe")
-    p.add_argument("--hidden", type=int, nargs="*", help="hidden layer sizes of the MLP head (default 512)")
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--l2", type=float, default=0.0)
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
+                   help="yamnet (default), efficientat:mn04_as (or a .pt path), speech-embedding, "
+                        "yamnet:/path/yamnet.h5, wav2vec2:<model id or folder>, hubert:<...>, whisper:<...>")
+    r = p.add_argument_group("recipe (how the head is trained; options given here override the recipe's)")
+    r.add_argument("--recipe", default="default",
+                   help="default (regularised head, all training folds, silence gate), tutorial (the TF Hub "
+                        "tutorial's), or a JSON file written by `tfaudio tune`")
+    r.add_argument("--head", choices=["mlp", "linear"], help="an MLP (the recipe's hidden layers) or a linear probe")
+    r.add_argument("--hidden", type=int, nargs="*", help="hidden layer sizes of the MLP head")
+    r.add_argument("--dropout", type=float, help="dropout before the hidden layers after the first and the output")
+    r.add_argument("--input-dropout", type=float, help="dropout on the embeddings")
+    r.add_argument("--l2", type=float, help="L2 weight penalty")
+    r.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
+                   help="standardise embeddings by the training frames' statistics (inside the head)")
+    r.add_argument("--pooling", choices=["mean", "attention", "stats"],
+                   help="clip score: mean of frame scores, attention-weighted mean, or a head on mean/std "
+                        "pooled embeddings")
+    r.add_argument("--silence-gate", action=argparse.BooleanOptionalAction, default=None,
+                   help="leave silent frames out of training and of clip scores")
+    r.add_argument("--ensemble", type=int, help="average the scores of this many heads (different seeds)")
+    r.add_argument("--epochs", type=int)
+    r.add_argument("--batch-size", type=int)
+    r.add_argument("--learning-rate", type=float)
+    r.add_argument("--schedule", choices=["cosine", "constant"], help="learning-rate schedule")
+    r.add_argument("--label-smoothing", type=float)
+    r.add_argument("--mixup", type=float, help="mixup alpha on frame pairs (0: off)")
+    r.add_argument("--patience", type=int, help="early-stopping patience in epochs (with validation)")
+    r.add_argument("--validation", choices=["none", "fold"],
+                   help="none: fit on every training fold with the fixed schedule; fold: hold one out for early "
+                        "stopping")
+    r.add_argument("--min-clips-per-class", type=int, help="refuse classes with fewer training clips (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", help="embedding cache folder (default $TFAUDIO_CACHE or ~/.cache/tfaudio)")
     p.add_argument("--output", "-o", required=True, help="folder for the model and its reports")
+
+
+_HEAD_OPTIONS = {"dropout": "dropout", "input_dropout": "input_dropout", "l2": "l2", "standardize": "standardize",
+                 "pooling": "pooling", "silence_gate": "silence_gate", "ensemble": "ensemble"}
+_TRAIN_OPTIONS = {"epochs": "epochs", "batch_size": "batch_size", "learning_rate": "learning_rate",
+                  "schedule": "schedule", "label_smoothing": "label_smoothing", "mixup": "mixup",
+                  "patience": "patience", "min_clips_per_class": "min_clips_per_class"}
+
+
+def recipe_from_args(args: argparse.Namespace):
+    """The recipe named by ``--recipe`` with the options given on the command line applied."""
+    from tfaudio.tasks.recipe import get_recipe
+
+    recipe = get_recipe(getattr(args, "recipe", None) or "default")
+    head = {field: getattr(args, opt) for opt, field in _HEAD_OPTIONS.items() if getattr(args, opt, None) is not None}
+    if getattr(args, "head", None) == "linear":
+        head["hidden_units"] = ()
+    elif getattr(args, "hidden", None):
+        head["hidden_units"] = tuple(args.hidden)
+    train = {field: getattr(args, opt) for opt, field in _TRAIN_OPTIONS.items() if getattr(args, opt, None) is not None}
+    train["seed"] = getattr(args, "seed", 0)
+    train["verbose"] = 2
+    fields = {}
+    if getattr(args, "validation", None):
+        fields["validation"] = args.validation
+    if getattr(args, "no_validation", False):
+        fields["validation"] = "none"
+    try:
+        return recipe.replace(head=head, train=train, **fields)
+    except ValueError as err:
+        raise ManifestError(f"the recipe's options do not fit together: {err}. Fix: check --dropout, --pooling, "
+                            "--epochs and the other recipe options.") from None
 
 
 def load_manifest(args: argparse.Namespace):
@@ -73,14 +126,18 @@ def load_manifest(args: argparse.Namespace):
     return m
 
 
-def parse_split(spec: str | None, manifest) -> tuple[list[int], list[int], list[int]]:
+def parse_split(spec: str | None, manifest, *, validation: bool = True) -> tuple[list[int], list[int], list[int]]:
     """``"1,2,3:4:5"`` → train [1,2,3], val [4], test [5]; None → all but the last two folds / the
-    second last / the last."""
+    second last / the last (``validation``), or all but the last / none / the last."""
     folds = manifest.folds
     if spec is None:
-        if len(folds) < 3:
-            raise ManifestError(f"need at least 3 folds for train/val/test, the data has {folds}. Fix: --folds.")
-        return folds[:-2], [folds[-2]], [folds[-1]]
+        need = 3 if validation else 2
+        if len(folds) < need:
+            raise ManifestError(f"need at least {need} folds for train{'/val' if validation else ''}/test, the data has "
+                                f"{folds}. Fix: --folds.")
+        if validation:
+            return folds[:-2], [folds[-2]], [folds[-1]]
+        return folds[:-1], [], [folds[-1]]
     parts = spec.split(":")
     if len(parts) > 3:
         raise ManifestError(f"--folds {spec!r}: use TRAIN[:VAL[:TEST]], e.g. 1,2,3:4:5")
@@ -116,20 +173,6 @@ def parse_fold_count(spec: str | None, default: int = 5) -> int:
     return k
 
 
-def head_config(args: argparse.Namespace):
-    from tfaudio.heads.classification_head import HeadConfig
-
-    hidden = () if args.head == "linear" else tuple(args.hidden) if args.hidden else (512,)
-    return HeadConfig(hidden_units=hidden, dropout=args.dropout, l2=args.l2)
-
-
-def train_config(args: argparse.Namespace):
-    from tfaudio.tasks.audio_classifier import TrainConfig
-
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                       seed=args.seed, verbose=2)
-
-
 def embed_once(clf, manifest, args: argparse.Namespace):
     """Every clip of ``manifest`` embedded once (extracted into the cache where missing) →
     (ClipEmbeddings of the usable clips, [(file, reason)] of the skipped ones)."""
@@ -154,7 +197,3 @@ def make_cache(backbone, args: argparse.Namespace):
 
     root = pathlib.Path(args.cache) / "embeddings" if getattr(args, "cache", None) else None
     return EmbeddingCache(backbone, root, pipeline=PipelineConfig(on_error=getattr(args, "on_error", "raise")))
-
-
-def print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=1, default=str))

@@ -4,12 +4,11 @@ from __future__ import annotations
 from tfaudio.commands._common import (
     add_data_args,
     add_model_args,
-    head_config,
     load_manifest,
     make_cache,
     parse_fold_count,
+    recipe_from_args,
     report_skipped,
-    train_config,
 )
 
 
@@ -18,8 +17,21 @@ def add_parser(sub):
     add_data_args(p, folds_help="number of folds to assign when the data has none (default 5; stratified by "
                                 "class, grouped by speaker / source clip)")
     add_model_args(p)
-    p.add_argument("--no-validation", action="store_true", help="train on all other folds, no early stopping")
+    p.add_argument("--no-validation", action="store_true", help="same as --validation none")
     return p
+
+
+def _describe(recipe) -> str:
+    h, t = recipe.head, recipe.train
+    parts = [f"head {'x'.join(map(str, h.hidden_units)) or 'linear'}", f"pooling {h.pooling}"]
+    parts += [f"{k} {v}" for k, v in (("dropout", h.dropout), ("input dropout", h.input_dropout),
+                                      ("mixup", t.mixup), ("label smoothing", t.label_smoothing)) if v]
+    parts += [f"{t.epochs} epochs {t.schedule}", f"validation {recipe.validation}"]
+    if h.silence_gate:
+        parts.append("silence gate")
+    if h.ensemble > 1:
+        parts.append(f"ensemble of {h.ensemble}")
+    return ", ".join(parts)
 
 
 def run(args) -> int:
@@ -32,9 +44,9 @@ def run(args) -> int:
     if not manifest.has_folds:
         manifest = manifest.assign_folds(k, seed=args.seed)
     backbone = get_backbone(args.backbone)
-    summary = cross_validate(manifest, backbone, head=head_config(args), train=train_config(args),
-                             cache=make_cache(backbone, args), validation=not args.no_validation,
-                             output_dir=args.output)
+    recipe = recipe_from_args(args)
+    print(f"recipe {recipe.name}: {_describe(recipe)}")
+    summary = cross_validate(manifest, backbone, recipe, cache=make_cache(backbone, args), output_dir=args.output)
     print(format_cv(summary))
     print(f"reports in {args.output}")
     return report_skipped([(s["file"], s["reason"]) for s in summary["skipped"]], len(manifest), what="clips")

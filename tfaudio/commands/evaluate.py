@@ -42,9 +42,11 @@ def run(args) -> int:
     clips, skipped = embed_once(clf, manifest, args)
     rep = clf.evaluate(clips)
     for level in ("clip", "frame"):
-        rep[level]["skipped"] = skipped_in(skipped, manifest)
+        if rep[level] is not None:
+            rep[level]["skipped"] = skipped_in(skipped, manifest)
     out = pathlib.Path(args.output or args.model)
     write_report(rep["clip"], out, name="eval_report")
-    write_report(rep["frame"], out, name="eval_frame_report")
+    if rep["frame"] is not None:
+        write_report(rep["frame"], out, name="eval_frame_report")
     print(format_report(rep["clip"]))
     return report_skipped(skipped, len(manifest), what="clips")

@@ -283,11 +283,18 @@ def as_mono_float(array: Any, where: str = "<input>") -> np.ndarray:
     return np.ascontiguousarray(a, np.float32)
 
 
-def pad_batch(waves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def pad_batch(waves: Sequence[np.ndarray], lengths: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Clips → zero-padded float32 ``[batch, samples]`` and int32 ``[batch]`` lengths (the layout of
-    every batched call: backbones, the clip scorer, the exported ``batch`` signature)."""
-    lengths = np.array([len(w) for w in waves], np.int32)
-    batch = np.zeros([len(waves), max(int(lengths.max(initial=0)), 1)], np.float32)
+    every batched call: backbones, the clip scorer, the exported ``batch`` signature, Beam).
+
+    Args:
+        waves: float32 ``[samples]`` arrays.
+        lengths: the valid samples of each (default: all; a clip zero-padded to a fixed duration has
+            fewer valid samples than its array).
+    """
+    lengths = np.array([len(w) for w in waves] if lengths is None else list(lengths), np.int32)
+    width = max([len(w) for w in waves], default=0)
+    batch = np.zeros([len(waves), max(width, 1)], np.float32)
     for i, w in enumerate(waves):
         batch[i, : len(w)] = w
     return batch, lengths

@@ -90,8 +90,9 @@ def file_key(path: str | os.PathLike) -> str:
     return key
 
 
-def encode_record(key: str, embeddings: np.ndarray) -> bytes:
-    """One clip as a serialized tf.train.Example (the cache's record format)."""
+def encode_record(key: str, embeddings: np.ndarray, frame_db: np.ndarray | None = None) -> bytes:
+    """One clip as a serialized tf.train.Example (the cache's record format): its embeddings
+    ``[frames, dim]`` and, when given, each frame's energy in dB ``[frames]`` (the silence gate's input)."""
     import tensorflow as tf
 
     emb = np.ascontiguousarray(embeddings, dtype="<f4")
@@ -101,17 +102,39 @@ def encode_record(key: str, embeddings: np.ndarray) -> bytes:
         "num_frames": tf.train.Feature(int64_list=tf.train.Int64List(value=[emb.shape[0]])),
         "dim": tf.train.Feature(int64_list=tf.train.Int64List(value=[emb.shape[1]])),
     }
+    if frame_db is not None:
+        db = np.ascontiguousarray(frame_db, dtype="<f4")
+        if db.shape != (emb.shape[0],):
+            raise ValueError(f"frame_db must have one value per frame ({emb.shape[0]}), got shape {db.shape}")
+        feature["frame_db"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[db.tobytes()]))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
 def decode_record(record: bytes) -> tuple[str, np.ndarray]:
+    """``(key, embeddings [frames, dim])`` of a record."""
+    return decode_record_full(record)[:2]
+
+
+def decode_record_full(record: bytes) -> tuple[str, np.ndarray, np.ndarray | None]:
+    """``(key, embeddings [frames, dim], frame energies in dB [frames] or None)`` of a record."""
     import tensorflow as tf
 
     ex = tf.train.Example.FromString(record)
     f = ex.features.feature
     n, d = f["num_frames"].int64_list.value[0], f["dim"].int64_list.value[0]
     emb = np.frombuffer(f["embeddings"].bytes_list.value[0], dtype="<f4").reshape(n, d)
-    return f["key"].bytes_list.value[0].decode(), emb
+    db = np.frombuffer(f["frame_db"].bytes_list.value[0], dtype="<f4") if "frame_db" in f else None
+    return f["key"].bytes_list.value[0].decode(), emb, db
+
+
+def clip_frame_db(frame_db: np.ndarray, count: int, num_frames: int) -> np.ndarray:
+    """The energies of a clip's frames from the pipeline's ``frame_db`` (``count`` frames that start in
+    the clip), padded with silence to the backbone's ``num_frames`` (frames past the clip see only the
+    zeros the backbone pads with, exactly as the clip scorer's graph computes them)."""
+    from tfaudio.signal.frame_energy import SILENT_DB
+
+    db = np.asarray(frame_db, np.float32)[: min(int(count), num_frames)]
+    return np.pad(db, (0, num_frames - len(db)), constant_values=SILENT_DB).astype(np.float32)
 
 
 def _file_digest(path: pathlib.Path) -> tuple[int, str]:
@@ -147,8 +170,8 @@ class ShardWriter:
         self.keys: list[str] = []
         self.num_frames: list[int] = []
 
-    def write(self, key: str, embeddings: np.ndarray) -> None:
-        self.write_record(key, encode_record(key, embeddings), int(embeddings.shape[0]))
+    def write(self, key: str, embeddings: np.ndarray, frame_db: np.ndarray | None = None) -> None:
+        self.write_record(key, encode_record(key, embeddings, frame_db), int(embeddings.shape[0]))
 
     def write_record(self, key: str, record: bytes, num_frames: int) -> None:
         """Appends an already serialized record (see :func:`encode_record`) of clip ``key``."""
@@ -318,8 +341,8 @@ def _shard_records(directory: pathlib.Path, shard_id: str, index: dict[str, Any]
 
 
 def read_shard(directory: pathlib.Path, shard_id: str, index: dict[str, Any],
-               positions: list[int] | None = None) -> list[tuple[str, np.ndarray]]:
-    """The clips of a shard, checked: ``[(key, embeddings float32 [frames, dim])]``.
+               positions: list[int] | None = None) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    """The clips of a shard, checked: ``[(key, embeddings float32 [frames, dim], frame dB [frames] or None)]``.
 
     Args:
         directory: the namespace folder.
@@ -335,12 +358,12 @@ def read_shard(directory: pathlib.Path, shard_id: str, index: dict[str, Any],
     out = []
     for pos in range(len(records)) if positions is None else positions:
         try:
-            key, emb = decode_record(records[pos])
+            key, emb, db = decode_record_full(records[pos])
         except Exception as err:  # noqa: BLE001 - any decoding failure means a bad record
             raise ShardError(f"has an unreadable record {pos} ({type(err).__name__})") from None
         if key != keys[pos]:
             raise ShardError(f"does not match its index (record {pos} is another clip)")
-        out.append((key, emb))
+        out.append((key, emb, db))
     return out
 
 
@@ -401,26 +424,47 @@ class ClipEmbeddings:
         targets: int32 [clips] class index (from the manifest's label list).
         rows: int [clips] row of each clip in the manifest.
         folds: int [clips] fold (-1 when none).
+        energies: one float32 [frames] array per clip, each frame's energy in dB (None for a clip cached
+            without them: all its frames count as sound).
     """
 
     embeddings: list[np.ndarray]
     targets: np.ndarray
     rows: np.ndarray
     folds: np.ndarray
+    energies: list[np.ndarray | None] | None = None
 
     def __len__(self) -> int:
         return len(self.embeddings)
 
-    def frames(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def gates(self) -> list[np.ndarray]:
+        """Per clip, bool [frames]: the frames :func:`~tfaudio.signal.frame_energy.silence_gate` keeps
+        (every frame of a clip without energies)."""
+        from tfaudio.signal.frame_energy import silence_gate
+
+        out = []
+        for i, emb in enumerate(self.embeddings):
+            db = self.energies[i] if self.energies is not None else None
+            if db is None or len(db) != len(emb) or not len(emb):
+                out.append(np.ones(len(emb), bool))
+            else:
+                out.append(np.asarray(silence_gate(np.asarray(db, np.float32)[None]))[0])
+        return out
+
+    def frames(self, *, gate: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Frame-level arrays: (embeddings [N, dim], targets [N], clip index [N]) — one record per
-        frame carrying its clip's label, as in the YAMNet transfer-learning tutorial."""
-        counts = np.array([e.shape[0] for e in self.embeddings])
-        x = np.concatenate(self.embeddings).astype(np.float32, copy=False)
+        frame carrying its clip's label, as in the YAMNet transfer-learning tutorial; with ``gate``
+        only the frames the silence gate keeps (silence does not carry its clip's label)."""
+        keep = self.gates() if gate else [np.ones(len(e), bool) for e in self.embeddings]
+        counts = np.array([int(k.sum()) for k in keep])
+        x = np.concatenate([e[k] for e, k in zip(self.embeddings, keep)]).astype(np.float32, copy=False)
         return x, np.repeat(self.targets, counts), np.repeat(np.arange(len(self)), counts)
 
     def subset(self, mask: np.ndarray) -> ClipEmbeddings:
         idx = np.flatnonzero(mask)
-        return ClipEmbeddings([self.embeddings[i] for i in idx], self.targets[idx], self.rows[idx], self.folds[idx])
+        energies = [self.energies[i] for i in idx] if self.energies is not None else None
+        return ClipEmbeddings([self.embeddings[i] for i in idx], self.targets[idx], self.rows[idx], self.folds[idx],
+                              energies)
 
 
 @dataclasses.dataclass
@@ -482,6 +526,7 @@ class EmbeddingCache:
         p = self.pipeline
         return {
             "format": FORMAT_VERSION,
+            "frame_db": True,  # records carry each frame's energy (the silence gate's input)
             "backbone": type(self.backbone).__name__,
             "fingerprint": self.backbone.fingerprint,
             "sample_rate": p.sample_rate,
@@ -609,8 +654,9 @@ class EmbeddingCache:
         sub_keys = [keys[i] for i in todo_rows]
         # Backbones with a per-clip step (YAMNet's log-mel patches) get it run in the data workers.
         features = getattr(self.backbone, "clip_features", None)
+        c = self.backbone.contract
         data = AudioDataset(sub, dataclasses.replace(self.pipeline, on_error=on_error), features=features,
-                            keep_audio=features is None)
+                            keep_audio=features is None, frame_energy=(c.frame_samples, c.hop_samples))
         done = 0
         bar = tqdm(total=len(sub), desc="embedding", unit="clip", disable=not progress)
         try:
@@ -624,7 +670,9 @@ class EmbeddingCache:
                 writer = ShardWriter(directory, PART_PREFIX + uuid.uuid4().hex[:16])
                 try:
                     for j, row in enumerate(batch["index"]):
-                        writer.write(sub_keys[row], emb[j][mask[j]])
+                        n = int(mask[j].sum())
+                        db = clip_frame_db(batch["frame_db"][j], batch["frame_db_count"][j], n)
+                        writer.write(sub_keys[row], emb[j][mask[j]], db)
                     writer.close()
                 except BaseException:
                     writer.abort()
@@ -712,16 +760,16 @@ class EmbeddingCache:
             return len(merged)
 
     # ---- reading ------------------------------------------------------------------------------
-    def _read_shards(self, wanted: set[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-        """(key → embeddings of the wanted keys that could be read, shard id → problem of the shards
-        that could not)."""
+    def _read_shards(self, wanted: set[str]) -> tuple[dict[str, tuple[np.ndarray, np.ndarray | None]], dict[str, str]]:
+        """(key → (embeddings, frame dB) of the wanted keys that could be read, shard id → problem of the
+        shards that could not)."""
         index = self.index()
         by_shard: dict[str, dict[int, str]] = {}
         for k in wanted:
             if k in index:
                 shard, pos = index[k]
                 by_shard.setdefault(shard[len("shard-") : -len(".tfrecord")], {})[pos] = k
-        out: dict[str, np.ndarray] = {}
+        out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         damaged: dict[str, str] = {}
         for shard_id, positions in by_shard.items():
             try:
@@ -729,7 +777,7 @@ class EmbeddingCache:
             except ShardError as err:
                 damaged[shard_id] = str(err)
                 continue
-            out.update(clips)
+            out.update((key, (emb, db)) for key, emb, db in clips)
         return out, damaged
 
     def _repair(self, damaged: dict[str, str], manifest: Manifest, keys: list[str | None], *, extract: bool,
@@ -754,7 +802,7 @@ class EmbeddingCache:
             if report.skipped:
                 warn(str(report))
         keys = self.keys(manifest, on_error="skip")
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
         for _ in range(3):
             index = self.index(refresh=True)
             got, damaged = self._read_shards({k for k in keys if k is not None and k in index and k not in arrays})
@@ -771,7 +819,8 @@ class EmbeddingCache:
         targets = manifest.targets
         folds = manifest.frame["fold"].fillna(-1).to_numpy(np.int64)
         rows_arr = np.asarray(rows)
-        return ClipEmbeddings([arrays[keys[i]] for i in rows], targets[rows_arr], rows_arr, folds[rows_arr])
+        return ClipEmbeddings([arrays[keys[i]][0] for i in rows], targets[rows_arr], rows_arr, folds[rows_arr],
+                              [arrays[keys[i]][1] for i in rows])
 
     def frames_dataset(self, manifest: Manifest, *, shuffle: bool = False, seed: int | None = None):
         """A streaming ``tf.data`` of frame records ``{"embedding", "label", "clip"}`` read straight

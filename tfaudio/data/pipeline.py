@@ -168,6 +168,9 @@ class AudioDataset:
             workers, one thread per clip, in parallel with whatever consumes the batches.
         keep_audio: also keep ``audio`` (and the batches' ``mask``); False (with ``features``) saves
             batching the waveforms when only the features are used.
+        frame_energy: ``(frame_samples, hop_samples)`` of a backbone: also give ``frame_db``, the mean
+            power in dB of each frame that starts in the clip
+            (:func:`~tfaudio.signal.frame_energy.frame_energy_db`), and ``frame_db_count``.
 
     Example:
         >>> ds = AudioDataset(manifest, sample_rate=16000, on_error="skip")
@@ -177,13 +180,14 @@ class AudioDataset:
 
     def __init__(self, manifest: Manifest, config: PipelineConfig | None = None, *,
                  features: Callable[[tf.Tensor], tf.Tensor] | None = None, keep_audio: bool = True,
-                 **overrides: Any):
+                 frame_energy: tuple[int, int] | None = None, **overrides: Any):
         if features is None and not keep_audio:
             raise ValueError("keep_audio=False needs a features step (e.g. features=backbone.clip_features).")
         self.manifest = manifest
         self.config = dataclasses.replace(config or PipelineConfig(), **overrides)
         self.features = features
         self.keep_audio = keep_audio
+        self.frame_energy = frame_energy
         self._paths = manifest.paths
         self._lock = threading.Lock()
         self._skipped: dict[int, AudioError] = {}
@@ -267,6 +271,13 @@ class AudioDataset:
             # In this worker, on one thread, beside the model (a backbone's clip_features step).
             feats = self.features(audio)
             out.update(features=feats, feature_count=tf.shape(feats)[0])
+        if self.frame_energy is not None:
+            from tfaudio.signal.frame_energy import frame_energy_db
+
+            frame, hop = self.frame_energy
+            count = tf.maximum(1, (tf.cast(length, tf.int32) + hop - 1) // hop)  # frames that start in the clip
+            db = frame_energy_db(audio[None], tf.reshape(tf.cast(length, tf.int32), [1]), frame, hop, count)[0]
+            out.update(frame_db=db, frame_db_count=count)
         if self.keep_audio:
             out["audio"] = audio
         return out

@@ -16,7 +16,9 @@ __all__ = ["tflite_interpreter", "interpreter_backend", "BACKENDS"]
 BACKENDS = (
     ("ai-edge-litert", "ai_edge_litert.interpreter"),
     ("tflite-runtime", "tflite_runtime.interpreter"),
-    ("tensorflow", "tensorflow.lite"),
+    # tf.lite.Interpreter's own module: "tensorflow.lite" imported by path is the source package,
+    # not the tf.lite API, and has no Interpreter.
+    ("tensorflow", "tensorflow.lite.python.interpreter"),
 )
 
 
@@ -43,21 +45,30 @@ def interpreter_backend(prefer: str | None = None) -> str:
 
 
 def tflite_interpreter(model_path: str | os.PathLike | None = None, *, model_content: bytes | None = None,
-                       num_threads: int | None = None, prefer: str | None = None, **kwargs: Any):
-    """A TFLite ``Interpreter`` for a file or for bytes, with tensors allocated.
+                       num_threads: int | None = None, prefer: str | None = None, allocate: bool = True,
+                       default_delegates: bool = True, **kwargs: Any):
+    """A TFLite ``Interpreter`` for a file or for bytes, with tensors allocated (unless ``allocate=False``).
 
     Args:
         model_path: a ``.tflite`` file.
         model_content: the model's bytes (instead of ``model_path``).
         num_threads: interpreter threads (None: the runtime's default).
         prefer: ``"ai-edge-litert"``, ``"tflite-runtime"`` or ``"tensorflow"`` to force one.
+        allocate: call ``allocate_tensors()``; False for a model whose default input shape cannot be
+            allocated (e.g. ``[1, 1]`` samples for a frontend that needs a window): resize first.
+        default_delegates: False runs the builtin kernels only (no XNNPack). LiteRT and TF >= 2.18
+            hand dynamic-range (hybrid int8) ops to XNNPack, whose arithmetic differs from the
+            builtin kernels by up to ~0.07 in YAMNet's scores; tflite-runtime 2.14 did not.
         **kwargs: passed to the interpreter (e.g. ``experimental_preserve_all_tensors=True``).
 
     Example:
         >>> it = tflite_interpreter("model_int8.tflite", num_threads=1)
         >>> it.set_tensor(it.get_input_details()[0]["index"], window[None]); it.invoke()
     """
-    _, cls = _interpreter_class(prefer)
+    name, cls = _interpreter_class(prefer)
+    if not default_delegates:
+        resolver = importlib.import_module(dict(BACKENDS)[name]).OpResolverType
+        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     if model_path is not None:
         kwargs["model_path"] = os.fspath(model_path)
     if model_content is not None:
@@ -65,5 +76,6 @@ def tflite_interpreter(model_path: str | os.PathLike | None = None, *, model_con
     if num_threads is not None:
         kwargs["num_threads"] = int(num_threads)
     interpreter = cls(**kwargs)
-    interpreter.allocate_tensors()
+    if allocate:
+        interpreter.allocate_tensors()
     return interpreter

@@ -129,7 +129,8 @@ def export_metadata(scorer: Any, input_rate: int, **extra: Any) -> dict[str, Any
         "window_samples": int(c.window_samples),
         "frame_seconds": float(c.frame_seconds),
         "hop_seconds": float(c.hop_seconds),
-        "pooling": "mean of frame scores over each clip's valid frames" if scorer.kind != "finetune" else "model",
+        "pooling": getattr(scorer, "pooling", "model") if scorer.kind != "finetune" else "model",
+        "silence_gate": bool(getattr(scorer, "silence_gate", False)),
         **extra,
     }
 

@@ -56,6 +56,7 @@ import numpy as np
 
 from tfaudio.errors import TfaudioError
 from tfaudio.export.saved_model import METADATA_FILE, export_metadata
+from tfaudio.log import native_stderr_silenced
 from tfaudio.tasks.clip_scorer import clip_scorer
 
 __all__ = ["export_tflite", "tflite_model", "read_metadata", "QUANTIZATIONS", "LABELS_FILE"]
@@ -433,7 +434,7 @@ def tflite_model(
     try:
         # Traced here: STFTs as DFT matmuls (FullyConnected: XNNPACK-friendly) unless the backbone
         # chose RFFT2D (Backbone.tflite_stft)
-        with tflite_compatible(stft != "rfft"):
+        with tflite_compatible(stft != "rfft"), native_stderr_silenced():
             window = _WindowModel(scorer, None if whole_clip else window_samples)
             model = _convert(window.function, window.module, quantization, calibration, scorer.frontend_scope)
     except TfaudioError:

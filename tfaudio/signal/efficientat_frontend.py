@@ -33,12 +33,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfaudio.signal import melspec
+from tfaudio.signal.framing import StftTiming
 
 __all__ = ["EfficientATFrontendConfig", "kaldi_mel_matrix", "log_mel", "num_frames"]
 
 
 @dataclasses.dataclass(frozen=True)
-class EfficientATFrontendConfig:
+class EfficientATFrontendConfig(StftTiming):
     """EfficientAT's frontend settings (its released AudioSet models use the defaults).
 
     Args:
@@ -71,14 +72,6 @@ class EfficientATFrontendConfig:
     log_offset: float = 1e-5
     norm_shift: float = 4.5
     norm_scale: float = 5.0
-
-    @property
-    def window_samples(self) -> int:
-        return int(round(self.window_seconds * self.sample_rate))
-
-    @property
-    def hop_samples(self) -> int:
-        return int(round(self.hop_seconds * self.sample_rate))
 
     @property
     def center_pad(self) -> int:

@@ -12,6 +12,23 @@ import tensorflow as tf
 _ALIGNS = ("start", "center")
 
 
+class StftTiming:
+    """Mixin of the frontend configs (frozen dataclasses in seconds with ``sample_rate``,
+    ``window_seconds`` and ``hop_seconds``): their sample counts, derived once here."""
+
+    sample_rate: int
+    window_seconds: float
+    hop_seconds: float
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_seconds * self.sample_rate))
+
+    @property
+    def hop_samples(self) -> int:
+        return int(round(self.hop_seconds * self.sample_rate))
+
+
 def seconds_to_samples(seconds: float, rate: int) -> int:
     """Number of samples in ``seconds`` at ``rate`` Hz, rounded to the nearest integer.
 

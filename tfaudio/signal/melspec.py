@@ -26,7 +26,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from tfaudio.signal.framing import frame_samples
+from tfaudio.signal.framing import StftTiming, frame_samples
 
 __all__ = [
     "LogMelConfig",
@@ -37,6 +37,7 @@ __all__ = [
     "pad_waveform",
     "stft_magnitude",
     "hann_window",
+    "stft_power",
     "tflite_compatible",
     "windowed_dft_matrix",
 ]
@@ -66,7 +67,7 @@ def tflite_compatible(enabled: bool = True):
 
 
 @dataclasses.dataclass(frozen=True)
-class LogMelConfig:
+class LogMelConfig(StftTiming):
     """YAMNet's log-mel frontend in seconds; the sample and frame counts are derived properties.
 
     Args:
@@ -95,14 +96,6 @@ class LogMelConfig:
     log_offset: float = 0.001
     patch_seconds: float = 0.96
     patch_hop_seconds: float = 0.48
-
-    @property
-    def window_samples(self) -> int:
-        return int(round(self.window_seconds * self.sample_rate))
-
-    @property
-    def hop_samples(self) -> int:
-        return int(round(self.hop_seconds * self.sample_rate))
 
     @property
     def fft_length(self) -> int:
@@ -218,7 +211,10 @@ def _dft_magnitude(waveform, frame_length: int, frame_step: int, fft_length: int
         magnitude = tf.sqrt(magnitude)
     out_shape = tf.concat([tf.shape(frames)[:-1], [bins]], axis=0)
     magnitude = tf.reshape(magnitude, out_shape)  # [..., F, K]
-    return tf.ensure_shape(magnitude, frames.shape[:-1].concatenate([bins]))
+    # set_shape, not ensure_shape: a static shape note only. ensure_shape is an op, and where the
+    # shape is partly known (a fixed batch, a free length) TFLite has no builtin for it.
+    magnitude.set_shape(frames.shape[:-1].concatenate([bins]))
+    return magnitude
 
 
 def stft_magnitude(waveform, frame_length: int, frame_step: int, fft_length: int) -> tf.Tensor:
@@ -241,6 +237,27 @@ def stft_magnitude(waveform, frame_length: int, frame_step: int, fft_length: int
         TensorShape([98, 257])
     """
     return _dft_magnitude(waveform, frame_length, frame_step, fft_length, 0, fft_length // 2 + 1)
+
+
+def stft_power(waveform, frame_length: int, frame_step: int, fft_length: int, first_bin: int = 0,
+               last_bin: int | None = None) -> tf.Tensor:
+    """``|STFT|²`` with a periodic Hann window: DFT bins ``first_bin .. last_bin - 1`` only (a mel
+    filterbank that ignores the others need not compute them).
+
+    An RFFT; ``re² + im²`` of a DFT matmul within :func:`tflite_compatible`.
+
+    Args:
+        waveform: float ``[samples]`` or ``[batch, samples]``.
+        frame_length: window length in samples (frames are zero-padded at the end to ``fft_length``).
+        frame_step: hop in samples.
+        fft_length: DFT size (>= ``frame_length``).
+        first_bin, last_bin: the DFT bins kept (default all ``fft_length // 2 + 1``).
+
+    Returns:
+        float32 ``[..., 1 + (samples - frame_length) // frame_step, last_bin - first_bin]``.
+    """
+    last_bin = fft_length // 2 + 1 if last_bin is None else last_bin
+    return _dft_magnitude(waveform, frame_length, frame_step, fft_length, first_bin, last_bin, power=True)
 
 
 @functools.lru_cache(maxsize=16)
@@ -284,7 +301,7 @@ def log_mel_spectrogram(waveform, config: LogMelConfig = LogMelConfig()) -> tf.T
     magnitude = _dft_magnitude(waveform, config.window_samples, config.hop_samples, config.fft_length,
                                first, last)  # [..., F, last - first]
     mel = tf.tensordot(magnitude, tf.constant(weights[first:last]), axes=1)  # [..., F, mel]
-    mel = tf.ensure_shape(mel, magnitude.shape[:-1].concatenate([config.num_mel_bins]))
+    mel.set_shape(magnitude.shape[:-1].concatenate([config.num_mel_bins]))  # a note, not an op (TFLite)
     return tf.math.log(mel + config.log_offset)  # [..., F, mel]
 
 

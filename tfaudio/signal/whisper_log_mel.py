@@ -22,14 +22,14 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from tfaudio.signal.framing import pad_or_crop_samples
+from tfaudio.signal.framing import StftTiming, pad_or_crop_samples
 from tfaudio.signal.melspec import stft_magnitude
 
 __all__ = ["WhisperLogMelConfig", "slaney_mel_filter_bank", "whisper_log_mel"]
 
 
 @dataclasses.dataclass(frozen=True)
-class WhisperLogMelConfig:
+class WhisperLogMelConfig(StftTiming):
     """Whisper's feature extractor in seconds; sample and frame counts are derived properties.
 
     The defaults are ``WhisperFeatureExtractor``'s (whisper-tiny .. large-v2 use 80 mel bins,
@@ -65,10 +65,6 @@ class WhisperLogMelConfig:
     @property
     def n_fft(self) -> int:
         return int(round(self.window_seconds * self.sample_rate))
-
-    @property
-    def hop_samples(self) -> int:
-        return int(round(self.hop_seconds * self.sample_rate))
 
     @property
     def chunk_samples(self) -> int:

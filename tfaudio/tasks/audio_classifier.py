@@ -19,7 +19,7 @@ import numpy as np
 from tfaudio.data.embedding_cache import ClipEmbeddings, EmbeddingCache
 from tfaudio.data.manifest import Manifest
 from tfaudio.errors import ManifestError, TfaudioError
-from tfaudio.heads.classification_head import HeadConfig, build_head
+from tfaudio.heads.classification_head import HeadConfig, average_heads, build_head
 from tfaudio.io.atomic import sweep_stale, temp_path
 
 FORMAT_VERSION = 1
@@ -29,40 +29,62 @@ HEAD_FILE = "head.keras"
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """How the head is trained.
+    """How the head is trained (the named recipes in :mod:`tfaudio.tasks.recipe` set these).
 
     Args:
-        epochs: maximum epochs (early stopping on the validation loss ends sooner).
-        batch_size: frames per step.
-        learning_rate: Adam's learning rate.
-        patience: epochs without validation improvement before stopping (best weights restored).
+        epochs: epochs of the schedule (with a validation set, at most this many: early stopping).
+        batch_size: frames (or clips, for clip-level heads) per step.
+        learning_rate: Adam's (initial) learning rate.
+        schedule: ``"cosine"`` (decay to 0 over ``epochs``) or ``"constant"``.
+        label_smoothing: spread this much of each target's probability over the other classes.
+        mixup: alpha of mixup on pairs of frame embeddings (0: off; frame-level heads only).
+        patience: epochs without improvement of ``monitor`` before stopping (best weights restored);
+            used when there is a validation set, or when ``monitor`` is ``"loss"``.
+        monitor: ``"val_loss"`` (the validation set's loss) or ``"loss"`` (the training loss, as the
+            TF Hub tutorial does).
         class_weight: "balanced" (inverse class frequency) or None.
         seed: makes initialisation and shuffling reproducible.
-        mixup: alpha of mixup on embedding pairs (0: off).
         min_clips_per_class: refuse training when a class has fewer clips than this.
-        verbose: Keras progress output (0 silent, 1 bar, 2 a line per epoch).
+        verbose: progress output (0 silent, 1 bar, 2 a line per epoch with that epoch's values).
     """
 
-    epochs: int = 60
-    batch_size: int = 64
+    epochs: int = 40
+    batch_size: int = 128
     learning_rate: float = 1e-3
+    schedule: str = "cosine"
+    label_smoothing: float = 0.1
+    mixup: float = 0.4
     patience: int = 8
+    monitor: str = "val_loss"
     class_weight: str | None = "balanced"
     seed: int = 0
-    mixup: float = 0.0
     min_clips_per_class: int = 2
     verbose: int = 0
 
+    def __post_init__(self):
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.monitor not in ("val_loss", "loss"):
+            raise ValueError(f"monitor must be 'val_loss' or 'loss', got {self.monitor!r}")
+        if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
+            raise ValueError(f"epochs, batch_size and learning_rate must be positive, got {self.epochs}, "
+                             f"{self.batch_size}, {self.learning_rate}")
+        if not 0.0 <= self.label_smoothing < 1.0 or self.mixup < 0:
+            raise ValueError(f"label_smoothing must be in [0, 1) and mixup >= 0, got {self.label_smoothing}, "
+                             f"{self.mixup}")
+
 
 class AudioClassifier:
-    """Backbone + head + mean over frames: files or waveforms in, class scores out.
+    """Backbone + head + pooling over a clip's frames: files or waveforms in, class scores out.
 
     Args:
         backbone: a :class:`tfaudio.backbones.Backbone`, or a name/spec for
             :func:`tfaudio.backbones.get_backbone` ("yamnet").
         labels: class names, in score order.
-        head: the head's configuration (default: the tutorial's Dense 512 ReLU MLP).
+        head: the head's configuration (default: the recipe's).
         cache: an :class:`EmbeddingCache` (default: one in ``$TFAUDIO_CACHE``).
+        recipe: a :class:`~tfaudio.tasks.recipe.Recipe` or its name (default ``"default"``): the head
+            and the training settings :meth:`fit` uses unless given.
 
     Example:
         >>> clf = AudioClassifier("yamnet", labels=train.labels).fit(train, val)
@@ -75,17 +97,21 @@ class AudioClassifier:
         self,
         backbone: Any = "yamnet",
         labels: Sequence[str] | None = None,
-        head: HeadConfig = HeadConfig(),
+        head: HeadConfig | None = None,
         *,
         cache: EmbeddingCache | None = None,
+        recipe: Any = None,
     ):
+        from tfaudio.tasks.recipe import get_recipe
+
+        self.recipe = get_recipe(recipe)
         if not hasattr(backbone, "contract"):
             from tfaudio.backbones.registry import get_backbone
 
             backbone = get_backbone(backbone)
         self.backbone = backbone
         self.labels = tuple(labels) if labels is not None else None
-        self.head = head
+        self.head = head if head is not None else self.recipe.head
         self.cache = cache if cache is not None else EmbeddingCache(backbone)
         self.head_model_ = None
         self.history_: dict[str, list[float]] = {}
@@ -105,13 +131,14 @@ class AudioClassifier:
         self,
         train: Manifest | ClipEmbeddings,
         val: Manifest | ClipEmbeddings | None = None,
-        config: TrainConfig = TrainConfig(),
+        config: TrainConfig | None = None,
         **overrides: Any,
     ) -> AudioClassifier:
-        """Train the head on the frames of ``train``; early-stop on ``val`` when given. Returns self."""
+        """Train the head on ``train`` (its frames, or its clips for clip-level heads); early-stop on
+        ``val`` when given. ``config`` defaults to the recipe's. Returns self."""
         import tf_keras as keras
 
-        config = dataclasses.replace(config, **overrides)
+        config = dataclasses.replace(config or self.recipe.train, **overrides)
         if isinstance(train, Manifest) and self.labels is None:
             self.labels = tuple(train.labels)
         if self.labels is None:
@@ -121,23 +148,25 @@ class AudioClassifier:
         tr = self._clips(train)
         self._check_trainable(tr.targets, config, where="the training clips")
         va = self._clips(val) if val is not None else None
-        x, y, _ = tr.frames()
+        head, multi = self.head, self.head.multi_label
         num_classes = len(self.labels)
-        keras.utils.set_random_seed(config.seed)
-        self.head_model_ = build_head(x.shape[1], num_classes, self.head)
-        multi = self.head.multi_label
-        one_hot = multi or bool(config.mixup)
-        y_enc = keras.utils.to_categorical(y, num_classes) if one_hot else y
+        data = _TrainingData(tr, head, num_classes)
+        val_data = _TrainingData(va, head, num_classes) if va is not None else None
         weights = np.ones(num_classes, np.float32)
         if config.class_weight == "balanced" and not multi:
-            counts = np.bincount(y, minlength=num_classes).astype(np.float32)
+            counts = np.bincount(data.y, minlength=num_classes).astype(np.float32)
             present = counts > 0
             weights[present] = counts[present].sum() / (present.sum() * counts[present])
-        val_data = None
-        if va is not None:
-            vx, vy, _ = va.frames()
-            val_data = (vx, keras.utils.to_categorical(vy, num_classes) if one_hot else vy)
-        self.history_ = _train_head(self.head_model_, x, y_enc, weights[y], val_data, config, multi)
+        members, histories = [], []
+        for m in range(int(head.ensemble)):
+            keras.utils.set_random_seed(config.seed + 1000 * m)
+            model = build_head(tr.embeddings[0].shape[1], num_classes, head, name=f"head_{m}", stats=data.stats)
+            member_config = dataclasses.replace(config, seed=config.seed + 1000 * m,
+                                                verbose=config.verbose if m == 0 else 0)
+            histories.append(_train_head(model, data, weights, val_data, member_config, multi))
+            members.append(model)
+        self.head_model_ = average_heads(members)
+        self.history_ = histories[0]
         self.train_config_ = config
         return self
 
@@ -179,7 +208,7 @@ class AudioClassifier:
 
         self._require_trained()
         if self._scorer is None or self._scorer.head is not self.head_model_ or self._scorer.labels != tuple(self.labels):
-            self._scorer = ClipScorer(self.backbone, self.head_model_, self.labels)
+            self._scorer = ClipScorer(self.backbone, self.head_model_, self.labels, head_config=self.head)
         return self._scorer
 
     def frame_scores(self, embeddings: np.ndarray) -> np.ndarray:
@@ -192,16 +221,15 @@ class AudioClassifier:
     def clip_scores(self, clips: ClipEmbeddings) -> np.ndarray:
         """Clip scores [clips, classes] of cached embeddings: the scorer's head and pooling (what the
         exported model computes)."""
-        return self.scorer.scores_from_embeddings(clips.embeddings)
+        return self.scorer.scores_from_embeddings(clips.embeddings, clips.gates() if self.head.silence_gate else None)
 
-    def evaluate(self, data: Manifest | ClipEmbeddings) -> dict[str, dict]:
-        """Reports at clip level (the scorer's pooled scores) and at frame level."""
+    def evaluate(self, data: Manifest | ClipEmbeddings) -> dict[str, dict | None]:
+        """Reports at clip level (the scorer's pooled scores) and at frame level (frame heads: every
+        frame the silence gate keeps, with its clip's label; None for clip-level heads)."""
         from tfaudio.tasks.report import classification_report
 
         self._require_trained()
         clips = self._clips(data)
-        x, y, _ = clips.frames()
-        frame = self.frame_scores(x)
         clip = self.clip_scores(clips)
         multi = self.head.multi_label
         labels = list(self.labels)
@@ -209,9 +237,14 @@ class AudioClassifier:
         def targets(t):
             return np.eye(len(labels), dtype=np.int64)[t] if multi else t
 
+        frame_report = None
+        if not self.head.clip_level:
+            x, y, _ = clips.frames(gate=self.head.silence_gate)
+            frame_report = classification_report(targets(y), self.frame_scores(x), labels, multi_label=multi,
+                                                  level="frame")
         return {
             "clip": classification_report(targets(clips.targets), clip, labels, multi_label=multi, level="clip"),
-            "frame": classification_report(targets(y), frame, labels, multi_label=multi, level="frame"),
+            "frame": frame_report,
         }
 
     def predict_scores(self, inputs: Any, *, sample_rate: int | None = None, batch_size: int = 16) -> np.ndarray:
@@ -310,9 +343,54 @@ def top_k_labels(scores: np.ndarray, labels: Sequence[str], k: int = 5) -> list[
     return [{"label": labels[i], "score": float(scores[i])} for i in order]
 
 
-def _train_head(model, x, y, sample_weight, val, config: TrainConfig, multi_label: bool) -> dict[str, list[float]]:
-    """Mini-batch Adam on frames with per-frame weights, optional embedding mixup, early stopping on
-    the validation loss (best weights restored). Returns the Keras-style history.
+class _TrainingData:
+    """What a head trains on: frames (frame-level heads; silent frames left out with the silence gate)
+    or padded bags of frames with weights (clip-level heads), their targets, and the embedding
+    statistics a standardising head starts from."""
+
+    def __init__(self, clips: ClipEmbeddings, head: HeadConfig, num_classes: int):
+        gates = clips.gates() if head.silence_gate else [np.ones(len(e), bool) for e in clips.embeddings]
+        self.multi = head.multi_label
+        self.num_classes = num_classes
+        frames = np.concatenate([e[g] for e, g in zip(clips.embeddings, gates)]).astype(np.float32, copy=False)
+        self.stats = (frames.mean(axis=0), frames.var(axis=0))
+        if not head.clip_level:
+            counts = np.array([int(g.sum()) for g in gates])
+            self.x: Any = frames
+            self.y = np.repeat(clips.targets, counts)
+        else:
+            width = max(len(e) for e in clips.embeddings)
+            bags = np.zeros([len(clips), width, frames.shape[1]], np.float32)
+            w = np.zeros([len(clips), width], np.float32)
+            for i, (e, g) in enumerate(zip(clips.embeddings, gates)):
+                bags[i, : len(e)] = e
+                w[i, : len(e)] = g
+            self.x = {"frames": bags, "weights": w}
+            self.y = np.asarray(clips.targets)
+        self.clip_level = head.clip_level
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def targets(self, idx: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
+        """One-hot (smoothed) targets of rows ``idx``, float32 ``[n, C]``."""
+        y = np.eye(self.num_classes, dtype=np.float32)[self.y[idx]]
+        if smoothing and not self.multi:
+            y = y * (1.0 - smoothing) + smoothing / self.num_classes
+        return y
+
+    def rows(self, idx: np.ndarray):
+        if self.clip_level:
+            return {k: v[idx] for k, v in self.x.items()}
+        return self.x[idx]
+
+
+def _train_head(model, data: _TrainingData, class_weights: np.ndarray, val: _TrainingData | None,
+                config: TrainConfig, multi_label: bool) -> dict[str, list[float]]:
+    """Mini-batch Adam on frames (or clips) with per-example class weights, label smoothing, optional
+    mixup of frame pairs, a cosine or constant learning rate, and early stopping on ``config.monitor``
+    when there is something to monitor (best weights restored). Returns each epoch's values (not
+    running averages), Keras-history style.
 
     A plain loop around one traced step (autograph off) instead of ``Model.fit``: for heads this
     small, Keras' per-model tracing costs more than the training itself (8 s vs ~1 s per fold).
@@ -320,24 +398,27 @@ def _train_head(model, x, y, sample_weight, val, config: TrainConfig, multi_labe
     import tensorflow as tf
     import tf_keras as keras
 
-    if multi_label:
-        loss_fn = keras.losses.BinaryCrossentropy(reduction="none")
-    elif y.ndim == 2:
-        loss_fn = keras.losses.CategoricalCrossentropy(reduction="none")
+    bce = keras.losses.BinaryCrossentropy(reduction="none")
+    cce = keras.losses.CategoricalCrossentropy(reduction="none")
+    loss_fn = bce if multi_label else cce
+    steps_per_epoch = max(1, -(-len(data) // config.batch_size))
+    if config.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps_per_epoch * config.epochs)
     else:
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction="none")
-    optimizer = keras.optimizers.Adam(config.learning_rate)
-    one_hot = y.ndim == 2
+        rate = config.learning_rate
+    optimizer = keras.optimizers.Adam(rate)
+
+    def output(pred):
+        return pred["clip"] if isinstance(pred, dict) else pred
 
     def accuracy(yt, yp):
         if multi_label:
             return tf.reduce_mean(tf.cast(tf.equal(yt > 0.5, yp > 0.5), tf.float32), axis=-1)
-        truth = tf.argmax(yt, -1) if one_hot else tf.cast(yt, tf.int64)
-        return tf.cast(tf.equal(truth, tf.argmax(yp, -1)), tf.float32)
+        return tf.cast(tf.equal(tf.argmax(yt, -1), tf.argmax(yp, -1)), tf.float32)
 
     def step(xb, yb, wb):
         with tf.GradientTape() as tape:
-            pred = model(xb, training=True)
+            pred = output(model(xb, training=True))
             loss = tf.reduce_sum(loss_fn(yb, pred) * wb) / tf.reduce_sum(wb)
             total = loss + tf.add_n(model.losses) if model.losses else loss
         grads = tape.gradient(total, model.trainable_variables)
@@ -345,51 +426,60 @@ def _train_head(model, x, y, sample_weight, val, config: TrainConfig, multi_labe
         return loss, tf.reduce_mean(accuracy(yb, pred))
 
     def evaluate(xb, yb):
-        pred = model(xb, training=False)
+        pred = output(model(xb, training=False))
         return tf.reduce_mean(loss_fn(yb, pred)), tf.reduce_mean(accuracy(yb, pred))
 
-    y_spec = tf.TensorSpec([None, *y.shape[1:]], tf.float32 if y.ndim == 2 else tf.int64)
-    x_spec = tf.TensorSpec([None, x.shape[1]], tf.float32)
+    y_spec = tf.TensorSpec([None, data.num_classes], tf.float32)
+    if data.clip_level:
+        x_spec: Any = {"frames": tf.TensorSpec([None, None, data.x["frames"].shape[2]], tf.float32),
+                       "weights": tf.TensorSpec([None, None], tf.float32)}
+    else:
+        x_spec = tf.TensorSpec([None, data.x.shape[1]], tf.float32)
     step = tf.function(step, input_signature=[x_spec, y_spec, tf.TensorSpec([None], tf.float32)], autograph=False)
     evaluate = tf.function(evaluate, input_signature=[x_spec, y_spec], autograph=False)
-    cast = (lambda a: a.astype(np.float32)) if y.ndim == 2 else (lambda a: a.astype(np.int64))
-    y, sample_weight = cast(y), sample_weight.astype(np.float32)
-    if val is not None:
-        val = (val[0].astype(np.float32), cast(val[1]))
+    sample_weight = class_weights[data.y] if not multi_label else np.ones(len(data), np.float32)
+    mix = config.mixup and not data.clip_level
+    val_xy = (val.rows(np.arange(len(val))), val.targets(np.arange(len(val)))) if val is not None else None
     rng = np.random.default_rng(config.seed)
     history: dict[str, list[float]] = {"loss": [], "accuracy": []}
+    watch = config.monitor if (val is not None or config.monitor == "loss") else None
     best, best_weights, waited = np.inf, None, 0
-    bar = keras.utils.Progbar(config.epochs, unit_name="epoch") if config.verbose else None
+    names = ["loss", "accuracy", "val_loss", "val_accuracy"]
+    bar = (keras.utils.Progbar(config.epochs, verbose=config.verbose, unit_name="epoch", stateful_metrics=names)
+           if config.verbose else None)
     for epoch in range(config.epochs):
-        order = rng.permutation(len(x))
+        order = rng.permutation(len(data))
         losses, accs, sizes = [], [], []
-        for start in range(0, len(x), config.batch_size):
+        for start in range(0, len(order), config.batch_size):
             idx = order[start : start + config.batch_size]
-            xb, yb, wb = x[idx], y[idx], sample_weight[idx]
-            if config.mixup:
+            xb, yb, wb = data.rows(idx), data.targets(idx, config.label_smoothing), sample_weight[idx]
+            if mix:
                 lam = rng.beta(config.mixup, config.mixup, size=(len(idx), 1)).astype(np.float32)
                 perm = rng.permutation(len(idx))
                 xb, yb = lam * xb + (1 - lam) * xb[perm], lam * yb + (1 - lam) * yb[perm]
-            loss, acc = step(xb, yb, wb)
+                wb = lam[:, 0] * wb + (1 - lam[:, 0]) * wb[perm]
+            loss, acc = step(xb, yb, wb.astype(np.float32))
             losses.append(float(loss))
             accs.append(float(acc))
             sizes.append(len(idx))
         history["loss"].append(float(np.average(losses, weights=sizes)))
         history["accuracy"].append(float(np.average(accs, weights=sizes)))
         logs = [("loss", history["loss"][-1]), ("accuracy", history["accuracy"][-1])]
-        if val is not None:
-            vl, va = (float(v) for v in evaluate(*val))
+        if val_xy is not None:
+            vl, va = (float(v) for v in evaluate(*val_xy))
             history.setdefault("val_loss", []).append(vl)
             history.setdefault("val_accuracy", []).append(va)
             logs += [("val_loss", vl), ("val_accuracy", va)]
-            if vl < best:
-                best, best_weights, waited = vl, model.get_weights(), 0
-            else:
-                waited += 1
         if bar is not None:
             bar.update(epoch + 1, values=logs)
-        if val is not None and waited > config.patience:
-            break
+        if watch is not None:
+            value = history[watch][-1]
+            if value < best:
+                best, best_weights, waited = value, model.get_weights(), 0
+            else:
+                waited += 1
+                if waited > config.patience:
+                    break
     if best_weights is not None:
         model.set_weights(best_weights)
     return history

@@ -53,10 +53,13 @@ class ClipScorer:
 
     Args:
         backbone: a :class:`~tfaudio.backbones.backbone.Backbone`.
-        head: a Keras model ``[N, D] → [N, C]`` on frame embeddings; None scores the backbone's own
-            classes (``backbone.class_names``).
+        head: a Keras model ``[N, D] → [N, C]`` on frame embeddings (``pooling="mean"``), or a clip-level
+            head ``{"frames", "weights"} → {"clip", "frames"?}`` (:mod:`tfaudio.heads.classification_head`);
+            None scores the backbone's own classes (``backbone.class_names``).
         labels: class names in score order (default: ``backbone.class_names`` without a head).
         description: what the model is, for metadata and messages.
+        head_config: the head's :class:`~tfaudio.heads.classification_head.HeadConfig` (its pooling and
+            silence gate; default: a frame head, mean over every valid frame).
 
     Attributes:
         kind: ``"classifier"`` or ``"tagger"``.
@@ -66,9 +69,12 @@ class ClipScorer:
     """
 
     def __init__(self, backbone: Any, head: Any = None, labels: Sequence[str] | None = None, *,
-                 description: str | None = None):
+                 description: str | None = None, head_config: Any = None):
         self.backbone = backbone
         self.head = head
+        #: how the head pools a clip (``pooling``) and whether silent frames count (``silence_gate``)
+        self.pooling = getattr(head_config, "pooling", "mean") if head is not None else "mean"
+        self.silence_gate = bool(getattr(head_config, "silence_gate", False)) and head is not None
         self.kind = "tagger" if head is None else "classifier"
         own = tuple(backbone.class_names or ())
         if head is None:
@@ -78,7 +84,8 @@ class ClipScorer:
             labels = own if labels is None else labels
             units = len(own)
         else:
-            units = int(head.output_shape[-1])
+            shape = head.output_shape
+            units = int((shape["clip"] if isinstance(shape, dict) else shape)[-1])
         self.labels = _check_labels(labels, units, "set the labels to the class names the head was trained on, "
                                                    "in score order (see the model's labels.txt).")
         self.contract = backbone.contract
@@ -92,8 +99,10 @@ class ClipScorer:
     @property
     def frame_scores(self) -> bool:
         """Whether :meth:`batch` can return frame scores (a tagger whose backbone pools whole clips,
-        e.g. EfficientAT's AudioSet scores, cannot)."""
-        return self.head is not None or not getattr(self.backbone, "clip_level_scores", False)
+        e.g. EfficientAT's AudioSet scores, or a head on pooled statistics cannot)."""
+        if self.head is not None:
+            return self.pooling != "stats"
+        return not getattr(self.backbone, "clip_level_scores", False)
 
     @property
     def frontend_scope(self) -> str | None:
@@ -114,7 +123,7 @@ class ClipScorer:
 
     # ---- the graph (pure TF; traced by exports and by the eager paths) ---------------------------
     def head_frames(self, embeddings):
-        """The head on every frame: ``[B, F, D]`` → ``[B, F, C]``."""
+        """A frame head on every frame: ``[B, F, D]`` → ``[B, F, C]``."""
         import tensorflow as tf
 
         shape = tf.shape(embeddings)
@@ -122,15 +131,48 @@ class ClipScorer:
         scores = self.head(flat, training=False)  # [B*F, C]
         return tf.reshape(tf.cast(scores, tf.float32), [shape[0], shape[1], len(self.labels)])
 
-    def _score(self, out: dict, mask_is_full: bool) -> dict:
-        mask = None if mask_is_full else out["mask"]
+    def weights(self, audio, lengths, mask):
+        """The frames that count ``[B, F]``: the valid ones (``mask``), minus silent ones when the
+        silence gate is on (energies from the waveform, :mod:`tfaudio.signal.frame_energy`)."""
+        if not self.silence_gate:
+            return mask
+        import tensorflow as tf
+
+        from tfaudio.signal.frame_energy import frame_energy_db, silence_gate
+
+        c = self.contract
+        scope = self.frontend_scope or "silence_gate"
+        with tf.name_scope(scope):  # with the frontend: kept float in int8 TFLite models
+            db = frame_energy_db(audio, lengths, c.frame_samples, c.hop_samples, tf.shape(mask)[1])
+            return silence_gate(db, mask)
+
+    def pool_frames(self, embeddings, weights) -> dict:
+        """The head on frame ``embeddings [B, F, D]`` and its pooling over ``weights [B, F]`` (bool; None:
+        all frames) → ``{"classifier": [B, C], "frame_scores": [B, F, C]?}``: the one implementation
+        the waveform road and the cached-embedding road share."""
+        import tensorflow as tf
+
+        if self.pooling == "mean":
+            frames = self.head_frames(embeddings)  # [B, F, C]
+            return {"classifier": pool(frames, weights), "frame_scores": frames}
+        if weights is None:
+            weights = tf.ones(tf.shape(embeddings)[:2], tf.bool)
+        out = self.head({"frames": embeddings, "weights": tf.cast(weights, tf.float32)}, training=False)
+        result = {"classifier": tf.cast(out["clip"], tf.float32)}
+        if "frames" in out:
+            result["frame_scores"] = tf.cast(out["frames"], tf.float32)
+        return result
+
+    def _score(self, out: dict, audio, lengths, mask_is_full: bool) -> dict:
         if self.head is None:
+            mask = None if mask_is_full else out["mask"]
             if "clip_scores" in out:
                 return {"classifier": out["clip_scores"]}
             return {"classifier": pool(out["scores"], mask), "frame_scores": out["scores"]}
-        frames = self.head_frames(out["embeddings"])  # [B, F, C]
-        result = {"classifier": pool(frames, mask), "frame_scores": frames}
+        weights = self.weights(audio, lengths, out["mask"]) if (self.silence_gate or not mask_is_full) else None
+        result = self.pool_frames(out["embeddings"], weights)
         if self.backbone_scores:
+            mask = None if mask_is_full else out["mask"]
             result["audioset"] = out["clip_scores"] if "clip_scores" in out else pool(out["scores"], mask)
         return result
 
@@ -139,7 +181,7 @@ class ClipScorer:
         ``{"classifier": [B, C]}`` (+ ``"frame_scores": [B, F, C]`` and ``"mask": [B, F]``,
         ``"audioset": [B, K]`` on request). Row ``b`` equals the clip ``audio[b, :lengths[b]]`` alone."""
         out = self.backbone.graph_outputs(audio, lengths)
-        result = self._score(out, mask_is_full=False)
+        result = self._score(out, audio, lengths, mask_is_full=False)
         keep = {"classifier": result["classifier"]}
         if frame_scores:
             if "frame_scores" not in result:
@@ -170,7 +212,7 @@ class ClipScorer:
         graph_window = getattr(self.backbone, "graph_window", None)
         if graph_window is None:
             return self.batch(waveform, tf.shape(waveform)[1:2])["classifier"]
-        return self._score(graph_window(waveform), mask_is_full=True)["classifier"]
+        return self._score(graph_window(waveform), waveform, tf.shape(waveform)[1:2], mask_is_full=True)["classifier"]
 
     # ---- eager --------------------------------------------------------------------------------
     def _fn(self, name: str):
@@ -182,9 +224,9 @@ class ClipScorer:
                 def run(audio, lengths):
                     return self.batch(audio, lengths, frame_scores=self.frame_scores)
                 spec = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
-            else:  # "embeddings": cached frame embeddings [B, F, D] + mask → clip scores
+            else:  # "embeddings": cached frame embeddings [B, F, D] + the frames that count → clip scores
                 def run(embeddings, mask):
-                    return {"classifier": pool(self.head_frames(embeddings), mask)}
+                    return {"classifier": self.pool_frames(embeddings, mask)["classifier"]}
                 spec = [tf.TensorSpec([None, None, self.contract.embedding_dim], tf.float32),
                         tf.TensorSpec([None, None], tf.bool)]
             fn = self._traced[name] = tf.function(run, input_signature=spec, autograph=False)
@@ -212,9 +254,11 @@ class ClipScorer:
             return np.zeros([0, len(self.labels)], np.float32)
         return np.stack([o["classifier"] for o in self.outputs(waves, batch_size=batch_size)])
 
-    def scores_from_embeddings(self, embeddings: Sequence[np.ndarray], *, batch_size: int = 256) -> np.ndarray:
+    def scores_from_embeddings(self, embeddings: Sequence[np.ndarray], gates: Sequence[np.ndarray] | None = None, *,
+                               batch_size: int = 256) -> np.ndarray:
         """Clip scores ``[n, C]`` of cached frame embeddings (one ``[F_i, D]`` array per clip): the
-        head and :func:`pool` of :meth:`batch`, without the backbone."""
+        head and pooling of :meth:`batch`, without the backbone. ``gates``: per clip, bool ``[F_i]``,
+        the frames that count (the silence gate on the cached frame energies; default all)."""
         if self.head is None:
             raise TfaudioError("a tagger scores waveforms with its backbone, not embeddings.")
         out = []
@@ -222,9 +266,10 @@ class ClipScorer:
             chunk = embeddings[start : start + batch_size]
             counts = np.array([len(e) for e in chunk])
             emb = np.zeros([len(chunk), max(int(counts.max(initial=0)), 1), self.contract.embedding_dim], np.float32)
+            mask = np.zeros(emb.shape[:2], bool)
             for i, e in enumerate(chunk):
                 emb[i, : len(e)] = e
-            mask = np.arange(emb.shape[1])[None, :] < counts[:, None]
+                mask[i, : len(e)] = True if gates is None else gates[start + i]
             out.append(np.asarray(self._fn("embeddings")(emb, mask)["classifier"]))
         return np.concatenate(out) if out else np.zeros([0, len(self.labels)], np.float32)
 
@@ -309,7 +354,8 @@ def clip_scorer(model: Any, labels: Sequence[str] | None = None) -> ClipScorer |
         if not getattr(model, "is_trained", False) or model.head_model_ is None:
             raise TfaudioError("this AudioClassifier is untrained. Fix: call fit() first, or AudioClassifier.load() "
                                "a model saved by `tfaudio train`.")
-        return model.scorer if labels is None else ClipScorer(model.backbone, model.head_model_, labels)
+        return model.scorer if labels is None else ClipScorer(model.backbone, model.head_model_, labels,
+                                                              head_config=model.head)
     if hasattr(model, "contract") and hasattr(model, "graph_outputs"):
         return ClipScorer(model, None, labels)
     if hasattr(model, "backbone") and hasattr(model, "input_names") and "waveform" in model.input_names:

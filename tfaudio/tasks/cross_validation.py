@@ -1,40 +1,47 @@
 """k-fold cross-validation over a manifest's folds, reusing one embedding extraction for all folds."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 from typing import Any
 
 import numpy as np
 
-from tfaudio.data.embedding_cache import EmbeddingCache
+from tfaudio.data.embedding_cache import ClipEmbeddings, EmbeddingCache
 from tfaudio.data.manifest import Manifest
 from tfaudio.heads.classification_head import HeadConfig
 from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+from tfaudio.tasks.recipe import Recipe, get_recipe
 
 
 def cross_validate(
     manifest: Manifest,
     backbone: Any = "yamnet",
+    recipe: Recipe | str | None = None,
     *,
-    head: HeadConfig = HeadConfig(),
-    train: TrainConfig = TrainConfig(),
+    head: HeadConfig | None = None,
+    train: TrainConfig | None = None,
     cache: EmbeddingCache | None = None,
-    validation: bool = True,
+    validation: bool | None = None,
     output_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    clips: ClipEmbeddings | None = None,
 ) -> dict[str, Any]:
-    """Each fold is the test set once; the next fold validates (early stopping); the rest train.
+    """Each fold is the test set once; the others train (with a recipe that validates, the fold after
+    the test fold is held out for early stopping).
 
     Embeddings are extracted once for the whole manifest and sliced per fold in memory.
 
     Args:
         manifest: clips with folds (use ``manifest.assign_folds(k)`` first when it has none).
         backbone: a Backbone or a name for :func:`tfaudio.backbones.get_backbone`.
-        head, train: head and training settings, the same for every fold.
+        recipe: a :class:`~tfaudio.tasks.recipe.Recipe`, its name or a JSON file (default ``"default"``).
+        head, train: override the recipe's head and training settings.
         cache: the embedding cache (default: the backbone's in ``$TFAUDIO_CACHE``).
-        validation: hold out a validation fold inside each training set.
+        validation: override the recipe's use of a validation fold (True: hold one out).
         output_dir: where per-fold reports and the summary (JSON + PNG) are written.
+        clips: the manifest's embeddings, when already loaded (``tfaudio tune`` reuses them).
 
     Returns:
         The summary of :func:`tfaudio.tasks.report.summarize_folds` at clip level, with
@@ -50,9 +57,17 @@ def cross_validate(
 
     from tfaudio.tasks.report import summarize_folds, write_cv_report, write_report
 
-    proto = AudioClassifier(backbone, labels=manifest.labels, head=head, cache=cache)
-    extraction = proto.cache.extract(manifest, progress=progress)
-    clips = proto.cache.load(manifest, extract=False)
+    recipe = get_recipe(recipe)
+    head = head or recipe.head
+    train = train or recipe.train
+    validation = recipe.validation == "fold" if validation is None else bool(validation)
+    proto = AudioClassifier(backbone, labels=manifest.labels, head=head, cache=cache, recipe=recipe)
+    if clips is None:
+        extraction = proto.cache.extract(manifest, progress=progress)
+        clips = proto.cache.load(manifest, extract=False)
+        skipped = extraction.skipped
+    else:
+        skipped = []
     out = pathlib.Path(output_dir) if output_dir is not None else None
     per_fold, clip_reports, frame_reports = [], [], []
     splits = list(manifest.kfold(validation=validation))
@@ -60,21 +75,25 @@ def cross_validate(
         def part(m):
             return clips.subset(np.isin(clips.folds, m.folds)) if m is not None else None
 
-        clf = AudioClassifier(proto.backbone, labels=manifest.labels, head=head, cache=proto.cache)
+        clf = AudioClassifier(proto.backbone, labels=manifest.labels, head=head, cache=proto.cache, recipe=recipe)
         clf.fit(part(split.train), part(split.val), train)
         rep = clf.evaluate(part(split.test))
-        rep["clip"]["fold"] = rep["frame"]["fold"] = int(fold)
+        rep["clip"]["fold"] = int(fold)
         rep["clip"]["epochs"] = len(clf.history_.get("loss", []))
         clip_reports.append(rep["clip"])
-        frame_reports.append(rep["frame"])
+        if rep["frame"] is not None:
+            rep["frame"]["fold"] = int(fold)
+            frame_reports.append(rep["frame"])
         per_fold.append({"fold": int(fold), "train_folds": split.train.folds,
                          "val_folds": split.val.folds if split.val else [], "history": clf.history_, **rep})
         if out is not None:
             write_report(rep["clip"], out / f"fold{fold}", name="report", history=clf.history_)
     summary = summarize_folds(clip_reports)
-    summary["frame_level"] = summarize_folds(frame_reports)
+    summary["frame_level"] = summarize_folds(frame_reports) if frame_reports else None
     summary["labels"] = list(manifest.labels)
     summary["head"] = head.to_dict()
+    summary["recipe"] = recipe.replace(head=head.to_dict(), train=dataclasses.asdict(train),
+                                       validation="fold" if validation else "none").to_dict()
     summary["folds"] = per_fold
     used = set(int(r) for r in clips.rows)
     frame = manifest.frame
@@ -82,7 +101,7 @@ def cross_validate(
     summary["clips"] = [{"file": p, "label": lab, "group": None if g is None or g != g else str(g), "fold": int(f),
                          "used": i in used}
                         for i, (p, lab, g, f) in enumerate(zip(frame.path, frame.label, frame.group, frame.fold))]
-    summary["skipped"] = [{"file": f, "reason": why} for f, why in extraction.skipped]
+    summary["skipped"] = [{"file": f, "reason": why} for f, why in skipped]
     if out is not None:
         write_cv_report(summary, out, name="cv")
     return summary

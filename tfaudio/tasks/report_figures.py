@@ -24,11 +24,12 @@ def _font_coverage() -> tuple[tuple[str, frozenset[int]], ...]:
 
     out, seen = [], set()
     for entry in font_manager.fontManager.ttflist:
-        if entry.name in seen:
+        # "Last Resort" fonts map every code point to a placeholder box: that is not a glyph
+        if entry.name in seen or "last resort" in entry.name.lower():
             continue
         try:
-            font = TTFont(entry.fname, fontNumber=0, lazy=True)
-            points = frozenset(font.getBestCmap() or ())
+            with TTFont(entry.fname, fontNumber=0, lazy=True) as font:
+                points = frozenset(font.getBestCmap() or ())
         except Exception:  # noqa: BLE001 - an unreadable font file is simply not used
             continue
         seen.add(entry.name)
