@@ -487,30 +487,36 @@ def section(res: dict, args) -> str:
         "",
     ]
     if "cv" in res:
+        # the current default recipe first; earlier runs with another default recipe (kept for comparison) after
+        for cv, recipe_text, note in [(res["cv"], res["recipe"], res.get("cv_note")), *[
+                (r["cv"], r["recipe"], r.get("note")) for r in res.get("cv_earlier", [])]]:
+            lines += [
+                "**Accuracy**: 5-fold cross-validation, `cross_validate(manifest, backbone)` with its default recipe "
+                f"(`{recipe_text}`), the same for every backbone; clip level, mean ± std over folds (population std). "
+                "ESC-50 subset: its own 5 folds (11 classes, 440 clips of 5 s); speech-commands-mini: 5 stratified "
+                "folds grouped by speaker from the file names (12 classes, 480 clips of 1 s). Time: extraction into "
+                "a fresh cache + the 5 trainings and evaluations" + (f"; {note}" if note else "") + ".",
+                "",
+                "| data | backbone | clip accuracy | macro-F1 | frame accuracy | per fold | extraction + CV |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for data, rows in cv.items():
+                for name, r in rows.items():
+                    folds = " ".join(f"{a:.2f}" for a in r["per_fold"])
+                    lines.append(f"| {data} | {NAMES.get(name, name)} | {r['accuracy']:.3f} ± {r['accuracy_std']:.3f} | "
+                                 f"{r['macro_f1']:.3f} ± {r['macro_f1_std']:.3f} | {r['frame_accuracy']:.3f} | {folds} | "
+                                 f"{r['extract_s']:.0f} + {r['cv_s']:.0f} s |")
+            esc = cv["esc50-subset"]
+            gain = 100 * (esc["efficientat:mn04_as"]["accuracy"] - esc["yamnet"]["accuracy"])
+            sc = cv["speech-commands-mini"]
+            sc_gain = 100 * (sc["efficientat:mn04_as"]["accuracy"] - sc["yamnet"]["accuracy"])
+            lines += [
+                "",
+                f"- target on esc50-subset, mn04 at least 3 points above YAMNet: **{'met' if gain >= 3 else 'not met'}** "
+                f"({gain:+.1f} points); on speech-commands-mini mn04 is {sc_gain:+.1f} points from YAMNet.",
+                "",
+            ]
         lines += [
-            "**Accuracy**: 5-fold cross-validation, `cross_validate(manifest, backbone)` with its default recipe "
-            f"(`{res['recipe']}`), the same for every backbone; clip level, mean ± std over folds (population std). "
-            "ESC-50 subset: its own 5 folds (11 classes, 440 clips of 5 s); speech-commands-mini: 5 stratified "
-            "folds grouped by speaker from the file names (12 classes, 480 clips of 1 s). Time: extraction into "
-            "a fresh cache + the 5 trainings and evaluations.",
-            "",
-            "| data | backbone | clip accuracy | macro-F1 | frame accuracy | per fold | extraction + CV |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for data, rows in res["cv"].items():
-            for name, r in rows.items():
-                folds = " ".join(f"{a:.2f}" for a in r["per_fold"])
-                lines.append(f"| {data} | {NAMES.get(name, name)} | {r['accuracy']:.3f} ± {r['accuracy_std']:.3f} | "
-                             f"{r['macro_f1']:.3f} ± {r['macro_f1_std']:.3f} | {r['frame_accuracy']:.3f} | {folds} | "
-                             f"{r['extract_s']:.0f} + {r['cv_s']:.0f} s |")
-        esc = res["cv"]["esc50-subset"]
-        gain = 100 * (esc["efficientat:mn04_as"]["accuracy"] - esc["yamnet"]["accuracy"])
-        sc = res["cv"]["speech-commands-mini"]
-        sc_gain = 100 * (sc["efficientat:mn04_as"]["accuracy"] - sc["yamnet"]["accuracy"])
-        lines += [
-            "",
-            f"- target on esc50-subset, mn04 at least 3 points above YAMNet: **{'met' if gain >= 3 else 'not met'}** "
-            f"({gain:+.1f} points); on speech-commands-mini mn04 is {sc_gain:+.1f} points from YAMNet.",
             "- mn10_as: " + (f"included ({res['mn10']})." if res["mn10"] else
                              "not measured: `mn10_as_mAP_471.pt` is not in ../shared/models/efficientat or the cache "
                              "(this script never downloads; put the official file there and re-run). The code "
@@ -541,7 +547,9 @@ def section(res: dict, args) -> str:
         ex = res["exports"]
         c = ex["classifiers"]
         lines += [
-            "**Exports** of a classifier per backbone (default recipe; ESC-50 subset folds 1-3 train, 4 validates; "
+            "**Exports** of a classifier per backbone (" + (f"recipe `{res['exports_recipe']}`" if
+                                                             res.get("exports_recipe") else "default recipe")
+            + "; ESC-50 subset folds 1-3 train, 4 validates; "
             "11 classes): `export_saved_model` and `export_tflite` (int8 calibrated on the shuffled training "
             f"clips). Latency: `{ex['backend']}` interpreter, 1 thread, one window per `invoke()`, median and 90th "
             f"percentile of {next(iter(ex['models'].values()))['timed']} real windows after 5 warm-up runs, the "
