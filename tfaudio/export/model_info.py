@@ -162,16 +162,21 @@ def frontend_macs_per_frame(config=None) -> dict[str, int]:
     return {"dft": config.window_samples * 2 * bins, "mel": bins * config.num_mel_bins}
 
 
-def graph_macs(concrete_function) -> dict[str, int]:
+def graph_macs(concrete_function, scope: str | None = None) -> dict[str, int]:
     """MACs by op type of a traced TF function, from TensorFlow's registered FLOP statistics (the
     numbers ``tf.compat.v1.profiler`` sums): FLOPs / 2 of the convolution and matmul ops. Needs
-    static shapes. An independent check of :func:`count_macs`."""
+    static shapes. An independent check of :func:`count_macs`.
+
+    Args:
+        concrete_function: a traced ``tf.function``.
+        scope: count only the ops under this top-level name scope (e.g. a backbone's ``frontend_scope``).
+    """
     from tensorflow.python.framework import ops
 
     graph = concrete_function.graph
     out: dict[str, int] = {}
     for node in graph.as_graph_def().node:
-        if node.op not in _MAC_OPS:
+        if node.op not in _MAC_OPS or (scope and not node.name.startswith(scope + "/")):
             continue
         try:
             flops = ops.get_stats_for_node_def(graph, node, "flops").value
@@ -465,35 +470,54 @@ def _backbone_name(backbone) -> str:
 
 
 def _costs(backbone, head, clip_seconds: float) -> dict[str, Any]:
-    if hasattr(backbone, "body") and hasattr(getattr(backbone, "params", None), "frontend"):
+    # YAMNet-like: a Keras body on log-mel patches (EfficientAT has a body too, but no patches)
+    if hasattr(backbone, "body") and hasattr(getattr(getattr(backbone, "params", None), "frontend", None),
+                                             "patch_hop_seconds"):
         return _yamnet_costs(backbone, head, clip_seconds)
     return _graph_costs(backbone, head, clip_seconds)
 
 
 def _graph_costs(backbone, head, clip_seconds: float) -> dict[str, Any]:
     """MACs of any backbone from its traced graph (TensorFlow's FLOP statistics of the convolutions and
-    matmuls in ``graph_outputs`` on one clip of ``clip_seconds``; the head on the clip's frames)."""
+    matmuls in ``graph_outputs`` on one clip of ``clip_seconds``; the head on the clip's frames).
+
+    The frontend (the ops in the backbone's ``frontend_scope``) is traced in the form its TFLite
+    export takes (``Backbone.tflite_stft``): a DFT matmul is counted, an RFFT is not (TensorFlow has
+    no FLOP statistics for it; it costs far less than the matmul would).
+    """
     import tensorflow as tf
+
+    from tfaudio.signal.melspec import tflite_compatible
 
     rate = int(backbone.contract.sample_rate)
     n = int(round(clip_seconds * rate))
+    stft = getattr(backbone, "tflite_stft", "dft")
+    scope = getattr(backbone, "frontend_scope", None)
     fn = tf.function(lambda x: backbone.graph_outputs(x, tf.constant([n], tf.int32)), autograph=False)
     try:
-        by_op = graph_macs(fn.get_concrete_function(tf.TensorSpec([1, n], tf.float32)))
+        with tflite_compatible(stft != "rfft"):
+            concrete = fn.get_concrete_function(tf.TensorSpec([1, n], tf.float32))
+        by_op = graph_macs(concrete)
+        front = sum(graph_macs(concrete, scope).values()) if scope else 0
     except Exception as err:  # noqa: BLE001 - a backbone whose graph cannot be traced statically
         return {"macs": None, "activations": None, "note": f"MACs could not be counted ({type(err).__name__})"}
     frames = backbone.num_frames(n)
     head_macs, uncounted = _sum_counted(count_macs(head)) if head is not None else (0, [])
-    per_clip = int(sum(by_op.values()) + frames * head_macs)
+    total = sum(by_op.values())
+    per_clip = int(total + frames * head_macs)
     return {
         "macs": {
             "per_second": int(round(per_clip / clip_seconds)),
-            "per_second_by_part": {"backbone": int(round(sum(by_op.values()) / clip_seconds)),
+            "per_second_by_part": {"frontend": int(round(front / clip_seconds)),
+                                   "backbone": int(round((total - front) / clip_seconds)),
                                    "head": int(round(frames * head_macs / clip_seconds))},
             "backbone_by_op": by_op,
+            "frontend_form": ("RFFT (not counted) + mel matmul, as in TFLite exports" if stft == "rfft"
+                              else "DFT matmul, as in TFLite exports") if scope else None,
             "clip_seconds": clip_seconds,
             "per_clip": per_clip,
             "frames": int(frames),
+            "head_per_frame": int(head_macs),
             "uncounted": uncounted,
             "method": "TensorFlow's FLOP statistics of the traced graph (2 FLOPs per MAC), one clip",
         },
@@ -540,8 +564,14 @@ def format_info(info: dict[str, Any], max_labels: int = 12) -> str:
         by = macs["per_second_by_part"]
         lines.append(f"MACs         {_human(macs['per_second'])} per second of audio "
                      f"(frontend {_human(by['frontend'])}, backbone {_human(by['backbone'])}, head {_human(by['head'])})")
-        lines.append(f"             {_human(macs['backbone_per_patch'])} per 0.96 s patch in the backbone; "
-                     f"{_human(macs['per_clip'])} for a {macs['clip_seconds']:g} s clip")
+        if "backbone_per_patch" in macs:
+            lines.append(f"             {_human(macs['backbone_per_patch'])} per 0.96 s patch in the backbone; "
+                         f"{_human(macs['per_clip'])} for a {macs['clip_seconds']:g} s clip")
+        else:
+            lines.append(f"             {_human(macs['per_clip'])} for a {macs['clip_seconds']:g} s clip "
+                         f"({macs['frames']} frames)")
+        if macs.get("frontend_form"):
+            lines.append(f"             frontend counted as: {macs['frontend_form']}")
         if macs.get("uncounted"):
             lines.append(f"             not counted: {', '.join(macs['uncounted'])}")
     act = info.get("activations")
