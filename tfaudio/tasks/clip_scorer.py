@@ -142,7 +142,9 @@ class ClipScorer:
 
         c = self.contract
         scope = self.frontend_scope or "silence_gate"
-        with tf.name_scope(scope):  # with the frontend: kept float in int8 TFLite models
+        # "scope/" re-enters the backbone's top-level frontend scope: a plain name_scope(scope) after the
+        # backbone's own would become "frontend_1", which int8 TFLite exports would quantize
+        with tf.name_scope(scope + "/"):  # with the frontend: kept float in int8 TFLite models
             db = frame_energy_db(audio, lengths, c.frame_samples, c.hop_samples, tf.shape(mask)[1])
             return silence_gate(db, mask)
 
