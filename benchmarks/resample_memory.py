@@ -1,7 +1,7 @@
 """Peak memory and speed of ``tfaudio.signal.resample`` on long inputs (issue #16): new vs old.
 
-    new   the current resampler: a tf.while_loop over fixed-size chunks, each a gather of frames and
-          matmuls (``tfaudio/signal/resample.py``).
+    new   the current resampler: a tf.while_loop over fixed-size chunks, each frames (slices and
+          reshapes of the chunk) times matmuls (``tfaudio/signal/resample.py``).
     old   the resampler before #16, kept here (``_old_resample``) only for this comparison: one strided
           Conv2D per phase group over the whole padded input. With oneDNN on an AVX-512 machine that
           conv asked for a 28 GB buffer for 60 s at 44.1 kHz.
@@ -194,7 +194,7 @@ def main() -> None:
     body = f"""`benchmarks/resample_memory.py` ({machine()}; oneDNN: {onednn}; {elapsed / 60:.0f} min). Issue #16:
 the old resampler (one strided Conv2D per phase group over the whole padded input) made oneDNN ask
 for 28 GB for 60 s at 44.1 kHz on an AVX-512 machine; the new one loops over fixed-size chunks
-(gather + matmul per chunk), so its temporaries stay a few MB whatever the length.
+(slices + matmuls per chunk), so its temporaries stay a few MB whatever the length.
 
 Each case runs in a fresh process. **Peak** = VmHWM after one call minus VmRSS just before it (input
 already in memory, peak reset via /proc/self/clear_refs): what resampling adds, output included;

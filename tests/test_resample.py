@@ -127,6 +127,7 @@ _MEMORY_CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a fresh process imports TensorFlow: 10-60 s on the shared machine
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_long_input_in_bounded_memory_fresh_process():
     """Issue #16: 60 s at 44.1 kHz and a 1-sample clip at 88.2 kHz, in a fresh process with a capped
