@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -9,8 +14,17 @@ import scipy.signal
 import tensorflow as tf
 import tf_keras as keras
 
-from tests.helpers import noise, sine, snr_db
-from tfaudio.signal.resample import SUPPORTED_RATES, Resample, _polyphase_kernel, resample, resample_any
+import tfaudio.signal.resample as resample_module
+from tests.helpers import ROOT, noise, sine, snr_db
+from tfaudio.signal.resample import (
+    SUPPORTED_RATES,
+    Resample,
+    _output_length,
+    _plan,
+    _polyphase_kernel,
+    resample,
+    resample_any,
+)
 
 TONE_RATES = (8000, 16000, 22050, 32000, 44100, 48000)
 
@@ -31,6 +45,103 @@ def accurate_reference(x: np.ndarray, orig: int, new: int) -> np.ndarray:
     numtaps = int(np.ceil((100 - 7.95) / (2.285 * np.pi * transition))) | 1  # odd: symmetric, no delay
     taps = scipy.signal.firwin(numtaps, 0.95 / max(up, down), window=("kaiser", 0.1102 * (100 - 8.7)))
     return scipy.signal.resample_poly(x.astype(np.float64), up, down, window=taps)
+
+
+def direct_polyphase(x: np.ndarray, orig: int, new: int) -> np.ndarray:
+    """The kernel applied by definition in float64 numpy: output block b is the padded input window
+    starting at ``b * down`` times the ``[W, up]`` weights (what the pre-#16 strided conv computed)."""
+    kernel = _polyphase_kernel(orig, new)
+    n = x.shape[-1]
+    num_out = _output_length(n, kernel.up, kernel.down)
+    num_blocks = -(-num_out // kernel.up)
+    padded = np.zeros(x.shape[:-1] + (kernel.left_pad + n + num_blocks * kernel.down + kernel.width,))
+    padded[..., kernel.left_pad : kernel.left_pad + n] = x
+    windows = np.lib.stride_tricks.sliding_window_view(padded, kernel.width, axis=-1)[..., :: kernel.down, :]
+    blocks = windows[..., :num_blocks, :] @ kernel.weights.astype(np.float64)  # [..., blocks, up]
+    return blocks.reshape(x.shape[:-1] + (-1,))[..., :num_out]
+
+
+@pytest.fixture
+def tiny_chunks():
+    """Chunks of one step each, so that short clips cross many chunk boundaries."""
+    saved = resample_module._CHUNK_FRAME_FLOATS
+    resample_module._CHUNK_FRAME_FLOATS = 1
+    resample_module._plan.cache_clear()
+    resample_module._traced_resampler.cache_clear()
+    yield
+    resample_module._CHUNK_FRAME_FLOATS = saved
+    resample_module._plan.cache_clear()
+    resample_module._traced_resampler.cache_clear()
+
+
+# The benchmarked pairs, upsampling with many phases (441, 1280) and the longest kernel (96 -> 11.025 kHz).
+EQUALITY_PAIRS = [(44100, 16000), (48000, 16000), (88200, 8000), (96000, 8000), (44100, 32000), (96000, 32000),
+                  (16000, 44100), (8000, 11025), (11025, 32000), (96000, 11025), (22050, 16000), (16000, 8000)]
+
+
+@pytest.mark.parametrize(("orig", "new"), EQUALITY_PAIRS)
+def test_equals_direct_polyphase_across_chunks(orig, new):
+    """Chunked output = the kernel applied directly, within float32 rounding, for clips shorter than
+    the kernel, clips ending mid-chunk and clips spanning several chunks, as a clip and as a batch."""
+    plan = _plan(orig, new)
+    lengths = (1, 2, 7, 441, 3 * plan.chunk_in + 123)
+    for n in lengths:
+        x = np.random.default_rng(n).uniform(-0.5, 0.5, n).astype(np.float32)
+        np.testing.assert_allclose(resample(x, orig, new).numpy(), direct_polyphase(x, orig, new), atol=1e-6,
+                                   err_msg=f"{orig} -> {new}, {n} samples")
+    batch = np.random.default_rng(0).uniform(-0.5, 0.5, [2, lengths[-1]]).astype(np.float32)
+    np.testing.assert_allclose(resample(batch, orig, new).numpy(), direct_polyphase(batch, orig, new), atol=1e-6)
+
+
+@pytest.mark.parametrize(("orig", "new"), [(44100, 16000), (48000, 8000), (16000, 44100), (44100, 32000)])
+def test_chunk_boundaries(orig, new, tiny_chunks):
+    assert _plan(orig, new).steps == 1
+    x = noise(0.05, orig, seed=3)
+    np.testing.assert_allclose(resample(x, orig, new).numpy(), direct_polyphase(x, orig, new), atol=1e-6)
+    np.testing.assert_allclose(resample(np.stack([x, -x]), orig, new).numpy(),
+                               direct_polyphase(np.stack([x, -x]), orig, new), atol=1e-6)
+
+
+_MEMORY_CHILD = textwrap.dedent("""
+    import json, resource, sys
+    import tensorflow as tf
+    from tfaudio.signal.resample import resample
+
+    def status():
+        with open("/proc/self/status") as f:
+            pairs = (line.split(":") for line in f)
+            return {k: int(v.split()[0]) * 1024 for k, v in pairs if k in ("VmRSS", "VmHWM", "VmSize")}
+
+    resample(tf.zeros([44100]), 44100, 16000)  # warm-up: tracing, kernels, thread pools
+    # A runaway allocation (the pre-#16 conv asked oneDNN for 18-28 GB) fails here, not the machine.
+    limit = status()["VmSize"] + 2 * 2**30
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    out = {"tiny": resample(tf.zeros([1]), 88200, 8000).shape.as_list()}
+    x = tf.random.stateless_uniform([60 * 44100], seed=[1, 2], minval=-0.5, maxval=0.5)
+    before = status()["VmRSS"]
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM
+    y = resample(x, 44100, 16000)
+    out.update(shape=y.shape.as_list(), peak=status()["VmHWM"] - before, input=4 * int(x.shape[0]))
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.slow  # a fresh process imports TensorFlow: 10-60 s on the shared machine
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_long_input_in_bounded_memory_fresh_process():
+    """Issue #16: 60 s at 44.1 kHz and a 1-sample clip at 88.2 kHz, in a fresh process with a capped
+    address space. The peak over the baseline (input already in memory) stays under 1.5x the input:
+    the chunked loop holds the output twice plus a few MB; whole-length temporaries (the old padded
+    copy and conv output) took 2.2x here even without oneDNN."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", _MEMORY_CHILD], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["tiny"] == [1]
+    assert out["shape"] == [60 * 16000]
+    assert out["peak"] <= 1.5 * out["input"], f"peak {out['peak'] / 1e6:.1f} MB for a {out['input'] / 1e6:.1f} MB input"
 
 
 @pytest.mark.parametrize("orig", SUPPORTED_RATES)
@@ -111,15 +222,16 @@ def test_keeps_leading_dims_and_static_shape():
     assert resample(x, 44100, 16000).shape == (2, 3, 1600)
 
 
-def test_tf_function_with_dynamic_length():
+@pytest.mark.parametrize("rank", [1, 2])
+def test_tf_function_with_dynamic_length(rank):
     f = tf.function(
-        lambda x: resample(x, 44100, 16000), input_signature=[tf.TensorSpec([None, None], tf.float32)]
+        lambda x: resample(x, 44100, 16000), input_signature=[tf.TensorSpec([None] * rank, tf.float32)]
     )
-    assert f.get_concrete_function().structured_outputs.shape.as_list() == [None, None]
-    for n in (1000, 4567):
-        x = noise(n / 44100, 44100, seed=n)[None]
-        np.testing.assert_allclose(f(x).numpy(), resample(x, 44100, 16000).numpy(), atol=1e-6)
-        assert f(x).shape == (1, expected_length(n, 44100, 16000))
+    assert f.get_concrete_function().structured_outputs.shape.as_list() == [None] * rank
+    for n in (0, 1000, 4567, 2 * _plan(44100, 16000).chunk_in + 17):
+        x = noise(n / 44100, 44100, seed=n).reshape([1] * (rank - 1) + [n])
+        np.testing.assert_allclose(f(x).numpy(), direct_polyphase(x, 44100, 16000), atol=1e-6)
+        assert f(x).shape == x.shape[:-1] + (expected_length(n, 44100, 16000),)
 
 
 def test_tf_data_map():
@@ -193,17 +305,18 @@ def test_kernel_is_cached_and_read_only():
     assert not kernel.weights.flags.writeable
 
 
-def test_tflite_builtins_only_matches_tf():
+@pytest.mark.parametrize("rank", [1, 2])
+def test_tflite_builtins_only_matches_tf(rank):
     from tfaudio.export.interpreter import tflite_interpreter
 
-    f = tf.function(lambda x: resample(x, 44100, 16000), input_signature=[tf.TensorSpec([None], tf.float32)])
+    f = tf.function(lambda x: resample(x, 44100, 16000), input_signature=[tf.TensorSpec([None] * rank, tf.float32)])
     converter = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     interpreter = tflite_interpreter(model_content=converter.convert())
     index_in = interpreter.get_input_details()[0]["index"]
-    for n in (4410, 12345):
-        x = noise(n / 44100, 44100, seed=n)
-        interpreter.resize_tensor_input(index_in, [n])
+    for n in (1, 4410, 12345, 3 * _plan(44100, 16000).chunk_in + 5):  # the last one: several loop iterations
+        x = noise(n / 44100, 44100, seed=n) if rank == 1 else np.stack([noise(n / 44100, 44100, seed=s) for s in (1, 2)])
+        interpreter.resize_tensor_input(index_in, list(x.shape))
         interpreter.allocate_tensors()
         interpreter.set_tensor(index_in, x)
         interpreter.invoke()

@@ -5,14 +5,29 @@ One private helper, :func:`_polyphase_kernel`, designs the filter once per rate 
 ``tf.data``, Keras and the exported TFLite graph cannot drift apart.
 
 How it works: with ``up / down = new_rate / orig_rate`` reduced by their gcd, every block of ``up``
-output samples is a weighted sum of one window of ``W`` input samples starting at ``block * down``.
-The weights form a ``[W, up]`` matrix, so the resampler is a strided ``Conv2D`` (``up`` output
-channels, stride ``down``) followed by a reshape that interleaves the phases. When ``up`` is large
-(44.1 → 16 kHz: 160 phases spread over 441 input samples) most of that matrix is zeros, because
-each phase needs only the filter's ~220 taps around its own position; so the phases are split into
-groups of at most ``_PHASES_PER_GROUP``, each a conv over only the taps its phases use (2x fewer
-multiply-adds for 44.1 → 16 kHz), and the groups are concatenated back. Conv2D, Pad, Reshape,
-Concatenation and StridedSlice are TFLite builtins: no Flex ops are needed.
+output samples is a weighted sum of one window of ``W`` input samples starting at ``block * down``:
+a ``[W, up]`` weight matrix. Each phase needs only the filter's taps around its own position, so
+the phases are split into groups of at most ``_PHASES_PER_GROUP`` consecutive phases, each reading
+only its taps (44.1 → 16 kHz: 3 groups of ~53 phases over ~362 of the 659 taps). When ``up`` is small
+(48 → 16 kHz: 1) several blocks form one step, so that a group still has enough phases (matmul
+columns). A group's frames, one per step, are the input reshaped into rows of one step: a slice,
+a reshape and a ``MatMul`` per ``step_in`` taps, summed (no gathered im2col copy, no convolution).
+
+Bounded memory (issue #16): a ``tf.while_loop`` runs over fixed-size chunks of the input (a few
+hundred steps, ~1 MB of frames), zero-padding each chunk at the clip's ends itself, and writes each
+chunk's output into a ``TensorArray``. Nothing but the output is as long as the input: the peak
+over the caller's input is about twice the output (the chunks and their stacked copy) plus a few
+MB, for any length. The formulation before #16 ran one strided ``Conv2D`` per group over the whole
+padded input (``[1, 1, samples, 1]``: 1 input channel, kernels of 100-1300 taps, strides up to
+1280). With oneDNN's convolution (TensorFlow's ``_MklNativeConv2D``, on by default on CPUs with
+AVX-512-class features) that conv was reported to ask for a 28 GB scratch buffer for 60 s at
+44.1 kHz and abort the process; without oneDNN it still held a padded copy of the input and
+full-length conv outputs (2-4.6x the input, ``benchmarks/resample_memory.py``). Matmuls on
+chunk-sized operands leave no full-length problem to any CPU kernel.
+
+The loop (``WHILE``), ``SLICE``/``STRIDED_SLICE``, ``PAD``, ``RESHAPE``, ``FULLY_CONNECTED``,
+``ADD``/``ADD_N`` and ``CONCATENATION`` are TFLite builtins, and the converter lowers the
+``TensorArray`` (static element shape) to builtins: no Flex ops are needed.
 
 The filter is a Kaiser-windowed sinc evaluated at each output phase's exact fractional position
 (zero phase delay): passband flat to 0.9 of the lower Nyquist, stopband from the lower Nyquist on,
@@ -40,12 +55,19 @@ _PASSBAND_EDGE = 0.9
 _STOPBAND_EDGE = 1.0
 _ATTENUATION_DB = 65.0
 # W * up above this means a rate pair with a tiny gcd (e.g. 44100 -> 44099): the dense kernel would
-# take tens of MB and the conv would be slower than a two-step conversion through a common rate.
+# take tens of MB and the matmuls would be slower than a two-step conversion through a common rate.
 _MAX_KERNEL_SIZE = 4_000_000
-# Phases per conv. Fewer phases per group skip more zero taps but give each conv fewer output
-# channels, which the CPU kernels run less efficiently: 40-80 were fastest for 44.1 → 16 kHz here
-# (1.2x the dense conv).
+# Phases per matmul. Fewer phases per group skip more zero taps but give each matmul fewer output
+# columns, which the CPU kernels run less efficiently.
 _PHASES_PER_GROUP = 64
+# A piece of frames shorter than a step by at most this fraction is zero-padded rather than cut.
+_MAX_PADDED_TAPS = 0.1
+# Frame values per chunk (all groups, 4 bytes each): sizes the loop's chunks, so its working memory
+# (~1-3 MB). Smaller chunks mean more iterations: at 2**17 the per-iteration cost showed (1.2-1.3x
+# the CPU time of 2**18 for 44.1 -> 32 kHz and 88.2 -> 8 kHz here); 2**19 gained little more.
+_CHUNK_FRAME_FLOATS = 1 << 18
+# Loop iterations in flight at once: each holds its own frames, and the matmuls use both cores anyway.
+_PARALLEL_CHUNKS = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,24 +90,6 @@ class _Kernel:
     @property
     def width(self) -> int:
         return int(self.weights.shape[0])
-
-    @functools.cached_property
-    def groups(self) -> tuple[tuple[int, np.ndarray], ...]:
-        """``(first_tap, weights[first_tap:last_tap, phases])`` per group of consecutive phases.
-
-        Concatenating the groups' conv outputs (in order) gives the dense ``[W, up]`` conv's output.
-        """
-        count = -(-self.up // _PHASES_PER_GROUP)
-        edges = np.linspace(0, self.up, count + 1).round().astype(int)
-        groups = []
-        for start, stop in zip(edges[:-1], edges[1:]):
-            block = self.weights[:, start:stop]
-            used = np.flatnonzero(np.abs(block).sum(axis=1))
-            first, last = int(used[0]), int(used[-1]) + 1
-            part = np.ascontiguousarray(block[first:last])
-            part.flags.writeable = False
-            groups.append((first, part))
-        return tuple(groups)
 
 
 def _check_rate(name: str, rate) -> int:
@@ -143,11 +147,6 @@ def _output_length(num_samples, up: int, down: int):
     return (num_samples // down) * up + ((num_samples % down) * up + down - 1) // down
 
 
-def _maximum(a, b):
-    """``max`` for Python ints (keeps shapes static), ``tf.maximum`` for tensors."""
-    return tf.maximum(a, b) if isinstance(a, tf.Tensor) else max(a, b)
-
-
 def _as_float32(waveform) -> tf.Tensor:
     x = tf.convert_to_tensor(waveform)
     if not x.dtype.is_floating:
@@ -158,6 +157,85 @@ def _as_float32(waveform) -> tf.Tensor:
     return tf.cast(x, tf.float32) if x.dtype != tf.float32 else x
 
 
+@dataclasses.dataclass(frozen=True)
+class _Group:
+    """Consecutive output phases of a :class:`_Plan` step and the taps they use.
+
+    The taps are read in pieces of at most ``step_in``: piece ``r`` of the frame of step ``s`` is
+    ``input[s * step_in + first + r * step_in :][:len(weights[r])]``, so each piece's frames are the
+    input from ``first + r * step_in`` on reshaped into rows of ``step_in`` (and cut to length).
+
+    Attributes:
+        first: offset of the group's first tap from the step's start in the zero-padded input.
+        weights: per piece, float32 ``[taps, phases]`` (``taps <= step_in``); the group's output is the
+            sum of the pieces' matmuls. Read-only.
+    """
+
+    first: int
+    weights: tuple[np.ndarray, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """How :func:`resample` applies a :class:`_Kernel`: steps, phase groups and chunks.
+
+    A step is ``blocks`` kernel blocks: ``step_in = blocks * down`` input samples give
+    ``step_out = blocks * up`` output samples, as consecutive groups of phases. A chunk is
+    ``steps`` steps: one loop iteration, one matmul per group and piece.
+
+    Attributes:
+        step_in: input samples per step.
+        step_out: output samples per step.
+        left_pad: zeros in front of the input (the kernel's).
+        groups: the step's phases in order.
+        steps: steps per chunk.
+        chunk_in: input samples one chunk reads, from its first step's start.
+    """
+
+    step_in: int
+    step_out: int
+    left_pad: int
+    groups: tuple[_Group, ...]
+    steps: int
+    chunk_in: int
+
+
+@functools.lru_cache(maxsize=128)
+def _plan(orig_rate: int, new_rate: int) -> _Plan:
+    """Splits the kernel into phase groups, picks how each is framed and sizes the chunks (cached)."""
+    kernel = _polyphase_kernel(orig_rate, new_rate)
+    # Few phases per block (e.g. 48 -> 16 kHz: 1) would make matrix-vector products; stacking blocks
+    # into one step gives the matmul enough columns, at the cost of the taps its phases don't share.
+    blocks = max(1, _PHASES_PER_GROUP // kernel.up)
+    step_in, step_out = blocks * kernel.down, blocks * kernel.up
+    step = np.zeros([kernel.width + (blocks - 1) * kernel.down, step_out], np.float32)
+    for b in range(blocks):  # block b of the step: the kernel b * down samples later
+        step[b * kernel.down : b * kernel.down + kernel.width, b * kernel.up : (b + 1) * kernel.up] = kernel.weights
+    count = -(-step_out // _PHASES_PER_GROUP)
+    edges = np.linspace(0, step_out, count + 1).round().astype(int)
+    groups, reach, width = [], 0, 0
+    for start, stop in zip(edges[:-1], edges[1:]):  # a group: phases start .. stop - 1
+        used = np.flatnonzero(np.abs(step[:, start:stop]).sum(axis=1))
+        first, taps = int(used[0]), int(used[-1]) + 1 - int(used[0])
+        pieces = []
+        for offset in range(0, taps, step_in):
+            length = min(step_in, taps - offset)
+            if length >= (1 - _MAX_PADDED_TAPS) * step_in:
+                length = step_in  # multiplying a few zero taps is cheaper than cutting the rows short
+            piece = np.zeros([length, stop - start], np.float32)
+            used_rows = step[first + offset : first + min(offset + length, taps), start:stop]
+            piece[: len(used_rows)] = used_rows
+            piece.flags.writeable = False
+            pieces.append(piece)
+        groups.append(_Group(first=first, weights=tuple(pieces)))
+        reach = max(reach, first + len(pieces) * step_in)
+        width += len(pieces) * step_in
+    # The pieces' frames take `width` floats per step: chunks of a fixed working memory.
+    steps = max(1, _CHUNK_FRAME_FLOATS // width)
+    return _Plan(step_in=step_in, step_out=step_out, left_pad=kernel.left_pad, groups=tuple(groups),
+                 steps=steps, chunk_in=(steps - 1) * step_in + reach)
+
+
 def resample(waveform, orig_rate: int, new_rate: int) -> tf.Tensor:
     """Resamples a waveform or a batch of waveforms with a band-limited polyphase filter.
 
@@ -166,6 +244,8 @@ def resample(waveform, orig_rate: int, new_rate: int) -> tf.Tensor:
     ``scipy.signal.resample_poly``. Tones below 0.9 of the lower Nyquist come through with < -60 dB
     error; content above the output Nyquist is attenuated by > 60 dB. Works eagerly, in
     ``tf.function`` / ``tf.data`` with an unknown number of samples, and converts to TFLite builtins.
+    Memory beyond the output stays bounded (a few MB) whatever the length: the input is processed in
+    chunks (see the module docstring).
 
     Args:
         waveform: float ``[..., samples]`` (a clip ``[samples]`` or a batch ``[batch, samples]``),
@@ -195,33 +275,89 @@ def resample(waveform, orig_rate: int, new_rate: int) -> tf.Tensor:
     if orig_rate == new_rate:
         return x
     kernel = _polyphase_kernel(orig_rate, new_rate)
-    up, down, width = kernel.up, kernel.down, kernel.width
-
-    # Python ints when the length is static keep the output shape static (Keras, TFLite buffers).
-    num_samples = x.shape[-1] if x.shape[-1] is not None else tf.shape(x)[-1]
-    num_out = _output_length(num_samples, up, down)
-    num_blocks = (num_out + up - 1) // up
-    # At least one window, so the VALID conv never sees an input shorter than its kernel.
-    padded = (_maximum(num_blocks, 1) - 1) * down + width
-    right_pad = _maximum(padded - kernel.left_pad - num_samples, 0)
+    # Python int when the length is static keeps the output shape static (Keras, TFLite buffers).
+    num_samples = x.shape[-1]
+    num_out = _output_length(num_samples, kernel.up, kernel.down) if num_samples is not None else None
 
     leading = tf.shape(x)[:-1]
-    batch = tf.reduce_prod(leading)  # not -1: reshape cannot infer it when a clip is empty
-    flat = tf.reshape(x, [batch, tf.shape(x)[-1]])  # [batch, samples]
-    flat = tf.pad(flat, [[0, 0], [kernel.left_pad, right_pad]])  # [batch, padded]
-    # Conv2D with a unit height axis: faster than conv1d on CPU and a plain CONV_2D in TFLite.
-    # expand_dims, not flat[:, None, :, None]: a strided slice with new axes needs Flex in TFLite.
-    images = tf.expand_dims(tf.expand_dims(flat, 1), -1)  # [batch, 1, padded, 1]
-    parts = []
-    for first_tap, weights in kernel.groups:  # taps first_tap .. first_tap + w of each block's window
-        filters = tf.constant(weights[None, :, None, :])  # [1, w, 1, phases]
-        part = tf.nn.conv2d(images[:, :, first_tap:, :], filters, strides=[1, 1, down, 1], padding="VALID")
-        parts.append(part[:, :, :num_blocks, :])  # [batch, 1, num_blocks, phases]
-    blocks = parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)  # [batch, 1, num_blocks, up]
-    out = tf.reshape(blocks, [batch, num_blocks * up])[:, :num_out]  # [batch, num_out], phases interleaved
-    out = tf.reshape(out, tf.concat([leading, [num_out]], axis=0))  # [..., num_out]
-    out.set_shape(x.shape[:-1].concatenate([num_out if isinstance(num_out, int) else None]))
+    if x.shape.rank == 1:
+        flat = x
+    else:
+        batch = tf.reduce_prod(leading)  # not -1: reshape cannot infer it when a clip is empty
+        flat = tf.reshape(x, [batch, tf.shape(x)[-1]])  # [batch, samples]
+    if tf.executing_eagerly():  # one traced graph per rate pair: eager ops per chunk were slower
+        out = _traced_resampler(orig_rate, new_rate, flat.shape.rank)(flat)
+    else:  # in a tf.function, tf.data map or export, the loop becomes part of that graph
+        out = _resample_chunks(flat, orig_rate, new_rate)
+    if x.shape.rank > 2:
+        out = tf.reshape(out, tf.concat([leading, tf.shape(out)[-1:]], axis=0))  # [..., samples']
+    out.set_shape(x.shape[:-1].concatenate([num_out]))
     return out
+
+
+def _chunk_output(plan: _Plan, piece: tf.Tensor) -> tf.Tensor:
+    """``plan.steps * plan.step_out`` output samples from one chunk ``[plan.chunk_in]`` of padded input."""
+    steps, step_in = plan.steps, plan.step_in
+    parts = []
+    for group in plan.groups:
+        products = []
+        for r, weights in enumerate(group.weights):
+            begin = group.first + r * step_in
+            frames = tf.reshape(piece[begin : begin + steps * step_in], [steps, step_in])  # rows of one step
+            if len(weights) < step_in:
+                frames = frames[:, : len(weights)]
+            products.append(tf.matmul(frames, tf.constant(weights)))  # [steps, phases]
+        parts.append(products[0] if len(products) == 1 else tf.add_n(products))
+    blocks = parts[0] if len(parts) == 1 else tf.concat(parts, axis=1)  # [steps, step_out]
+    return tf.reshape(blocks, [steps * plan.step_out])
+
+
+def _resample_chunks(x: tf.Tensor, orig_rate: int, new_rate: int) -> tf.Tensor:
+    """:func:`resample` of ``[samples]`` or ``[batch, samples]``: a loop over fixed-size chunks.
+
+    A ``tf.while_loop`` over (row, chunk) pairs: each iteration slices one chunk of one row (zero
+    padding it at the row's ends), computes its output with :func:`_chunk_output` and writes it to a
+    ``TensorArray`` of fixed-size elements (a static element shape, which TFLite lowers to builtins).
+    Only the elements and their stacked copy are as long as the output; the rest is per chunk.
+    """
+    kernel = _polyphase_kernel(orig_rate, new_rate)
+    plan = _plan(orig_rate, new_rate)
+    chunk_out = plan.steps * plan.step_out
+    flat = x if x.shape.rank == 2 else tf.expand_dims(x, 0)  # [batch, samples]
+    batch, num_samples = tf.shape(flat)[0], tf.shape(flat)[1]
+    num_out = _output_length(num_samples, kernel.up, kernel.down)
+    num_chunks = (num_out + chunk_out - 1) // chunk_out  # per row
+
+    def body(i, outputs):
+        row, chunk = i // num_chunks, i % num_chunks
+        start = chunk * (plan.steps * plan.step_in) - plan.left_pad  # may be < 0 or run past the end
+        lo = tf.clip_by_value(start, 0, num_samples)
+        hi = tf.clip_by_value(start + plan.chunk_in, 0, num_samples)
+        piece = tf.reshape(tf.slice(flat, tf.stack([row, lo]), tf.stack([1, hi - lo])), [-1])
+        piece = tf.pad(piece, [tf.stack([lo - start, start + plan.chunk_in - hi])])
+        piece = tf.reshape(piece, [plan.chunk_in])  # a static shape (EnsureShape is not a TFLite op)
+        return i + 1, outputs.write(i, _chunk_output(plan, piece))
+
+    total = batch * num_chunks
+    outputs = tf.TensorArray(tf.float32, size=total, element_shape=[chunk_out])
+    _, outputs = tf.while_loop(lambda i, _: i < total, body, [tf.constant(0), outputs],
+                               parallel_iterations=_PARALLEL_CHUNKS)
+    if x.shape.rank == 1:
+        # A leading slice from 0 shares the stacked buffer instead of copying it: one copy less.
+        return tf.reshape(outputs.stack(), [-1])[:num_out]
+    return tf.reshape(outputs.stack(), [batch, num_chunks * chunk_out])[:, :num_out]
+
+
+@functools.lru_cache(maxsize=64)
+def _traced_resampler(orig_rate: int, new_rate: int, rank: int):
+    """:func:`_resample_chunks` traced for ``[samples]`` (rank 1) or ``[batch, samples]`` (rank 2) (cached).
+
+    For long inputs in eager mode: one graph run instead of a Python iteration per chunk. A concrete
+    function: calling it never retraces (nor warns about retracing one closure per rate pair).
+    """
+    spec = tf.TensorSpec([None] * rank, tf.float32)
+    fn = tf.function(lambda x: _resample_chunks(x, orig_rate, new_rate), autograph=False, input_signature=[spec])
+    return fn.get_concrete_function()
 
 
 @functools.lru_cache(maxsize=32)
