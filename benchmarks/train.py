@@ -12,12 +12,17 @@ How the figures are obtained (no choice looks at a test fold):
   tested once on the outer fold; the figure is the mean of those outer accuracies;
 - silence gate: the default recipe with the gate off, same folds.
 
-Run: .venv/bin/python benchmarks/train.py [--backbone yamnet] [--inner-folds 2]
-(writes the "Training" section of BENCHMARKS.md; the embedding cache is reused between runs)
+Run: .venv/bin/python benchmarks/train.py [--backbone yamnet] [--inner-folds 2] [--sets a,b]
+(writes the "Training" section of BENCHMARKS.md; the embedding cache is reused between runs). Each
+data set's row is also kept in benchmarks/results/train-<backbone>.json with the date it was measured,
+so `--sets` can re-measure some sets and the section still shows all of them.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import os
 import pathlib
 import time
 
@@ -51,7 +56,8 @@ def main() -> None:
     ap.add_argument("--sets", default="esc50-subset,speech-commands-mini,fsdd-mini")
     args = ap.parse_args()
     backbone = get_backbone(args.backbone)
-    rows = []
+    store = pathlib.Path(__file__).parent / "results" / f"train-{args.backbone.replace(':', '-')}.json"
+    stored = json.loads(store.read_text()) if store.exists() else {}
     for name, manifest in datasets(shared_dir()).items():
         if name not in args.sets.split(","):
             continue
@@ -75,15 +81,21 @@ def main() -> None:
         row["chosen"] = result["outer"]["chosen"]
         print(f"{name} tuned: {row['tuned'][0]:.3f} ± {row['tuned'][1]:.3f} ({row['tuned'][2]:.0f} s) "
               f"chosen {row['chosen']}", flush=True)
-        rows.append(row)
+        row["measured"] = f"{datetime.datetime.now():%Y-%m-%d %H:%M}, {machine()}, load {os.getloadavg()[0]:.1f}"
+        stored[name] = row
+        store.parent.mkdir(exist_ok=True)
+        tmp = store.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stored, indent=1))
+        os.replace(tmp, store)
+    rows = [stored[name] for name in datasets(shared_dir()) if name in stored]
 
     def cell(v):
         return f"{v[0]:.3f} ± {v[1]:.3f} ({v[2]:.0f} s)"
 
-    table = ["| data | clips | folds | default | tutorial | tuned (nested CV) | default without silence gate |",
-             "|---|---|---|---|---|---|---|"]
+    table = ["| data | clips | folds | default | tutorial | tuned (nested CV) | default without silence gate | measured |",
+             "|---|---|---|---|---|---|---|---|"]
     table += [f"| {r['data']} | {r['clips']} | {r['folds']} | {cell(r['default'])} | {cell(r['tutorial'])} | "
-              f"{cell(r['tuned'])} | {cell(r['no gate'])} |" for r in rows]
+              f"{cell(r['tuned'])} | {cell(r['no gate'])} | {r['measured']} |" for r in rows]
     chosen = "\n".join(f"- {r['data']}: " + ", ".join(f"fold {f}: {c}" for f, c in r["chosen"].items()) for r in rows)
     d = get_recipe("default")
     body = f"""

@@ -126,6 +126,23 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
+def tflite_window_scores(path, windows: np.ndarray, *, shape: list | None = None, num_threads: int | None = None) -> np.ndarray:
+    """A TFLite file's first output on each window (one ``invoke()`` per window of ``windows [n, S]``),
+    through tfaudio's interpreter; ``shape``: the ``[input shape, output shape]`` the file must have."""
+    from tfaudio.export.interpreter import tflite_interpreter
+
+    it = tflite_interpreter(path, **({"num_threads": num_threads} if num_threads else {}))
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    if shape is not None:
+        assert [list(inp["shape"]), list(out["shape"])] == shape
+    scores = []
+    for w in windows:
+        it.set_tensor(inp["index"], w[None].astype(np.float32))
+        it.invoke()
+        scores.append(it.get_tensor(out["index"])[0].copy())
+    return np.array(scores)
+
+
 def tone_dataset(root, n_per_class: int = 6, rate: int = 16000, seconds: float = 1.5, folds: int = 3):
     """Write a small labelled data set (classes 'low' 300 Hz tones, 'high' 3.5 kHz tones, 'hiss'
     noise, with seeded jitter) as WAV files; returns a Manifest with folds 1..``folds``."""

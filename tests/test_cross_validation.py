@@ -17,7 +17,8 @@ def test_cross_validate_every_fold_once_with_mean_and_std(tmp_path):
     folds = summary["folds"]
     assert [f["fold"] for f in folds] == [1, 2, 3]
     for f in folds:
-        assert f["fold"] not in f["train_folds"] and f["val_folds"] and f["val_folds"][0] != f["fold"]
+        # the default recipe fits on every other fold (no validation fold held out)
+        assert sorted(f["train_folds"]) == [k for k in (1, 2, 3) if k != f["fold"]] and f["val_folds"] == []
         assert f["clip"]["num_examples"] == 6
     acc = [f["clip"]["accuracy"] for f in folds]
     m = summary["metrics"]["accuracy"]
@@ -26,8 +27,10 @@ def test_cross_validate_every_fold_once_with_mean_and_std(tmp_path):
     assert summary["frame_level"]["metrics"]["accuracy"]["mean"] > 0.7
     # one extraction serves all folds
     calls = bb.calls
-    cross_validate(data, bb, train=TrainConfig(epochs=2), cache=cache, progress=False)
+    validated = cross_validate(data, bb, train=TrainConfig(epochs=2), cache=cache, validation=True, progress=False)
     assert bb.calls == calls
+    for f in validated["folds"]:  # with validation, the fold after the test fold stops early
+        assert f["val_folds"] == [f["fold"] % 3 + 1] and sorted(f["train_folds"] + f["val_folds"] + [f["fold"]]) == [1, 2, 3]
     out = tmp_path / "cv"
     assert json.loads((out / "cv.json").read_text())["metrics"]["accuracy"]["mean"] == m["mean"]
     for fold in (1, 2, 3):

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import shared
+from tests.helpers import shared, tflite_window_scores
 from tfaudio.cli import main
 
 CKPT = ("models", "efficientat", "mn04_as_mAP_432.pt")
@@ -264,18 +264,7 @@ def windows(data, clf):
 
 
 def _tflite_scores(path, x: np.ndarray) -> np.ndarray:
-    from tfaudio.export.interpreter import tflite_interpreter
-
-    it = tflite_interpreter(path, num_threads=2)
-    it.allocate_tensors()
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    assert list(inp["shape"]) == [1, RATE] and list(out["shape"]) == [1, len(LABELS)]
-    scores = []
-    for w in x:
-        it.set_tensor(inp["index"], w[None].astype(np.float32))
-        it.invoke()
-        scores.append(it.get_tensor(out["index"])[0].copy())
-    return np.array(scores)
+    return tflite_window_scores(path, x, shape=[[1, RATE], [1, len(LABELS)]], num_threads=2)
 
 
 def _ops(path) -> set[tuple[str, str]]:

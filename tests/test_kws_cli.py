@@ -45,9 +45,10 @@ def trained(kws):
 
 def test_train_writes_model_and_consistent_reports(trained, kws):
     out, _ = trained
-    for f in ("tfaudio.json", "head.keras", "labels.txt", "val_report.json", "test_report.json",
+    for f in ("tfaudio.json", "head.keras", "labels.txt", "test_report.json",
               "test_report_confusion.png", "test_frame_report.json"):
         assert (out / f).is_file(), f
+    assert not (out / "val_report.json").exists()  # the default recipe holds no validation fold out
     config = json.loads((out / "tfaudio.json").read_text())
     assert config["backbone"]["name"] == "wav2vec2" and config["backbone"]["source"] == str(kws / "w2v")
     assert config["labels"] == list(CLASSES) and config["sample_rate"] == 16000

@@ -15,8 +15,9 @@ from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
 
 FAST = TrainConfig(epochs=40, batch_size=16, learning_rate=3e-3, patience=5)
 LABELS = ("low", "high", "hiss")
-# Score differences between a clip recorded at 16 kHz and the same tone recorded at another rate and
-# resampled (measured < 0.002 for 8, 22.222, 44.099 and 44.1 kHz).
+# Score differences between a 16 kHz clip and the same clip sampled at another rate, then resampled
+# back by the pipeline (band-limited below 4 kHz, so nothing is lost at 8 kHz): measured <= 0.015,
+# at 8 kHz where both resamplers filter close to the tone.
 RATE_ATOL = 0.02
 
 
@@ -75,12 +76,23 @@ def test_a_file_gives_the_classifiers_scores_sorted(pipe, clf, wav):
     assert pipe.labels == LABELS and pipe.sample_rate == 16000
 
 
+def band_limited_tone(freq: float, rate: int, seconds: float = 1.5) -> np.ndarray:
+    """The same signal at any rate: a tone plus noise low-passed below 3.6 kHz, made at 16 kHz and
+    taken to ``rate`` by scipy (an independent resampler)."""
+    from scipy.signal import butter, resample_poly, sosfiltfilt
+
+    hiss = sosfiltfilt(butter(8, 3600, fs=16000, output="sos"), noise(seconds, 16000, amplitude=0.02))
+    x = sine(freq, seconds, 16000) + hiss
+    g = np.gcd(rate, 16000)
+    return (x if rate == 16000 else resample_poly(x, rate // g, 16000 // g)).astype(np.float32)
+
+
 @pytest.mark.parametrize("rate", [44100, 8000, 12000])
 def test_arrays_at_other_rates_match_the_16k_clip(pipe, rate):
     # 12000 Hz is outside the usual rates: the one resampler still has a kernel for it
-    for freq, label in ((300, "low"), (3500, "high")):
-        reference = as_dict(pipe(tone(freq, 16000), sampling_rate=16000, top_k=None))
-        out = pipe(tone(freq, rate), sampling_rate=rate, top_k=None)
+    for freq, label in ((300, "low"), (3000, "high")):
+        reference = as_dict(pipe(band_limited_tone(freq, 16000), sampling_rate=16000, top_k=None))
+        out = pipe(band_limited_tone(freq, rate), sampling_rate=rate, top_k=None)
         assert out[0]["label"] == label
         assert as_dict(out) == pytest.approx(reference, abs=RATE_ATOL)
 

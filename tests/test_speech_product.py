@@ -15,7 +15,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.helpers import shared
+from tests.helpers import shared, tflite_window_scores
 from tfaudio.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore:`seed_generator` is deprecated")
@@ -227,17 +227,7 @@ def test_saved_models_describe_themselves_and_resample_in_graph(exported, model_
 
 
 def _tflite_scores(path, windows: np.ndarray) -> np.ndarray:
-    from tfaudio.export.interpreter import tflite_interpreter
-
-    it = tflite_interpreter(path)
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    assert list(inp["shape"]) == [1, RATE] and list(out["shape"]) == [1, len(CLASSES)]
-    scores = []
-    for w in windows:
-        it.set_tensor(inp["index"], w[None].astype(np.float32))
-        it.invoke()
-        scores.append(it.get_tensor(out["index"])[0].copy())
-    return np.array(scores)
+    return tflite_window_scores(path, windows, shape=[[1, RATE], [1, len(CLASSES)]])
 
 
 def _windows(files) -> np.ndarray:

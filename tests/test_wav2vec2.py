@@ -512,7 +512,7 @@ def check_served(info, res, m, clips, expected, labels, frame_scores=False):
     """Model ``m`` of :func:`serve_fresh` gave ``expected [clips, C]`` per clip and in the batch."""
     signatures = info[f"m{m}"]
     assert signatures["serving_default"][0] == ["audio"] and signatures["batch"][0] == ["audio", "lengths"]
-    assert signatures["serving_default"][1] == sorted(["classifier", "label"] + ["frame_scores"] * frame_scores)
+    assert signatures["serving_default"][1] == sorted(["classifier", "label"] + ["frame_scores", "frame_weights"] * frame_scores)
     assert signatures["labels_txt"] == list(labels)
     for i in range(len(clips)):
         np.testing.assert_allclose(res[f"m{m}_classifier_{i}"], expected[i], atol=1e-5)

@@ -253,9 +253,12 @@ def export_saved_model(
     Signatures:
         ``serving_default``: ``audio`` float32 ``[samples]`` (mono, any length, at ``input_rate``) →
         ``classifier`` float32 ``[C]`` (clip scores: what :meth:`AudioClassifier.predict_scores`
-        returns, the mean of the frame scores; a fine-tuned model's softmax), ``label`` string ``[]``
+        returns, the head's pooling of its frames: the mean of the frame scores over the frames that
+        are not silent, with the silence gate; a fine-tuned model's softmax), ``label`` string ``[]``
         (the top class), and optionally ``frame_scores`` ``[frames, C]`` (one row per backbone hop:
-        0.48 s for YAMNet, 20 ms for Wav2Vec2) and ``audioset`` ``[521]`` (YAMNet's own clip scores).
+        0.48 s for YAMNet, 20 ms for Wav2Vec2) with ``frame_weights`` ``[frames]`` (1.0 for the frames
+        the clip score counts, 0.0 for those the silence gate left out) and ``audioset`` ``[521]``
+        (YAMNet's own clip scores).
 
         ``batch``: ``audio`` float32 ``[B, S]`` (padded, B >= 1) and ``lengths`` int32 ``[B]`` (valid
         samples per row, ``1..S``; samples past them are ignored) → ``classifier`` ``[B, C]``,
@@ -283,7 +286,8 @@ def export_saved_model(
         input_rate: sample rate of ``audio`` in Hz; when it differs from the backbone's (e.g. 16 kHz for
             YAMNet and Wav2Vec2, 32 kHz for EfficientAT) the graph resamples with :func:`tfaudio.signal.resample`. Default:
             the backbone's.
-        frame_scores: add the ``frame_scores`` output to ``serving_default`` (classifiers only).
+        frame_scores: add the ``frame_scores`` and ``frame_weights`` outputs to ``serving_default``
+            (classifiers only).
         backbone_scores: add the ``audioset`` output (the backbone's own AudioSet clip scores).
         labels: class names in score order (default: the model's; a fine-tuned model built with
             ``build_finetune_model`` has none, so pass them).
@@ -326,7 +330,7 @@ def export_saved_model(
             Resample(input_rate, rate)  # an impossible rate pair fails here, not in the graph
         except ValueError as err:
             raise TfaudioError(f"input_rate={input_rate}: {err}") from None
-    outputs = ["classifier", "label"] + (["frame_scores"] if frame_scores else []) + (
+    outputs = ["classifier", "label"] + (["frame_scores", "frame_weights"] if frame_scores else []) + (
         ["audioset"] if backbone_scores else [])
     metadata = export_metadata(scorer, input_rate, outputs=outputs, signatures=list(SIGNATURES))
 

@@ -150,27 +150,33 @@ class ClipScorer:
 
     def pool_frames(self, embeddings, weights) -> dict:
         """The head on frame ``embeddings [B, F, D]`` and its pooling over ``weights [B, F]`` (bool; None:
-        all frames) → ``{"classifier": [B, C], "frame_scores": [B, F, C]?}``: the one implementation
-        the waveform road and the cached-embedding road share."""
+        all frames) → ``{"classifier": [B, C], "frame_scores": [B, F, C]?, "frame_weights": [B, F]?}``
+        (``frame_weights``: 1.0 for the frames the clip score counts, 0.0 for silent ones): the one
+        implementation the waveform road and the cached-embedding road share."""
         import tensorflow as tf
 
         if self.pooling == "mean":
             frames = self.head_frames(embeddings)  # [B, F, C]
-            return {"classifier": pool(frames, weights), "frame_scores": frames}
+            counted = tf.ones(tf.shape(frames)[:2]) if weights is None else tf.cast(weights, tf.float32)
+            return {"classifier": pool(frames, weights), "frame_scores": frames, "frame_weights": counted}
         if weights is None:
             weights = tf.ones(tf.shape(embeddings)[:2], tf.bool)
         out = self.head({"frames": embeddings, "weights": tf.cast(weights, tf.float32)}, training=False)
         result = {"classifier": tf.cast(out["clip"], tf.float32)}
         if "frames" in out:
             result["frame_scores"] = tf.cast(out["frames"], tf.float32)
+            result["frame_weights"] = tf.cast(weights, tf.float32)
         return result
 
     def _score(self, out: dict, audio, lengths, mask_is_full: bool) -> dict:
+        import tensorflow as tf
+
         if self.head is None:
             mask = None if mask_is_full else out["mask"]
             if "clip_scores" in out:
                 return {"classifier": out["clip_scores"]}
-            return {"classifier": pool(out["scores"], mask), "frame_scores": out["scores"]}
+            valid = tf.ones(tf.shape(out["scores"])[:2]) if mask is None else tf.cast(mask, tf.float32)
+            return {"classifier": pool(out["scores"], mask), "frame_scores": out["scores"], "frame_weights": valid}
         weights = self.weights(audio, lengths, out["mask"]) if (self.silence_gate or not mask_is_full) else None
         result = self.pool_frames(out["embeddings"], weights)
         if self.backbone_scores:
@@ -180,7 +186,8 @@ class ClipScorer:
 
     def batch(self, audio, lengths, *, frame_scores: bool = False, backbone_scores: bool = False) -> dict:
         """Zero-padded ``audio [B, S]`` at :attr:`sample_rate` with valid ``lengths [B]`` →
-        ``{"classifier": [B, C]}`` (+ ``"frame_scores": [B, F, C]`` and ``"mask": [B, F]``,
+        ``{"classifier": [B, C]}`` (+ ``"frame_scores": [B, F, C]``, ``"frame_weights": [B, F]`` and
+        ``"mask": [B, F]``,
         ``"audioset": [B, K]`` on request). Row ``b`` equals the clip ``audio[b, :lengths[b]]`` alone."""
         out = self.backbone.graph_outputs(audio, lengths)
         result = self._score(out, audio, lengths, mask_is_full=False)
@@ -189,13 +196,15 @@ class ClipScorer:
             if "frame_scores" not in result:
                 raise TfaudioError(f"frame_scores: {self.description} scores whole clips, it has no frame scores.")
             keep["frame_scores"] = result["frame_scores"]
+            keep["frame_weights"] = result["frame_weights"]
             keep["mask"] = out["mask"]
         if backbone_scores:
             keep["audioset"] = result["audioset"]
         return keep
 
     def clip(self, audio, *, frame_scores: bool = False, backbone_scores: bool = False) -> dict:
-        """One clip ``audio [S]`` → ``{"classifier": [C], "frame_scores": [F, C]?, "audioset": [K]?}``."""
+        """One clip ``audio [S]`` → ``{"classifier": [C], "frame_scores": [F, C]?, "frame_weights": [F]?,
+        "audioset": [K]?}``."""
         import tensorflow as tf
 
         out = self.batch(tf.expand_dims(audio, 0), tf.shape(audio)[:1], frame_scores=frame_scores,
@@ -236,7 +245,8 @@ class ClipScorer:
 
     def outputs(self, waves: Sequence[np.ndarray], *, batch_size: int = BATCH_SIZE) -> list[dict[str, np.ndarray]]:
         """Per clip (float32 ``[samples]`` at :attr:`sample_rate`): ``{"classifier": [C],
-        "frame_scores": [F, C]}`` (frame scores when the model has them), through the traced :meth:`batch`."""
+        "frame_scores": [F, C], "frame_weights": [F]}`` (frame scores when the model has them, and which
+        of them the clip score counts), through the traced :meth:`batch`."""
         from tfaudio.data.audio_converter import pad_batch
 
         results: list[dict[str, np.ndarray]] = []
@@ -247,6 +257,7 @@ class ClipScorer:
                 row = {"classifier": out["classifier"][i]}
                 if "frame_scores" in out:
                     row["frame_scores"] = out["frame_scores"][i][out["mask"][i]]
+                    row["frame_weights"] = out["frame_weights"][i][out["mask"][i]]
                 results.append(row)
         return results
 
