@@ -9,8 +9,8 @@ import pathlib
 import subprocess
 import sys
 import textwrap
-import zipfile
 import time
+import zipfile
 
 import numpy as np
 import pytest
