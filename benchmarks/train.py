@@ -98,6 +98,15 @@ def main() -> None:
               f"{cell(r['tuned'])} | {cell(r['no gate'])} | {r['measured']} |" for r in rows]
     chosen = "\n".join(f"- {r['data']}: " + ", ".join(f"fold {f}: {c}" for f, c in r["chosen"].items()) for r in rows)
     d = get_recipe("default")
+    at_least = [r["data"] for r in rows if r["default"][0] >= r["tutorial"][0]]
+    better = [r["data"] for r in rows if r["default"][0] > r["tutorial"][0]]
+    tuned_up = [r["data"] for r in rows if r["tuned"][0] > r["default"][0]]
+    targets = (f"Targets (issue #17): default at least as good as tutorial on each set — "
+               f"{'met' if len(at_least) == len(rows) else 'not met'} ({len(at_least)} of {len(rows)}); better on at "
+               f"least two — {'met' if len(better) >= 2 else 'not met'} ({', '.join(better) or 'none'}). "
+               f"`tune` above the default on: {', '.join(tuned_up) or 'none'}"
+               + (f"; not on {', '.join(r['data'] for r in rows if r['data'] not in tuned_up)}" if len(tuned_up) < len(rows) else "")
+               + ".")
     body = f"""
 Machine: {machine()}; `python benchmarks/train.py --backbone {args.backbone} --inner-folds {args.inner_folds}`
 (backbone {args.backbone}, frozen; embeddings from the cache, so the times are head training only).
@@ -118,6 +127,8 @@ Recipes `tune` chose per outer fold (by inner folds only):
 
 fsdd-mini has 3 speakers, so its speaker-grouped split is leave-one-speaker-out (3 folds, training on 2
 speakers): a hard, small test of generalising to a new voice.
+
+{targets}
 """
     write_section("Training", body)
     print(body)
