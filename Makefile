@@ -5,6 +5,9 @@
 # e.g. `make test LANE=latest`. PYTHON=/path/to/python picks the interpreter a new venv is made with.
 LANE ?= pinned
 PYTEST_ARGS ?=
+# Test files run in this many worker processes (pytest-xdist, one file per worker at a time); 0: in this
+# process. The quick run: `make test PYTEST_ARGS='-m "not slow"'`.
+TEST_WORKERS ?= 2
 
 # The first of these that runs: python3.X on PATH (pyenv shims may list a version that is not active,
 # so each is tried), then pyenv's own folders.
@@ -43,7 +46,7 @@ install: $(STAMP)
 test: $(STAMP)
 	@$(PY) -c 'import sys, tensorflow as tf, numpy as np; from tfaudio.export.interpreter import interpreter_backend as b; \
 	    print(f"lane $(LANE): Python {sys.version.split()[0]}, TensorFlow {tf.__version__}, numpy {np.__version__}, TFLite interpreter {b()}")' 2>/dev/null
-	TF_CPP_MIN_LOG_LEVEL=2 TFAUDIO_LANE=$(LANE) $(PY) -m pytest $(PYTEST_ARGS)
+	TF_CPP_MIN_LOG_LEVEL=2 TFAUDIO_LANE=$(LANE) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/tfaudio esc50-demo --output saved_models
