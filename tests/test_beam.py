@@ -81,6 +81,7 @@ def assert_same_embeddings(cache: EmbeddingCache, manifest: Manifest, reference)
 
 
 # ---- embed -----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cli_embed_in_memory_equals_local_cache_and_trains_the_same_head(csv, h5, yamnet, manifest, local,
                                                                         tmp_path, capsys):
     from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
@@ -105,6 +106,7 @@ def test_cli_embed_in_memory_equals_local_cache_and_trains_the_same_head(csv, h5
     np.testing.assert_allclose(heads[0].clip_scores(local[1]), heads[1].clip_scores(local[1]), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_dead_letters_and_rerun_skips_finished_shards(manifest, bad_files, tmp_path):
     from tfaudio.beam.embed import run_embed
 
@@ -146,6 +148,7 @@ def test_dead_letters_and_rerun_skips_finished_shards(manifest, bad_files, tmp_p
     assert cache.missing(manifest) == []
 
 
+@pytest.mark.slow
 def test_cache_checks_beams_shards_and_a_damaged_one_is_redone(manifest, tmp_path, caplog):
     from tfaudio.beam.embed import run_embed
 
@@ -194,6 +197,7 @@ def exported(yamnet, manifest, local, tmp_path_factory):
     return clf, out
 
 
+@pytest.mark.slow
 def test_cli_predict_saved_model_to_jsonl_with_dead_letters(exported, manifest, csv, bad_files, tmp_path, capsys):
     clf, export = exported
     out = tmp_path / "scores.jsonl"
@@ -226,6 +230,7 @@ def test_predict_csv_with_two_worker_processes(exported, manifest, tmp_path):
     np.testing.assert_allclose(table.score_1, want.max(1), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_clear_errors(exported, csv, tmp_path, capsys):
     clf, export = exported
     saved = tmp_path / "trained"

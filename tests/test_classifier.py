@@ -40,6 +40,7 @@ def test_heads_shapes_and_options():
     assert ((multi > 0) & (multi < 1)).all() and not np.allclose(multi.sum(axis=1), 1.0)
 
 
+@pytest.mark.slow
 def test_fit_evaluate_predict(trained):
     clf, test = trained
     rep = clf.evaluate(test)
@@ -54,6 +55,7 @@ def test_fit_evaluate_predict(trained):
     assert [f[0]["label"] for f in files] == list(test.frame.label[:3])
 
 
+@pytest.mark.slow
 def test_clip_scores_are_the_mean_of_frame_scores(trained):
     clf, test = trained
     clips = clf.cache.load(test, progress=False)
@@ -63,6 +65,7 @@ def test_clip_scores_are_the_mean_of_frame_scores(trained):
     np.testing.assert_allclose(clf.predict_scores(test.paths[:4]), scores[:4], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_reproducible_with_a_seed(data, tmp_path):
     bb = ToyBackbone()
     cache = EmbeddingCache(bb, tmp_path)
@@ -103,6 +106,7 @@ def test_clear_errors(data, tmp_path):
         AudioClassifier(bb, cache=clf.cache).fit(one_class, config=TrainConfig(epochs=1))
 
 
+@pytest.mark.slow
 def test_class_weights_balance_an_imbalanced_training_set(data, tmp_path):
     bb = ToyBackbone()
     cache = EmbeddingCache(bb, tmp_path)
@@ -116,6 +120,7 @@ def test_class_weights_balance_an_imbalanced_training_set(data, tmp_path):
     assert rep["clip"]["per_class"]["hiss"]["recall"] == 1.0
 
 
+@pytest.mark.slow
 def test_mixup_and_multilabel_modes_train(data, tmp_path):
     bb = ToyBackbone()
     cache = EmbeddingCache(bb, tmp_path)

@@ -23,6 +23,7 @@ def cache(tmp_path_factory):
     return str(tmp_path_factory.mktemp("cache"))
 
 
+@pytest.mark.slow
 def test_train_evaluate_predict(csv, cache, tmp_path, capsys):
     out = tmp_path / "model"
     assert main(["train", str(csv), "--folds", "1:2:3", "--epochs", "30", "--cache", cache, "-o", str(out)]) == 0
@@ -43,6 +44,7 @@ def test_train_evaluate_predict(csv, cache, tmp_path, capsys):
     assert len(capsys.readouterr().out.strip().splitlines()) == 18
 
 
+@pytest.mark.slow
 def test_cv_reports_mean_and_std(csv, cache, tmp_path, capsys):
     out = tmp_path / "cv"
     assert main(["cv", str(csv), "--epochs", "20", "--cache", cache, "-o", str(out)]) == 0
@@ -51,6 +53,7 @@ def test_cv_reports_mean_and_std(csv, cache, tmp_path, capsys):
     assert summary["num_folds"] == 3 and (out / "fold1" / "report.json").is_file()
 
 
+@pytest.mark.slow
 def test_clear_cli_errors(csv, cache, tmp_path, capsys):
     assert main(["train", str(csv), "--classes", "low", "unicorn", "--cache", cache, "-o", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
@@ -62,6 +65,7 @@ def test_clear_cli_errors(csv, cache, tmp_path, capsys):
     assert "at least 2 classes" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_csv_with_own_column_names_and_no_folds(csv, cache, tmp_path, capsys):
     import pandas as pd
 

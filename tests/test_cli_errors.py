@@ -84,6 +84,7 @@ def good_and_bad(tmp_path_factory):
     return [str(good[0]), str(text), str(root / "missing.flac"), str(good[1])]
 
 
+@pytest.mark.slow
 def test_tag_skips_bad_files_and_keeps_every_good_result(good_and_bad, capsys):
     shared("models", "yamnet", "yamnet.h5")
     assert main(["tag", *good_and_bad, "--json", "--top-k", "2"]) == 2  # default: stop at the first bad file
@@ -116,6 +117,7 @@ def trained(tmp_path_factory):
     return code, csv, out
 
 
+@pytest.mark.slow
 def test_train_counts_and_reports_skipped_clips(trained, capsys):
     code, csv, out = trained
     assert code == 0
@@ -124,6 +126,7 @@ def test_train_counts_and_reports_skipped_clips(trained, capsys):
     assert report["num_examples"] == 6
 
 
+@pytest.mark.slow
 def test_predict_skips_bad_files(trained, good_and_bad, capsys):
     _, _, out = trained
     assert main(["predict", str(out), *good_and_bad, "--json", "--on-error", "skip"]) == 0
@@ -133,6 +136,7 @@ def test_predict_skips_bad_files(trained, good_and_bad, capsys):
     assert main(["predict", str(out), good_and_bad[1], "--on-error", "skip"]) == 1  # nothing usable: exit 1
 
 
+@pytest.mark.slow
 def test_quiet_by_default_and_verbose_on_request(good_and_bad):
     """A fresh `tfaudio tag` prints its answer and nothing of TensorFlow's start-up lines."""
     shared("models", "yamnet", "yamnet.h5")

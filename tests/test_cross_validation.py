@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from tests.helpers import ToyBackbone, tone_dataset
 from tfaudio.data.embedding_cache import EmbeddingCache
@@ -8,6 +9,7 @@ from tfaudio.tasks.audio_classifier import TrainConfig
 from tfaudio.tasks.cross_validation import cross_validate
 
 
+@pytest.mark.slow
 def test_cross_validate_every_fold_once_with_mean_and_std(tmp_path):
     data = tone_dataset(tmp_path / "audio", n_per_class=6, folds=3)
     bb = ToyBackbone()

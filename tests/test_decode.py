@@ -58,6 +58,7 @@ def _decode(contents: bytes) -> tuple[np.ndarray, int]:
 # --- decode_wav ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("channels", [1, 2, 6])
 @pytest.mark.parametrize("subtype", list(STEP))
 def test_decode_wav_matches_written_samples(tmp_path, subtype, channels):
@@ -121,6 +122,7 @@ def test_decode_wav_rejects_invalid_input(contents, message):
         _decode(contents)
 
 
+@pytest.mark.slow
 def test_decode_wav_in_tf_function_and_tf_data(tmp_path):
     paths = [
         str(write_audio(tmp_path / f"{c}.wav", _noise(200 + c, c, seed=c), RATE, subtype=s))

@@ -47,6 +47,7 @@ def toy(tmp_path_factory):
 
 
 # ---- analysis ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_analysis_equals_predict_at_another_rate(toy):
     clip = sine(3500, 2.3, 22050) + noise(2.3, 22050, seed=3, amplitude=0.01)
     a = analyze(toy, clip, 22050, top_k=2)
@@ -66,6 +67,7 @@ def test_analysis_equals_predict_at_another_rate(toy):
     assert "2.30 s at 22050 Hz (resampled to 16000 Hz)" in a.summary()
 
 
+@pytest.mark.slow
 def test_file_and_integer_pcm_give_the_same_result(toy, tmp_path):
     stereo = np.stack([sine(300, 1.2, 16000), sine(300, 1.2, 16000, phase=0.3)], axis=1)
     pcm = np.round(stereo * 32767).astype(np.int16)  # what gr.Audio(type="numpy") hands over
@@ -153,6 +155,7 @@ def test_gradio_is_imported_only_for_the_page(toy, monkeypatch):
     assert main(["demo", "yamnet"]) == 2  # the command stops before loading any model
 
 
+@pytest.mark.slow
 def test_the_page_calls_the_analysis(toy, tmp_path):
     gr = pytest.importorskip("gradio")
     demo = build_demo(toy, top_k=2)
@@ -193,6 +196,7 @@ def dog_rooster(tmp_path_factory):
     return clf, folder, dog
 
 
+@pytest.mark.slow
 def test_real_clip_with_yamnet(dog_rooster):
     clf, _, dog = dog_rooster
     a = analyze_file(clf, dog, top_k=2)
@@ -203,6 +207,7 @@ def test_real_clip_with_yamnet(dog_rooster):
     assert a.input_rate == 44100 and a.sample_rate == 16000
 
 
+@pytest.mark.slow
 def test_command_serves_the_page_on_the_given_address(dog_rooster, monkeypatch, capsys):
     gr = pytest.importorskip("gradio")
     _, folder, _ = dog_rooster

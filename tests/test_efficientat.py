@@ -113,6 +113,7 @@ def test_make_divisible_and_widths():
         EfficientATParams(0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [0.1, 1.0])
 def test_layer_table_matches_the_keras_body(width):
     """The torch layout derived from the table is exactly the Keras body's (any width)."""
@@ -170,6 +171,7 @@ def test_damaged_files_give_clear_errors(checkpoint, tmp_path, damage):
     assert expected[damage] in msg
 
 
+@pytest.mark.slow
 def test_other_architecture_or_width_is_refused(checkpoint, tmp_path):
     renamed = _rewrite(checkpoint, tmp_path / "other_head.pt",
                        {"archive/data.pkl": lambda d: d.replace(b"classifier.5", b"classifier.7")})
@@ -322,6 +324,7 @@ def test_frontend_batch_equals_single():
 
 
 # ---- the model -----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_contract_and_identity(eat):
     c = eat.contract
     assert (c.sample_rate, c.hop_seconds, c.frame_seconds, c.embedding_dim) == (32000, 0.32, 0.32, 384)
@@ -356,6 +359,7 @@ def _reference_inputs(paths):
     return np.stack(out)  # [N, 1001, 128]
 
 
+@pytest.mark.slow
 def test_body_matches_reference_tflite(eat):
     """The Keras body on given log-mels against the third-party TFLite conversion (which outputs
     logits, not sigmoid scores) on real clips."""
@@ -390,6 +394,7 @@ def _top(eat, scores, k=3):
     return [eat.class_names[i] for i in np.argsort(-np.asarray(scores))[:k]]
 
 
+@pytest.mark.slow
 def test_tags_real_clips_plausibly(eat):
     names = ("dog", "cow", "duck", "rooster", "sheep")
     clips = [_load32k(shared("data", "animals-mp3", f"{n}.mp3")) for n in names]
@@ -407,6 +412,7 @@ def test_tags_real_clips_plausibly(eat):
     assert silent.max() < 0.5  # silence tags nothing with confidence
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_lengths", [[50000], [70003, 3000, 41000]])
 def test_padded_batch_equals_each_clip_alone(eat, batch_lengths):
     """Mixed lengths (one below min_seconds): every output of a clip in a zero-padded batch equals the
@@ -436,6 +442,7 @@ def test_padded_batch_equals_each_clip_alone(eat, batch_lengths):
         np.testing.assert_allclose(eat.frames(x[i, :n]), alone["embeddings"][0][:frames], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_frame_mean_is_the_models_pooling(eat):
     """On a real clip of 26 whole 0.32 s columns, the frames average to the body's global pool (the
     torch model's ``F.adaptive_avg_pool2d``), and the classifier on that mean gives the clip scores."""

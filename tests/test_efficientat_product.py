@@ -88,6 +88,7 @@ def test_pipeline_audio_tagging(dog_mp3):
     np.testing.assert_allclose([t["score"] for t in by_path], [t["score"] for t in top], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_info_counts_parameters_and_macs_from_the_graph(eat):
     """MACs of the traced graph equal the body's own layer count; the frontend is counted as exported
     (RFFT2D, not counted, + the mel matmul)."""
@@ -111,6 +112,7 @@ def test_info_counts_parameters_and_macs_from_the_graph(eat):
     assert "MACs" in text and "RFFT" in text and "527" in text
 
 
+@pytest.mark.slow
 def test_demo_page_analysis_of_the_tagger(tagger, dog_mp3):
     from tfaudio.apps.gradio_demo import analyze, analyze_file
 

@@ -29,6 +29,7 @@ def cache(tmp_path, backbone=None, **kw):
     return EmbeddingCache(backbone or ToyBackbone(), tmp_path / "cache", shard_size=5, batch_size=3, **kw)
 
 
+@pytest.mark.slow
 def test_extract_once_then_reuse(tmp_path, data):
     c = cache(tmp_path)
     first = c.extract(data, progress=False)
@@ -61,6 +62,7 @@ def test_shards_are_whole_and_indexed(tmp_path, data):
     assert settings["fingerprint"] == "toy-toy-8" and settings["sample_rate"] == 16000
 
 
+@pytest.mark.slow
 def test_changed_file_invalidates_only_that_clip(tmp_path, data):
     c = cache(tmp_path)
     c.extract(data, progress=False)
@@ -84,6 +86,7 @@ class Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_interrupted_extraction_loses_at_most_the_batch_in_flight(tmp_path, data):
     bb = ToyBackbone()
     real = bb.batch_frames
@@ -118,6 +121,7 @@ def test_untrusted_shard_without_index_is_ignored(tmp_path, data):
     assert len(c.missing(data)) == n
 
 
+@pytest.mark.slow
 def test_bad_files_raise_or_are_skipped_and_reported(tmp_path, data, caplog):
     bad = tmp_path / "audio" / "low" / "broken.wav"
     bad.write_bytes(b"RIFF....WAVEjunk")
@@ -132,6 +136,7 @@ def test_bad_files_raise_or_are_skipped_and_reported(tmp_path, data, caplog):
     assert len(clips) == len(data) and len(m) - 1 not in clips.rows
 
 
+@pytest.mark.slow
 def test_streaming_frames_match_loaded_frames(tmp_path, data):
     c = cache(tmp_path)
     clips = c.load(data, progress=False)
@@ -185,6 +190,7 @@ def _garbage_index(records, index):
 
 @pytest.mark.parametrize("damage", [_truncate, _garble, _delete, _corrupt_index, _garbage_index],
                          ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.slow
 def test_damaged_shard_warns_and_reextracts_only_its_clips(tmp_path, data, damage, caplog):
     bb = ClipCounter()
     before = cache(tmp_path, bb).load(data, progress=False)
@@ -218,6 +224,7 @@ def test_damaged_shard_without_extraction_leaves_its_clips_out(tmp_path, data, c
     assert len(cache(tmp_path).missing(data)) == len(index["keys"])
 
 
+@pytest.mark.slow
 def test_streaming_dataset_checks_the_shards_it_reads(tmp_path, data, caplog):
     bb = ClipCounter()
     c = cache(tmp_path, bb)
@@ -231,6 +238,7 @@ def test_streaming_dataset_checks_the_shards_it_reads(tmp_path, data, caplog):
     assert bb.clips == len(index["keys"]) and got.shape == x.shape
 
 
+@pytest.mark.slow
 def test_shards_without_checksum_are_still_read_and_checked(tmp_path, data, caplog):
     """Shards written before the checksums were recorded: TFRecord's own CRCs catch damage."""
     c = cache(tmp_path)
@@ -259,6 +267,7 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+@pytest.mark.slow
 def test_extraction_sweeps_what_dead_writers_left_and_keeps_live_ones(tmp_path, data):
     from tfaudio.io.atomic import _host
 
@@ -310,6 +319,7 @@ ec.EmbeddingCache(ToyBackbone(), sys.argv[2], shard_size=5, batch_size=3).extrac
     assert not list(c.directory.glob(".*tmp")), "the dead writer's temporary is swept"
 
 
+@pytest.mark.slow
 def test_a_damaged_shard_that_cannot_be_removed_is_ignored(tmp_path, data, monkeypatch, caplog):
     """A read-only cache folder: the damaged shard stays on disk, this cache object stops reading it."""
     import pathlib

@@ -172,6 +172,7 @@ def folders(classifier, tmp_path_factory):
     return model, export
 
 
+@pytest.mark.slow
 def test_export_file_sizes_equal_the_file_system(folders):
     model, export = folders
     files = {f["path"]: f for f in export_files(export)}
@@ -184,6 +185,7 @@ def test_export_file_sizes_equal_the_file_system(folders):
     assert in_model["tfaudio.json"] == os.path.getsize(model / "tfaudio.json")
 
 
+@pytest.mark.slow
 def test_export_folder_info(folders, classifier, yamnet):
     _, export = folders
     info = model_info(export)
@@ -192,6 +194,7 @@ def test_export_folder_info(folders, classifier, yamnet):
     assert info["macs"] is None and "model folder" in info["note"]
 
 
+@pytest.mark.slow
 def test_info_command_text_and_json(folders, classifier, capsys):
     shared("models", "yamnet", "yamnet.h5")  # loading the saved folder re-creates YAMNet from its weights
     model, export = folders

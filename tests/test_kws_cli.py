@@ -43,6 +43,7 @@ def trained(kws):
     return out, common
 
 
+@pytest.mark.slow
 def test_train_writes_model_and_consistent_reports(trained, kws):
     out, _ = trained
     for f in ("tfaudio.json", "head.keras", "labels.txt", "test_report.json",
@@ -63,6 +64,7 @@ def test_train_writes_model_and_consistent_reports(trained, kws):
     assert clip["num_examples"] * 40 < frame["num_examples"] <= clip["num_examples"] * 49
 
 
+@pytest.mark.slow
 def test_evaluate_and_predict_agree_with_the_model(trained, kws, capsys):
     from tfaudio.tasks.audio_classifier import AudioClassifier
 
@@ -91,6 +93,7 @@ def test_evaluate_and_predict_agree_with_the_model(trained, kws, capsys):
     assert confusion.tolist() == report["confusion_matrix"]
 
 
+@pytest.mark.slow
 def test_cv_reports_every_fold(trained, kws, capsys):
     _, common = trained
     out = kws / "cv"
@@ -104,6 +107,7 @@ def test_cv_reports_every_fold(trained, kws, capsys):
     assert np.array(summary["confusion_matrix"]).sum() == len(CLASSES) * PER_CLASS
 
 
+@pytest.mark.slow
 def test_export_serves_the_model_scores(trained, kws, capsys):
     pytest.importorskip("mediapipe", reason="TFLite metadata needs mediapipe: pip install 'tfaudio[tflite]'")
     from tfaudio.io.decode import load_audio

@@ -100,6 +100,7 @@ def test_padding_and_patch_counts(n, expected):
     assert log_mel_patches(log_mel_spectrogram(padded)).shape[0] == expected
 
 
+@pytest.mark.slow
 def test_tf_function_dynamic_length_traces_once():
     traces = []
 

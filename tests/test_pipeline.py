@@ -37,6 +37,7 @@ def test_clips_are_resampled_to_the_target_rate(mixed):
         assert np.max(np.abs(c["audio"][mid] - ref[mid])) < 0.01
 
 
+@pytest.mark.slow
 def test_batches_pad_with_a_length_mask_and_equal_single_clips(mixed):
     m, _ = mixed
     ds = AudioDataset(m, sample_rate=16000)
@@ -50,6 +51,7 @@ def test_batches_pad_with_a_length_mask_and_equal_single_clips(mixed):
         assert (batch["audio"][i, n:] == 0).all()
 
 
+@pytest.mark.slow
 def test_fixed_duration_crops_and_pads(mixed):
     m, _ = mixed
     clips = list(AudioDataset(m, sample_rate=16000, duration_seconds=0.6).iterate())
@@ -57,6 +59,7 @@ def test_fixed_duration_crops_and_pads(mixed):
     assert [int(c["length"]) for c in clips] == [9600, 8000, 9600, 4800]
 
 
+@pytest.mark.slow
 def test_nothing_is_read_until_iterated(tmp_path):
     m = manifest_of([tmp_path / "missing.wav"])
     ds = AudioDataset(m).clips()  # building the pipeline touches no file
@@ -65,6 +68,7 @@ def test_nothing_is_read_until_iterated(tmp_path):
         list(AudioDataset(m).iterate())
 
 
+@pytest.mark.slow
 def test_deterministic_order_under_parallel_decoding(tmp_path):
     paths = [write_audio(tmp_path / f"n{i}.wav", noise(0.2 + 0.05 * (i % 3), 16000, seed=i), 16000) for i in range(12)]
     m = manifest_of(paths)
@@ -93,6 +97,7 @@ def make_bad(tmp_path, name, content):
     return p
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_bad_file_raises_naming_it_or_is_skipped_and_counted(tmp_path, name):
     good = [write_audio(tmp_path / f"ok{i}.wav", noise(0.3, 16000, seed=i), 16000) for i in range(2)]
@@ -139,6 +144,7 @@ def test_rate_outside_the_listed_ones_is_resampled(tmp_path):
     assert snr_db(expected[200:-200], clip["audio"][200:-200]) < -60  # error in dB; the edges see the zero padding
 
 
+@pytest.mark.slow
 def test_in_graph_and_python_resampling_give_decode_clips_samples(tmp_path):
     """Rates in GRAPH_RATES are resampled in the tf.data graph, others in the decode step: same samples."""
     from tfaudio.data.pipeline import GRAPH_RATES, PipelineConfig, decode_clip
@@ -170,6 +176,7 @@ def _frames_of_100(audio):
     return tf.reshape(tf.pad(audio, [[0, 100]])[: n * 100], [n, 100])
 
 
+@pytest.mark.slow
 def test_features_step_runs_per_clip_after_resampling(mixed, tmp_path):
     m, _ = mixed
     plain = list(AudioDataset(m, sample_rate=16000).iterate())

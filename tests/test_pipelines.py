@@ -64,6 +64,7 @@ def wav(tmp_path_factory):
 
 
 # ---- inputs --------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_file_gives_the_classifiers_scores_sorted(pipe, clf, wav):
     path, _ = wav
     out = pipe(str(path))
@@ -272,6 +273,7 @@ def dog_clip():
     return shared("data", "esc50-subset", "audio", "1-100032-A-0.flac")  # ESC-50 "dog", 44.1 kHz
 
 
+@pytest.mark.slow
 def test_audio_tagging_matches_tfaudio_tag(tagger, dog_clip):
     from tfaudio.commands.tag import tag_files
     from tfaudio.io.decode import load_audio
@@ -293,6 +295,7 @@ def test_audio_tagging_matches_tfaudio_tag(tagger, dog_clip):
     assert_same(tagger([str(dog_clip), (audio, rate)], top_k=5)[1], from_dict, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_exported_saved_model_folder(tagger, tmp_path):
     """A random head on the real YAMNet: the export folder's SavedModel scores like the classifier."""
     import tf_keras as keras
@@ -314,6 +317,7 @@ def test_exported_saved_model_folder(tagger, tmp_path):
     assert json.dumps(a)  # plain floats and strings
 
 
+@pytest.mark.slow
 def test_an_export_says_its_input_rate_and_every_reader_uses_it(tagger, tmp_path):
     """Exported at 44.1 kHz: the pipeline and `predict` read the rate from the export (no --input-rate),
     and an old export without metadata is refused unless its rate is given."""
@@ -347,6 +351,7 @@ def test_an_export_says_its_input_rate_and_every_reader_uses_it(tagger, tmp_path
 
 
 # ---- a transformers audio classifier (a fine-tuned Wav2Vec2 saved with save_pretrained) -----------
+@pytest.mark.slow
 def test_transformers_sequence_classifier_folder(tmp_path):
     transformers = pytest.importorskip("transformers")
     import tensorflow as tf

@@ -56,6 +56,7 @@ def test_named_recipes_and_files(tmp_path):
         get_recipe("fancy")
 
 
+@pytest.mark.slow
 def test_cache_stores_frame_energies_and_the_gate_finds_the_padding(padded, cache):
     clips = cache.load(padded, progress=False)
     assert clips.energies is not None and all(len(db) == len(e) for db, e in zip(clips.energies, clips.embeddings))
@@ -68,6 +69,7 @@ def test_cache_stores_frame_energies_and_the_gate_finds_the_padding(padded, cach
     assert len(x_gated) < len(x_all) and len(y) == len(x_gated)
 
 
+@pytest.mark.slow
 def test_the_gate_keeps_silence_out_of_the_score_on_every_road(padded, cache, tmp_path):
     """Cached-embedding scores (evaluate) == waveform scores (predict) == the exported SavedModel's, with
     the gate; and the gate makes the padded clips' scores confident instead of diluted."""
@@ -97,6 +99,7 @@ def test_the_gate_keeps_silence_out_of_the_score_on_every_road(padded, cache, tm
     assert from_cache.max(axis=1).mean() > ungated.clip_scores(test).max(axis=1).mean()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pooling", ["attention", "stats"])
 def test_clip_level_heads_train_save_load_and_score_alike(pooling, padded, cache, tmp_path):
     recipe = get_recipe().replace(head={"pooling": pooling, "hidden_units": (32,)}, train=FAST)
@@ -114,6 +117,7 @@ def test_clip_level_heads_train_save_load_and_score_alike(pooling, padded, cache
     assert clf.scorer.frame_scores == (pooling == "attention")
 
 
+@pytest.mark.slow
 def test_seed_ensemble_averages_its_members(padded, cache):
     split = padded.split(train=[1, 2], test=[3])
     recipe = get_recipe().replace(head={"ensemble": 3, "hidden_units": (16,)}, train=FAST)
@@ -143,6 +147,7 @@ def test_tutorial_recipe_stops_on_the_training_loss(padded, cache):
     assert len(clf.history_["loss"]) < 200 and "val_loss" in clf.history_
 
 
+@pytest.mark.slow
 def test_tune_nested_cv_writes_a_recipe_train_takes(padded, cache, tmp_path, capsys):
     from tfaudio.tasks.tuning import tune
 
@@ -158,6 +163,7 @@ def test_tune_nested_cv_writes_a_recipe_train_takes(padded, cache, tmp_path, cap
     assert saved["outer"]["mean"] == result["outer"]["mean"]
 
 
+@pytest.mark.slow
 def test_cv_report_records_folds_clips_and_history(padded, cache, tmp_path):
     from tfaudio.tasks.cross_validation import cross_validate
 

@@ -244,6 +244,7 @@ def test_write_report_json_and_pngs(tmp_path):
     assert sorted(os.listdir(tmp_path / "out")) == ["test.json", "test_confusion.png", "test_per_class.png"]
 
 
+@pytest.mark.slow
 def test_write_report_curves_with_history(tmp_path):
     y = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]])
     rep = classification_report(y, 0.6 * y + 0.2, ["speech", "music", "dog"], multi_label=True)

@@ -79,6 +79,7 @@ EQUALITY_PAIRS = [(44100, 16000), (48000, 16000), (88200, 8000), (96000, 8000), 
                   (16000, 44100), (8000, 11025), (11025, 32000), (96000, 11025), (22050, 16000), (16000, 8000)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("orig", "new"), EQUALITY_PAIRS)
 def test_equals_direct_polyphase_across_chunks(orig, new):
     """Chunked output = the kernel applied directly, within float32 rounding, for clips shorter than
@@ -144,6 +145,7 @@ def test_long_input_in_bounded_memory_fresh_process():
     assert out["peak"] <= 1.5 * out["input"], f"peak {out['peak'] / 1e6:.1f} MB for a {out['input'] / 1e6:.1f} MB input"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("orig", SUPPORTED_RATES)
 def test_output_length_matches_resample_poly(orig):
     for new, num_samples in itertools.product(SUPPORTED_RATES, (1, 2, 7, 441, 1000)):
@@ -222,6 +224,7 @@ def test_keeps_leading_dims_and_static_shape():
     assert resample(x, 44100, 16000).shape == (2, 3, 1600)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rank", [1, 2])
 def test_tf_function_with_dynamic_length(rank):
     f = tf.function(
@@ -266,6 +269,7 @@ def test_resample_any_picks_the_branch():
     np.testing.assert_array_equal(resample_any(y, tf.constant(16000), 16000).numpy(), y)
 
 
+@pytest.mark.slow
 def test_resample_any_in_mixed_rate_dataset():
     items = [(noise(0.05, 44100, seed=1), 44100), (noise(0.08, 16000, seed=2), 16000)]
     ds = tf.data.Dataset.from_generator(
@@ -278,6 +282,7 @@ def test_resample_any_in_mixed_rate_dataset():
         np.testing.assert_allclose(y, resample(clip, rate, 16000).numpy(), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_resample_any_unsupported_rate_error():
     with pytest.raises(tf.errors.InvalidArgumentError, match="12345") as info:
         resample_any(noise(0.01, 12345), tf.constant(12345), 16000)

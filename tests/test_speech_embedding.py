@@ -160,6 +160,7 @@ def test_frontend_constants_match_the_file(folder):
     seb.check_frontend(folder / "melspectrogram.tflite")  # the STFT kernels, hop and dB floor
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tflite_stft", [False, True], ids=["rfft", "dft-matmul"])
 def test_mel_parity_with_the_tflite_file(folder, tflite_stft):
     worst = 0.0
@@ -196,6 +197,7 @@ def test_body_parity_with_the_tflite_file(folder, backbone):
     assert np.abs(whole - ref).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_embedding_parity_with_openwakeword(folder, backbone):
     worst = 0.0
     for name, audio in _clips():
@@ -253,6 +255,7 @@ def test_registry(folder, backbone):
     assert get_backbone(again.spec()).fingerprint == backbone.fingerprint
 
 
+@pytest.mark.slow
 def test_graph_outputs_convert_to_tflite_builtins(backbone):
     """graph_outputs traced with unknown batch and length converts with builtin ops only and, run on
     one fixed 1 s window, gives the eager embeddings."""
@@ -289,6 +292,7 @@ def test_missing_file_and_folder(tmp_path):
         SpeechEmbeddingBackbone.from_pretrained(tmp_path)
 
 
+@pytest.mark.slow
 def test_truncated_file(folder, tmp_path):
     data = (folder / "embedding_model.tflite").read_bytes()
     for cut in (len(data) // 2, len(data) - 1000, 100):

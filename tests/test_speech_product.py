@@ -26,6 +26,7 @@ RATE = 16000
 
 
 # ---- fast: the graph the exports trace -------------------------------------------------------------
+@pytest.mark.slow
 def test_silence_gate_shares_the_frontend_scope():
     """The silence gate's energy ops run in the backbone's top-level frontend scope (not "frontend_1"),
     so int8 TFLite exports keep them float like the rest of the frontend."""

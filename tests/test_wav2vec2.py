@@ -98,6 +98,7 @@ def reference(backbone, x: np.ndarray, **kw):
 
 
 # ---- loading and the contract ---------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["group", "layer", "hubert"])
 def test_contract_num_frames_and_transformers_parity(shared, kind):
     bb = shared(kind)
@@ -115,6 +116,7 @@ def test_contract_num_frames_and_transformers_parity(shared, kind):
         np.testing.assert_allclose(frames, reference(bb, x).last_hidden_state[0], atol=BATCH_ATOL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["group", "layer", "hubert"])
 def test_padded_batch_equals_each_clip_alone(shared, kind):
     bb = shared(kind)
@@ -143,6 +145,7 @@ def test_padded_batch_equals_each_clip_alone(shared, kind):
         assert np.abs(naive - bb.frames(clips[1]).numpy()).max() > 1e-2
 
 
+@pytest.mark.slow
 def test_xla_extraction_equals_plain(checkpoints, shared):
     bb, xla = shared("group"), load(checkpoints, "group", jit_compile=True)
     lengths = [9000, 4321, 300]  # a batch of 3 (run as 4) and a width of 9000 (run as 16000)
@@ -155,6 +158,7 @@ def test_xla_extraction_equals_plain(checkpoints, shared):
     np.testing.assert_allclose(xla_out[0], plain[0], atol=BATCH_ATOL)
 
 
+@pytest.mark.slow
 def test_normalisation_uses_valid_samples_only(shared):
     bb = shared("group")
     x = clip(5000)
@@ -176,6 +180,7 @@ def test_normalisation_uses_valid_samples_only(shared):
     assert not np.allclose(raw.frames(x + 0.5).numpy(), raw.frames(x).numpy(), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_max_seconds_truncates(checkpoints):
     bb = load(checkpoints, "group", max_seconds=0.5)
     x = clip(16000)
@@ -185,6 +190,7 @@ def test_max_seconds_truncates(checkpoints):
         load(checkpoints, "group", max_seconds=0.01)
 
 
+@pytest.mark.slow
 def test_distilhubert_skips_projection_layer_norm(checkpoints):
     bb = load(checkpoints, "distilhubert")
     assert not bb.embedder.projection_norm
@@ -215,6 +221,7 @@ def test_layer_selection_equals_hidden_states(shared):
         Wav2Vec2Backbone(bb.model, layer=3)
 
 
+@pytest.mark.slow
 def test_weighted_layer_sum_is_trainable(checkpoints):
     bb = load(checkpoints, "group", layer="weighted")
     logits = bb.embedder.layer_logits
@@ -262,6 +269,7 @@ def test_missing_weights_raise_with_what_was_tried(tmp_path):
         Wav2Vec2Backbone.from_pretrained(tmp_path / "empty")
 
 
+@pytest.mark.slow
 def test_pytorch_layout_safetensors_load_without_torch(checkpoints, tmp_path):
     """model.safetensors in PyTorch layout (the hub's usual file): transformers 4.57's TF loader fails on it
     with safetensors >= 0.7 ("'builtins.safe_open' object is not iterable"); tfaudio loads it itself.
@@ -335,6 +343,7 @@ def loss(model, x, y):
     return float(keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, logits(model, x)))
 
 
+@pytest.mark.slow
 def test_finetune_lowers_loss_and_keeps_feature_encoder(checkpoints, tmp_path):
     keras.utils.set_random_seed(0)
     bb = load(checkpoints, "group")
@@ -367,6 +376,7 @@ def test_finetune_lowers_loss_and_keeps_feature_encoder(checkpoints, tmp_path):
                                logits(model, x), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_equals_one_big_batch(checkpoints):
     x, y = tone_vs_noise(n_per_class=2)  # 4 clips
     accumulated = build_finetune_model(load(checkpoints, "layer"), 2, dropout=0.0, accumulation_steps=2,
@@ -394,6 +404,7 @@ def test_gradient_accumulation_equals_one_big_batch(checkpoints):
     assert not all(np.array_equal(a, b) for a, b in zip(before, accumulated.get_weights(), strict=True))
 
 
+@pytest.mark.slow
 def test_mixed_precision_path_where_supported(checkpoints, monkeypatch):
     """On this CPU "auto" keeps float32; the float16 path (taken on a GPU with compute capability
     >= 7.0) is forced here to check that it builds, trains with loss scaling and accumulation, and
@@ -416,6 +427,7 @@ def test_mixed_precision_path_where_supported(checkpoints, monkeypatch):
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, bb.model.weights, strict=True))
 
 
+@pytest.mark.slow
 def test_sequence_classification_path(checkpoints):
     model = build_sequence_classification_model(checkpoints["group"], 2)
     x, y = tone_vs_noise(n_per_class=2)
@@ -431,6 +443,7 @@ def test_sequence_classification_path(checkpoints):
 
 
 # ---- export ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_tflite_builtins_only(shared):
     """Current behaviour: a tf.function waveform [any length] → pooled embedding converts with
     TFLite builtins only and matches the backbone."""
@@ -535,6 +548,7 @@ def w2v_classifier(checkpoints, tmp_path_factory):
     return clf.fit(manifest, config=TrainConfig(epochs=8, seed=0))
 
 
+@pytest.mark.slow
 def test_classifier_and_finetuned_model_export_to_saved_model(checkpoints, w2v_classifier, tmp_path):
     """(a) backbone + head and (b) a fine-tuned model, each a SavedModel from waveform to scores, served
     in a fresh process equal to AudioClassifier.predict_scores / the Keras model's softmax."""
@@ -582,6 +596,7 @@ def test_classifier_and_finetuned_model_export_to_saved_model(checkpoints, w2v_c
     check_served(info, res, 1, clips, softmax, ("tone", "noise"))
 
 
+@pytest.mark.slow
 def test_classifier_exports_to_tflite(w2v_classifier, tmp_path):
     pytest.importorskip("mediapipe", reason="TFLite metadata needs mediapipe: pip install 'tfaudio[tflite]'")
     from tfaudio.export.tflite import export_tflite, read_metadata

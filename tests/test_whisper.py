@@ -108,6 +108,7 @@ def test_mel_filter_bank_matches_transformers(mel_bins):
     np.testing.assert_allclose(ours, theirs, atol=1e-7, rtol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mel_bins,seconds", [(80, 30.0), (128, 5.0)])
 def test_log_mel_matches_feature_extractor(mel_bins, seconds):
     """Both STFT paths (RFFT, and the DFT matmul TFLite uses) against WhisperFeatureExtractor: noise,
@@ -138,6 +139,7 @@ def test_log_mel_matches_feature_extractor(mel_bins, seconds):
 
 
 # ---- loading, the contract and parity with transformers ------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["tiny", "short"])
 def test_contract_frames_and_transformers_parity(shared, kind):
     bb = shared(kind)
@@ -165,6 +167,7 @@ def test_contract_frames_and_transformers_parity(shared, kind):
             assert len(frames) == math.ceil(mask.sum() / 2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["tiny", "short"])
 def test_padded_batch_equals_each_clip_alone(checkpoints, shared, kind):
     bb = shared(kind)
@@ -195,6 +198,7 @@ def test_padded_batch_equals_each_clip_alone(checkpoints, shared, kind):
     np.testing.assert_allclose(pooled[1], bb.frames(clips[1]).numpy().mean(0), atol=ATOL)
 
 
+@pytest.mark.slow
 def test_max_seconds_cuts(checkpoints):
     bb = get_backbone(f"whisper:{checkpoints['short']}", max_seconds=2.0)
     x = clip(3 * RATE)
@@ -290,6 +294,7 @@ def test_feature_extractor_must_fit_the_encoder(checkpoints, tmp_path):
             get_backbone(f"whisper:{folder}")
 
 
+@pytest.mark.slow
 def test_pytorch_layout_and_encoder_only_checkpoints(shared, tmp_path, monkeypatch):
     """A PyTorch-layout model.safetensors (what the hub serves) loads without torch, from a folder and
     from the Hugging Face cache offline, and so does a checkpoint without the decoder; a missing encoder
@@ -329,6 +334,7 @@ def test_pytorch_layout_and_encoder_only_checkpoints(shared, tmp_path, monkeypat
 
 
 # ---- export ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_graph_outputs_trace_into_a_saved_model(shared, tmp_path):
     """A tf.Module with the backbone's variables and a tf.function of graph_outputs (what the
     product's export builds on) saves, reloads and gives the same outputs, with the encoder only."""
@@ -362,6 +368,7 @@ def test_graph_outputs_trace_into_a_saved_model(shared, tmp_path):
 
 
 # ---- with the cache and a head -------------------------------------------------------------------
+@pytest.mark.slow
 def test_embedding_cache_and_classifier(shared, tmp_path):
     from tests.helpers import tone_dataset
     from tfaudio.data.embedding_cache import EmbeddingCache
@@ -446,6 +453,7 @@ def fleurs_style_csv(root, speakers_per_language: int, clips_per_speaker: int):
     return root / "lid.csv"
 
 
+@pytest.mark.slow
 def test_language_identification_on_held_out_speakers(shared, tmp_path):
     """A head on Whisper encoder embeddings tells two synthetic languages apart on speakers it never
     heard: speaker-grouped folds, each held out once (chance: 50 %)."""

@@ -196,6 +196,7 @@ def test_parity_with_reference_tflite(parity, yamnet):
     assert stats["emulated_score_max"] <= TOL["emulated_score_max"]
 
 
+@pytest.mark.slow
 def test_weights_load_by_name(yamnet):
     import h5py
 
@@ -243,6 +244,7 @@ def _batched(yamnet, clips, batch_size):
     return out
 
 
+@pytest.mark.slow
 def test_batch_equals_single_and_independent_of_batch_size(yamnet, mixed_clips):
     single = [yamnet(c) for c in mixed_clips]
     counts = [s[1].shape[0] for s in single]
@@ -340,6 +342,7 @@ def test_tflite_export_builtins_only(yamnet, tmp_path):
 
 
 # ---- 5. fine-tuning switch, TF Hub format, weights search ---------------------------------------
+@pytest.mark.slow
 def test_trainable_blocks():
     backbone = YAMNetBackbone(trainable_top_blocks=2)
 
@@ -501,6 +504,7 @@ def test_weights_not_found_lists_every_place(tmp_path, monkeypatch):
         YAMNetBackbone.from_pretrained()
 
 
+@pytest.mark.slow
 def test_search_order_and_spec(tmp_path, monkeypatch):
     h5 = shared("models", "yamnet", "yamnet.h5")
     monkeypatch.setattr(yb, "_REPO_ROOT", tmp_path / "repo")
@@ -518,6 +522,7 @@ def test_search_order_and_spec(tmp_path, monkeypatch):
     assert get_backbone(f"yamnet:{h5}").fingerprint == found.fingerprint
 
 
+@pytest.mark.slow
 def test_h5_mismatch_errors(tmp_path):
     import h5py
 
@@ -541,6 +546,7 @@ def test_h5_mismatch_errors(tmp_path):
         YAMNetBackbone.from_h5(tmp_path / "text.h5")
 
 
+@pytest.mark.slow
 def test_fingerprint_tracks_weights():
     a, b = _random_backbone(seed=1), _random_backbone(seed=1)
     assert a.fingerprint == b.fingerprint == YAMNetBackbone().assign_weights(a.weights_by_name()).fingerprint
@@ -556,6 +562,7 @@ def tag_env(monkeypatch):
     monkeypatch.setenv("TFAUDIO_YAMNET", str(shared("models", "yamnet", "yamnet.h5")))
 
 
+@pytest.mark.slow
 def test_tag_command_text(tag_env, capsys):
     from tfaudio.cli import main
 
@@ -571,6 +578,7 @@ def test_tag_command_text(tag_env, capsys):
     assert len([line for line in out.splitlines() if line.startswith("  ")]) == 15
 
 
+@pytest.mark.slow
 def test_tag_command_json(tag_env, capsys):
     from tfaudio.cli import main
 
@@ -594,6 +602,7 @@ def test_tag_command_bad_file(tag_env, tmp_path, capsys):
     assert "tfaudio tag: error:" in err and str(bad) in err
 
 
+@pytest.mark.slow
 def test_embedding_cache_runs_the_frontend_in_the_pipeline_and_matches_frames(yamnet, tmp_path, monkeypatch):
     """The cache maps YAMNet's clip_features in tf.data (no waveform batches) and stores frames()."""
     import pandas as pd
