@@ -129,8 +129,11 @@ def run_case(impl: str, orig: int, new: int, seconds: float, env: dict) -> dict:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        return {"error": f"exit {proc.returncode}: {tail[:160]}"}
+        import signal
+
+        lines = [x for x in proc.stderr.strip().splitlines() if "factory" not in x and x.strip()]
+        why = f"killed by {signal.Signals(-proc.returncode).name}" if proc.returncode < 0 else (lines or ["?"])[-1][:160]
+        return {"error": f"exit {proc.returncode}: {why}"}
     return json.loads(lines[-1])
 
 
@@ -161,7 +164,7 @@ def main() -> None:
     rows = [header, "|" + "---|" * (header.count("|") - 1)]
     print(header)
     worst = {}
-    started = time.time()
+    started, load = time.time(), os.getloadavg()
     for seconds in map(float, args.durations.split(",")):
         for orig in map(int, args.rates.split(",")):
             for new in map(int, args.targets.split(",")):
@@ -200,7 +203,7 @@ Each case runs in a fresh process. **Peak** = VmHWM after one call minus VmRSS j
 already in memory, peak reset via /proc/self/clear_refs): what resampling adds, output included;
 in brackets × the input's float32 size (target ≤ {TARGET_RATIO}). **Speed** = audio seconds per wall
 second of one call, best of 20 / 5 / 2 repeats for 1 s / 60 s / 10 min, and per CPU second in
-brackets. The machine is shared with other jobs (2 cores, load ~10 while this ran): wall figures
+brackets. The machine is shared with other jobs (2 cores, load {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end): wall figures
 are noisy, CPU figures less so; for 1 s inputs the peak is dominated by allocator noise (a few MB).
 
 {chr(10).join(rows)}
