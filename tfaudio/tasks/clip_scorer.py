@@ -48,6 +48,14 @@ def pool(frame_scores, mask=None):
     return tf.reduce_sum(frame_scores * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
 
 
+def _counted(weights, frames):
+    """Which of ``frames [B, F, ...]`` a clip score counts, as float ``[B, F]``: ``weights`` (bool or
+    float), or every frame when None."""
+    import tensorflow as tf
+
+    return tf.ones(tf.shape(frames)[:2]) if weights is None else tf.cast(weights, tf.float32)
+
+
 class ClipScorer:
     """A backbone, an optional head on its frames, and pooling over each clip's frames.
 
@@ -157,26 +165,24 @@ class ClipScorer:
 
         if self.pooling == "mean":
             frames = self.head_frames(embeddings)  # [B, F, C]
-            counted = tf.ones(tf.shape(frames)[:2]) if weights is None else tf.cast(weights, tf.float32)
-            return {"classifier": pool(frames, weights), "frame_scores": frames, "frame_weights": counted}
+            return {"classifier": pool(frames, weights), "frame_scores": frames,
+                    "frame_weights": _counted(weights, frames)}
         if weights is None:
             weights = tf.ones(tf.shape(embeddings)[:2], tf.bool)
         out = self.head({"frames": embeddings, "weights": tf.cast(weights, tf.float32)}, training=False)
         result = {"classifier": tf.cast(out["clip"], tf.float32)}
         if "frames" in out:
             result["frame_scores"] = tf.cast(out["frames"], tf.float32)
-            result["frame_weights"] = tf.cast(weights, tf.float32)
+            result["frame_weights"] = _counted(weights, embeddings)
         return result
 
     def _score(self, out: dict, audio, lengths, mask_is_full: bool) -> dict:
-        import tensorflow as tf
-
         if self.head is None:
             mask = None if mask_is_full else out["mask"]
             if "clip_scores" in out:
                 return {"classifier": out["clip_scores"]}
-            valid = tf.ones(tf.shape(out["scores"])[:2]) if mask is None else tf.cast(mask, tf.float32)
-            return {"classifier": pool(out["scores"], mask), "frame_scores": out["scores"], "frame_weights": valid}
+            return {"classifier": pool(out["scores"], mask), "frame_scores": out["scores"],
+                    "frame_weights": _counted(mask, out["scores"])}
         weights = self.weights(audio, lengths, out["mask"]) if (self.silence_gate or not mask_is_full) else None
         result = self.pool_frames(out["embeddings"], weights)
         if self.backbone_scores:
