@@ -38,7 +38,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
 
-    from tfaudio.backbones.yamnet_backbone import YAMNetBackbone
+    from tfaudio.backbones.yamnet.backbone import YAMNetBackbone
     from tfaudio.beam.embed import run_embed
     from tfaudio.data.embedding_cache import EmbeddingCache, file_key
     from tfaudio.data.manifest import Manifest

@@ -25,7 +25,7 @@ throughput and memory, TFLite exports (size, latency, agreement), parity, parame
 (3) Parity: the Keras body against ``mn04_as_reference.tflite`` on the log-mel of real clips (10
     animals-mp3 + 4 ESC-50, each cut/padded to 10 s + 1 sample = 1001 frames); the frontend against a
     float64 numpy version of EfficientAT's recipe (both STFT paths).
-(4) Cost: parameters; MACs per 10 s clip of the body (``tfaudio.export.model_info.count_macs`` on a
+(4) Cost: parameters; MACs per 10 s clip of the body (``tfaudio.inference.model_info.count_macs`` on a
     body with 1000 static frames) and of the frontend's DFT-matmul + mel matmuls.
 (5) Padded batches: the masked batch (what ``graph_outputs`` does) against one body call per clip,
     16 log-mels of 5 s, alternating rounds, best of each.
@@ -133,8 +133,8 @@ def _kaldi_banks64() -> np.ndarray:
 def parity(eat) -> dict:
     import tf_keras as keras
 
+    from tfaudio.backbones.efficientat import frontend as fe
     from tfaudio.export.interpreter import tflite_interpreter
-    from tfaudio.signal import efficientat_frontend as fe
     from tfaudio.signal.melspec import tflite_compatible
 
     shared = shared_dir()
@@ -181,9 +181,9 @@ def parity(eat) -> dict:
 
 # ---- (4) cost ------------------------------------------------------------------------------------
 def costs(eat, yamnet) -> dict:
-    from tfaudio.backbones.efficientat_backbone import build_body
-    from tfaudio.export.model_info import count_macs, frontend_macs_per_frame
-    from tfaudio.signal import efficientat_frontend as fe
+    from tfaudio.backbones.efficientat import frontend as fe
+    from tfaudio.backbones.efficientat.backbone import build_body
+    from tfaudio.inference.model_info import count_macs, frontend_macs_per_frame
 
     frames = 1000  # 10 s
     body = build_body(eat.params, num_frames=frames)
@@ -235,8 +235,8 @@ def batch_vs_single(eat, rounds: int) -> dict:
 # ---- (0) accuracy: cross-validation with the default recipe ---------------------------------------
 def mn10_checkpoint():
     """The mn10_as checkpoint where tfaudio looks for releases (../shared, the cache), or None."""
-    from tfaudio.backbones.efficientat_backbone import _search_dirs
-    from tfaudio.backbones.efficientat_params import RELEASES
+    from tfaudio.backbones.efficientat.backbone import _search_dirs
+    from tfaudio.backbones.efficientat.params import RELEASES
 
     name = RELEASES["mn10_as"].filename
     return next((d / name for d in _search_dirs() if (d / name).is_file()), None)
@@ -607,7 +607,7 @@ def section(res: dict, args) -> str:
             f"{par['frontend_rfft_max_abs']:.1e} (RFFT path), {par['frontend_dft_matmul_max_abs']:.1e} (DFT-matmul "
             "path of `melspec.tflite_compatible()`), in normalised log-mel units ((log + 4.5) / 5).",
             "",
-            "**Cost** per 10 s clip (MACs by `tfaudio.export.model_info.count_macs` on a body with static shapes; "
+            "**Cost** per 10 s clip (MACs by `tfaudio.inference.model_info.count_macs` on a body with static shapes; "
             "frontends as DFT-matmul + mel matmuls; `tfaudio info efficientat:mn04_as` counts the same body from "
             "the traced graph and its frontend as exported: RFFT2D, uncounted, + the mel matmul):",
             "",

@@ -74,7 +74,7 @@ def main() -> None:
     import tensorflow as tf
     import tf_keras as keras
 
-    from tfaudio.backbones.yamnet_backbone import YAMNetBackbone
+    from tfaudio.backbones.yamnet.backbone import YAMNetBackbone
     from tfaudio.data.manifest import Manifest
     from tfaudio.export.tflite import export_tflite
     from tfaudio.heads.classification_head import build_head

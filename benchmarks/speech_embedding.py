@@ -73,8 +73,8 @@ def cpu_seconds() -> float:
 
 # ---- 1. parity -----------------------------------------------------------------------------------
 def parity(backbone, folder, manifests) -> dict:
+    from tfaudio.backbones.speech_embedding.frontend import speech_mel_spectrogram
     from tfaudio.export.interpreter import tflite_interpreter
-    from tfaudio.signal.speech_mel import speech_mel_spectrogram
 
     mel_it = tflite_interpreter(folder / "melspectrogram.tflite", allocate=False)
     emb_it = tflite_interpreter(folder / "embedding_model.tflite", allocate=False)
@@ -323,7 +323,7 @@ def main() -> None:
              f"{interpreter_backend()}; peak RSS of the whole run {peak_rss_mb():.0f} MB. `SpeechEmbeddingBackbone` "
              f"(`speech-embedding`): openWakeWord's `embedding_model.tflite` read into a tf_keras body "
              f"({sum(int(np.prod(v.shape)) for v in backbone.variables):,} parameters; loading took {load_s:.1f} s), "
-             "the frontend `tfaudio.signal.speech_mel`; 96-d embeddings of 0.782 s windows every 80 ms.", "",
+             "the frontend `tfaudio.backbones.speech_embedding.frontend`; 96-d embeddings of 0.782 s windows every 80 ms.", "",
              "**Parity** with openWakeWord's two TFLite files (the mel file on each clip zero-padded to whole "
              "windows, `x / 10 + 2`, 76-frame windows every 8 frames into the embedding file), every clip:", "",
              "| clips | embeddings | mel max \\|Δ\\| (dB; values span) | embedding max \\|Δ\\| (largest \\|value\\|) |",

@@ -12,7 +12,7 @@ first batch / clip of each mode is a warm-up (tracing, XLA compilation) and is n
 
 Compute bound, in the same process:
 
-- **MACs** (multiply-accumulates) per clip: :func:`tfaudio.export.model_info.graph_macs` (TensorFlow's
+- **MACs** (multiply-accumulates) per clip: :func:`tfaudio.inference.model_info.graph_macs` (TensorFlow's
   registered FLOP statistics / 2 of the conv and matmul ops, what ``tf.compat.v1.profiler`` sums) on
   the backbone's one-clip forward pass traced at the clip's static length (one trace per distinct
   length), checked (total, and conv encoder alone) against :func:`analytic_macs` from the ``Wav2Vec2Config`` (conv
@@ -91,7 +91,7 @@ def backbone():
     import tensorflow as tf
     from transformers import TFWav2Vec2Model, Wav2Vec2Config
 
-    from tfaudio.backbones.wav2vec2_backbone import Wav2Vec2Backbone
+    from tfaudio.backbones.wav2vec2.backbone import Wav2Vec2Backbone
 
     tf.keras.utils.set_random_seed(0)
     model = TFWav2Vec2Model(Wav2Vec2Config())
@@ -104,7 +104,7 @@ def conv_encoder_macs(config, samples: int) -> int:
     """MACs of the conv feature encoder on one clip of ``samples`` samples (clips shorter than the
     receptive field are zero-padded to it, as ``Wav2Vec2Embedder.prepare`` does): per layer, output
     steps × output channels × kernel × input channels."""
-    from tfaudio.backbones.wav2vec2_backbone import receptive_field
+    from tfaudio.backbones.wav2vec2.backbone import receptive_field
 
     n = max(int(samples), receptive_field(config.conv_kernel, config.conv_stride))
     total, channels_in = 0, 1
@@ -132,7 +132,7 @@ def transformer_macs(config, frames: int) -> dict[str, int]:
 def analytic_macs(config, samples: int) -> dict[str, int]:
     """MACs of one clip of ``samples`` samples, by part (see :func:`conv_encoder_macs`,
     :func:`transformer_macs`)."""
-    from tfaudio.backbones.wav2vec2_backbone import conv_output_length, receptive_field
+    from tfaudio.backbones.wav2vec2.backbone import conv_output_length, receptive_field
 
     n = max(int(samples), receptive_field(config.conv_kernel, config.conv_stride))
     frames = conv_output_length(n, config.conv_kernel, config.conv_stride)
@@ -144,7 +144,7 @@ def traced_macs(bb, samples: int) -> dict[str, int]:
     static length of ``samples``, and of its conv encoder alone: ``{"total", "conv encoder", "by_op"}``."""
     import tensorflow as tf
 
-    from tfaudio.export.model_info import graph_macs
+    from tfaudio.inference.model_info import graph_macs
 
     specs = (tf.TensorSpec([1, samples], tf.float32), tf.TensorSpec([1], tf.int32))
     whole = graph_macs(tf.function(bb._forward, autograph=False).get_concrete_function(*specs))
@@ -226,7 +226,7 @@ def child(seconds: float, count: int, rounds: int) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from tfaudio.backbones.wav2vec2_backbone import Wav2Vec2Backbone
+    from tfaudio.backbones.wav2vec2.backbone import Wav2Vec2Backbone
 
     audio, source = clips(seconds, count)
     plain = backbone()
@@ -406,7 +406,7 @@ pass, modes in table order. Tracing and XLA compilation are excluded (warm-up co
 `benchmarks/wav2vec2.py`. Target: batched ≥ {TARGET:g}× one at a time.
 
 Compute bound (same processes): MACs are multiply-accumulates of the convolutions and matrix products
-(`tfaudio.export.model_info.graph_macs`, i.e. TensorFlow's registered FLOP statistics / 2 as
+(`tfaudio.inference.model_info.graph_macs`, i.e. TensorFlow's registered FLOP statistics / 2 as
 `tf.compat.v1.profiler` sums them, on the one-clip forward pass traced at each distinct clip length,
 checked against a count from the `Wav2Vec2Config` by hand: {check_text(computes)}); norms, GELU and softmax are not
 counted. *Useful* MACs are the clips' own; *run* MACs add what a mode computes on padding (padded

@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from tfaudio.backbones.yamnet_backbone import YAMNetBackbone
+    from tfaudio.backbones.yamnet.backbone import YAMNetBackbone
     from tfaudio.io.decode import audio_info
 
     audio_dir = SHARED / "data" / "esc50-subset" / "audio"

@@ -28,7 +28,7 @@ def h5():
 
 @pytest.fixture(scope="module")
 def yamnet(h5):
-    from tfaudio.backbones.yamnet_backbone import YAMNetBackbone
+    from tfaudio.backbones.yamnet.backbone import YAMNetBackbone
 
     return YAMNetBackbone.from_h5(h5)
 

@@ -182,7 +182,7 @@ def test_the_page_calls_the_analysis(toy, tmp_path):
 def dog_rooster(tmp_path_factory):
     """Dog vs rooster trained on ESC-50 fold 1 with the real YAMNet, saved like `tfaudio train`
     does; and a dog clip of fold 5 it has not seen."""
-    from tfaudio.backbones.yamnet_backbone import YAMNetBackbone
+    from tfaudio.backbones.yamnet.backbone import YAMNetBackbone
     from tfaudio.data.manifest import Manifest
 
     weights = shared("models", "yamnet", "yamnet.h5")

@@ -15,12 +15,12 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tests.helpers import noise, shared, silence, sine
-from tfaudio.backbones import efficientat_backbone as eb
-from tfaudio.backbones.efficientat_backbone import EfficientATBackbone, build_body, expected_state_shapes
-from tfaudio.backbones.efficientat_params import RELEASES, EfficientATParams, make_divisible, width_from_name
-from tfaudio.backbones.torch_checkpoint import read_state_dict
+from tfaudio.backbones.efficientat import backbone as eb
+from tfaudio.backbones.efficientat import frontend as fe
+from tfaudio.backbones.efficientat.backbone import EfficientATBackbone, build_body, expected_state_shapes
+from tfaudio.backbones.efficientat.params import RELEASES, EfficientATParams, make_divisible, width_from_name
+from tfaudio.backbones.efficientat.torch_checkpoint import read_state_dict
 from tfaudio.errors import TfaudioError, WeightsNotFoundError
-from tfaudio.signal import efficientat_frontend as fe
 from tfaudio.signal.melspec import tflite_compatible
 
 CKPT = ("models", "efficientat", "mn04_as_mAP_432.pt")

@@ -46,7 +46,7 @@ def dog_mp3():
 
 @pytest.fixture(scope="module")
 def tagger(eat):
-    from tfaudio.export.loader import load_model
+    from tfaudio.inference.loader import load_model
 
     return load_model(eat, tagging=True)
 
@@ -92,9 +92,9 @@ def test_pipeline_audio_tagging(dog_mp3):
 def test_info_counts_parameters_and_macs_from_the_graph(eat):
     """MACs of the traced graph equal the body's own layer count; the frontend is counted as exported
     (RFFT2D, not counted, + the mel matmul)."""
-    from tfaudio.backbones.efficientat_backbone import build_body
-    from tfaudio.export.model_info import count_macs, format_info, model_info
-    from tfaudio.signal import efficientat_frontend as fe
+    from tfaudio.backbones.efficientat import frontend as fe
+    from tfaudio.backbones.efficientat.backbone import build_body
+    from tfaudio.inference.model_info import count_macs, format_info, model_info
 
     info = model_info(eat)
     assert info["kind"] == "audio-tagging" and info["num_labels"] == 527 and info["sample_rate"] == RATE

@@ -36,7 +36,7 @@ def split():
 
 @pytest.fixture(scope="module")
 def clf(split, tmp_path_factory):
-    from tfaudio.backbones.yamnet_backbone import YAMNetBackbone
+    from tfaudio.backbones.yamnet.backbone import YAMNetBackbone
     from tfaudio.data.embedding_cache import EmbeddingCache
     from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
 

@@ -15,7 +15,7 @@ import tf_keras as keras
 
 from tests.helpers import shared
 from tfaudio.cli import main
-from tfaudio.export.model_info import (
+from tfaudio.inference.model_info import (
     count_macs,
     export_files,
     frontend_macs_per_frame,
@@ -72,7 +72,7 @@ def test_macs_of_a_tiny_model_by_hand(tiny):
 
 @pytest.fixture(scope="module")
 def yamnet():
-    from tfaudio.backbones.yamnet_backbone import YAMNetBackbone
+    from tfaudio.backbones.yamnet.backbone import YAMNetBackbone
 
     return YAMNetBackbone()  # random weights: costs do not depend on them
 

@@ -62,20 +62,22 @@ def test_fixed_duration_crops_and_pads(mixed):
 @pytest.mark.slow
 def test_nothing_is_read_until_iterated(tmp_path):
     m = manifest_of([tmp_path / "missing.wav"])
-    ds = AudioDataset(m).clips()  # building the pipeline touches no file
+    with pytest.raises(ValueError, match="comes from the backbone"):
+        AudioDataset(m)  # no rate: never guessed
+    ds = AudioDataset(m, sample_rate=16000).clips()  # building the pipeline touches no file
     assert isinstance(ds, tf.data.Dataset)
     with pytest.raises(AudioError, match="missing.wav"):
-        list(AudioDataset(m).iterate())
+        list(AudioDataset(m, sample_rate=16000).iterate())
 
 
 @pytest.mark.slow
 def test_deterministic_order_under_parallel_decoding(tmp_path):
     paths = [write_audio(tmp_path / f"n{i}.wav", noise(0.2 + 0.05 * (i % 3), 16000, seed=i), 16000) for i in range(12)]
     m = manifest_of(paths)
-    a = [c["index"] for c in AudioDataset(m).iterate()]
-    b = [c["index"] for c in AudioDataset(m).iterate()]
+    a = [c["index"] for c in AudioDataset(m, sample_rate=16000).iterate()]
+    b = [c["index"] for c in AudioDataset(m, sample_rate=16000).iterate()]
     assert a == b == list(range(12))
-    s1 = [c["index"] for c in AudioDataset(m).iterate(shuffle=True, seed=1)]
+    s1 = [c["index"] for c in AudioDataset(m, sample_rate=16000).iterate(shuffle=True, seed=1)]
     assert sorted(s1) == list(range(12))
 
 
@@ -104,8 +106,8 @@ def test_bad_file_raises_naming_it_or_is_skipped_and_counted(tmp_path, name):
     bad = make_bad(tmp_path, name, BAD[name])
     m = manifest_of([good[0], bad, good[1]])
     with pytest.raises(AudioError, match=name.replace(".", r"\.")):
-        list(AudioDataset(m).iterate())
-    ds = AudioDataset(m, on_error="skip")
+        list(AudioDataset(m, sample_rate=16000).iterate())
+    ds = AudioDataset(m, sample_rate=16000, on_error="skip")
     clips = list(ds.iterate())
     assert [c["index"] for c in clips] == [0, 2]
     assert [p for p, _ in ds.skipped] == [str(bad)]
@@ -117,7 +119,7 @@ def test_nan_samples_and_unsupported_rate(tmp_path):
     audio[100] = np.nan
     nan = write_audio(tmp_path / "nan.wav", audio, 16000, subtype="FLOAT")
     odd = write_audio(tmp_path / "odd.wav", noise(0.2, 12345), 12345)
-    ds = AudioDataset(manifest_of([nan, odd]), on_error="skip")
+    ds = AudioDataset(manifest_of([nan, odd]), sample_rate=16000, on_error="skip")
     assert list(ds.iterate()) == []
     reasons = dict(ds.skipped)
     assert "NaN" in reasons[str(nan)] or "nan" in reasons[str(nan)].lower()
@@ -191,11 +193,11 @@ def test_features_step_runs_per_clip_after_resampling(mixed, tmp_path):
     assert "audio" not in only and "mask" not in only
     np.testing.assert_array_equal(only["features"], batch["features"])
     with pytest.raises(ValueError, match="features step"):
-        AudioDataset(m, keep_audio=False)
+        AudioDataset(m, sample_rate=16000, keep_audio=False)
     # a bad file is still named or skipped and counted with a features step
     bad = make_bad(tmp_path, "empty.wav", BAD["empty.wav"])
     m2 = manifest_of([*m.paths[:2], bad])
     with pytest.raises(AudioError, match="empty"):
-        list(AudioDataset(m2, features=_frames_of_100).iterate(batch_size=2))
-    ds = AudioDataset(m2, features=_frames_of_100, on_error="skip")
+        list(AudioDataset(m2, sample_rate=16000, features=_frames_of_100).iterate(batch_size=2))
+    ds = AudioDataset(m2, sample_rate=16000, features=_frames_of_100, on_error="skip")
     assert sum(len(b["index"]) for b in ds.iterate(batch_size=2)) == 2 and [p for p, _ in ds.skipped] == [str(bad)]

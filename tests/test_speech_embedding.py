@@ -13,19 +13,19 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import noise, shared, sine
-from tfaudio.backbones import speech_embedding_backbone as seb
 from tfaudio.backbones.registry import get_backbone
-from tfaudio.backbones.speech_embedding_backbone import SpeechEmbeddingBackbone
-from tfaudio.backbones.tflite_weights import TFLiteWeights
-from tfaudio.errors import WeightsNotFoundError
-from tfaudio.export.interpreter import tflite_interpreter
-from tfaudio.signal.melspec import tflite_compatible
-from tfaudio.signal.speech_mel import (
+from tfaudio.backbones.speech_embedding import backbone as seb
+from tfaudio.backbones.speech_embedding.backbone import SpeechEmbeddingBackbone
+from tfaudio.backbones.speech_embedding.frontend import (
     SpeechMelConfig,
     num_mel_frames,
     slaney_mel_weight_matrix,
     speech_mel_spectrogram,
 )
+from tfaudio.backbones.speech_embedding.tflite_weights import TFLiteWeights
+from tfaudio.errors import WeightsNotFoundError
+from tfaudio.export.interpreter import tflite_interpreter
+from tfaudio.signal.melspec import tflite_compatible
 
 # Measured on these speech-commands-mini and fsdd-mini clips: mel ≤ 4.3e-4 dB
 # (values 4..104 dB), embeddings ≤ 1e-4 (values up to ~75). The bounds leave ~5x margin.

@@ -32,7 +32,7 @@ def test_silence_gate_shares_the_frontend_scope():
     so int8 TFLite exports keep them float like the rest of the frontend."""
     import tensorflow as tf
 
-    from tfaudio.backbones.speech_embedding_backbone import SpeechEmbeddingBackbone
+    from tfaudio.backbones.speech_embedding.backbone import SpeechEmbeddingBackbone
     from tfaudio.heads.classification_head import HeadConfig, build_head
     from tfaudio.tasks.clip_scorer import ClipScorer
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tests.helpers import noise, sine
-from tfaudio.backbones.wav2vec2_backbone import Wav2Vec2Backbone
+from tfaudio.backbones.wav2vec2.backbone import Wav2Vec2Backbone
 from tfaudio.errors import AudioError, TfaudioError, WeightsNotFoundError
 from tfaudio.export.interpreter import tflite_interpreter
 from tfaudio.tasks.wav2vec2_finetune import (

@@ -17,10 +17,10 @@ import tf_keras as keras
 
 from tests.helpers import noise, pytorch_layout_weights, sine, write_audio
 from tfaudio.backbones.registry import get_backbone
-from tfaudio.backbones.whisper_backbone import WhisperBackbone
+from tfaudio.backbones.whisper.backbone import WhisperBackbone
+from tfaudio.backbones.whisper.frontend import WhisperLogMelConfig, slaney_mel_filter_bank, whisper_log_mel
 from tfaudio.errors import TfaudioError, WeightsNotFoundError
 from tfaudio.signal.melspec import tflite_compatible
-from tfaudio.signal.whisper_log_mel import WhisperLogMelConfig, slaney_mel_filter_bank, whisper_log_mel
 
 # transformers' TF models trip a Keras attribute-tracking deprecation warning
 pytestmark = pytest.mark.filterwarnings("ignore:`seed_generator` is deprecated")

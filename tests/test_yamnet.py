@@ -12,8 +12,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tests.helpers import noise, shared, silence, sine
-from tfaudio.backbones import yamnet_backbone as yb
-from tfaudio.backbones.yamnet_backbone import YAMNetBackbone
+from tfaudio.backbones.yamnet import backbone as yb
+from tfaudio.backbones.yamnet.backbone import YAMNetBackbone
 from tfaudio.errors import TfaudioError, WeightsNotFoundError
 
 EMBEDDING_TENSOR = "yamnet_frames/global_average_pooling2d/Mean"
@@ -375,7 +375,7 @@ def test_trainable_blocks():
 
 def _pure_tf_yamnet(variables: dict[str, tf.Variable], patches):
     """An independent YAMNet in tf.nn ops (the serving function of the hub-format test model)."""
-    from tfaudio.backbones.yamnet_params import LAYERS
+    from tfaudio.backbones.yamnet.params import LAYERS
 
     def bn(x, name):
         mean, var = variables[f"{name}/moving_mean"], variables[f"{name}/moving_variance"]

@@ -17,11 +17,11 @@ __getattr__, __dir__ = lazy_exports(
         "resample": ".signal.resample",
         "Manifest": ".data.manifest",
         "AudioDataset": ".data.pipeline",
-        "YAMNetBackbone": ".backbones.yamnet_backbone",
+        "YAMNetBackbone": ".backbones.yamnet.backbone",
         "AudioClassifier": ".tasks.audio_classifier",
         "cross_validate": ".tasks.cross_validation",
         "pipeline": ".pipelines",
-        "load_model": ".export.loader",
+        "load_model": ".inference.loader",
         "AudioConverter": ".data.audio_converter",
     },
 )

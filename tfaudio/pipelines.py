@@ -18,7 +18,7 @@ before the model runs, and a bad one raises :class:`~tfaudio.errors.AudioError` 
 Models: for ``"audio-classification"``, a folder saved by ``tfaudio train`` / ``AudioClassifier.save``,
 an export folder (``tfaudio export``; its SavedModel), a transformers ``save_pretrained`` folder of an
 audio classifier (e.g. a fine-tuned ``TFWav2Vec2ForSequenceClassification``), or an
-``AudioClassifier`` object (models are recognised by :func:`tfaudio.export.loader.load_model`). For
+``AudioClassifier`` object (models are recognised by :func:`tfaudio.inference.loader.load_model`). For
 ``"audio-tagging"``: ``None`` / ``"yamnet"`` (the weights are found like ``tfaudio tag`` finds them:
 $TFAUDIO_YAMNET, ``../shared``, the cache, TF Hub), ``"efficientat:mn04_as"``, a ``yamnet.h5`` or
 EfficientAT ``.pt``, a YAMNet SavedModel folder or TF Hub handle, or a backbone object.
@@ -32,6 +32,7 @@ import numpy as np
 
 from tfaudio.data.audio_converter import describe
 from tfaudio.errors import TfaudioError
+from tfaudio.heads import decode
 
 __all__ = ["pipeline", "AudioClassificationPipeline", "TASKS"]
 
@@ -53,7 +54,7 @@ class AudioClassificationPipeline:
     """A callable from audio to ``[{"score", "label"}]``, best first. Build it with :func:`pipeline`.
 
     Args:
-        model: a :class:`~tfaudio.export.loader.LoadedModel` (``labels``, ``sample_rate``, ``scorer``).
+        model: a :class:`~tfaudio.inference.loader.LoadedModel` (``labels``, ``sample_rate``, ``scorer``).
         task: the task name.
         top_k: labels per input by default (None: all).
         batch_size: clips per model call.
@@ -131,11 +132,7 @@ class AudioClassificationPipeline:
 
     def postprocess(self, scores: np.ndarray, top_k: int | None) -> list[dict]:
         """``[{"score", "label"}]`` of the ``top_k`` best classes (all when None), best first."""
-        scores = np.asarray(scores, np.float64)
-        order = np.argsort(-scores, kind="stable")
-        if top_k is not None:
-            order = order[:top_k]
-        return [{"score": float(scores[i]), "label": self.labels[i]} for i in order]
+        return [{"score": t["score"], "label": t["label"]} for t in decode.top_k(scores, self.labels, top_k)]
 
 
 def _check_top_k(top_k: Any) -> int | None:
@@ -173,7 +170,7 @@ def pipeline(task: str, model: Any = None, *, top_k: int | None = 5, batch_size:
         >>> pipe({"array": samples, "sampling_rate": 44100})
         [{'score': 0.98, 'label': 'dog'}]
     """
-    from tfaudio.export.loader import load_model
+    from tfaudio.inference.loader import load_model
 
     if task not in TASKS:
         known = "; ".join(f"{name!r}: {what}" for name, what in TASKS.items())

@@ -69,8 +69,8 @@ def tiny_backbone():
     constants) and two small blocks, seeded random weights."""
     import tf_keras
 
-    from tfaudio.backbones.yamnet_backbone import YAMNetBackbone
-    from tfaudio.backbones.yamnet_params import LayerSpec, YAMNetParams
+    from tfaudio.backbones.yamnet.backbone import YAMNetBackbone
+    from tfaudio.backbones.yamnet.params import LayerSpec, YAMNetParams
     from tfaudio.signal.melspec import LogMelConfig
 
     tf_keras.utils.set_random_seed(0)

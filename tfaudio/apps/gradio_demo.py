@@ -6,7 +6,7 @@ The page is a thin Gradio shell around pure functions that can be tested without
     file ──load_audio──▶ waveform, rate ──analyze──▶ Analysis ──*_figure──▶ matplotlib figures
                                                      └──▶ top labels (the same as AudioClassifier.predict)
 
-A model is anything :func:`tfaudio.export.loader.load_model` recognises: a trained classifier, an export,
+A model is anything :func:`tfaudio.inference.loader.load_model` recognises: a trained classifier, an export,
 or a backbone used as an AudioSet tagger (YAMNet's 521 classes, EfficientAT's 527). The clip goes
 through the model's one front door (:class:`~tfaudio.data.audio_converter.AudioConverter`) and its
 one clip scorer, so the page shows exactly what ``predict`` and the export return.
@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from tfaudio.backbones.backbone import display_log_mel
+from tfaudio.backbones.registry import split_spec
 from tfaudio.errors import AudioError, TfaudioError
 
 __all__ = [
@@ -72,7 +74,7 @@ def import_gradio():
 
 # ---- models --------------------------------------------------------------------------------------
 def load_model(spec: Any, *, weights: str | None = None):
-    """The model behind a page (:func:`tfaudio.export.loader.load_model`): a folder saved by
+    """The model behind a page (:func:`tfaudio.inference.loader.load_model`): a folder saved by
     ``tfaudio train``, an export folder, or a backbone name (``"yamnet"``, ``"yamnet:/path/yamnet.h5"``,
     ``"efficientat:mn04_as"``) to tag AudioSet events; objects are wrapped as they are.
 
@@ -83,12 +85,12 @@ def load_model(spec: Any, *, weights: str | None = None):
     Raises:
         TfaudioError: ``spec`` is not a model (the message says what is expected).
     """
-    from tfaudio.export.loader import LoadedModel
-    from tfaudio.export.loader import load_model as load
+    from tfaudio.inference.loader import LoadedModel
+    from tfaudio.inference.loader import load_model as load
 
     if isinstance(spec, LoadedModel):
         return spec
-    if weights and isinstance(spec, str) and spec.lower() == "yamnet":
+    if weights and isinstance(spec, str) and split_spec(spec) == ("yamnet", None):
         spec = f"yamnet:{weights}"
     return load(spec, tagging=isinstance(spec, str) and not pathlib.Path(spec).exists())
 
@@ -152,23 +154,6 @@ class Analysis:
                 f"every {self.frame_hop_seconds:g} s; clip score = mean of the frame scores.")
 
 
-def _log_mel(backbone: Any, waveform: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
-    """Log-mel ``[frames, bins]`` of the clip with the backbone's own frontend settings (YAMNet's,
-    EfficientAT's), else YAMNet-style settings at the model's rate; and the hop in seconds."""
-    from tfaudio.signal import efficientat_frontend, melspec
-
-    params = getattr(backbone, "params", None)
-    config = getattr(params, "frontend", None)
-    if isinstance(config, efficientat_frontend.EfficientATFrontendConfig):
-        x = np.pad(waveform, (0, max(0, config.min_samples - len(waveform))))
-        return np.asarray(efficientat_frontend.log_mel(x, None, config), np.float32), config.hop_seconds
-    if not isinstance(config, melspec.LogMelConfig):
-        config = melspec.LogMelConfig(sample_rate=rate, upper_edge_hertz=min(7500.0, 0.45 * rate))
-    # Unpadded (at least one window), so the time axis matches the waveform's.
-    x = np.pad(waveform, (0, max(0, config.window_samples - len(waveform))))
-    return np.asarray(melspec.log_mel_spectrogram(x, config), np.float32), config.hop_seconds
-
-
 def analyze(model: Any, waveform: Any, sample_rate: int, top_k: int = 5, *, where: str = "<array>") -> Analysis:
     """Scores one clip with ``model`` and collects what the page draws.
 
@@ -189,7 +174,6 @@ def analyze(model: Any, waveform: Any, sample_rate: int, top_k: int = 5, *, wher
         >>> a = analyze(clf, np.zeros(16000, np.float32), 16000, top_k=2)   # doctest: +SKIP
         >>> a.top, a.frame_scores.shape                     # [{"label": ..., "score": ...}, ...], (2, C)
     """
-    from tfaudio.tasks.audio_classifier import top_k_labels
 
     if int(top_k) < 1:
         raise TfaudioError(f"top_k must be >= 1, got {top_k}.")
@@ -203,12 +187,13 @@ def analyze(model: Any, waveform: Any, sample_rate: int, top_k: int = 5, *, wher
     span = float(contract.frame_seconds) if contract else float(model.metadata.get("frame_seconds") or hop)
     if "frame_scores" not in out:  # a model that scores whole clips (EfficientAT's tags): one clip-long row
         span = hop = max(len(wave) / model.sample_rate, span)
-    log_mel, mel_hop = _log_mel(model.backbone, wave, model.sample_rate)
+    log_mel, mel_hop = (model.backbone.display_log_mel(wave) if model.backbone is not None
+                        else display_log_mel(wave, model.sample_rate))
     return Analysis(
         waveform=wave, sample_rate=model.sample_rate, input_rate=int(sample_rate), log_mel=log_mel,
         log_mel_hop_seconds=mel_hop, frame_scores=frames, frame_seconds=span,
         frame_hop_seconds=hop, clip_scores=clip, labels=tuple(model.labels),
-        top=top_k_labels(clip, model.labels, int(top_k)),
+        top=top_k(clip, model.labels, int(top_k)),
     )
 
 

@@ -1,4 +1,5 @@
-"""Pretrained backbones. Each states its input contract (sample rate, frame and hop, embedding size)."""
+"""Pretrained backbones, one folder each, named in one table (:mod:`tfaudio.backbones.registry`).
+Each states its input contract (sample rate, frame and hop, embedding size)."""
 from tfaudio._lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(
@@ -6,11 +7,13 @@ __getattr__, __dir__ = lazy_exports(
     {
         "Backbone": ".backbone",
         "InputContract": ".backbone",
-        "YAMNetBackbone": ".yamnet_backbone",
-        "Wav2Vec2Backbone": ".wav2vec2_backbone",
-        "WhisperBackbone": ".whisper_backbone",
-        "EfficientATBackbone": ".efficientat_backbone",
-        "SpeechEmbeddingBackbone": ".speech_embedding_backbone",
+        "YAMNetBackbone": ".yamnet.backbone",
+        "Wav2Vec2Backbone": ".wav2vec2.backbone",
+        "WhisperBackbone": ".whisper.backbone",
+        "EfficientATBackbone": ".efficientat.backbone",
+        "SpeechEmbeddingBackbone": ".speech_embedding.backbone",
         "get_backbone": ".registry",
+        "register_backbone": ".registry",
+        "BackboneEntry": ".entry",
     },
 )

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfaudio.errors import TfaudioError
+from tfaudio.signal import melspec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,10 +216,26 @@ class Backbone(abc.ABC):
     #: job with the same frames as :meth:`batch_frames`.
     clip_features: Callable[[tf.Tensor], tf.Tensor] | None = None
 
+    def display_log_mel(self, waveform: np.ndarray) -> tuple[np.ndarray, float]:
+        """A log-mel spectrogram ``[frames, bins]`` of one clip at :attr:`sample_rate` to show a person
+        (the demo page), and its hop in seconds. Default: YAMNet-style settings at this backbone's rate;
+        a backbone with a log-mel frontend of its own overrides it with that."""
+        return display_log_mel(waveform, self.sample_rate)
+
     def batch_frames_from_features(self, features: tf.Tensor, counts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """:meth:`batch_frames` from zero-padded :meth:`clip_features` ``[batch, n, ...]`` and the
         number of real rows per clip ``[batch]``. Backbones that define :meth:`clip_features` implement it."""
         raise NotImplementedError(f"{type(self).__name__} has no clip_features step; use batch_frames.")
+
+
+def display_log_mel(waveform: np.ndarray, sample_rate: int, config: melspec.LogMelConfig | None = None
+                    ) -> tuple[np.ndarray, float]:
+    """Log-mel ``[frames, bins]`` of an unpadded clip (at least one window, so the time axis matches the
+    waveform's) with ``config`` (default: YAMNet-style settings at ``sample_rate``), and the hop in seconds."""
+    if config is None:
+        config = melspec.LogMelConfig(sample_rate=sample_rate, upper_edge_hertz=min(7500.0, 0.45 * sample_rate))
+    x = np.pad(np.asarray(waveform, np.float32), (0, max(0, config.window_samples - len(waveform))))
+    return np.asarray(melspec.log_mel_spectrogram(x, config), np.float32), config.hop_seconds
 
 
 def weights_digest(prefix: str, settings: Any, variables: Sequence[Any]) -> str:

@@ -203,7 +203,7 @@ def run_predict(
         runner, options: the Beam runner and pass-through options (see ``pipeline_options``).
         backend: decoder backend for compressed formats.
     """
-    from tfaudio.export.loader import export_input_rate
+    from tfaudio.inference.loader import export_input_rate
 
     t0 = time.perf_counter()
     saved_model = resolve_saved_model(model)

@@ -5,6 +5,7 @@ import argparse
 import pathlib
 from typing import Any
 
+from tfaudio.backbones import registry
 from tfaudio.errors import ManifestError
 
 
@@ -40,10 +41,15 @@ def report_skipped(skipped: list[tuple[str, str]], total: int, *, what: str = "f
     return 1 if total and len(skipped) == total else 0
 
 
+def add_backbone_arg(p: argparse.ArgumentParser, *, tags_only: bool = False, default: str = "yamnet",
+                     extra: str = "") -> None:
+    """``--backbone``, its help listing every registered backbone (or only those with classes of their own)."""
+    p.add_argument("--backbone", default=default,
+                   help=registry.help_text(tags_only=tags_only, default=default) + extra)
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backbone", default="yamnet",
-                   help="yamnet (default), efficientat:mn04_as (or a .pt path), speech-embedding, "
-                        "yamnet:/path/yamnet.h5, wav2vec2:<model id or folder>, hubert:<...>, whisper:<...>")
+    add_backbone_arg(p)
     r = p.add_argument_group("recipe (how the head is trained; options given here override the recipe's)")
     r.add_argument("--recipe", default="default",
                    help="default (regularised head, all training folds, silence gate), tutorial (the TF Hub "

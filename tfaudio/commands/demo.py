@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import pathlib
 
+from tfaudio.backbones import registry
+
 
 def add_parser(sub):
     p = sub.add_parser("demo", help="a web page to try a model on uploaded or recorded audio (Gradio)",
                        description=__doc__)
     p.add_argument("model", metavar="MODEL",
-                   help="a model folder from `tfaudio train` or `tfaudio export`, or yamnet / efficientat:mn04_as "
-                        "(AudioSet tagging), or yamnet:/path/yamnet.h5")
+                   help="a model folder from `tfaudio train` or `tfaudio export`, or a backbone to tag with: "
+                        + registry.help_text(tags_only=True, default=None))
     p.add_argument("--host", default="127.0.0.1",
                    help="address to serve on (default 127.0.0.1; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
@@ -41,7 +43,7 @@ def run(args) -> int:
     model = load_model(args.model, weights=args.weights)
     # One silent second traces the TF functions now, so the first visitor does not wait for it.
     analyze(model, np.zeros(model.sample_rate, np.float32), model.sample_rate, args.top_k)
-    name = pathlib.Path(args.model).name if pathlib.Path(args.model).is_dir() else args.model.partition(":")[0]
+    name = pathlib.Path(args.model).name if pathlib.Path(args.model).is_dir() else model.source
     demo = build_demo(model, args.top_k, title=f"tfaudio demo: {name}")
     print(f"tfaudio demo: serving {args.model} on http://{args.host}:{args.port} (Ctrl+C stops)", flush=True)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=False)

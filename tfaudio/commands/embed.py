@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import pathlib
 
+from tfaudio.commands._common import add_backbone_arg
+
 
 def add_parser(sub):
     p = sub.add_parser("embed", help="extract embeddings of a manifest on Apache Beam (any runner)",
@@ -25,9 +27,7 @@ def add_parser(sub):
     p.add_argument("--output", "-o",
                    help="cache folder, as `tfaudio train --cache` takes it (embeddings land in OUTPUT/embeddings; "
                         "default $TFAUDIO_CACHE or ~/.cache/tfaudio)")
-    p.add_argument("--backbone", default="yamnet",
-                   help="yamnet (default), yamnet:/path/yamnet.h5, wav2vec2:<model id or folder>, hubert:<...>; "
-                        "on a cluster give a path every worker can read")
+    add_backbone_arg(p, extra="; on a cluster give a path every worker can read")
     p.add_argument("--runner", default="DirectRunner",
                    help="Beam runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ...)")
     p.add_argument("--shard-size", type=int, default=256, help="clips per shard, the unit of resuming (default 256)")

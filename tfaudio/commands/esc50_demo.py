@@ -12,6 +12,8 @@ from __future__ import annotations
 import pathlib
 import time
 
+from tfaudio.backbones import registry
+
 
 def add_parser(sub):
     p = sub.add_parser("esc50-demo", help="the main job end to end on ESC-50 (what `make demo` runs)",
@@ -19,7 +21,7 @@ def add_parser(sub):
     p.add_argument("--data", help="ESC-50 folder (default: ../shared/data/esc50-subset, the cache, or download)")
     p.add_argument("--backbone", default="auto",
                    help="auto (default: YAMNet or EfficientAT mn04_as, the better on validation fold 4), or a "
-                        "backbone spec (yamnet, efficientat:mn04_as, ...) to use it without choosing")
+                        "backbone to use without choosing: " + registry.help_text(default=None))
     p.add_argument("--output", "-o", default="saved_models")
     p.add_argument("--seed", type=int, default=0)
     return p

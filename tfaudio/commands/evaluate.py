@@ -25,7 +25,7 @@ def add_parser(sub):
 
 def run(args) -> int:
     from tfaudio.errors import TfaudioError
-    from tfaudio.export.loader import load_model
+    from tfaudio.inference.loader import load_model
     from tfaudio.tasks.report import format_report, write_report
 
     folds = parse_fold_list(args.folds) if args.folds else None

@@ -74,7 +74,7 @@ def run(args) -> int:
         representative = Manifest.from_source(args.representative).paths
         random.Random(0).shuffle(representative)  # calibration sees every class, not the first few
 
-    from tfaudio.export.loader import load_model
+    from tfaudio.inference.loader import load_model
 
     loaded = load_model(args.model)
     if loaded.kind not in ("classifier", "finetune", "tagger"):

@@ -19,7 +19,7 @@ def add_parser(sub):
 
 def run(args) -> int:
     from tfaudio.errors import TfaudioError
-    from tfaudio.export.model_info import format_info, model_info, to_json
+    from tfaudio.inference.model_info import format_info, model_info, to_json
 
     if not args.clip_seconds > 0:
         raise TfaudioError(f"--clip-seconds must be > 0, got {args.clip_seconds}.")

@@ -74,8 +74,8 @@ def run(args) -> int:
     import numpy as np
 
     from tfaudio.errors import TfaudioError
-    from tfaudio.export.loader import load_model
-    from tfaudio.tasks.audio_classifier import top_k_labels
+    from tfaudio.heads.decode import top_k
+    from tfaudio.inference.loader import load_model
 
     if args.top_k < 1:
         raise TfaudioError(f"--top-k must be >= 1, got {args.top_k}.")
@@ -103,7 +103,7 @@ def run(args) -> int:
         scores.append(dict(zip(converted.index, m.scorer.scores(converted.waves, batch_size=args.batch_size))))
     for i in good or []:
         f = files[i]
-        top = top_k_labels(np.mean([s[i] for s in scores], axis=0), labels, args.top_k)
+        top = top_k(np.mean([s[i] for s in scores], axis=0), labels, args.top_k)
         if args.json:
             print(json.dumps({"file": f, "predictions": top}, ensure_ascii=False))
         else:

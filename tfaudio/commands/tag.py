@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 
-from tfaudio.commands._common import add_on_error_arg, report_skipped
+from tfaudio.backbones.registry import split_spec
+from tfaudio.commands._common import add_backbone_arg, add_on_error_arg, report_skipped
+from tfaudio.heads import decode
 
 #: Files per model call.
 _BATCH = 16
@@ -21,9 +23,7 @@ def add_parser(sub):
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG, MP3; any rate)")
     p.add_argument("--top-k", type=int, default=5, help="events per file (default 5)")
     p.add_argument("--json", action="store_true", help="print one JSON object per file instead of text")
-    p.add_argument("--backbone", default="yamnet",
-                   help="the tagger: yamnet (default), efficientat:mn04_as (any mnXX_as, or a .pt path), "
-                        "yamnet:/path/yamnet.h5")
+    add_backbone_arg(p, tags_only=True)
     p.add_argument("--weights", help="YAMNet weights: a yamnet.h5, a SavedModel folder or a TF Hub URL "
                                      "(default: $TFAUDIO_YAMNET, ../shared, the cache, then TF Hub)")
     add_on_error_arg(p)
@@ -38,9 +38,8 @@ def tag_files(backbone, files: list[str], top_k: int = 5, *, on_error: str = "ra
     Raises:
         AudioError: a file cannot be used (``on_error="raise"``; before any model call).
     """
-    import numpy as np
 
-    from tfaudio.export.loader import load_model
+    from tfaudio.inference.loader import load_model
 
     loaded = load_model(backbone, tagging=True)
     converted = loaded.converter().convert_many(list(files), on_error=on_error)
@@ -49,12 +48,11 @@ def tag_files(backbone, files: list[str], top_k: int = 5, *, on_error: str = "ra
     rows: dict[int, dict] = {}
     for i, wave, out in zip(converted.index, converted.waves, outputs, strict=True):
         clip = out["classifier"]
-        top = np.argsort(-clip, kind="stable")[:top_k]
         rows[i] = {
             "file": str(files[i]),
             "seconds": round(len(wave) / rate, 3),
             "frames": int(len(out["frame_scores"])) if "frame_scores" in out else 1,
-            "events": [{"label": loaded.labels[j], "index": int(j), "score": round(float(clip[j]), 4)} for j in top],
+            "events": [{**t, "score": round(t["score"], 4)} for t in decode.top_k(clip, loaded.labels, top_k)],
         }
     bad = dict(converted.skipped)
     return [rows[i] if i in rows else {"file": str(f), "error": bad[str(f)]} for i, f in enumerate(files)]
@@ -67,7 +65,7 @@ def run(args) -> int:
         raise TfaudioError(f"--top-k must be >= 1, got {args.top_k}.")
     spec = args.backbone
     if args.weights:
-        if spec.partition(":")[0] != "yamnet":
+        if split_spec(spec)[0] != "yamnet":
             raise TfaudioError("--weights names YAMNet weights; for another backbone give them in --backbone "
                                "(e.g. --backbone efficientat:/path/mn04_as_mAP_432.pt).")
         spec = f"yamnet:{args.weights}"

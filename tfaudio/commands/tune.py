@@ -5,6 +5,7 @@ from the cache: tuning costs head training only."""
 from __future__ import annotations
 
 from tfaudio.commands._common import (
+    add_backbone_arg,
     add_data_args,
     load_manifest,
     make_cache,
@@ -16,8 +17,7 @@ from tfaudio.commands._common import (
 def add_parser(sub):
     p = sub.add_parser("tune", help="choose a head recipe by nested cross-validation", description=__doc__)
     add_data_args(p, folds_help="number of folds to assign when the data has none (default 5)")
-    p.add_argument("--backbone", default="yamnet",
-                   help="yamnet (default), efficientat:mn04_as, speech-embedding, wav2vec2:<...>, whisper:<...>")
+    add_backbone_arg(p)
     p.add_argument("--grid", default="small",
                    help="small (6 candidates: default, tutorial and 4 variations), full (10), or recipe names / "
                         "JSON files separated by commas")

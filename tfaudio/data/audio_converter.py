@@ -36,15 +36,13 @@ from typing import Any
 import numpy as np
 
 from tfaudio.errors import AudioError
+from tfaudio.io.samples import pcm_to_float, to_mono
 from tfaudio.log import warn
 
 __all__ = ["AudioConverter", "Converted", "pad_batch", "MAX_CHANNELS"]
 
 #: Most channels a 2-D array may have; the longer axis is taken as the samples.
 MAX_CHANNELS = 64
-_INT_SCALE = {np.dtype(np.int8): 2.0**7, np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31,
-              np.dtype(np.int64): 2.0**63, np.dtype(np.uint16): 2.0**15, np.dtype(np.uint32): 2.0**31}
-_UINT_OFFSET = {np.dtype(np.uint8): 128.0, np.dtype(np.uint16): 2.0**15, np.dtype(np.uint32): 2.0**31}
 
 
 @dataclasses.dataclass
@@ -263,24 +261,12 @@ def as_mono_float(array: Any, where: str = "<input>") -> np.ndarray:
         else:
             raise AudioError(where, f"has shape {a.shape}: neither axis looks like channels (at most "
                              f"{MAX_CHANNELS}).", "pass [samples] or [samples, channels]; a batch as a list of clips.")
-    if a.dtype.kind in "iu":
-        scale = _INT_SCALE.get(a.dtype) or (128.0 if a.dtype == np.uint8 else None)
-        if scale is None:
-            raise AudioError(where, f"has integer samples of dtype {a.dtype}, whose full scale is ambiguous.",
-                             "convert to float32 in [-1, 1] (or to int16 PCM) first.")
-        x = a.astype(np.float64)
-        if a.dtype in _UINT_OFFSET:  # unsigned PCM (8-bit WAV) is centred on half its range
-            x -= _UINT_OFFSET[a.dtype]
-        a = (x / scale).astype(np.float32)
-    else:
+    if a.dtype.kind == "f":
         bad = int(np.count_nonzero(~np.isfinite(a)))
         if bad:
             raise AudioError(where, f"has {bad} NaN/Inf sample(s) of {a.size}.",
                              "fix or drop the clip (e.g. np.nan_to_num(samples)) before classifying it.")
-        a = a.astype(np.float32, copy=False)
-    if a.ndim == 2:
-        a = a[:, 0] if a.shape[1] == 1 else a.mean(axis=1, dtype=np.float32)
-    return np.ascontiguousarray(a, np.float32)
+    return to_mono(pcm_to_float(a, where))
 
 
 def pad_batch(waves: Sequence[np.ndarray], lengths: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:

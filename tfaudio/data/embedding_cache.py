@@ -510,7 +510,13 @@ class EmbeddingCache:
     ):
         self.backbone = backbone
         self.root = pathlib.Path(root) if root is not None else default_cache_dir() / "embeddings"
-        self.pipeline = dataclasses.replace(pipeline or PipelineConfig(), sample_rate=backbone.contract.sample_rate)
+        pipeline = pipeline or PipelineConfig()
+        rate = int(backbone.contract.sample_rate)
+        if pipeline.sample_rate not in (None, rate):
+            raise TfaudioError(f"the pipeline's sample_rate ({pipeline.sample_rate} Hz) differs from the rate the "
+                               f"backbone takes ({rate} Hz). Fix: leave PipelineConfig.sample_rate unset; the cache "
+                               "takes it from the backbone's contract.")
+        self.pipeline = dataclasses.replace(pipeline, sample_rate=rate)
         self.shard_size = shard_size
         self.batch_size = batch_size
         self._index: dict[str, tuple[str, int]] | None = None
@@ -537,8 +543,7 @@ class EmbeddingCache:
     @property
     def directory(self) -> pathlib.Path:
         digest = hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()[:16]
-        name = type(self.backbone).__name__.replace("Backbone", "").lower()
-        return self.root / f"{name}-{digest}"
+        return self.root / f"{self.backbone.name}-{digest}"
 
     def _ensure_dir(self) -> pathlib.Path:
         d = self.directory

@@ -28,8 +28,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tfaudio.data.audio_converter import AudioConverter
 from tfaudio.data.manifest import Manifest
 from tfaudio.errors import AudioError
+from tfaudio.signal.resample import resamplable_rates, switch_rates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +39,8 @@ class PipelineConfig:
     """How clips are prepared. Times in seconds.
 
     Args:
-        sample_rate: output rate in Hz (take it from the backbone's contract).
+        sample_rate: output rate in Hz. None (the default) until whoever knows the backbone fills it in
+            from its contract (:meth:`AudioDataset.for_backbone`, the embedding cache); never guessed.
         duration_seconds: crop or zero-pad every clip to this length; None keeps clip lengths.
         align: where a crop starts, "start" or "center".
         on_error: "raise" (default: stop at the first bad file, naming it) or "skip" (drop, count
@@ -46,7 +49,7 @@ class PipelineConfig:
         backend: decoder backend for compressed formats ("auto", "tfio", "soundfile").
     """
 
-    sample_rate: int = 16000
+    sample_rate: int | None = None
     duration_seconds: float | None = None
     align: str = "start"
     on_error: str = "raise"
@@ -67,80 +70,31 @@ class PipelineConfig:
 GRAPH_RATES: tuple[int, ...] = (44100, 48000, 22050)
 
 
-def _converter(config: PipelineConfig):
-    """The front door's two steps (decode, resample) for this configuration."""
-    from tfaudio.data.audio_converter import AudioConverter
-
-    return AudioConverter(config.sample_rate, backend=config.backend)
-
-
-def _decode_file(path: str, config: PipelineConfig) -> tuple[np.ndarray, int]:
-    """``load_audio`` (mono float32, the file's rate) through :class:`~tfaudio.data.audio_converter.AudioConverter`;
-    an unexpected decoder failure becomes an ``AudioError`` naming the file."""
-    return _converter(config).decode_file(path)
-
-
-def _resample_clip(path: str, audio: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """``audio`` at ``rate`` → ``target`` with the front door's resampler (eagerly)."""
-    from tfaudio.data.audio_converter import AudioConverter
-
-    return AudioConverter(target).to_rate(audio, rate, path)
+@functools.lru_cache(maxsize=16)
+def _converter(sample_rate: int, backend: str) -> AudioConverter:
+    """The front door's two steps (decode, resample) for one output rate and decoder backend: one
+    converter shared by every clip."""
+    if sample_rate is None:
+        raise ValueError("the pipeline has no sample_rate: it comes from the backbone. Fix: "
+                         "PipelineConfig(sample_rate=backbone.contract.sample_rate).")
+    return AudioConverter(sample_rate, backend=backend)
 
 
 def decode_clip(path: str, config: PipelineConfig) -> np.ndarray:
     """One file decoded, mixed to mono and resampled to ``config.sample_rate`` (float32 ``[samples]``).
 
-    The step every pipeline shares (the ``tf.data`` one, the Beam jobs): ``load_audio``, then the
-    pure-TF resampler traced once per source rate (:func:`~tfaudio.signal.resample.clip_resampler`).
-    :class:`AudioDataset` runs the same two steps, the resampler for :data:`GRAPH_RATES` inside its
-    ``tf.data`` graph (same samples).
+    The step every pipeline shares (the ``tf.data`` one, the Beam jobs): the front door
+    (:class:`~tfaudio.data.audio_converter.AudioConverter`: ``load_audio``, then the pure-TF resampler
+    traced once per source rate). :class:`AudioDataset` runs the same two steps, the resampler for
+    :data:`GRAPH_RATES` inside its ``tf.data`` graph (same samples).
 
     Raises:
         AudioError: the file cannot be used (naming it, the problem and the fix); an unexpected
             decoder failure is wrapped in one too, so the file is always named.
     """
-    audio, rate = _decode_file(path, config)
-    audio = _resample_clip(path, audio, rate, config.sample_rate)
-    return np.ascontiguousarray(audio, np.float32)
-
-
-@functools.lru_cache(maxsize=16)
-def _graph_resampler(rates: tuple[int, ...], target: int):
-    """``(audio, branch) -> audio at target``: branch 0 passes through, ``k`` resamples from ``rates[k-1]``.
-
-    Traced once per (rates, target) and shared by every :class:`AudioDataset`; each branch is the
-    cached :func:`~tfaudio.signal.resample.clip_resampler` graph that :func:`decode_clip` runs.
-    """
-    from tfaudio.signal.resample import clip_resampler
-
-    def run(audio, branch):
-        branches = [lambda: audio] + [functools.partial(clip_resampler(r, target), audio) for r in rates]
-        return tf.switch_case(branch, branches)
-
-    return tf.function(
-        run, autograph=False, input_signature=[tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int32)]
-    )
-
-
-@functools.lru_cache(maxsize=16)
-def _graph_rates(target: int) -> tuple[int, ...]:
-    """The :data:`GRAPH_RATES` that can be resampled to ``target``.
-
-    A pair the resampler refuses stays out, so its files take the Python path and fail there with
-    the ``AudioError`` that names them.
-    """
-    from tfaudio.signal.resample import clip_resampler
-
-    rates = []
-    for r in GRAPH_RATES:
-        if r == target:
-            continue
-        try:
-            clip_resampler(r, target)
-        except ValueError:
-            continue
-        rates.append(r)
-    return tuple(rates)
+    converter = _converter(config.sample_rate, config.backend)
+    audio, rate = converter.decode_file(path)
+    return converter.to_rate(audio, rate, path)
 
 
 def _is_ok(element):
@@ -185,6 +139,9 @@ class AudioDataset:
             raise ValueError("keep_audio=False needs a features step (e.g. features=backbone.clip_features).")
         self.manifest = manifest
         self.config = dataclasses.replace(config or PipelineConfig(), **overrides)
+        if self.config.sample_rate is None:
+            raise ValueError("AudioDataset needs the rate to resample to, and it comes from the backbone. Fix: "
+                             "AudioDataset.for_backbone(manifest, backbone), or sample_rate=backbone.contract.sample_rate.")
         self.features = features
         self.keep_audio = keep_audio
         self.frame_energy = frame_energy
@@ -194,7 +151,8 @@ class AudioDataset:
 
     @functools.cached_property
     def _graph_rates(self) -> tuple[int, ...]:
-        return _graph_rates(self.config.sample_rate)
+        """The :data:`GRAPH_RATES` this dataset resamples in its graph (those the resampler takes)."""
+        return resamplable_rates(GRAPH_RATES, self.config.sample_rate)
 
     @classmethod
     def for_backbone(cls, manifest: Manifest, backbone, **overrides: Any) -> AudioDataset:
@@ -226,18 +184,19 @@ class AudioDataset:
     def _decode_np(self, index: np.ndarray):
         """Decodes clip ``index`` (runs in a ``tf.numpy_function``); returns (audio, branch, ok, message).
 
-        ``branch`` selects the in-graph resampler (:func:`_graph_resampler`): 0 when ``audio`` is
+        ``branch`` selects the in-graph resampler (:func:`~tfaudio.signal.resample.switch_rates`): 0 when ``audio`` is
         already at the target rate (resampled here when its rate is not in the graph's table).
         A bad file is recorded and comes back as (empty, 0, False, the error).
         """
         i = int(index)
         path = self._paths[i]
         try:
-            audio, rate = _decode_file(path, self.config)
+            converter = _converter(self.config.sample_rate, self.config.backend)
+            audio, rate = converter.decode_file(path)
             if rate in self._graph_rates:
                 branch = self._graph_rates.index(rate) + 1
             else:
-                audio, branch = _resample_clip(path, audio, rate, self.config.sample_rate), 0
+                audio, branch = converter.to_rate(audio, rate, path), 0
             return audio, np.int32(branch), True, ""
         except AudioError as err:
             with self._lock:
@@ -261,7 +220,7 @@ class AudioDataset:
 
         cfg = self.config
         if self._graph_rates:
-            audio = _graph_resampler(self._graph_rates, cfg.sample_rate)(audio, branch)
+            audio = switch_rates(audio, branch, self._graph_rates, cfg.sample_rate)
         length = tf.shape(audio)[0]
         if cfg.duration_seconds is not None:
             audio = pad_or_crop(audio, cfg.duration_seconds, cfg.sample_rate, align=cfg.align)

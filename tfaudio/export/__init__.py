@@ -11,8 +11,6 @@ __getattr__, __dir__ = lazy_exports(
         "tflite_model": ".tflite",
         "read_metadata": ".tflite",
         "read_export_metadata": ".saved_model",
-        "load_model": ".loader",
-        "LoadedModel": ".loader",
         "tflite_interpreter": ".interpreter",
     },
 )

@@ -25,7 +25,6 @@ Loading needs TensorFlow only (no tfaudio, no Keras, no transformers)::
 """
 from __future__ import annotations
 
-import math
 import os
 import pathlib
 import shutil
@@ -35,6 +34,7 @@ from typing import Any
 
 from tfaudio.errors import TfaudioError
 from tfaudio.io.atomic import sweep_stale, temp_path
+from tfaudio.signal.resample import resampled_length
 
 __all__ = ["export_saved_model", "check_exportable", "atomic_directory", "read_export_metadata", "SIGNATURES",
            "METADATA_FILE"]
@@ -100,13 +100,6 @@ def atomic_directory(path: str | os.PathLike, write: Callable[[pathlib.Path], An
             elif leftover.exists():
                 leftover.unlink()
     return path
-
-
-def _output_length(n, orig_rate: int, new_rate: int):
-    """``ceil(n * new_rate / orig_rate)`` in integers (the length :func:`resample` returns)."""
-    g = math.gcd(orig_rate, new_rate)
-    up, down = new_rate // g, orig_rate // g
-    return (n // down) * up + ((n % down) * up + down - 1) // down
 
 
 def export_metadata(scorer: Any, input_rate: int, **extra: Any) -> dict[str, Any]:
@@ -209,7 +202,7 @@ class _ServingModule:
 
         def serve_batch(audio, lengths):
             x = to_model_rate(checked(audio, lengths))  # [B, S']
-            n = lengths if input_rate == rate else _output_length(lengths, input_rate, rate)
+            n = lengths if input_rate == rate else resampled_length(lengths, input_rate, rate)
             out = scorer.batch(x, n, backbone_scores=backbone_scores)
             out["label"] = top_label(out["classifier"])
             return out

@@ -18,7 +18,10 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
+import tensorflow as tf
 import tf_keras as keras
+
+from tfaudio.signal.pooling import masked_mean_std
 
 POOLINGS = ("mean", "attention", "stats")
 
@@ -153,14 +156,8 @@ class _MaskedStats(keras.layers.Layer):
     """``[frames [B, F, D], weights [B, F]]`` → ``[B, 2D]``: the weighted mean and standard deviation."""
 
     def call(self, inputs):
-        import tensorflow as tf
-
         x, w = inputs
-        w = tf.expand_dims(w, -1)  # [B, F, 1]
-        n = tf.maximum(tf.reduce_sum(w, axis=1), 1.0)  # [B, 1]
-        mean = tf.reduce_sum(x * w, axis=1) / n
-        var = tf.reduce_sum(tf.square(x - tf.expand_dims(mean, 1)) * w, axis=1) / n
-        return tf.concat([mean, tf.sqrt(var + 1e-6)], axis=-1)
+        return masked_mean_std(x, w)
 
 
 @keras.saving.register_keras_serializable(package="tfaudio")
@@ -169,8 +166,6 @@ class _AttentionPool(keras.layers.Layer):
     weighted by a softmax of the logits over the frames that count."""
 
     def call(self, inputs):
-        import tensorflow as tf
-
         scores, logits, w = inputs
         w = tf.expand_dims(w, -1)
         logits = tf.where(w > 0, logits, tf.fill(tf.shape(logits), -1e9))

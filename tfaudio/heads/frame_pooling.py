@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfaudio.signal.pooling import masked_mean
+
 __all__ = ["POOLINGS", "pool_frames", "pool_clips", "pooled_dim"]
 
 POOLINGS = ("mean", "max", "mean+max", "flatten")
@@ -68,8 +70,7 @@ def pool_frames(embeddings, mask, method: str = "mean+max", num_frames: int | No
         return tf.reshape(x, [-1, k * x.shape[-1]])
     parts = []
     if method in ("mean", "mean+max"):
-        count = tf.reduce_sum(tf.cast(valid, tf.float32), axis=1)  # [B, 1]
-        parts.append(tf.reduce_sum(x, axis=1) / tf.maximum(count, 1.0))  # [B, D]
+        parts.append(masked_mean(x, valid[..., 0]))  # [B, D]
     if method in ("max", "mean+max"):
         # -1e30, not -inf, for padding: a clip without frames then gives 0, not -inf
         highest = tf.reduce_max(tf.where(valid, x, np.float32(-1e30)), axis=1)  # [B, D]

@@ -42,6 +42,7 @@ from tfaudio.io.audio_info import (
     _import_tfio,
     audio_info,
 )
+from tfaudio.io.samples import pcm_to_float, to_mono
 from tfaudio.io.sniff import (
     _CONVERT_FIX,
     _CORRUPT_FIX,
@@ -95,11 +96,8 @@ def _read_tfio(path: str, fmt: str) -> tuple[np.ndarray, int]:
     stream = tfio.audio.AudioIOTensor(path)
     audio = stream.to_tensor().numpy()  # [samples, channels]
     rate = int(stream.rate.numpy())
-    if audio.dtype == np.uint8:  # 8-bit FLAC comes back offset-binary
-        audio = (audio.astype(np.float32) - 128.0) / 128.0
-    elif audio.dtype.kind == "i":  # left-justified in int8/int16/int32
-        audio = audio.astype(np.float32) / float(2 ** (8 * audio.dtype.itemsize - 1))
-    return np.asarray(audio, np.float32), rate
+    # native samples: 8-bit FLAC comes back offset-binary (uint8), others left-justified in int8/16/32
+    return pcm_to_float(audio, path), rate
 
 
 _READERS = {"soundfile": _read_soundfile, "tfio": _read_tfio}
@@ -214,7 +212,4 @@ def load_audio(path, *, mono: bool = True, backend: str = "auto") -> tuple[np.nd
         raise AudioError(path, "contains no audio: a valid header but 0 samples.", _CORRUPT_FIX)
     if not np.isfinite(audio).all():
         raise AudioError(path, "contains NaN or Inf samples.", "remove or replace the clip.")
-    if mono:
-        # same as mix_to_mono; a single channel needs no averaging pass (most clips)
-        audio = audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1, dtype=np.float32)
-    return np.ascontiguousarray(audio, np.float32), rate
+    return (to_mono(audio) if mono else np.ascontiguousarray(audio, np.float32)), rate

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfaudio.io.samples import full_scale
+
 __all__ = ["decode_wav", "mix_to_mono"]
 
 _WAVE_FORMAT_PCM = 1
@@ -78,6 +80,13 @@ def _find_chunks(contents: tf.Tensor, size: tf.Tensor):
     return fmt_pos, fmt_size, data_pos, data_size
 
 
+def pcm_to_float_tf(samples: tf.Tensor, bits: int, *, unsigned: bool = False) -> tf.Tensor:
+    """:func:`pcm_to_float` in the graph: integer ``samples`` of ``bits``-bit PCM → float32."""
+    x = tf.cast(samples, tf.float32)
+    scale = full_scale(bits)
+    return (x - scale) / scale if unsigned else x / scale
+
+
 def _pcm24_to_float(raw: tf.Tensor) -> tf.Tensor:
     b = tf.cast(tf.reshape(tf.io.decode_raw(raw, tf.uint8), [-1, 3]), tf.int32)  # [n, 3] little-endian
     x = tf.bitwise.bitwise_or(
@@ -85,7 +94,7 @@ def _pcm24_to_float(raw: tf.Tensor) -> tf.Tensor:
     )
     # Sign-extend bit 23: move it to bit 31, then arithmetic shift back.
     x = tf.bitwise.right_shift(tf.bitwise.left_shift(x, 8), 8)
-    return tf.cast(x, tf.float32) / 8388608.0
+    return pcm_to_float_tf(x, 24)
 
 
 def _checked_float(x: tf.Tensor) -> tf.Tensor:
@@ -97,10 +106,10 @@ def _checked_float(x: tf.Tensor) -> tf.Tensor:
 def _decode_samples(raw: tf.Tensor, branch: tf.Tensor) -> tf.Tensor:
     """Interleaved sample bytes → flat float32 samples; ``branch`` indexes ``_TF_WAV_ENCODINGS``."""
     branches = [
-        lambda: (tf.cast(tf.io.decode_raw(raw, tf.uint8), tf.float32) - 128.0) / 128.0,  # unsigned 8-bit
-        lambda: tf.cast(tf.io.decode_raw(raw, tf.int16, little_endian=True), tf.float32) / 32768.0,
+        lambda: pcm_to_float_tf(tf.io.decode_raw(raw, tf.uint8), 8, unsigned=True),  # 8-bit WAV is unsigned
+        lambda: pcm_to_float_tf(tf.io.decode_raw(raw, tf.int16, little_endian=True), 16),
         lambda: _pcm24_to_float(raw),
-        lambda: tf.cast(tf.io.decode_raw(raw, tf.int32, little_endian=True), tf.float32) / 2147483648.0,
+        lambda: pcm_to_float_tf(tf.io.decode_raw(raw, tf.int32, little_endian=True), 32),
         lambda: _checked_float(tf.io.decode_raw(raw, tf.float32, little_endian=True)),
         lambda: _checked_float(tf.cast(tf.io.decode_raw(raw, tf.float64, little_endian=True), tf.float32)),
     ]
@@ -199,13 +208,7 @@ def decode_wav(contents: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def mix_to_mono(audio: tf.Tensor) -> tf.Tensor:
-    """Averages the channels: ``[..., samples, channels]`` → ``[..., samples]`` (pure TF).
-
-    Args:
-        audio: float ``[samples, channels]`` (or batched ``[batch, samples, channels]``).
-
-    Returns:
-        float ``[samples]`` (or ``[batch, samples]``), the mean over channels.
+    """:func:`to_mono` in the graph: ``[..., samples, channels]`` → ``[..., samples]``.
 
     Example:
         >>> mix_to_mono(tf.constant([[0.5, -0.5], [1.0, 0.0]])).numpy()  # doctest: +SKIP

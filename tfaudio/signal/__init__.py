@@ -17,10 +17,6 @@ __getattr__, __dir__ = lazy_exports(
         "stft_magnitude": ".melspec",
         "log_mel_spectrogram": ".melspec",
         "LogMelConfig": ".melspec",
-        "whisper_log_mel": ".whisper_log_mel",
-        "WhisperLogMelConfig": ".whisper_log_mel",
         "stft_power": ".melspec",
-        "speech_mel_spectrogram": ".speech_mel",
-        "SpeechMelConfig": ".speech_mel",
     },
 )

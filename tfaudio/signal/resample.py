@@ -147,6 +147,13 @@ def _output_length(num_samples, up: int, down: int):
     return (num_samples // down) * up + ((num_samples % down) * up + down - 1) // down
 
 
+def resampled_length(num_samples, orig_rate: int, new_rate: int):
+    """How many samples :func:`resample` returns for ``num_samples`` at ``orig_rate``:
+    ``ceil(num_samples * new_rate / orig_rate)`` in integers (Python ints or int32 tensors)."""
+    g = math.gcd(int(orig_rate), int(new_rate))
+    return _output_length(num_samples, int(new_rate) // g, int(orig_rate) // g)
+
+
 def _as_float32(waveform) -> tf.Tensor:
     x = tf.convert_to_tensor(waveform)
     if not x.dtype.is_floating:
@@ -383,6 +390,33 @@ def clip_resampler(orig_rate: int, new_rate: int):
     return fn.get_concrete_function()
 
 
+def resamplable_rates(rates: Sequence[int], new_rate: int) -> tuple[int, ...]:
+    """The entries of ``rates`` (other than ``new_rate``) that can be resampled to ``new_rate``: a pair
+    the resampler refuses is left out, so its files take a path that names them in the error."""
+    out = []
+    for r in rates:
+        if int(r) == int(new_rate):
+            continue
+        try:
+            _polyphase_kernel(_check_rate("rate", r), _check_rate("new_rate", new_rate))
+        except ValueError:
+            continue
+        out.append(int(r))
+    return tuple(out)
+
+
+def switch_rates(waveform, index, rates: Sequence[int], new_rate: int) -> tf.Tensor:
+    """``waveform`` resampled from ``rates[index - 1]`` to ``new_rate`` (``index`` 0: passed through):
+    the one place a rate known only at run time picks its resampler (``tf.switch_case``; each branch
+    is the cached :func:`clip_resampler` graph for ``[samples]`` inputs, :func:`resample` otherwise)."""
+    x = _as_float32(waveform)
+    one = x.shape.rank == 1
+    branches = [lambda: x] + [
+        functools.partial(clip_resampler(r, new_rate), x) if one else functools.partial(resample, x, r, new_rate)
+        for r in rates]
+    return tf.switch_case(tf.cast(index, tf.int32), branches)
+
+
 def resample_any(waveform, rate, new_rate: int, rates: Sequence[int] = SUPPORTED_RATES) -> tf.Tensor:
     """Resamples from a rate known only at run time (e.g. per file in a mixed-rate ``tf.data`` set).
 
@@ -413,6 +447,7 @@ def resample_any(waveform, rate, new_rate: int, rates: Sequence[int] = SUPPORTED
             _polyphase_kernel(r, new_rate)  # fail now, in Python, on an impossible pair
     x = _as_float32(waveform)
     rate = tf.cast(tf.convert_to_tensor(rate), tf.int32)
+    table = [r for r in rates if r != new_rate]
     matches = tf.equal(tf.constant(rates, tf.int32), rate)
     message = tf.strings.format(
         "resample_any: sample rate {} Hz is not one of the supported rates "
@@ -422,9 +457,10 @@ def resample_any(waveform, rate, new_rate: int, rates: Sequence[int] = SUPPORTED
     )
     check = tf.debugging.Assert(tf.reduce_any(matches), [message])
     with tf.control_dependencies([check]):
-        index = tf.argmax(tf.cast(matches, tf.int32), output_type=tf.int32)
-    branches = [functools.partial(resample, x, r, new_rate) for r in rates]
-    return tf.switch_case(index, branches)
+        # 0 when rate == new_rate, else 1 + its place in table
+        index = tf.reduce_sum(tf.cast(tf.equal(tf.constant(table or [0], tf.int32), rate), tf.int32)
+                              * tf.range(1, max(len(table), 1) + 1))
+    return switch_rates(x, index, table, new_rate)
 
 
 @keras.utils.register_keras_serializable(package="tfaudio")

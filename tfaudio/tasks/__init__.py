@@ -9,7 +9,6 @@ __getattr__, __dir__ = lazy_exports(
     {
         "AudioClassifier": ".audio_classifier",
         "TrainConfig": ".audio_classifier",
-        "top_k_labels": ".audio_classifier",
         "cross_validate": ".cross_validation",
         "tune": ".tuning",
         "Recipe": ".recipe",

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tfaudio.backbones.registry import backbone_spec, get_backbone
 from tfaudio.data.embedding_cache import ClipEmbeddings, EmbeddingCache
 from tfaudio.data.manifest import Manifest
 from tfaudio.errors import ManifestError, TfaudioError
@@ -105,11 +106,7 @@ class AudioClassifier:
         from tfaudio.tasks.recipe import get_recipe
 
         self.recipe = get_recipe(recipe)
-        if not hasattr(backbone, "contract"):
-            from tfaudio.backbones.registry import get_backbone
-
-            backbone = get_backbone(backbone)
-        self.backbone = backbone
+        self.backbone = backbone = get_backbone(backbone)
         self.labels = tuple(labels) if labels is not None else None
         self.head = head if head is not None else self.recipe.head
         self.cache = cache if cache is not None else EmbeddingCache(backbone)
@@ -263,12 +260,10 @@ class AudioClassifier:
     def predict(self, inputs: Any, *, sample_rate: int | None = None, top_k: int = 5) -> list[list[dict]]:
         """Top-k ``[{"label", "score"}]`` per input (see :meth:`predict_scores`)."""
         scores = self.predict_scores(inputs, sample_rate=sample_rate)
-        return [top_k_labels(s, self.labels, top_k) for s in scores]
+        return [top_k(s, self.labels, top_k) for s in scores]
 
     # ---- persistence --------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
-        from tfaudio.backbones.registry import backbone_spec
-
         return {
             "format": FORMAT_VERSION,
             "labels": list(self.labels or ()),
@@ -335,12 +330,6 @@ def _as_list(inputs: Any) -> list:
     if isinstance(inputs, list) or (isinstance(inputs, tuple) and not is_pair(inputs)):
         return list(inputs)
     return [inputs]
-
-
-def top_k_labels(scores: np.ndarray, labels: Sequence[str], k: int = 5) -> list[dict]:
-    """``[{"label", "score"}]`` of the ``k`` highest scores, best first."""
-    order = np.argsort(-np.asarray(scores))[:k]
-    return [{"label": labels[i], "score": float(scores[i])} for i in order]
 
 
 class _TrainingData:

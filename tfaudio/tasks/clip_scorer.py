@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from tfaudio.backbones.registry import is_backbone
 from tfaudio.errors import TfaudioError
+from tfaudio.signal.pooling import masked_mean
 
 __all__ = ["ClipScorer", "FineTunedScorer", "clip_scorer", "pool"]
 
@@ -40,12 +42,7 @@ def pool(frame_scores, mask=None):
     Returns:
         ``[B, C]``; a clip without valid frames scores 0.
     """
-    import tensorflow as tf
-
-    if mask is None:
-        return tf.reduce_mean(frame_scores, axis=1)
-    m = tf.expand_dims(tf.cast(mask, frame_scores.dtype), -1)  # [B, F, 1]
-    return tf.reduce_sum(frame_scores * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
+    return masked_mean(frame_scores, mask)
 
 
 def _counted(weights, frames):
@@ -56,7 +53,102 @@ def _counted(weights, frames):
     return tf.ones(tf.shape(frames)[:2]) if weights is None else tf.cast(weights, tf.float32)
 
 
-class ClipScorer:
+class _WaveformScorer:
+    """What :class:`ClipScorer` and :class:`FineTunedScorer` share: the eager roads (``outputs``,
+    ``scores``, ``clip``) over a subclass's pure-TF ``batch(audio, lengths, ...)``. Implements
+    :class:`tfaudio.inference.scorer.Scorer`."""
+
+    kind: str
+    labels: tuple[str, ...]
+    sample_rate: int
+    description: str
+    contract: Any
+    frame_scores: bool = False
+    backbone_scores: bool = False
+
+    @property
+    def frame_hop_seconds(self) -> float | None:
+        """Seconds between frame scores (None: the model has none)."""
+        return float(self.contract.hop_seconds) if self.frame_scores else None
+
+    @property
+    def frame_seconds(self) -> float | None:
+        """Seconds of audio one frame score sees (None: the model has none)."""
+        return float(self.contract.frame_seconds) if self.frame_scores else None
+
+    def check(self, *, frame_scores: bool = False, backbone_scores: bool = False) -> None:
+        """Raises TfaudioError when an optional output is asked of a model that has none."""
+        if frame_scores and not self.frame_scores:
+            raise TfaudioError(f"frame_scores: {self.description} scores whole clips, it has no frame scores. "
+                               "Fix: export without frame_scores (--frame-scores).")
+        if backbone_scores and not self.backbone_scores:
+            raise TfaudioError(f"backbone_scores: {self.description} has no class scores of its own beside the "
+                               "head (YAMNet and EfficientAT have AudioSet's). Fix: export without --audioset.")
+
+    def batch(self, audio, lengths, *, frame_scores: bool = False, backbone_scores: bool = False) -> dict:
+        raise NotImplementedError
+
+    def clip(self, audio, *, frame_scores: bool = False, backbone_scores: bool = False) -> dict:
+        """One clip ``audio [S]`` → ``{"classifier": [C], "frame_scores": [F, C]?, "frame_weights": [F]?,
+        "audioset": [K]?}``."""
+        import tensorflow as tf
+
+        out = self.batch(tf.expand_dims(audio, 0), tf.shape(audio)[:1], frame_scores=frame_scores,
+                         backbone_scores=backbone_scores)
+        out.pop("mask", None)  # one clip alone: every frame is valid
+        return {k: v[0] for k, v in out.items()}
+
+    def window(self, waveform):
+        """TFLite: one fixed window ``[1, S]`` (no padding) → scores ``[1, C]``."""
+        import tensorflow as tf
+
+        return self.batch(waveform, tf.shape(waveform)[1:2])["classifier"]
+
+    # ---- eager --------------------------------------------------------------------------------
+    def _fn(self, name: str):
+        """The traced ``batch`` (free batch and length) or, in subclasses, another named graph."""
+        import tensorflow as tf
+
+        fn = self._traced.get(name)
+        if fn is None:
+            fn = self._traced[name] = tf.function(*self._graph(name), autograph=False)
+        return fn
+
+    def _graph(self, name: str):
+        """``(python function, input signature)`` of the graph called ``name``."""
+        import tensorflow as tf
+
+        def run(audio, lengths):
+            return self.batch(audio, lengths, frame_scores=self.frame_scores)
+
+        return run, [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
+
+    def outputs(self, waves: Sequence[np.ndarray], *, batch_size: int = BATCH_SIZE) -> list[dict[str, np.ndarray]]:
+        """Per clip (float32 ``[samples]`` at :attr:`sample_rate`): ``{"classifier": [C],
+        "frame_scores": [F, C], "frame_weights": [F]}`` (frame scores when the model has them, and which
+        of them the clip score counts), through the traced :meth:`batch`."""
+        from tfaudio.data.audio_converter import pad_batch
+
+        results: list[dict[str, np.ndarray]] = []
+        for start in range(0, len(waves), batch_size):
+            audio, lengths = pad_batch(waves[start : start + batch_size])
+            out = {k: np.asarray(v) for k, v in self._fn("batch")(audio, lengths).items()}
+            for i in range(len(lengths)):
+                row = {"classifier": out["classifier"][i]}
+                if "frame_scores" in out:
+                    row["frame_scores"] = out["frame_scores"][i][out["mask"][i]]
+                    row["frame_weights"] = out["frame_weights"][i][out["mask"][i]]
+                results.append(row)
+        return results
+
+    def scores(self, waves: Sequence[np.ndarray], *, batch_size: int = BATCH_SIZE) -> np.ndarray:
+        """Clip scores ``[n, C]`` of waveforms at :attr:`sample_rate` (what the export returns)."""
+        if not len(waves):
+            return np.zeros([0, len(self.labels)], np.float32)
+        return np.stack([o["classifier"] for o in self.outputs(waves, batch_size=batch_size)])
+
+
+class ClipScorer(_WaveformScorer):
     """A backbone, an optional head on its frames, and pooling over each clip's frames.
 
     Args:
@@ -119,15 +211,6 @@ class ClipScorer:
     @property
     def variables(self) -> list:
         return list(self.backbone.variables) + (list(self.head.variables) if self.head is not None else [])
-
-    def check(self, *, frame_scores: bool = False, backbone_scores: bool = False) -> None:
-        """Raises TfaudioError when an optional output is asked of a model that has none."""
-        if frame_scores and not self.frame_scores:
-            raise TfaudioError(f"frame_scores: {self.description} scores whole clips, it has no frame scores. "
-                               "Fix: export without frame_scores (--frame-scores).")
-        if backbone_scores and not self.backbone_scores:
-            raise TfaudioError(f"backbone_scores: {self.description} has no class scores of its own beside the "
-                               "head (YAMNet and EfficientAT have AudioSet's). Fix: export without --audioset.")
 
     # ---- the graph (pure TF; traced by exports and by the eager paths) ---------------------------
     def head_frames(self, embeddings):
@@ -208,16 +291,6 @@ class ClipScorer:
             keep["audioset"] = result["audioset"]
         return keep
 
-    def clip(self, audio, *, frame_scores: bool = False, backbone_scores: bool = False) -> dict:
-        """One clip ``audio [S]`` → ``{"classifier": [C], "frame_scores": [F, C]?, "frame_weights": [F]?,
-        "audioset": [K]?}``."""
-        import tensorflow as tf
-
-        out = self.batch(tf.expand_dims(audio, 0), tf.shape(audio)[:1], frame_scores=frame_scores,
-                         backbone_scores=backbone_scores)
-        out.pop("mask", None)  # one clip alone: every frame is valid
-        return {k: v[0] for k, v in out.items()}
-
     def window(self, waveform):
         """TFLite: one fixed window ``[1, S]`` (no padding) → scores ``[1, C]``.
 
@@ -231,47 +304,17 @@ class ClipScorer:
             return self.batch(waveform, tf.shape(waveform)[1:2])["classifier"]
         return self._score(graph_window(waveform), waveform, tf.shape(waveform)[1:2], mask_is_full=True)["classifier"]
 
-    # ---- eager --------------------------------------------------------------------------------
-    def _fn(self, name: str):
+    def _graph(self, name: str):
         import tensorflow as tf
 
-        fn = self._traced.get(name)
-        if fn is None:
-            if name == "batch":
-                def run(audio, lengths):
-                    return self.batch(audio, lengths, frame_scores=self.frame_scores)
-                spec = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
-            else:  # "embeddings": cached frame embeddings [B, F, D] + the frames that count → clip scores
-                def run(embeddings, mask):
-                    return {"classifier": self.pool_frames(embeddings, mask)["classifier"]}
-                spec = [tf.TensorSpec([None, None, self.contract.embedding_dim], tf.float32),
-                        tf.TensorSpec([None, None], tf.bool)]
-            fn = self._traced[name] = tf.function(run, input_signature=spec, autograph=False)
-        return fn
+        if name != "embeddings":
+            return super()._graph(name)
 
-    def outputs(self, waves: Sequence[np.ndarray], *, batch_size: int = BATCH_SIZE) -> list[dict[str, np.ndarray]]:
-        """Per clip (float32 ``[samples]`` at :attr:`sample_rate`): ``{"classifier": [C],
-        "frame_scores": [F, C], "frame_weights": [F]}`` (frame scores when the model has them, and which
-        of them the clip score counts), through the traced :meth:`batch`."""
-        from tfaudio.data.audio_converter import pad_batch
+        def run(embeddings, mask):  # cached frame embeddings [B, F, D] + the frames that count → clip scores
+            return {"classifier": self.pool_frames(embeddings, mask)["classifier"]}
 
-        results: list[dict[str, np.ndarray]] = []
-        for start in range(0, len(waves), batch_size):
-            audio, lengths = pad_batch(waves[start : start + batch_size])
-            out = {k: np.asarray(v) for k, v in self._fn("batch")(audio, lengths).items()}
-            for i in range(len(lengths)):
-                row = {"classifier": out["classifier"][i]}
-                if "frame_scores" in out:
-                    row["frame_scores"] = out["frame_scores"][i][out["mask"][i]]
-                    row["frame_weights"] = out["frame_weights"][i][out["mask"][i]]
-                results.append(row)
-        return results
-
-    def scores(self, waves: Sequence[np.ndarray], *, batch_size: int = BATCH_SIZE) -> np.ndarray:
-        """Clip scores ``[n, C]`` of waveforms at :attr:`sample_rate` (what the export returns)."""
-        if not len(waves):
-            return np.zeros([0, len(self.labels)], np.float32)
-        return np.stack([o["classifier"] for o in self.outputs(waves, batch_size=batch_size)])
+        return run, [tf.TensorSpec([None, None, self.contract.embedding_dim], tf.float32),
+                     tf.TensorSpec([None, None], tf.bool)]
 
     def scores_from_embeddings(self, embeddings: Sequence[np.ndarray], gates: Sequence[np.ndarray] | None = None, *,
                                batch_size: int = 256) -> np.ndarray:
@@ -293,13 +336,14 @@ class ClipScorer:
         return np.concatenate(out) if out else np.zeros([0, len(self.labels)], np.float32)
 
 
-class FineTunedScorer:
+class FineTunedScorer(_WaveformScorer):
     """A fine-tuned Wav2Vec2 / HuBERT Keras model ``{"waveform", "length" | "attention_mask"} → logits``
-    + softmax, with :class:`ClipScorer`'s interface (no frame scores)."""
+    + softmax, scored like :class:`ClipScorer` (no frame scores)."""
 
     kind = "finetune"
     frame_scores = False
     backbone_scores = False
+    frontend_scope = None
 
     def __init__(self, model: Any, labels: Sequence[str] | None):
         self.model = model
@@ -310,45 +354,20 @@ class FineTunedScorer:
                                     "save_finetune_model(model, folder, labels).")
         self.contract = self.backbone.contract
         self.sample_rate = int(self.contract.sample_rate)
-        self.description = f"fine-tuned {self.backbone.model_type}"
-        self.frontend_scope = None
-        self._fn_cache = None
+        self.description = f"fine-tuned {self.backbone.name}"
+        self._traced: dict[str, Any] = {}
 
     @property
     def variables(self) -> list:
         return list(self.model.variables)
 
-    check = ClipScorer.check
-
     def batch(self, audio, lengths, *, frame_scores: bool = False, backbone_scores: bool = False) -> dict:
         import tensorflow as tf
 
+        self.check(frame_scores=frame_scores, backbone_scores=backbone_scores)
         second = lengths if self.mask_input == "length" else tf.sequence_mask(lengths, tf.shape(audio)[1], tf.float32)
         logits = self.model({"waveform": audio, self.mask_input: second}, training=False)  # [B, C]
         return {"classifier": tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)}
-
-    clip = ClipScorer.clip
-
-    def window(self, waveform):
-        import tensorflow as tf
-
-        return self.batch(waveform, tf.shape(waveform)[1:2])["classifier"]
-
-    def scores(self, waves: Sequence[np.ndarray], *, batch_size: int = BATCH_SIZE) -> np.ndarray:
-        import tensorflow as tf
-
-        from tfaudio.data.audio_converter import pad_batch
-
-        if self._fn_cache is None:
-            spec = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
-            self._fn_cache = tf.function(lambda a, n: self.batch(a, n)["classifier"], input_signature=spec,
-                                         autograph=False)
-        out = [np.asarray(self._fn_cache(*pad_batch(waves[i : i + batch_size])))
-               for i in range(0, len(waves), batch_size)]
-        return np.concatenate(out) if out else np.zeros([0, len(self.labels)], np.float32)
-
-    def outputs(self, waves: Sequence[np.ndarray], *, batch_size: int = BATCH_SIZE) -> list[dict[str, np.ndarray]]:
-        return [{"classifier": s} for s in self.scores(waves, batch_size=batch_size)]
 
 
 def _check_labels(labels: Sequence[str] | None, units: int, fix: str) -> tuple[str, ...]:
@@ -375,7 +394,7 @@ def clip_scorer(model: Any, labels: Sequence[str] | None = None) -> ClipScorer |
                                "a model saved by `tfaudio train`.")
         return model.scorer if labels is None else ClipScorer(model.backbone, model.head_model_, labels,
                                                               head_config=model.head)
-    if hasattr(model, "contract") and hasattr(model, "graph_outputs"):
+    if is_backbone(model):
         return ClipScorer(model, None, labels)
     if hasattr(model, "backbone") and hasattr(model, "input_names") and "waveform" in model.input_names:
         return FineTunedScorer(model, labels if labels is not None else getattr(model, "labels", None))

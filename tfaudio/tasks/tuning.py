@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from tfaudio.backbones.registry import get_backbone
 from tfaudio.data.embedding_cache import ClipEmbeddings, EmbeddingCache
 from tfaudio.data.manifest import Manifest
 from tfaudio.errors import ManifestError
@@ -115,7 +116,6 @@ def tune(
     """
     from tqdm.auto import tqdm
 
-    from tfaudio.backbones.registry import get_backbone
     from tfaudio.tasks.audio_classifier import AudioClassifier
 
     t0 = time.perf_counter()
@@ -127,8 +127,7 @@ def tune(
     if len(folds) < 3:
         raise ManifestError(f"nested cross-validation needs at least 3 folds; the data has {folds}. Fix: assign "
                             "folds (`tfaudio tune DATA --folds 5` for data without a fold column).")
-    if not hasattr(backbone, "contract"):
-        backbone = get_backbone(backbone)
+    backbone = get_backbone(backbone)
     proto = AudioClassifier(backbone, labels=manifest.labels, cache=cache)
     extraction = proto.cache.extract(manifest, progress=progress)
     clips = proto.cache.load(manifest, extract=False)

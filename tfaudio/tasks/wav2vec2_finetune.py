@@ -1,7 +1,7 @@
 """End-to-end fine-tuning of a Wav2Vec2 / HuBERT backbone: waveforms → logits, one Keras model.
 
 :func:`build_finetune_model` puts a masked time-pooling and a linear classifier on the backbone's
-:class:`~tfaudio.backbones.wav2vec2_backbone.Wav2Vec2Embedder` (the same layer the backbone extracts
+:class:`~tfaudio.backbones.wav2vec2.backbone.Wav2Vec2Embedder` (the same layer the backbone extracts
 embeddings with, so padded batches are handled the same way). The result is a plain Keras model::
 
     {"waveform": [B, S] float32 at 16 kHz, "length": [B] int32}
@@ -39,8 +39,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfaudio.backbones.wav2vec2_backbone import Wav2Vec2Backbone, Wav2Vec2Embedder, masked_mean
+from tfaudio.backbones.wav2vec2.backbone import Wav2Vec2Backbone, Wav2Vec2Embedder
 from tfaudio.errors import TfaudioError
+from tfaudio.signal.pooling import masked_mean, masked_mean_std
 
 __all__ = [
     "Wav2Vec2FineTuneModel",
@@ -91,11 +92,7 @@ class _MaskedPooling(keras.layers.Layer):
     def call(self, inputs):
         emb, mask = inputs
         emb = tf.cast(emb, tf.float32)  # statistics in float32 also under mixed precision
-        mean = masked_mean(emb, mask)  # [B, H]
-        if self.mode == "mean":
-            return mean
-        var = masked_mean(tf.square(emb), mask) - tf.square(mean)
-        return tf.concat([mean, tf.sqrt(tf.maximum(var, 0.0) + 1e-6)], axis=-1)  # [B, 2H]
+        return masked_mean(emb, mask) if self.mode == "mean" else masked_mean_std(emb, mask)  # [B, H] / [B, 2H]
 
     def get_config(self) -> dict:
         return {**super().get_config(), "mode": self.mode}

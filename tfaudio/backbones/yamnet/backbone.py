@@ -1,6 +1,6 @@
 """YAMNet: a MobileNet-v1 over 0.96 s log-mel patches, trained on AudioSet (521 classes).
 
-Written from the published description (see :mod:`tfaudio.backbones.yamnet_params`). The Keras layer
+Written from the published description (see :mod:`tfaudio.backbones.yamnet.params`). The Keras layer
 names follow the official weights file (``layer1/conv``, ``layer1/conv/bn``, ``layerN/depthwise_conv``,
 ``layerN/pointwise_conv``, their ``/bn``, ``dense``), so weights load by name from the official
 ``yamnet.h5`` or from the TF Hub SavedModel.
@@ -34,8 +34,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfaudio.backbones.backbone import Backbone, InputContract
-from tfaudio.backbones.yamnet_params import YAMNetParams
+from tfaudio.backbones.backbone import Backbone, InputContract, display_log_mel
+from tfaudio.backbones.yamnet.params import YAMNetParams
 from tfaudio.datasets import cache_dir, is_offline
 from tfaudio.errors import TfaudioError, WeightsNotFoundError
 from tfaudio.signal import melspec
@@ -484,6 +484,10 @@ class YAMNetBackbone(Backbone):
                 digest.update(np.ascontiguousarray(w.numpy()).tobytes())
             self._fingerprint = "yamnet-" + digest.hexdigest()[:16]
         return self._fingerprint
+
+    def display_log_mel(self, waveform: np.ndarray) -> tuple[np.ndarray, float]:
+        """YAMNet's own log-mel settings."""
+        return display_log_mel(waveform, self.sample_rate, self.params.frontend)
 
     def spec(self) -> dict[str, Any]:
         """What :func:`tfaudio.backbones.get_backbone` needs to build this backbone again (the source

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from tfaudio.backbones.registry import entry_of, spec_string
 from tfaudio.errors import TfaudioError
 
 __all__ = [
@@ -314,9 +315,9 @@ def _params(model) -> dict[str, int]:
     return {"total": total, "trainable": trainable, "non_trainable": total - trainable}
 
 
-def _yamnet_costs(backbone, head=None, clip_seconds: float = CLIP_SECONDS) -> dict[str, Any]:
-    """MACs and activation memory of a YAMNet-like backbone (``body`` + ``params.frontend``) and an
-    optional head on its patch embeddings."""
+def _patch_costs(backbone, head=None, clip_seconds: float = CLIP_SECONDS) -> dict[str, Any]:
+    """The ``"patches"`` cost model (YAMNet): MACs and activation memory of a Keras ``body`` run once
+    per log-mel patch of ``params.frontend``, and of an optional head on its patch embeddings."""
     from tfaudio.signal import melspec
 
     config = backbone.params.frontend
@@ -410,7 +411,7 @@ def model_info(model: Any, *, exports: Iterable[str | os.PathLike] = (), clip_se
             :class:`~tfaudio.tasks.audio_classifier.AudioClassifier` or a backbone.
         exports: more folders or files whose exports to list (e.g. the ``tfaudio export -o`` folder).
         clip_seconds: clip length of the activation-memory figure (default 10 s).
-        **load_kwargs: passed to :func:`tfaudio.export.loader.load_model` (e.g. ``backbone=``).
+        **load_kwargs: passed to :func:`tfaudio.inference.loader.load_model` (e.g. ``backbone=``).
 
     Returns:
         ``{"model", "kind", "backbone", "sample_rate", "labels", "num_labels", "parameters": {"backbone",
@@ -421,7 +422,7 @@ def model_info(model: Any, *, exports: Iterable[str | os.PathLike] = (), clip_se
         >>> info = model_info("saved_models/dogcat", exports=["exports/dogcat"])
         >>> info["macs"]["per_second"] / 1e6, info["activations"]["peak_bytes"] / 1e6
     """
-    from tfaudio.export.loader import load_model
+    from tfaudio.inference.loader import load_model
 
     loaded = load_model(model, tagging=isinstance(model, str) and not pathlib.Path(model).exists(), **load_kwargs)
     kind, obj, source = loaded.kind, loaded.model, loaded.source
@@ -435,7 +436,7 @@ def model_info(model: Any, *, exports: Iterable[str | os.PathLike] = (), clip_se
         head_params = _params(head) if head is not None else {"total": 0, "trainable": 0}
         info.update({
             "kind": "classifier" if kind == "classifier" else "audio-tagging",
-            "backbone": _backbone_name(backbone),
+            "backbone": spec_string(backbone),
             "sample_rate": int(backbone.contract.sample_rate),
             "labels": list(loaded.labels),
             "parameters": {
@@ -463,17 +464,11 @@ def model_info(model: Any, *, exports: Iterable[str | os.PathLike] = (), clip_se
     return info
 
 
-def _backbone_name(backbone) -> str:
-    spec = backbone.spec() if hasattr(backbone, "spec") else {}
-    name = spec.get("name") or type(backbone).__name__.replace("Backbone", "").lower()
-    return f"{name}:{spec['source']}" if spec.get("source") else name
-
-
 def _costs(backbone, head, clip_seconds: float) -> dict[str, Any]:
-    # YAMNet-like: a Keras body on log-mel patches (EfficientAT has a body too, but no patches)
-    if hasattr(backbone, "body") and hasattr(getattr(getattr(backbone, "params", None), "frontend", None),
-                                             "patch_hop_seconds"):
-        return _yamnet_costs(backbone, head, clip_seconds)
+    """By the backbone's registered cost model (``BackboneEntry.cost_model``; unregistered: ``graph``)."""
+    entry = entry_of(backbone)
+    if entry is not None and entry.cost_model == "patches":
+        return _patch_costs(backbone, head, clip_seconds)
     return _graph_costs(backbone, head, clip_seconds)
 
 

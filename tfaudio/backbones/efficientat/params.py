@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from tfaudio.signal.efficientat_frontend import EfficientATFrontendConfig
+from tfaudio.backbones.efficientat.frontend import EfficientATFrontendConfig
 
 __all__ = ["BlockSpec", "Block", "BLOCKS", "EfficientATParams", "Release", "RELEASES", "RELEASE_URL",
            "make_divisible", "width_from_name"]

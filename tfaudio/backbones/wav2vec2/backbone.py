@@ -59,6 +59,7 @@ import tf_keras as keras
 from tfaudio.backbones.backbone import Backbone, InputContract
 from tfaudio.backbones.hf_checkpoint import CheckpointSource, check_layer, config_weights_digest
 from tfaudio.errors import AudioError, TfaudioError
+from tfaudio.signal.pooling import masked_mean
 
 __all__ = ["Wav2Vec2Backbone", "Wav2Vec2Embedder", "SUPPORTED_MODEL_TYPES", "conv_output_length"]
 
@@ -618,9 +619,3 @@ class Wav2Vec2Backbone(Backbone):
         module.pooled = tf.function(pooled, input_signature=[tf.TensorSpec([num_samples], tf.float32, name="waveform")],
                                     autograph=False)
         return module
-
-
-def masked_mean(embeddings: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Mean of ``embeddings [B, F, H]`` over the frames where ``mask [B, F]`` is True → ``[B, H]``."""
-    m = tf.expand_dims(tf.cast(mask, embeddings.dtype), -1)  # [B, F, 1]
-    return tf.reduce_sum(embeddings * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from tfaudio.backbones import registry
+from tfaudio.backbones.entry import transformers_config
 from tfaudio.errors import TfaudioError
 
 __all__ = ["LoadedModel", "load_model", "KINDS"]
@@ -100,27 +102,14 @@ def _saved_model_dir(path: pathlib.Path) -> pathlib.Path | None:
     return None
 
 
-def _transformers_config(path: pathlib.Path) -> dict | None:
-    config = path / "config.json"
-    if not config.is_file():
-        return None
-    try:
-        cfg = json.loads(config.read_text(encoding="utf8"))
-    except (OSError, ValueError):
-        return None
-    return cfg if isinstance(cfg, dict) and "model_type" in cfg else None
-
-
 def _backbone_source(text: str) -> bool:
-    """A backbone name or ``name:source`` spec, or a weights file a backbone reads (tagging)."""
-    from tfaudio.backbones.registry import NAMES
-
-    name = text.partition(":")[0].lower()
-    if name in NAMES:
-        return True
-    path = pathlib.Path(text)
-    return path.suffix in (".h5", ".pt") or (path.is_dir() and (path / "yamnet.h5").is_file()) or \
-        "tfhub.dev" in text or "kaggle.com/models/google/yamnet" in text
+    """A backbone name or ``name:source`` spec, or weights that a backbone with classes of its own
+    claims (the registry's sniffers: ``.h5``, ``.pt``, a TF Hub handle; tagging)."""
+    try:
+        name, _ = registry.split_spec(text)
+    except TfaudioError:
+        return False
+    return text.partition(":")[0].lower() in registry.names() or registry.entry(name).tags
 
 
 def load_model(source: Any = None, *, input_rate: int | None = None, backbone: Any = None,
@@ -177,7 +166,7 @@ def load_model(source: Any = None, *, input_rate: int | None = None, backbone: A
         if tagging and read_export_metadata(saved) is None:
             return _tagger(text)  # a backbone's own SavedModel (YAMNet from TF Hub), not a tfaudio export
         return _export(saved, str(path), input_rate)
-    cfg = _transformers_config(path) if path.is_dir() else None
+    cfg = transformers_config(path) if path.is_dir() else None
     if cfg is not None:
         return _transformers(path, cfg)
     if _backbone_source(text):
@@ -204,7 +193,7 @@ def load_model(source: Any = None, *, input_rate: int | None = None, backbone: A
 
 def _from_object(obj: Any, clip_scorer, source: str | None = None, meta: dict | None = None) -> LoadedModel:
     where = source or getattr(obj, "source", None) or f"<{type(obj).__name__}>"
-    if hasattr(obj, "graph_outputs") and not getattr(obj, "class_names", None):
+    if registry.is_backbone(obj) and not getattr(obj, "class_names", None):
         # a backbone without classes of its own: it embeds, it does not score (info, export of a head on it)
         return LoadedModel("backbone", obj, None, (), int(obj.contract.sample_rate), str(where), meta or {})
     scorer = clip_scorer(obj)
@@ -219,10 +208,9 @@ def _from_object(obj: Any, clip_scorer, source: str | None = None, meta: dict | 
 
 
 def _tagger(text: str) -> LoadedModel:
-    from tfaudio.backbones.registry import get_backbone
     from tfaudio.tasks.clip_scorer import clip_scorer
 
-    backbone = get_backbone(text)
+    backbone = registry.get_backbone(text)
     if not getattr(backbone, "class_names", None):
         raise TfaudioError(f"{text}: this backbone has no class names of its own to tag with (YAMNet needs "
                            "yamnet_class_map.csv next to its weights). Fix: put the class map there, or train a "
@@ -235,11 +223,14 @@ class _ExportScorer:
     """An exported SavedModel's ``batch`` signature (``serving_default`` clip by clip for old exports)."""
 
     kind = "export"
+    frame_hop_seconds = None  # the batch signature returns clip scores only
+    frame_seconds = None
 
-    def __init__(self, loaded: Any, labels: tuple[str, ...], description: str):
+    def __init__(self, loaded: Any, labels: tuple[str, ...], description: str, sample_rate: int):
         self.loaded = loaded
         self.labels = labels
         self.description = description
+        self.sample_rate = int(sample_rate)
         self.batch = loaded.signatures.get("batch")
         self.single = loaded.signatures.get("serving_default")
 
@@ -301,7 +292,7 @@ def _export(saved: pathlib.Path, source: str, input_rate: int | None) -> LoadedM
     if "batch" not in loaded.signatures and "serving_default" not in loaded.signatures:
         raise TfaudioError(f"{saved}: the SavedModel has neither a 'batch' nor a 'serving_default' signature. Fix: "
                            "export it with `tfaudio export`.")
-    scorer = _ExportScorer(loaded, labels, meta.get("description") or "exported SavedModel")
+    scorer = _ExportScorer(loaded, labels, meta.get("description") or "exported SavedModel", rate)
     return LoadedModel("export", loaded, scorer, labels, int(rate), source, meta)
 
 
@@ -311,6 +302,8 @@ class _TransformersScorer:
     ``TF…ForAudioClassification``): its feature extractor, logits → softmax (sigmoid for multi-label)."""
 
     kind = "transformers"
+    frame_hop_seconds = None
+    frame_seconds = None
 
     def __init__(self, path: pathlib.Path, cfg: dict):
         try:

@@ -3,7 +3,7 @@ TensorFlow ``TFWhisperModel``.
 
 A checkpoint (a hub id such as ``openai/whisper-tiny`` or a folder written by ``save_pretrained``) is
 loaded with transformers; tfaudio runs only the encoder, on log-mel features it computes itself in
-plain TF (:func:`tfaudio.signal.whisper_log_mel.whisper_log_mel`, the feature extractor's computation).
+plain TF (:func:`tfaudio.backbones.whisper.frontend.whisper_log_mel`, the feature extractor's computation).
 Data flow of :meth:`WhisperBackbone.graph_outputs`::
 
     waveforms [B, S], lengths [B]
@@ -62,8 +62,9 @@ import tf_keras as keras
 
 from tfaudio.backbones.backbone import Backbone, InputContract
 from tfaudio.backbones.hf_checkpoint import CheckpointSource, check_layer, config_weights_digest
+from tfaudio.backbones.whisper.frontend import WhisperLogMelConfig, whisper_log_mel
 from tfaudio.errors import TfaudioError
-from tfaudio.signal.whisper_log_mel import WhisperLogMelConfig, whisper_log_mel
+from tfaudio.signal.pooling import masked_mean
 
 __all__ = ["WhisperBackbone", "WhisperEmbedder"]
 
@@ -453,5 +454,4 @@ class WhisperBackbone(Backbone):
     def pooled(self, waveforms, lengths=None) -> tf.Tensor:
         """Masked mean over each clip's frames: ``[B, S]`` (+ lengths ``[B]``) → ``[B, d_model]``."""
         emb, mask = self.batch_frames(waveforms, lengths)
-        m = tf.expand_dims(tf.cast(mask, emb.dtype), -1)  # [B, F, 1]
-        return tf.reduce_sum(emb * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
+        return masked_mean(emb, mask)

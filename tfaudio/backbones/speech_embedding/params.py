@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tfaudio.signal.speech_mel import SpeechMelConfig
+from tfaudio.backbones.speech_embedding.frontend import SpeechMelConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +59,7 @@ class SpeechEmbeddingParams:
     """Everything that defines the model's computation (weights aside).
 
     Args:
-        frontend: the mel spectrogram settings (:mod:`tfaudio.signal.speech_mel`).
+        frontend: the mel spectrogram settings (:mod:`tfaudio.backbones.speech_embedding.frontend`).
         patch_frames: mel frames per embedding window (76 ≈ 0.78 s).
         patch_hop_frames: mel frames between windows (8 = 80 ms).
         mel_scale, mel_offset: openWakeWord's ``x / 10 + 2`` between the two graphs, which brings

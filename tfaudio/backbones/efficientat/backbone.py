@@ -2,15 +2,15 @@
 
 A tf_keras port of EfficientAT's ``mn`` models (F. Schmid et al., ICASSP 2023; github
 fschmid56/EfficientAT, MIT), written from the published architecture (see
-:mod:`tfaudio.backbones.efficientat_params`) and loading the official PyTorch checkpoints without
-PyTorch (:mod:`tfaudio.backbones.torch_checkpoint`). Keras layers carry the checkpoint's module names
+:mod:`tfaudio.backbones.efficientat.params`) and loading the official PyTorch checkpoints without
+PyTorch (:mod:`tfaudio.backbones.efficientat.torch_checkpoint`). Keras layers carry the checkpoint's module names
 (``features.4.block.1.0``, ``classifier.5``...), so a weight maps by name.
 
 Data flow of :meth:`EfficientATBackbone.graph_outputs`::
 
     waveforms [B, S] at 32 kHz, lengths [B]
       → zero past each length, pad to >= 0.32 s                                        [B, S']
-      → log-mel, each clip reflected at its own end (tfaudio.signal.efficientat_frontend)  [B, T, 128]
+      → log-mel, each clip reflected at its own end (tfaudio.backbones.efficientat.frontend)  [B, T, 128]
       → body on [B, 128 mel, T, 1], the time axis masked to each clip's own length
         before every spatial convolution and inside every squeeze-excitation mean       [B, 4, T/32, D]
       → frame embeddings: the last feature map averaged over frequency                  [B, T/32, D]
@@ -38,11 +38,11 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfaudio.backbones.backbone import Backbone, InputContract, weights_digest
-from tfaudio.backbones.efficientat_params import RELEASES, Block, EfficientATParams, Release, width_from_name
-from tfaudio.backbones.torch_checkpoint import read_state_dict
+from tfaudio.backbones.efficientat import frontend as efficientat_frontend
+from tfaudio.backbones.efficientat.params import RELEASES, Block, EfficientATParams, Release, width_from_name
+from tfaudio.backbones.efficientat.torch_checkpoint import read_state_dict
 from tfaudio.datasets import cache_dir, fetch, is_offline, sha256_of, shared_dir
 from tfaudio.errors import TfaudioError, WeightsNotFoundError
-from tfaudio.signal import efficientat_frontend
 
 __all__ = ["EfficientATBackbone", "build_body", "output_frames", "DEFAULT_MODEL", "LABELS_URL"]
 
@@ -457,7 +457,7 @@ class EfficientATBackbone(Backbone):
         """EfficientAT with pretrained weights.
 
         ``source`` is a release name (``"mn04_as"`` by default; see
-        :data:`~tfaudio.backbones.efficientat_params.RELEASES`: mn01_as … mn40_as, mn40_as_ext) or a
+        :data:`~tfaudio.backbones.efficientat.params.RELEASES`: mn01_as … mn40_as, mn40_as_ext) or a
         checkpoint path. A release is looked for, in order, in ``../shared/models/efficientat/``
         (``$TFAUDIO_SHARED``), in ``$TFAUDIO_CACHE/models/efficientat/``, then downloaded from the
         official release into the cache (with its SHA-256; not when ``TFAUDIO_OFFLINE=1``).
@@ -512,6 +512,12 @@ class EfficientATBackbone(Backbone):
             contract = dataclasses.replace(self.contract, window_seconds=None)
             self._fingerprint = weights_digest("efficientat", (self.params, contract), self.body.weights)
         return self._fingerprint
+
+    def display_log_mel(self, waveform: np.ndarray) -> tuple[np.ndarray, float]:
+        """EfficientAT's own log-mel (its frontend, padded to one window)."""
+        config = self.params.frontend
+        x = np.pad(np.asarray(waveform, np.float32), (0, max(0, config.min_samples - len(waveform))))
+        return np.asarray(efficientat_frontend.log_mel(x, None, config), np.float32), config.hop_seconds
 
     def spec(self) -> dict[str, Any]:
         """``{"name": "efficientat", "source": "mn04_as"}`` (or the checkpoint path; plus

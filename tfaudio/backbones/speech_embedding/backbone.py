@@ -2,10 +2,10 @@
 
 A small CNN trained on speech for few-shot keyword spotting; openWakeWord ships it as two TFLite
 files, ``melspectrogram.tflite`` (the frontend) and ``embedding_model.tflite`` (the network). This
-port reads the network's weights from ``embedding_model.tflite`` (:mod:`tfaudio.backbones.tflite_weights`,
+port reads the network's weights from ``embedding_model.tflite`` (:mod:`tfaudio.backbones.speech_embedding.tflite_weights`,
 no TF Hub or TFLite runtime needed) into a tf_keras body built from the layer table in
-:mod:`tfaudio.backbones.speech_embedding_params`, and computes the frontend with
-:func:`tfaudio.signal.speech_mel.speech_mel_spectrogram` (when ``melspectrogram.tflite`` sits beside
+:mod:`tfaudio.backbones.speech_embedding.params`, and computes the frontend with
+:func:`tfaudio.backbones.speech_embedding.frontend.speech_mel_spectrogram` (when ``melspectrogram.tflite`` sits beside
 the weights, its constants are checked against that function).
 
 Data flow of :meth:`SpeechEmbeddingBackbone.graph_outputs`::
@@ -36,11 +36,15 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfaudio.backbones.backbone import Backbone, InputContract, weights_digest
-from tfaudio.backbones.speech_embedding_params import SpeechEmbeddingParams
-from tfaudio.backbones.tflite_weights import PADDING, TFLiteWeights
+from tfaudio.backbones.speech_embedding.frontend import (
+    SpeechMelConfig,
+    slaney_mel_weight_matrix,
+    speech_mel_spectrogram,
+)
+from tfaudio.backbones.speech_embedding.params import SpeechEmbeddingParams
+from tfaudio.backbones.speech_embedding.tflite_weights import PADDING, TFLiteWeights
 from tfaudio.datasets import cache_dir, fetch, is_offline, shared_dir
 from tfaudio.errors import TfaudioError, WeightsNotFoundError
-from tfaudio.signal.speech_mel import SpeechMelConfig, slaney_mel_weight_matrix, speech_mel_spectrogram
 
 __all__ = ["SpeechEmbeddingBackbone", "build_body", "check_frontend", "read_tflite_weights", "EMBEDDING_FILE",
            "MELSPEC_FILE", "RELEASE_FILES"]
