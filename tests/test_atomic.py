@@ -107,7 +107,7 @@ def test_atomic_write_sweeps_its_target(tmp_path, live_child):
 
 
 def test_export_folder_is_swept_on_the_next_export(tmp_path, live_child):
-    from tfaudio.export.saved_model import atomic_directory
+    from tfaudio.io.atomic import atomic_directory
 
     dead = temp(tmp_path, "saved_model", dead_pid(), folder_temp=True)
     live = temp(tmp_path, "saved_model", live_child, folder_temp=True)

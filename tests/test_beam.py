@@ -84,7 +84,8 @@ def assert_same_embeddings(cache: EmbeddingCache, manifest: Manifest, reference)
 @pytest.mark.slow
 def test_cli_embed_in_memory_equals_local_cache_and_trains_the_same_head(csv, h5, yamnet, manifest, local,
                                                                         tmp_path, capsys):
-    from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+    from tfaudio.tasks.audio_classifier import AudioClassifier
+    from tfaudio.tasks.recipe import TrainConfig
 
     out = tmp_path / "beam"
     assert main(["embed", str(csv), "--output", str(out), "--backbone", f"yamnet:{h5}", "--shard-size", "4",
@@ -189,7 +190,8 @@ def test_embed_with_two_worker_processes_equals_local_cache(h5, yamnet, manifest
 @pytest.fixture(scope="module")
 def exported(yamnet, manifest, local, tmp_path_factory):
     from tfaudio.export.saved_model import export_saved_model
-    from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+    from tfaudio.tasks.audio_classifier import AudioClassifier
+    from tfaudio.tasks.recipe import TrainConfig
 
     clf = AudioClassifier(yamnet, labels=manifest.labels, cache=local[0]).fit(manifest, config=TrainConfig(epochs=5))
     out = tmp_path_factory.mktemp("export")

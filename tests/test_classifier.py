@@ -7,7 +7,8 @@ from tests.helpers import ToyBackbone, sine, tone_dataset
 from tfaudio.data.embedding_cache import EmbeddingCache
 from tfaudio.errors import ManifestError, TfaudioError
 from tfaudio.heads.classification_head import HeadConfig, build_head
-from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+from tfaudio.tasks.audio_classifier import AudioClassifier
+from tfaudio.tasks.recipe import TrainConfig
 
 FAST = TrainConfig(epochs=40, batch_size=16, learning_rate=3e-3, patience=5)
 

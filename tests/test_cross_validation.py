@@ -5,8 +5,8 @@ import pytest
 
 from tests.helpers import ToyBackbone, tone_dataset
 from tfaudio.data.embedding_cache import EmbeddingCache
-from tfaudio.tasks.audio_classifier import TrainConfig
 from tfaudio.tasks.cross_validation import cross_validate
+from tfaudio.tasks.recipe import TrainConfig
 
 
 @pytest.mark.slow

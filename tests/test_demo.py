@@ -27,7 +27,8 @@ from tfaudio.apps.gradio_demo import (
 from tfaudio.cli import main
 from tfaudio.data.embedding_cache import EmbeddingCache
 from tfaudio.errors import AudioError, TfaudioError
-from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+from tfaudio.tasks.audio_classifier import AudioClassifier
+from tfaudio.tasks.recipe import TrainConfig
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium tries Google's services and the closed network

@@ -387,7 +387,7 @@ def test_beam_predict_with_the_export(exported, data, clf, tmp_path, capsys):
 def test_demo_chooses_the_backbone_on_the_validation_fold_only(data, monkeypatch, tmp_path):
     from tfaudio.commands.esc50_demo import choose_backbone
     from tfaudio.data.manifest import Manifest
-    from tfaudio.tasks.audio_classifier import TrainConfig
+    from tfaudio.tasks.recipe import TrainConfig
 
     shared("models", "yamnet", "yamnet.h5")
     monkeypatch.setenv("TFAUDIO_CACHE", str(tmp_path))

@@ -38,7 +38,8 @@ def split():
 def clf(split, tmp_path_factory):
     from tfaudio.backbones.yamnet.backbone import YAMNetBackbone
     from tfaudio.data.embedding_cache import EmbeddingCache
-    from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+    from tfaudio.tasks.audio_classifier import AudioClassifier
+    from tfaudio.tasks.recipe import TrainConfig
 
     backbone = YAMNetBackbone.from_h5(shared("models", "yamnet", "yamnet.h5"))
     cache = EmbeddingCache(backbone, tmp_path_factory.mktemp("cache"))
@@ -332,7 +333,8 @@ def test_saved_model_cli_shows_and_runs_it(clf, saved_models, clips, tmp_path):
 
 def test_saved_model_overwrite_rules_and_no_leftovers(clf, saved_models, exports, tmp_path):
     from tfaudio.errors import TfaudioError
-    from tfaudio.export.saved_model import atomic_directory, export_saved_model
+    from tfaudio.export.saved_model import export_saved_model
+    from tfaudio.io.atomic import atomic_directory
 
     path = saved_models[1]
     stamp = (path / "saved_model.pb").stat().st_mtime_ns

@@ -11,7 +11,8 @@ import pytest
 from tests.helpers import ToyBackbone, noise, shared, sine, tone_dataset, write_audio
 from tfaudio import pipeline
 from tfaudio.errors import AudioError, TfaudioError
-from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+from tfaudio.tasks.audio_classifier import AudioClassifier
+from tfaudio.tasks.recipe import TrainConfig
 
 FAST = TrainConfig(epochs=40, batch_size=16, learning_rate=3e-3, patience=5)
 LABELS = ("low", "high", "hiss")

@@ -11,8 +11,8 @@ from tests.helpers import ToyBackbone, noise, sine, tone_dataset, write_audio
 from tfaudio.data.embedding_cache import EmbeddingCache
 from tfaudio.data.manifest import Manifest
 from tfaudio.heads.classification_head import HeadConfig
-from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
-from tfaudio.tasks.recipe import Recipe, get_recipe
+from tfaudio.tasks.audio_classifier import AudioClassifier
+from tfaudio.tasks.recipe import Recipe, TrainConfig, get_recipe
 
 FAST = {"epochs": 15, "batch_size": 16, "learning_rate": 3e-3}
 

@@ -539,7 +539,8 @@ def w2v_classifier(checkpoints, tmp_path_factory):
     """An AudioClassifier: the tiny "group" checkpoint + an MLP head trained on tones vs. hiss."""
     from tests.helpers import tone_dataset
     from tfaudio.data.embedding_cache import EmbeddingCache
-    from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+    from tfaudio.tasks.audio_classifier import AudioClassifier
+    from tfaudio.tasks.recipe import TrainConfig
 
     root = tmp_path_factory.mktemp("tones")
     manifest = tone_dataset(root / "audio", n_per_class=3, seconds=0.5)

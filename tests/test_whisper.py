@@ -372,7 +372,8 @@ def test_graph_outputs_trace_into_a_saved_model(shared, tmp_path):
 def test_embedding_cache_and_classifier(shared, tmp_path):
     from tests.helpers import tone_dataset
     from tfaudio.data.embedding_cache import EmbeddingCache
-    from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+    from tfaudio.tasks.audio_classifier import AudioClassifier
+    from tfaudio.tasks.recipe import TrainConfig
 
     bb = shared("short")
     manifest = tone_dataset(tmp_path / "audio", n_per_class=3, seconds=0.5)
@@ -459,7 +460,8 @@ def test_language_identification_on_held_out_speakers(shared, tmp_path):
     heard: speaker-grouped folds, each held out once (chance: 50 %)."""
     from tfaudio.data.embedding_cache import EmbeddingCache
     from tfaudio.data.manifest import Manifest
-    from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+    from tfaudio.tasks.audio_classifier import AudioClassifier
+    from tfaudio.tasks.recipe import TrainConfig
 
     bb = shared("short")  # 5 s windows: the same pipeline as 30 s ones, 6x less encoder work
     csv = fleurs_style_csv(tmp_path / "lid", speakers_per_language=5, clips_per_speaker=3)

@@ -92,7 +92,8 @@ def main() -> None:
     from tfaudio.export.saved_model import export_saved_model
     from tfaudio.export.tflite import export_tflite
     from tfaudio.heads.classification_head import HeadConfig
-    from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+    from tfaudio.tasks.audio_classifier import AudioClassifier
+    from tfaudio.tasks.recipe import TrainConfig
 
     tag = "tf" + ".".join(tf.__version__.split(".")[:2])
     out = FIXTURES / tag

@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import pathlib
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,6 +59,11 @@ class BackboneEntry:
         if self.build is not None:
             return self.build(source, **kwargs)
         return self.backbone_class().from_pretrained(source, **kwargs)
+
+
+def is_hub_id(text: str) -> bool:
+    """``org/name`` (a model hub id, not a local path): one slash, no leading ``/``, ``.`` or ``~``."""
+    return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", text) is not None and not os.path.exists(text)
 
 
 def transformers_config(path: str | os.PathLike) -> dict[str, Any] | None:

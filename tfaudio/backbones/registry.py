@@ -49,7 +49,7 @@ def unregister_backbone(name: str) -> None:
     _load_builtin()
     entry = _ENTRIES.pop(name.lower(), None)
     if entry is not None:
-        for alias in entry.aliases:
+        for alias in (entry.name, *entry.aliases):
             _ALIASES.pop(alias.lower(), None)
 
 

@@ -47,7 +47,8 @@ def choose_backbone(manifest, candidates=CANDIDATES, *, train_config=None, train
     from tfaudio.backbones.registry import get_backbone
     from tfaudio.data.embedding_cache import EmbeddingCache
     from tfaudio.errors import WeightsNotFoundError
-    from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+    from tfaudio.tasks.audio_classifier import AudioClassifier
+    from tfaudio.tasks.recipe import TrainConfig
 
     train_config = train_config or TrainConfig()
     split = manifest.split(train=list(train_folds), val=list(val_folds))
@@ -72,8 +73,9 @@ def choose_backbone(manifest, candidates=CANDIDATES, *, train_config=None, train
 def run(args) -> int:
     from tfaudio.data.manifest import Manifest
     from tfaudio.datasets import esc50
-    from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+    from tfaudio.tasks.audio_classifier import AudioClassifier
     from tfaudio.tasks.cross_validation import cross_validate
+    from tfaudio.tasks.recipe import TrainConfig
     from tfaudio.tasks.report import format_cv, format_report, write_report
 
     out = pathlib.Path(args.output)

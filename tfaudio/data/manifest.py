@@ -82,13 +82,15 @@ class _RowNames:
             ", ".join(shown) + more
 
 
-def _checked_text(column: pd.Series, what: str, rows: _RowNames, fix: str) -> pd.Series:
-    """Strings without blanks; blank (empty, whitespace, NaN) cells are an error naming their rows."""
+def _checked_text(column: pd.Series, what: str, rows: _RowNames, fix: str, *, strip: bool = True) -> pd.Series:
+    """Strings without blanks; blank (empty, whitespace, NaN) cells are an error naming their rows.
+    ``strip``: drop surrounding white space (file names); labels keep theirs, so a model's labels are
+    exactly the CSV's."""
     text = column.astype(object)
     blank = text.isna() | text.map(lambda v: not str(v).strip())
     if blank.any():
         raise ManifestError(f"{rows.where}: blank {what} at {rows.of(np.flatnonzero(blank.to_numpy()))}. Fix: {fix}.")
-    return text.map(lambda v: str(v).strip() if isinstance(v, str) else str(v))
+    return text.map(lambda v: str(v).strip() if isinstance(v, str) and strip else str(v))
 
 
 def _checked_folds(column: pd.Series | None, rows: _RowNames) -> pd.Series:
@@ -145,7 +147,8 @@ class Manifest:
         frame = frame.copy().reset_index(drop=True)
         rows = _RowNames(source, first_line)
         frame["path"] = _checked_text(frame["path"], "file name", rows, "fill in the file name or delete the row")
-        frame["label"] = _checked_text(frame["label"], "label", rows, "fill in the class name or delete the row")
+        frame["label"] = _checked_text(frame["label"], "label", rows, "fill in the class name or delete the row",
+                                       strip=False)
         frame["fold"] = _checked_folds(frame["fold"] if "fold" in frame else None, rows)
         if "group" not in frame:
             frame["group"] = None

@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from tfaudio.errors import TfaudioError
-from tfaudio.io.atomic import sweep_stale, temp_path
+from tfaudio.io.atomic import atomic_directory
 from tfaudio.signal.resample import resampled_length
 
-__all__ = ["export_saved_model", "check_exportable", "atomic_directory", "read_export_metadata", "SIGNATURES",
+__all__ = ["export_saved_model", "check_exportable", "read_export_metadata", "SIGNATURES",
            "METADATA_FILE"]
 
 #: Signature names of the exported SavedModel.
@@ -63,43 +62,6 @@ def check_exportable(model: Any, labels: Sequence[str] | None = None) -> tuple[s
     from tfaudio.tasks.clip_scorer import clip_scorer
 
     return clip_scorer(model, labels).labels
-
-
-def atomic_directory(path: str | os.PathLike, write: Callable[[pathlib.Path], Any], *,
-                     overwrite: bool = False) -> pathlib.Path:
-    """Runs ``write(tmp)`` on a fresh temporary folder next to ``path``, then renames it to ``path``.
-
-    An interrupted export leaves no half-written ``path`` (and its temporary folder is removed, by this
-    call or, after a kill, by the next export to ``path``).
-
-    Raises:
-        TfaudioError: ``path`` exists and ``overwrite`` is False.
-    """
-    path = pathlib.Path(path)
-    sweep_stale(path)  # what an export killed mid-write left (its previous version is put back)
-    if path.exists() and not overwrite:
-        raise TfaudioError(f"{path} already exists. Fix: pass overwrite=True (--overwrite) or choose another "
-                           "destination.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp, old = temp_path(path), temp_path(path, "old")
-    try:
-        tmp.mkdir()
-        write(tmp)
-        if path.exists():
-            os.replace(path, old)  # a rename cannot replace a non-empty folder: move it aside first
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            if old.exists() and not path.exists():
-                os.replace(old, path)  # put the previous export back
-            raise
-    finally:
-        for leftover in (tmp, old):
-            if leftover.is_dir():
-                shutil.rmtree(leftover, ignore_errors=True)
-            elif leftover.exists():
-                leftover.unlink()
-    return path
 
 
 def export_metadata(scorer: Any, input_rate: int, **extra: Any) -> dict[str, Any]:

@@ -25,10 +25,14 @@ import shutil
 import socket
 import time
 import uuid
+from collections.abc import Callable
+from typing import IO, Any
 
+from tfaudio.errors import TfaudioError
 from tfaudio.log import warn
 
-__all__ = ["temp_path", "sweep_stale", "atomic_write_bytes", "atomic_write_text", "STALE_AFTER"]
+__all__ = ["temp_path", "sweep_stale", "atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_directory",
+           "STALE_AFTER"]
 
 #: Seconds after which a temporary whose writer cannot be checked counts as abandoned.
 STALE_AFTER = 24 * 3600.0
@@ -153,12 +157,13 @@ def sweep_stale(path: str | os.PathLike | None = None, *, directory: str | os.Pa
     return done
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, sync: bool = True, sweep: bool = True) -> None:
-    """Writes ``data`` to ``path`` atomically: a temporary next to it, then a rename.
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any], *, sync: bool = True,
+                 sweep: bool = True) -> None:
+    """Calls ``write(f)`` on a temporary file next to ``path``, then renames it to ``path``.
 
     Args:
         path: the file to write (its folder must exist).
-        data: the content.
+        write: writes the content to the binary file object it is given.
         sync: fsync before the rename (the content survives a power loss once the name is there).
         sweep: first remove ``path``'s temporaries left by dead writers (see :func:`sweep_stale`).
     """
@@ -167,8 +172,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, sync: bool = Tru
         sweep_stale(path)
     tmp = temp_path(path)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        # os.open with 0o666 respects the umask (mkstemp would leave the file readable by us only)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
+            write(f)
             if sync:
                 f.flush()
                 os.fsync(f.fileno())
@@ -179,6 +185,60 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, sync: bool = Tru
         raise
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, sync: bool = True, sweep: bool = True) -> None:
+    """:func:`atomic_write` of ``data``."""
+    atomic_write(path, lambda f: f.write(data), sync=sync, sweep=sweep)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str, *, sync: bool = True, sweep: bool = True) -> None:
     """:func:`atomic_write_bytes` of ``text`` encoded as UTF-8."""
     atomic_write_bytes(path, text.encode("utf-8"), sync=sync, sweep=sweep)
+
+
+def atomic_directory(path: str | os.PathLike, write: Callable[[pathlib.Path], Any], *,
+                     overwrite: bool = False, merge: bool = False) -> pathlib.Path:
+    """Runs ``write(tmp)`` on a fresh temporary folder next to ``path``, then renames it to ``path``:
+    the one way tfaudio writes a folder (a saved classifier, a fine-tuned model, an export).
+
+    An interrupted write leaves no half-written ``path`` (its temporary folder is removed, by this call
+    or, after a kill, by the next write to ``path``, which puts a moved-aside previous version back).
+
+    Args:
+        path: the folder to write.
+        write: fills the temporary folder it is given.
+        overwrite: replace an existing ``path`` (else an error).
+        merge: into an existing ``path``, move the written files one by one (each rename is atomic) and
+            keep what else lives there (a model folder's reports and exports).
+
+    Raises:
+        TfaudioError: ``path`` exists and ``overwrite`` is False.
+    """
+    path = pathlib.Path(path)
+    sweep_stale(path)  # what a write killed midway left (its previous version is put back)
+    if path.exists() and not overwrite:
+        raise TfaudioError(f"{path} already exists. Fix: pass overwrite=True (--overwrite) or choose another "
+                           "destination.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp, old = temp_path(path), temp_path(path, "old")
+    try:
+        tmp.mkdir()
+        write(tmp)
+        if merge and path.is_dir():
+            for f in tmp.iterdir():
+                os.replace(f, path / f.name)
+            return path
+        if path.exists():
+            os.replace(path, old)  # a rename cannot replace a non-empty folder: move it aside first
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old.exists() and not path.exists():
+                os.replace(old, path)  # put the previous export back
+            raise
+    finally:
+        for leftover in (tmp, old):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            elif leftover.exists():
+                leftover.unlink()
+    return path

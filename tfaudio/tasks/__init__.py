@@ -8,7 +8,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "AudioClassifier": ".audio_classifier",
-        "TrainConfig": ".audio_classifier",
+        "TrainConfig": ".recipe",
         "cross_validate": ".cross_validation",
         "tune": ".tuning",
         "Recipe": ".recipe",

@@ -10,7 +10,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import shutil
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,58 +20,13 @@ from tfaudio.data.embedding_cache import ClipEmbeddings, EmbeddingCache
 from tfaudio.data.manifest import Manifest
 from tfaudio.errors import ManifestError, TfaudioError
 from tfaudio.heads.classification_head import HeadConfig, average_heads, build_head
-from tfaudio.io.atomic import sweep_stale, temp_path
+from tfaudio.io.atomic import atomic_directory
+from tfaudio.tasks.head_training import TrainingData, train_head
+from tfaudio.tasks.recipe import TrainConfig, get_recipe
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "tfaudio.json"
 HEAD_FILE = "head.keras"
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """How the head is trained (the named recipes in :mod:`tfaudio.tasks.recipe` set these).
-
-    Args:
-        epochs: epochs of the schedule (with a validation set, at most this many: early stopping).
-        batch_size: frames (or clips, for clip-level heads) per step.
-        learning_rate: Adam's (initial) learning rate.
-        schedule: ``"cosine"`` (decay to 0 over ``epochs``) or ``"constant"``.
-        label_smoothing: spread this much of each target's probability over the other classes.
-        mixup: alpha of mixup on pairs of frame embeddings (0: off; frame-level heads only).
-        patience: epochs without improvement of ``monitor`` before stopping (best weights restored);
-            used when there is a validation set, or when ``monitor`` is ``"loss"``.
-        monitor: ``"val_loss"`` (the validation set's loss) or ``"loss"`` (the training loss, as the
-            TF Hub tutorial does).
-        class_weight: "balanced" (inverse class frequency) or None.
-        seed: makes initialisation and shuffling reproducible.
-        min_clips_per_class: refuse training when a class has fewer clips than this.
-        verbose: progress output (0 silent, 1 bar, 2 a line per epoch with that epoch's values).
-    """
-
-    epochs: int = 40
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    schedule: str = "cosine"
-    label_smoothing: float = 0.1
-    mixup: float = 0.4
-    patience: int = 8
-    monitor: str = "val_loss"
-    class_weight: str | None = "balanced"
-    seed: int = 0
-    min_clips_per_class: int = 2
-    verbose: int = 0
-
-    def __post_init__(self):
-        if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        if self.monitor not in ("val_loss", "loss"):
-            raise ValueError(f"monitor must be 'val_loss' or 'loss', got {self.monitor!r}")
-        if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
-            raise ValueError(f"epochs, batch_size and learning_rate must be positive, got {self.epochs}, "
-                             f"{self.batch_size}, {self.learning_rate}")
-        if not 0.0 <= self.label_smoothing < 1.0 or self.mixup < 0:
-            raise ValueError(f"label_smoothing must be in [0, 1) and mixup >= 0, got {self.label_smoothing}, "
-                             f"{self.mixup}")
 
 
 class AudioClassifier:
@@ -103,8 +57,6 @@ class AudioClassifier:
         cache: EmbeddingCache | None = None,
         recipe: Any = None,
     ):
-        from tfaudio.tasks.recipe import get_recipe
-
         self.recipe = get_recipe(recipe)
         self.backbone = backbone = get_backbone(backbone)
         self.labels = tuple(labels) if labels is not None else None
@@ -147,8 +99,8 @@ class AudioClassifier:
         va = self._clips(val) if val is not None else None
         head, multi = self.head, self.head.multi_label
         num_classes = len(self.labels)
-        data = _TrainingData(tr, head, num_classes)
-        val_data = _TrainingData(va, head, num_classes) if va is not None else None
+        data = TrainingData(tr, head, num_classes)
+        val_data = TrainingData(va, head, num_classes) if va is not None else None
         weights = np.ones(num_classes, np.float32)
         if config.class_weight == "balanced" and not multi:
             counts = np.bincount(data.y, minlength=num_classes).astype(np.float32)
@@ -160,7 +112,7 @@ class AudioClassifier:
             model = build_head(tr.embeddings[0].shape[1], num_classes, head, name=f"head_{m}", stats=data.stats)
             member_config = dataclasses.replace(config, seed=config.seed + 1000 * m,
                                                 verbose=config.verbose if m == 0 else 0)
-            histories.append(_train_head(model, data, weights, val_data, member_config, multi))
+            histories.append(train_head(model, data, weights, val_data, member_config, multi))
             members.append(model)
         self.head_model_ = average_heads(members)
         self.history_ = histories[0]
@@ -278,28 +230,14 @@ class AudioClassifier:
         """Write ``tfaudio.json`` (labels, head, backbone spec), ``labels.txt`` and ``head.keras``
         into ``path``, atomically (a temporary folder renamed into place)."""
         self._require_trained()
-        path = pathlib.Path(path)
-        if path.exists() and not overwrite:
-            raise TfaudioError(f"{path} exists. Fix: pass overwrite=True or choose another folder.")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sweep_stale(path)  # temporaries of saves that were killed
-        tmp = temp_path(path)
-        tmp.mkdir()
-        try:
+
+        def write(tmp: pathlib.Path) -> None:
             self.head_model_.save(tmp / HEAD_FILE)
-            (tmp / CONFIG_FILE).write_text(json.dumps(self.config(), indent=1))
-            (tmp / "labels.txt").write_text("\n".join(self.labels) + "\n")
-            if path.exists():
-                # keep what else lives there (reports, exports); replace only our files
-                for f in tmp.iterdir():
-                    os.replace(f, path / f.name)
-                tmp.rmdir()
-            else:
-                os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return path
+            (tmp / CONFIG_FILE).write_text(json.dumps(self.config(), indent=1, ensure_ascii=False), encoding="utf8")
+            (tmp / "labels.txt").write_text("\n".join(self.labels) + "\n", encoding="utf8")
+
+        # keep what else lives there (reports, exports): replace only our files
+        return atomic_directory(path, write, overwrite=overwrite, merge=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, backbone: Any = None, cache: EmbeddingCache | None = None) -> AudioClassifier:
@@ -330,145 +268,3 @@ def _as_list(inputs: Any) -> list:
     if isinstance(inputs, list) or (isinstance(inputs, tuple) and not is_pair(inputs)):
         return list(inputs)
     return [inputs]
-
-
-class _TrainingData:
-    """What a head trains on: frames (frame-level heads; silent frames left out with the silence gate)
-    or padded bags of frames with weights (clip-level heads), their targets, and the embedding
-    statistics a standardising head starts from."""
-
-    def __init__(self, clips: ClipEmbeddings, head: HeadConfig, num_classes: int):
-        gates = clips.gates() if head.silence_gate else [np.ones(len(e), bool) for e in clips.embeddings]
-        self.multi = head.multi_label
-        self.num_classes = num_classes
-        frames = np.concatenate([e[g] for e, g in zip(clips.embeddings, gates)]).astype(np.float32, copy=False)
-        self.stats = (frames.mean(axis=0), frames.var(axis=0))
-        if not head.clip_level:
-            counts = np.array([int(g.sum()) for g in gates])
-            self.x: Any = frames
-            self.y = np.repeat(clips.targets, counts)
-        else:
-            width = max(len(e) for e in clips.embeddings)
-            bags = np.zeros([len(clips), width, frames.shape[1]], np.float32)
-            w = np.zeros([len(clips), width], np.float32)
-            for i, (e, g) in enumerate(zip(clips.embeddings, gates)):
-                bags[i, : len(e)] = e
-                w[i, : len(e)] = g
-            self.x = {"frames": bags, "weights": w}
-            self.y = np.asarray(clips.targets)
-        self.clip_level = head.clip_level
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def targets(self, idx: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
-        """One-hot (smoothed) targets of rows ``idx``, float32 ``[n, C]``."""
-        y = np.eye(self.num_classes, dtype=np.float32)[self.y[idx]]
-        if smoothing and not self.multi:
-            y = y * (1.0 - smoothing) + smoothing / self.num_classes
-        return y
-
-    def rows(self, idx: np.ndarray):
-        if self.clip_level:
-            return {k: v[idx] for k, v in self.x.items()}
-        return self.x[idx]
-
-
-def _train_head(model, data: _TrainingData, class_weights: np.ndarray, val: _TrainingData | None,
-                config: TrainConfig, multi_label: bool) -> dict[str, list[float]]:
-    """Mini-batch Adam on frames (or clips) with per-example class weights, label smoothing, optional
-    mixup of frame pairs, a cosine or constant learning rate, and early stopping on ``config.monitor``
-    when there is something to monitor (best weights restored). Returns each epoch's values (not
-    running averages), Keras-history style.
-
-    A plain loop around one traced step (autograph off) instead of ``Model.fit``: for heads this
-    small, Keras' per-model tracing costs more than the training itself (8 s vs ~1 s per fold).
-    """
-    import tensorflow as tf
-    import tf_keras as keras
-
-    bce = keras.losses.BinaryCrossentropy(reduction="none")
-    cce = keras.losses.CategoricalCrossentropy(reduction="none")
-    loss_fn = bce if multi_label else cce
-    steps_per_epoch = max(1, -(-len(data) // config.batch_size))
-    if config.schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=steps_per_epoch * config.epochs)
-    else:
-        rate = config.learning_rate
-    optimizer = keras.optimizers.Adam(rate)
-
-    def output(pred):
-        return pred["clip"] if isinstance(pred, dict) else pred
-
-    def accuracy(yt, yp):
-        if multi_label:
-            return tf.reduce_mean(tf.cast(tf.equal(yt > 0.5, yp > 0.5), tf.float32), axis=-1)
-        return tf.cast(tf.equal(tf.argmax(yt, -1), tf.argmax(yp, -1)), tf.float32)
-
-    def step(xb, yb, wb):
-        with tf.GradientTape() as tape:
-            pred = output(model(xb, training=True))
-            loss = tf.reduce_sum(loss_fn(yb, pred) * wb) / tf.reduce_sum(wb)
-            total = loss + tf.add_n(model.losses) if model.losses else loss
-        grads = tape.gradient(total, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss, tf.reduce_mean(accuracy(yb, pred))
-
-    def evaluate(xb, yb):
-        pred = output(model(xb, training=False))
-        return tf.reduce_mean(loss_fn(yb, pred)), tf.reduce_mean(accuracy(yb, pred))
-
-    y_spec = tf.TensorSpec([None, data.num_classes], tf.float32)
-    if data.clip_level:
-        x_spec: Any = {"frames": tf.TensorSpec([None, None, data.x["frames"].shape[2]], tf.float32),
-                       "weights": tf.TensorSpec([None, None], tf.float32)}
-    else:
-        x_spec = tf.TensorSpec([None, data.x.shape[1]], tf.float32)
-    step = tf.function(step, input_signature=[x_spec, y_spec, tf.TensorSpec([None], tf.float32)], autograph=False)
-    evaluate = tf.function(evaluate, input_signature=[x_spec, y_spec], autograph=False)
-    sample_weight = class_weights[data.y] if not multi_label else np.ones(len(data), np.float32)
-    mix = config.mixup and not data.clip_level
-    val_xy = (val.rows(np.arange(len(val))), val.targets(np.arange(len(val)))) if val is not None else None
-    rng = np.random.default_rng(config.seed)
-    history: dict[str, list[float]] = {"loss": [], "accuracy": []}
-    watch = config.monitor if (val is not None or config.monitor == "loss") else None
-    best, best_weights, waited = np.inf, None, 0
-    names = ["loss", "accuracy", "val_loss", "val_accuracy"]
-    bar = (keras.utils.Progbar(config.epochs, verbose=config.verbose, unit_name="epoch", stateful_metrics=names)
-           if config.verbose else None)
-    for epoch in range(config.epochs):
-        order = rng.permutation(len(data))
-        losses, accs, sizes = [], [], []
-        for start in range(0, len(order), config.batch_size):
-            idx = order[start : start + config.batch_size]
-            xb, yb, wb = data.rows(idx), data.targets(idx, config.label_smoothing), sample_weight[idx]
-            if mix:
-                lam = rng.beta(config.mixup, config.mixup, size=(len(idx), 1)).astype(np.float32)
-                perm = rng.permutation(len(idx))
-                xb, yb = lam * xb + (1 - lam) * xb[perm], lam * yb + (1 - lam) * yb[perm]
-                wb = lam[:, 0] * wb + (1 - lam[:, 0]) * wb[perm]
-            loss, acc = step(xb, yb, wb.astype(np.float32))
-            losses.append(float(loss))
-            accs.append(float(acc))
-            sizes.append(len(idx))
-        history["loss"].append(float(np.average(losses, weights=sizes)))
-        history["accuracy"].append(float(np.average(accs, weights=sizes)))
-        logs = [("loss", history["loss"][-1]), ("accuracy", history["accuracy"][-1])]
-        if val_xy is not None:
-            vl, va = (float(v) for v in evaluate(*val_xy))
-            history.setdefault("val_loss", []).append(vl)
-            history.setdefault("val_accuracy", []).append(va)
-            logs += [("val_loss", vl), ("val_accuracy", va)]
-        if bar is not None:
-            bar.update(epoch + 1, values=logs)
-        if watch is not None:
-            value = history[watch][-1]
-            if value < best:
-                best, best_weights, waited = value, model.get_weights(), 0
-            else:
-                waited += 1
-                if waited > config.patience:
-                    break
-    if best_weights is not None:
-        model.set_weights(best_weights)
-    return history

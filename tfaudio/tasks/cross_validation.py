@@ -11,8 +11,8 @@ import numpy as np
 from tfaudio.data.embedding_cache import ClipEmbeddings, EmbeddingCache
 from tfaudio.data.manifest import Manifest
 from tfaudio.heads.classification_head import HeadConfig
-from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
-from tfaudio.tasks.recipe import Recipe, get_recipe
+from tfaudio.tasks.audio_classifier import AudioClassifier
+from tfaudio.tasks.recipe import Recipe, TrainConfig, get_recipe
 
 
 def cross_validate(

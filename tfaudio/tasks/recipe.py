@@ -34,11 +34,58 @@ from typing import Any
 from tfaudio.errors import TfaudioError
 from tfaudio.heads.classification_head import HeadConfig
 
-__all__ = ["Recipe", "RECIPE_NAMES", "get_recipe", "VALIDATIONS"]
+__all__ = ["Recipe", "RECIPE_NAMES", "TrainConfig", "get_recipe", "VALIDATIONS"]
 
 #: How a recipe uses the training folds: ``"none"`` fits on all of them with its fixed schedule;
 #: ``"fold"`` holds one out (in cross-validation the fold after the test fold) for early stopping.
 VALIDATIONS = ("none", "fold")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How the head is trained (the named recipes in :mod:`tfaudio.tasks.recipe` set these).
+
+    Args:
+        epochs: epochs of the schedule (with a validation set, at most this many: early stopping).
+        batch_size: frames (or clips, for clip-level heads) per step.
+        learning_rate: Adam's (initial) learning rate.
+        schedule: ``"cosine"`` (decay to 0 over ``epochs``) or ``"constant"``.
+        label_smoothing: spread this much of each target's probability over the other classes.
+        mixup: alpha of mixup on pairs of frame embeddings (0: off; frame-level heads only).
+        patience: epochs without improvement of ``monitor`` before stopping (best weights restored);
+            used when there is a validation set, or when ``monitor`` is ``"loss"``.
+        monitor: ``"val_loss"`` (the validation set's loss) or ``"loss"`` (the training loss, as the
+            TF Hub tutorial does).
+        class_weight: "balanced" (inverse class frequency) or None.
+        seed: makes initialisation and shuffling reproducible.
+        min_clips_per_class: refuse training when a class has fewer clips than this.
+        verbose: progress output (0 silent, 1 bar, 2 a line per epoch with that epoch's values).
+    """
+
+    epochs: int = 40
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    schedule: str = "cosine"
+    label_smoothing: float = 0.1
+    mixup: float = 0.4
+    patience: int = 8
+    monitor: str = "val_loss"
+    class_weight: str | None = "balanced"
+    seed: int = 0
+    min_clips_per_class: int = 2
+    verbose: int = 0
+
+    def __post_init__(self):
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.monitor not in ("val_loss", "loss"):
+            raise ValueError(f"monitor must be 'val_loss' or 'loss', got {self.monitor!r}")
+        if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
+            raise ValueError(f"epochs, batch_size and learning_rate must be positive, got {self.epochs}, "
+                             f"{self.batch_size}, {self.learning_rate}")
+        if not 0.0 <= self.label_smoothing < 1.0 or self.mixup < 0:
+            raise ValueError(f"label_smoothing must be in [0, 1) and mixup >= 0, got {self.label_smoothing}, "
+                             f"{self.mixup}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,13 +95,13 @@ class Recipe:
     Args:
         name: what the recipe is called (in reports).
         head: the head (:class:`~tfaudio.heads.classification_head.HeadConfig`).
-        train: the training settings (:class:`~tfaudio.tasks.audio_classifier.TrainConfig`).
+        train: the training settings (:class:`TrainConfig`).
         validation: one of :data:`VALIDATIONS`.
     """
 
     name: str
     head: HeadConfig
-    train: Any
+    train: TrainConfig
     validation: str = "none"
 
     def __post_init__(self):
@@ -68,8 +115,6 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "the recipe") -> Recipe:
-        from tfaudio.tasks.audio_classifier import TrainConfig
-
         try:
             train = dict(d.get("train") or {})
             known = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -107,8 +152,6 @@ class Recipe:
 
 
 def _recipes() -> dict[str, Recipe]:
-    from tfaudio.tasks.audio_classifier import TrainConfig
-
     return {
         "default": Recipe(
             "default",

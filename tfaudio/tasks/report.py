@@ -10,17 +10,16 @@ Example:
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import pathlib
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import IO, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from tfaudio.io.atomic import atomic_write
 from tfaudio.tasks.metrics import THRESHOLD, TOP_K, classification_report, summarize_folds
 from tfaudio.tasks.report_figures import _confusion_figure, _curves_figure, _folds_figure, _per_class_figure
 from tfaudio.tasks.report_text import format_cv, format_report
@@ -85,23 +84,6 @@ def write_cv_report(summary: Mapping[str, Any], out_dir: str | os.PathLike, name
     return {k: str(p) for k, p in paths.items()}
 
 
-def _atomic_write(path: pathlib.Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write to a hidden temp file in the same folder, then rename over ``path`` (atomic on POSIX)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    # os.open with 0o666 respects the umask (mkstemp would leave the report readable by us only)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _jsonable(obj: Any) -> Any:
     """Plain JSON types; NaN / inf become None (strict JSON has no NaN)."""
     if isinstance(obj, Mapping):
@@ -123,11 +105,11 @@ def _jsonable(obj: Any) -> Any:
 
 def _write_json(data: Mapping[str, Any], path: pathlib.Path) -> None:
     text = json.dumps(_jsonable(data), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _save_figure(fig: Any, path: pathlib.Path) -> None:
     try:
-        _atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     finally:
         fig.clear()  # Figure objects are not registered with pyplot, so clearing is enough

@@ -30,8 +30,6 @@ import json
 import logging
 import os
 import pathlib
-import shutil
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,6 +39,7 @@ import tf_keras as keras
 
 from tfaudio.backbones.wav2vec2.backbone import Wav2Vec2Backbone, Wav2Vec2Embedder
 from tfaudio.errors import TfaudioError
+from tfaudio.io.atomic import atomic_directory
 from tfaudio.signal.pooling import masked_mean, masked_mean_std
 
 __all__ = [
@@ -400,14 +399,9 @@ def save_finetune_model(model: Wav2Vec2FineTuneModel, path: str | os.PathLike,
     if len(labels) != units:
         raise TfaudioError(f"save_finetune_model: {len(labels)} labels for a model with {units} outputs. "
                            f"Fix: pass labels= with the {units} class names in logit order.")
-    path = pathlib.Path(path)
-    if path.exists() and not overwrite:
-        raise TfaudioError(f"{path} exists. Fix: pass overwrite=True or choose another folder.")
     backbone = model.backbone
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.mkdir()
+
+    def write(tmp: pathlib.Path) -> None:
         model.embedder.model.save_pretrained(tmp / BACKBONE_DIR)
         Wav2Vec2FeatureExtractor(sampling_rate=backbone.sampling_rate, do_normalize=backbone.do_normalize,
                                  return_attention_mask=backbone.return_attention_mask).save_pretrained(tmp / BACKBONE_DIR)
@@ -419,13 +413,8 @@ def save_finetune_model(model: Wav2Vec2FineTuneModel, path: str | os.PathLike,
                   "head_weights": [w.name for w in head], "sample_rate": backbone.sampling_rate}
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1))
         (tmp / "labels.txt").write_text("\n".join(labels) + "\n")
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return path
+
+    return atomic_directory(path, write, overwrite=overwrite)
 
 
 def is_finetune_folder(path: str | os.PathLike) -> bool:

@@ -1,7 +1,7 @@
 """Wav2Vec2 / HuBERT (transformers TF classes): hidden states of one layer, or a learned mix of layers."""
 import os
 
-from tfaudio.backbones.entry import BackboneEntry, transformers_model_type
+from tfaudio.backbones.entry import BackboneEntry, is_hub_id, transformers_model_type
 
 
 def _claims(text: str) -> bool:
@@ -9,7 +9,7 @@ def _claims(text: str) -> bool:
     if os.path.exists(text):
         model_type = transformers_model_type(text)
         return model_type is not None and model_type != "whisper"
-    return "/" in text and "whisper" not in text.lower()
+    return is_hub_id(text) and "whisper" not in text.lower()
 
 
 ENTRY = BackboneEntry(
