@@ -213,15 +213,20 @@ def test_damaged_shard_warns_and_reextracts_only_its_clips(tmp_path, data, damag
     assert bb.clips == 0 and len(again) == len(data)
 
 
-def test_damaged_shard_without_extraction_leaves_its_clips_out(tmp_path, data, caplog):
-    c = cache(tmp_path)
+@pytest.mark.parametrize("damage", [_garble, _corrupt_index], ids=["records", "index"])
+def test_damaged_shard_is_extracted_again_in_the_same_run_without_extraction(tmp_path, data, caplog, damage):
+    """What `tfaudio cv` / `tune` do (extract, then load(extract=False)): the warning promises that the
+    damaged shard's clips are extracted again, and the same call keeps that promise."""
+    bb = ClipCounter()
+    c = cache(tmp_path, bb)
     c.extract(data, progress=False)
     victim, index = sorted(complete_shards(c.directory).items())[0]
-    _garble(c.directory / f"shard-{victim}.tfrecord", None)
-    with warns(caplog, "SHA-256"):
-        clips = cache(tmp_path).load(data, extract=False, progress=False)
-    assert len(clips) == len(data) - len(index["keys"])
-    assert len(cache(tmp_path).missing(data)) == len(index["keys"])
+    damage(c.directory / f"shard-{victim}.tfrecord", c.directory / f"shard-{victim}.index.json")
+    bb.clips = 0
+    with warns(caplog, "extracted again"):
+        clips = cache(tmp_path, bb).load(data, extract=False, progress=False)
+    assert len(clips) == len(data) and bb.clips == len(index["keys"])
+    assert cache(tmp_path, bb).missing(data) == []
 
 
 @pytest.mark.slow

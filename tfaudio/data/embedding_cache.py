@@ -524,6 +524,10 @@ class EmbeddingCache:
         self._stamps: dict[str, tuple[int, int, int]] = {}
         # damaged shards this process could not remove (a read-only cache), by their index's stamp
         self._bad: dict[str, tuple[int, int, int]] = {}
+        # keys of clips whose shard this object removed as damaged (and promised to extract again);
+        # _lost_unknown: a removed shard whose index was unreadable (which clips it held is unknown)
+        self._lost: set[str] = set()
+        self._lost_unknown = False
 
     # ---- namespace ----------------------------------------------------------------------------
     @property
@@ -588,6 +592,8 @@ class EmbeddingCache:
         n = len(self._shards.get(shard_id, {}).get("keys", []))
         what = f"its {n} clip(s) are" if n else "the clips it held are"
         warn(f"embedding cache: shard {records_path(d, shard_id)} {problem}; {what} extracted again.")
+        self._lost.update(self._shards.get(shard_id, {}).get("keys", []))
+        self._lost_unknown |= not n
         self._shards.pop(shard_id, None)
         self._index = None
         for f in (index_path(d, shard_id), records_path(d, shard_id)):  # index first: never a trusted half
@@ -785,23 +791,30 @@ class EmbeddingCache:
             out.update((key, (emb, db)) for key, emb, db in clips)
         return out, damaged
 
-    def _repair(self, damaged: dict[str, str], manifest: Manifest, keys: list[str | None], *, extract: bool,
-                on_error: str | None, progress: bool) -> None:
-        """Removes damaged shards (with a warning each) and re-extracts their clips of ``manifest``."""
-        lost: set[str] = set()
+    def _repair(self, damaged: dict[str, str], manifest: Manifest, keys: list[str | None], *,
+                on_error: str | None, progress: bool) -> bool:
+        """Removes damaged shards (with a warning each) and extracts again the clips of ``manifest`` that
+        any removed shard held (found now, or when :meth:`index` scanned), as the warning promised.
+        Returns whether anything was extracted."""
         for shard_id, problem in damaged.items():
-            held = self._shards.get(shard_id, {}).get("keys", [])
-            if self._discard(shard_id, problem):
-                lost.update(held)
-        if extract and lost:
-            self._extract(manifest, keys, lost, on_error or self.pipeline.on_error, progress)
+            self._discard(shard_id, problem)
+        lost = self._lost & {k for k in keys if k is not None}
+        if not lost and not self._lost_unknown:
+            return False
+        # an unreadable index hides which clips its shard held: every clip not cached is extracted
+        self._extract(manifest, keys, None if self._lost_unknown else lost, on_error or self.pipeline.on_error,
+                      progress)
+        self._lost -= lost
+        self._lost_unknown = False
+        return True
 
     def load(self, manifest: Manifest, *, extract: bool = True, on_error: str | None = None,
              progress: bool = True) -> ClipEmbeddings:
         """Embeddings of the manifest's clips in manifest order (extracting what is missing).
 
         A shard found damaged while reading is removed with a warning and its clips are extracted
-        again (with ``extract=False`` they are left out)."""
+        again in this call, as the warning says: ``extract=False`` only leaves out clips that were
+        never cached (those are what :meth:`extract` is for), not clips that were cached and lost."""
         if extract:
             report = self.extract(manifest, on_error=on_error, progress=progress)
             if report.skipped:
@@ -812,9 +825,8 @@ class EmbeddingCache:
             index = self.index(refresh=True)
             got, damaged = self._read_shards({k for k in keys if k is not None and k in index and k not in arrays})
             arrays.update(got)
-            if not damaged:
+            if not self._repair(damaged, manifest, keys, on_error=on_error, progress=progress) and not damaged:
                 break
-            self._repair(damaged, manifest, keys, extract=extract, on_error=on_error, progress=progress)
         rows = [i for i, k in enumerate(keys) if k is not None and k in arrays]
         if not rows:
             raise TfaudioError(
@@ -846,9 +858,8 @@ class EmbeddingCache:
                 problem = _verify_file(self.directory, shard_id, self._shards[shard_id])
                 if problem is not None:
                     damaged[shard_id] = problem
-            if not damaged:
+            if not self._repair(damaged, manifest, keys, on_error=None, progress=False) and not damaged:
                 break
-            self._repair(damaged, manifest, keys, extract=True, on_error=None, progress=False)
         table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(list(rows), tf.string), tf.constant(list(rows.values()), tf.int64)
