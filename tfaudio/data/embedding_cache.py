@@ -34,7 +34,6 @@ import json
 import os
 import pathlib
 import re
-import struct
 import threading
 import time
 import uuid
@@ -43,20 +42,35 @@ from typing import Any
 
 import numpy as np
 
+from tfaudio.data.clip_embeddings import ClipEmbeddings, ExtractionReport
 from tfaudio.data.manifest import Manifest
 from tfaudio.data.pipeline import AudioDataset, PipelineConfig
+from tfaudio.data.shards import (
+    FORMAT_VERSION,
+    ORPHAN_AFTER,
+    ShardError,
+    ShardWriter,
+    clip_frame_db,
+    complete_shards,
+    decode_record,
+    encode_record,
+    index_path,
+    read_shard,
+    records_path,
+    scan_shards,
+    shard_records,
+    stamp,
+    verify_shard,
+)
 from tfaudio.errors import AudioError, TfaudioError
-from tfaudio.io.atomic import atomic_write_text, sweep_stale, temp_path
+from tfaudio.io.atomic import atomic_write_text, sweep_stale
 from tfaudio.log import warn
 
 __all__ = ["EmbeddingCache", "ClipEmbeddings", "ExtractionReport", "ShardWriter", "atomic_write_text",
            "complete_shards", "decode_record", "encode_record", "file_key", "index_path", "read_shard"]
 
-FORMAT_VERSION = 1
 #: Id prefix of the per-batch shards that a completed extraction merges.
 PART_PREFIX = "part-"
-#: Seconds after which records without an index (a writer killed between the two renames) are removed.
-ORPHAN_AFTER = 3600.0
 _LOCAL_SHARD = re.compile(r"[0-9a-f]{16}")  # ids of the shards merged by compact() (Beam's are "beam<hash>")
 _hash_memo: dict[tuple[str, int, int], str] = {}
 _hash_lock = threading.Lock()
@@ -90,308 +104,6 @@ def file_key(path: str | os.PathLike) -> str:
     return key
 
 
-def encode_record(key: str, embeddings: np.ndarray, frame_db: np.ndarray | None = None) -> bytes:
-    """One clip as a serialized tf.train.Example (the cache's record format): its embeddings
-    ``[frames, dim]`` and, when given, each frame's energy in dB ``[frames]`` (the silence gate's input)."""
-    import tensorflow as tf
-
-    emb = np.ascontiguousarray(embeddings, dtype="<f4")
-    feature = {
-        "key": tf.train.Feature(bytes_list=tf.train.BytesList(value=[key.encode()])),
-        "embeddings": tf.train.Feature(bytes_list=tf.train.BytesList(value=[emb.tobytes()])),
-        "num_frames": tf.train.Feature(int64_list=tf.train.Int64List(value=[emb.shape[0]])),
-        "dim": tf.train.Feature(int64_list=tf.train.Int64List(value=[emb.shape[1]])),
-    }
-    if frame_db is not None:
-        db = np.ascontiguousarray(frame_db, dtype="<f4")
-        if db.shape != (emb.shape[0],):
-            raise ValueError(f"frame_db must have one value per frame ({emb.shape[0]}), got shape {db.shape}")
-        feature["frame_db"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[db.tobytes()]))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
-def decode_record(record: bytes) -> tuple[str, np.ndarray]:
-    """``(key, embeddings [frames, dim])`` of a record."""
-    return decode_record_full(record)[:2]
-
-
-def decode_record_full(record: bytes) -> tuple[str, np.ndarray, np.ndarray | None]:
-    """``(key, embeddings [frames, dim], frame energies in dB [frames] or None)`` of a record."""
-    import tensorflow as tf
-
-    ex = tf.train.Example.FromString(record)
-    f = ex.features.feature
-    n, d = f["num_frames"].int64_list.value[0], f["dim"].int64_list.value[0]
-    emb = np.frombuffer(f["embeddings"].bytes_list.value[0], dtype="<f4").reshape(n, d)
-    db = np.frombuffer(f["frame_db"].bytes_list.value[0], dtype="<f4") if "frame_db" in f else None
-    return f["key"].bytes_list.value[0].decode(), emb, db
-
-
-def clip_frame_db(frame_db: np.ndarray, count: int, num_frames: int) -> np.ndarray:
-    """The energies of a clip's frames from the pipeline's ``frame_db`` (``count`` frames that start in
-    the clip), padded with silence to the backbone's ``num_frames`` (frames past the clip see only the
-    zeros the backbone pads with, exactly as the clip scorer's graph computes them)."""
-    from tfaudio.signal.frame_energy import SILENT_DB
-
-    db = np.asarray(frame_db, np.float32)[: min(int(count), num_frames)]
-    return np.pad(db, (0, num_frames - len(db)), constant_values=SILENT_DB).astype(np.float32)
-
-
-def _file_digest(path: pathlib.Path) -> tuple[int, str]:
-    """(size in bytes, SHA-256 hex) of a file, read in blocks."""
-    h, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-            size += len(block)
-    return size, h.hexdigest()
-
-
-class ShardWriter:
-    """Writes one shard atomically: records go to a temporary file, ``close`` renames it and then
-    writes the index (the index, with the file's size and SHA-256, is what makes a shard trusted).
-
-    Args:
-        directory: the namespace folder.
-        shard_id: the shard's name (default: random). The Beam pipeline passes a deterministic id, so
-            a re-run can tell which shards are complete; the temporary name is unique per attempt
-            (and carries the writer's pid, see :mod:`tfaudio.io.atomic`), so two attempts at one
-            shard (a retried bundle) never write into the same file.
-    """
-
-    def __init__(self, directory: pathlib.Path, shard_id: str | None = None):
-        import tensorflow as tf
-
-        self.directory = pathlib.Path(directory)
-        self.shard_id = shard_id or uuid.uuid4().hex[:16]
-        self.final = self.directory / f"shard-{self.shard_id}.tfrecord"
-        self.tmp = temp_path(self.final)
-        self._writer = tf.io.TFRecordWriter(str(self.tmp))
-        self.keys: list[str] = []
-        self.num_frames: list[int] = []
-
-    def write(self, key: str, embeddings: np.ndarray, frame_db: np.ndarray | None = None) -> None:
-        self.write_record(key, encode_record(key, embeddings, frame_db), int(embeddings.shape[0]))
-
-    def write_record(self, key: str, record: bytes, num_frames: int) -> None:
-        """Appends an already serialized record (see :func:`encode_record`) of clip ``key``."""
-        self._writer.write(record)
-        self.keys.append(key)
-        self.num_frames.append(int(num_frames))
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def close(self, extra: dict[str, Any] | None = None, *, keep_empty: bool = False) -> None:
-        """Renames the records into place, then writes the index.
-
-        Args:
-            extra: more fields for the index (the Beam pipeline adds ``paths`` and ``failed``).
-            keep_empty: write an empty shard and its index too (a Beam shard whose clips were all
-                bad is still complete: a re-run must not try it again).
-        """
-        self._writer.close()
-        if not self.keys and not keep_empty:
-            self.tmp.unlink(missing_ok=True)
-            return
-        size, digest = _file_digest(self.tmp)
-        os.replace(self.tmp, self.final)
-        index = {"format": FORMAT_VERSION, "keys": self.keys, "num_frames": self.num_frames, "bytes": size,
-                 "sha256": digest, **(extra or {})}
-        # no fsync: a shard that a power loss leaves short or empty fails its checksum and is redone
-        atomic_write_text(index_path(self.directory, self.shard_id), json.dumps(index), sync=False, sweep=False)
-
-    def abort(self) -> None:
-        self._writer.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-def index_path(directory: pathlib.Path, shard_id: str) -> pathlib.Path:
-    """The index file of shard ``shard_id`` (written last: its presence marks the shard complete)."""
-    return pathlib.Path(directory) / f"shard-{shard_id}.index.json"
-
-
-def records_path(directory: pathlib.Path, shard_id: str) -> pathlib.Path:
-    return pathlib.Path(directory) / f"shard-{shard_id}.tfrecord"
-
-
-def _index_problem(index: Any) -> str | None:
-    """What is wrong with a parsed index, or None."""
-    if not isinstance(index, dict) or not isinstance(index.get("keys"), list):
-        return "has a damaged index (no key list)"
-    keys, frames = index["keys"], index.get("num_frames")
-    if not all(isinstance(k, str) for k in keys):
-        return "has a damaged index (keys that are not strings)"
-    if frames is not None and (not isinstance(frames, list) or len(frames) != len(keys)):
-        return "has a damaged index (frame counts do not match its keys)"
-    if "sha256" in index and not (isinstance(index["sha256"], str) and isinstance(index.get("bytes"), int)):
-        return "has a damaged index (a malformed checksum)"
-    return None
-
-
-def _stamp(path: pathlib.Path) -> tuple[int, int, int]:
-    st = os.stat(path)
-    return st.st_ino, st.st_mtime_ns, st.st_size
-
-
-def _scan(directory: pathlib.Path):
-    """(complete shards {id: index}, damaged shards {id: problem}, index file stamps {id: stamp})."""
-    complete: dict[str, dict[str, Any]] = {}
-    problems: dict[str, str] = {}
-    stamps: dict[str, tuple[int, int, int]] = {}
-    directory = pathlib.Path(directory)
-    if not directory.is_dir():
-        return complete, problems, stamps
-    for idx_file in sorted(directory.glob("shard-*.index.json")):
-        shard_id = idx_file.name[len("shard-") : -len(".index.json")]
-        try:
-            with open(idx_file, "rb") as f:
-                st = os.fstat(f.fileno())
-                raw = f.read()
-        except FileNotFoundError:
-            continue  # removed meanwhile (merged into a bigger shard)
-        except OSError as err:
-            with contextlib.suppress(OSError):
-                stamps[shard_id] = _stamp(idx_file)
-                problems[shard_id] = f"has an unreadable index ({err.strerror})"
-            continue
-        stamps[shard_id] = (st.st_ino, st.st_mtime_ns, st.st_size)
-        try:
-            index = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            problems[shard_id] = "has a damaged index (not valid JSON)" if raw.strip() else "has an empty index"
-            continue
-        problem = _index_problem(index)
-        if problem is None and not records_path(directory, shard_id).is_file():
-            problem = "is missing (its index is there, its records file is not)"
-        if problem is not None:
-            problems[shard_id] = problem
-            continue
-        complete[shard_id] = index
-    return complete, problems, stamps
-
-
-def complete_shards(directory: pathlib.Path) -> dict[str, dict[str, Any]]:
-    """shard id → its index, for every complete shard (records and a readable index) in ``directory``.
-
-    The records are not read here: a shard whose records are damaged is found (and redone) when it is
-    read, see :func:`read_shard`."""
-    return _scan(directory)[0]
-
-
-class ShardError(Exception):
-    """A shard that cannot be used; the message says what is wrong with it ("is truncated ...")."""
-
-
-def _split_records(data: bytes | memoryview) -> list[memoryview]:
-    """The records of a TFRecord file's bytes (framing: uint64 length, uint32 CRC, data, uint32 CRC).
-
-    The per-record CRCs are not checked: the caller has already checked the whole file's SHA-256."""
-    view, out, pos, n = memoryview(data), [], 0, len(data)
-    while pos < n:
-        if pos + 12 > n:
-            raise ShardError(f"is truncated (a record header at byte {pos} is cut off)")
-        (length,) = struct.unpack_from("<Q", view, pos)
-        end = pos + 12 + length
-        if end + 4 > n:
-            raise ShardError(f"is truncated (record {len(out)} runs past the end of the file)")
-        out.append(view[pos + 12 : end])
-        pos = end + 4
-    return out
-
-
-def _tf_records(path: pathlib.Path) -> list[bytes]:
-    """Records read by TensorFlow, which checks each record's CRC (shards without a SHA-256)."""
-    import tensorflow as tf
-
-    try:
-        return list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
-    except tf.errors.OpError as err:
-        raise ShardError(f"is damaged ({str(err.message).splitlines()[0]})") from None
-
-
-def _shard_records(directory: pathlib.Path, shard_id: str, index: dict[str, Any]) -> list:
-    """The shard's serialized records, checked against its index (size, SHA-256, record count)."""
-    path = records_path(directory, shard_id)
-    if "sha256" not in index:  # written before checksums were recorded
-        records = _tf_records(path) if path.is_file() else None
-    else:
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            data = None
-        except OSError as err:
-            raise ShardError(f"cannot be read ({err.strerror})") from None
-        if data is not None:
-            want = index["bytes"]
-            if len(data) < want:
-                raise ShardError(f"is truncated ({len(data)} of {want} bytes)")
-            if len(data) > want:
-                raise ShardError(f"has {len(data)} bytes, its index says {want}")
-            if hashlib.sha256(data).hexdigest() != index["sha256"]:
-                raise ShardError("is damaged (its SHA-256 does not match its index)")
-            records = _split_records(data)
-        else:
-            records = None
-    if records is None:
-        raise ShardError("is missing")
-    if len(records) != len(index["keys"]):
-        raise ShardError(f"holds {len(records)} records, its index lists {len(index['keys'])}")
-    return records
-
-
-def read_shard(directory: pathlib.Path, shard_id: str, index: dict[str, Any],
-               positions: list[int] | None = None) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
-    """The clips of a shard, checked: ``[(key, embeddings float32 [frames, dim], frame dB [frames] or None)]``.
-
-    Args:
-        directory: the namespace folder.
-        shard_id: the shard.
-        index: its index (from :func:`complete_shards`).
-        positions: the records to decode (default: all).
-
-    Raises:
-        ShardError: the shard is missing, truncated, garbled or does not match its index.
-    """
-    records = _shard_records(pathlib.Path(directory), shard_id, index)
-    keys = index["keys"]
-    out = []
-    for pos in range(len(records)) if positions is None else positions:
-        try:
-            key, emb, db = decode_record_full(records[pos])
-        except Exception as err:  # noqa: BLE001 - any decoding failure means a bad record
-            raise ShardError(f"has an unreadable record {pos} ({type(err).__name__})") from None
-        if key != keys[pos]:
-            raise ShardError(f"does not match its index (record {pos} is another clip)")
-        out.append((key, emb, db))
-    return out
-
-
-def _verify_file(directory: pathlib.Path, shard_id: str, index: dict[str, Any]) -> str | None:
-    """What is wrong with a shard's records file, checked in blocks (no decoding), or None."""
-    path = records_path(directory, shard_id)
-    if "sha256" not in index:  # written before checksums were recorded: TFRecord's CRCs, streamed
-        import tensorflow as tf
-
-        if not path.is_file():
-            return "is missing"
-        try:
-            count = sum(1 for _ in tf.data.TFRecordDataset(str(path)))
-        except tf.errors.OpError as err:
-            return f"is damaged ({str(err.message).splitlines()[0]})"
-        return None if count == len(index["keys"]) else f"holds {count} records, its index lists {len(index['keys'])}"
-    try:
-        size, digest = _file_digest(path)
-    except FileNotFoundError:
-        return "is missing"
-    except OSError as err:
-        return f"cannot be read ({err.strerror})"
-    if size != index["bytes"]:
-        return f"is truncated ({size} of {index['bytes']} bytes)" if size < index["bytes"] else \
-            f"has {size} bytes, its index says {index['bytes']}"
-    return None if digest == index["sha256"] else "is damaged (its SHA-256 does not match its index)"
-
-
 @contextlib.contextmanager
 def _exclusive(directory: pathlib.Path) -> Iterator[bool]:
     """An advisory lock on ``directory`` without waiting: yields False when another process holds it."""
@@ -413,72 +125,6 @@ def _exclusive(directory: pathlib.Path) -> Iterator[bool]:
         yield True
     finally:
         os.close(fd)  # closing releases the lock
-
-
-@dataclasses.dataclass
-class ClipEmbeddings:
-    """Embeddings of the clips of a manifest, in manifest order (bad clips left out).
-
-    Attributes:
-        embeddings: one float32 [frames, dim] array per clip.
-        targets: int32 [clips] class index (from the manifest's label list).
-        rows: int [clips] row of each clip in the manifest.
-        folds: int [clips] fold (-1 when none).
-        energies: one float32 [frames] array per clip, each frame's energy in dB (None for a clip cached
-            without them: all its frames count as sound).
-    """
-
-    embeddings: list[np.ndarray]
-    targets: np.ndarray
-    rows: np.ndarray
-    folds: np.ndarray
-    energies: list[np.ndarray | None] | None = None
-
-    def __len__(self) -> int:
-        return len(self.embeddings)
-
-    def gates(self) -> list[np.ndarray]:
-        """Per clip, bool [frames]: the frames :func:`~tfaudio.signal.frame_energy.silence_gate` keeps
-        (every frame of a clip without energies)."""
-        from tfaudio.signal.frame_energy import silence_gate
-
-        out = []
-        for i, emb in enumerate(self.embeddings):
-            db = self.energies[i] if self.energies is not None else None
-            if db is None or len(db) != len(emb) or not len(emb):
-                out.append(np.ones(len(emb), bool))
-            else:
-                out.append(np.asarray(silence_gate(np.asarray(db, np.float32)[None]))[0])
-        return out
-
-    def frames(self, *, gate: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Frame-level arrays: (embeddings [N, dim], targets [N], clip index [N]) — one record per
-        frame carrying its clip's label, as in the YAMNet transfer-learning tutorial; with ``gate``
-        only the frames the silence gate keeps (silence does not carry its clip's label)."""
-        keep = self.gates() if gate else [np.ones(len(e), bool) for e in self.embeddings]
-        counts = np.array([int(k.sum()) for k in keep])
-        x = np.concatenate([e[k] for e, k in zip(self.embeddings, keep)]).astype(np.float32, copy=False)
-        return x, np.repeat(self.targets, counts), np.repeat(np.arange(len(self)), counts)
-
-    def subset(self, mask: np.ndarray) -> ClipEmbeddings:
-        idx = np.flatnonzero(mask)
-        energies = [self.energies[i] for i in idx] if self.energies is not None else None
-        return ClipEmbeddings([self.embeddings[i] for i in idx], self.targets[idx], self.rows[idx], self.folds[idx],
-                              energies)
-
-
-@dataclasses.dataclass
-class ExtractionReport:
-    total: int
-    cached: int
-    extracted: int
-    skipped: list[tuple[str, str]]
-
-    def __str__(self) -> str:
-        s = f"{self.total} clips: {self.cached} from the cache, {self.extracted} extracted"
-        if self.skipped:
-            s += f", {len(self.skipped)} skipped:\n" + "\n".join(f"  {p}: {why}" for p, why in self.skipped)
-        return s
 
 
 class EmbeddingCache:
@@ -565,7 +211,7 @@ class EmbeddingCache:
         if self._index is not None and not refresh:
             return self._index
         for _ in range(3):  # a damaged shard that turns out to be replaced meanwhile: scan again
-            shards, problems, stamps = _scan(self.directory)
+            shards, problems, stamps = scan_shards(self.directory)
             self._shards, self._stamps = shards, stamps
             for s in [s for s in shards if self._is_bad(s)]:
                 del shards[s]
@@ -584,7 +230,7 @@ class EmbeddingCache:
         another process since it was scanned (then it is not damaged: scan again)."""
         d = self.directory
         try:
-            now = _stamp(index_path(d, shard_id))
+            now = stamp(index_path(d, shard_id))
         except OSError:
             now = None
         if now is None or now != self._stamps.get(shard_id):
@@ -738,7 +384,7 @@ class EmbeddingCache:
                 for shard_id in sorted(small):
                     index = self._shards[shard_id]
                     try:
-                        records = _shard_records(d, shard_id, index)
+                        records = shard_records(d, shard_id, index)
                     except ShardError as err:
                         self._discard(shard_id, str(err))
                         continue
@@ -855,7 +501,7 @@ class EmbeddingCache:
             damaged = {}
             for shard in shards:
                 shard_id = shard[len("shard-") : -len(".tfrecord")]
-                problem = _verify_file(self.directory, shard_id, self._shards[shard_id])
+                problem = verify_shard(self.directory, shard_id, self._shards[shard_id])
                 if problem is not None:
                     damaged[shard_id] = problem
             if not self._repair(damaged, manifest, keys, on_error=None, progress=False) and not damaged:
