@@ -12,8 +12,8 @@ import warnings
 import numpy as np
 import pytest
 
+from tfaudio.io.atomic import atomic_write
 from tfaudio.tasks.report import (
-    _atomic_write,
     classification_report,
     format_cv,
     format_report,
@@ -268,7 +268,7 @@ def test_atomic_write_keeps_old_file_and_no_temp_on_failure(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        _atomic_write(target, fail)
+        atomic_write(target, fail)
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["report.json"]
 

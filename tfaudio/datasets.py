@@ -16,6 +16,8 @@ import urllib.request
 import uuid
 import zipfile
 
+from tqdm.auto import tqdm
+
 from tfaudio.errors import TfaudioError
 
 ESC50_URL = "https://github.com/karoldvl/ESC-50/archive/master.zip"
@@ -67,7 +69,6 @@ def fetch(url: str, dest: str | os.PathLike, *, sha256: str | None = None, progr
     if is_offline():
         raise TfaudioError(f"{dest} is not cached and TFAUDIO_OFFLINE=1 forbids downloading {url}. "
                            f"Fix: put a copy at {dest} or unset TFAUDIO_OFFLINE.")
-    from tqdm.auto import tqdm
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")

@@ -99,7 +99,7 @@ def quiet_tensorflow(verbose: bool = False) -> None:
     for name in ("tensorflow", "absl", "h5py", "jax", "transformers", "apache_beam", "matplotlib"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        import absl.logging
+        import absl.logging  # here: quieting must not import TensorFlow (absl comes with it)
 
         absl.logging.set_verbosity(absl.logging.ERROR)
     except ImportError:  # pragma: no cover - absl comes with TensorFlow

@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from tfaudio.data.audio_converter import describe
+from tfaudio.data.audio_converter import describe, is_pair
 from tfaudio.errors import TfaudioError
 from tfaudio.heads import decode
+from tfaudio.inference.loader import load_model
 
 __all__ = ["pipeline", "AudioClassificationPipeline", "TASKS"]
 
@@ -44,7 +45,6 @@ TASKS = {
 
 
 def _is_single(inputs: Any) -> bool:
-    from tfaudio.data.audio_converter import is_pair
 
     return not isinstance(inputs, list) and not (isinstance(inputs, tuple) and not is_pair(inputs))
 
@@ -170,7 +170,6 @@ def pipeline(task: str, model: Any = None, *, top_k: int | None = 5, batch_size:
         >>> pipe({"array": samples, "sampling_rate": 44100})
         [{'score': 0.98, 'label': 'dog'}]
     """
-    from tfaudio.inference.loader import load_model
 
     if task not in TASKS:
         known = "; ".join(f"{name!r}: {what}" for name, what in TASKS.items())

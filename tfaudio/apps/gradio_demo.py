@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from tfaudio.backbones.backbone import display_log_mel
 from tfaudio.backbones.registry import split_spec
 from tfaudio.errors import AudioError, TfaudioError
+from tfaudio.heads import decode
 
 __all__ = [
     "Analysis",
@@ -187,13 +187,16 @@ def analyze(model: Any, waveform: Any, sample_rate: int, top_k: int = 5, *, wher
     span = float(contract.frame_seconds) if contract else float(model.metadata.get("frame_seconds") or hop)
     if "frame_scores" not in out:  # a model that scores whole clips (EfficientAT's tags): one clip-long row
         span = hop = max(len(wave) / model.sample_rate, span)
+    # here, not at the top: the CLI imports this module to build its parser, without TensorFlow
+    from tfaudio.backbones.backbone import display_log_mel
+
     log_mel, mel_hop = (model.backbone.display_log_mel(wave) if model.backbone is not None
                         else display_log_mel(wave, model.sample_rate))
     return Analysis(
         waveform=wave, sample_rate=model.sample_rate, input_rate=int(sample_rate), log_mel=log_mel,
         log_mel_hop_seconds=mel_hop, frame_scores=frames, frame_seconds=span,
         frame_hop_seconds=hop, clip_scores=clip, labels=tuple(model.labels),
-        top=top_k(clip, model.labels, int(top_k)),
+        top=decode.top_k(clip, model.labels, int(top_k)),
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -241,7 +242,6 @@ def display_log_mel(waveform: np.ndarray, sample_rate: int, config: melspec.LogM
 def weights_digest(prefix: str, settings: Any, variables: Sequence[Any]) -> str:
     """``prefix-`` + 16 hex digits of sha256 over ``repr(settings)`` and every variable's name and value:
     the fingerprint of a backbone (the same weights give the same key wherever they were loaded from)."""
-    import hashlib
 
     digest = hashlib.sha256(repr(settings).encode())
     for w in variables:

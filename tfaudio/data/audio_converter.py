@@ -34,10 +34,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from tfaudio.errors import AudioError
+from tfaudio.io.decode import load_audio
 from tfaudio.io.samples import pcm_to_float, to_mono
 from tfaudio.log import warn
+from tfaudio.signal.resample import clip_resampler
 
 __all__ = ["AudioConverter", "Converted", "pad_batch", "MAX_CHANNELS"]
 
@@ -91,7 +94,6 @@ class AudioConverter:
     def decode_file(self, path: str | os.PathLike) -> tuple[np.ndarray, int]:
         """A file → (float32 mono ``[samples]``, its rate); an unexpected decoder failure is wrapped in
         an :class:`AudioError` naming the file."""
-        from tfaudio.io.decode import load_audio
 
         try:
             return load_audio(path, backend=self.backend)
@@ -105,9 +107,6 @@ class AudioConverter:
         """``audio`` at ``rate`` → :attr:`sample_rate` with the one resampler (traced once per rate)."""
         if int(rate) == self.sample_rate:
             return np.ascontiguousarray(audio, np.float32)
-        import tensorflow as tf
-
-        from tfaudio.signal.resample import clip_resampler
 
         try:
             resampler = clip_resampler(int(rate), self.sample_rate)

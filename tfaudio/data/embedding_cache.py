@@ -24,6 +24,10 @@ truncated or garbled shard or a damaged index costs a warning naming it and the 
 its clips, never an error. Temporaries of writers that were killed are swept by the next extraction
 (:mod:`tfaudio.io.atomic`). The same record format is written by the Beam pipeline, so training
 reads either output alike.
+
+One file of ~540 lines on purpose: extraction, loading, repair and compaction share the cache's shard
+index and its locking; the shard format (``shards.py``) and the clip store (``clip_embeddings.py``) are
+apart.
 """
 from __future__ import annotations
 
@@ -41,6 +45,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
 
 from tfaudio.data.clip_embeddings import ClipEmbeddings, ExtractionReport
 from tfaudio.data.manifest import Manifest
@@ -62,6 +68,7 @@ from tfaudio.data.shards import (
     stamp,
     verify_shard,
 )
+from tfaudio.datasets import cache_dir
 from tfaudio.errors import AudioError, TfaudioError
 from tfaudio.io.atomic import atomic_write_text, sweep_stale
 from tfaudio.log import warn
@@ -78,7 +85,6 @@ _hash_lock = threading.Lock()
 
 def default_cache_dir() -> pathlib.Path:
     """``$TFAUDIO_CACHE`` or ``~/.cache/tfaudio``."""
-    from tfaudio.datasets import cache_dir
 
     return cache_dir()
 
@@ -289,8 +295,6 @@ class EmbeddingCache:
     def _extract(self, manifest: Manifest, keys: list[str | None], only: set[str] | None, on_error: str,
                  progress: bool) -> ExtractionReport:
         """Extracts the clips of ``manifest`` that are not cached (and whose key is in ``only``)."""
-        import tensorflow as tf
-        from tqdm.auto import tqdm
 
         index = self.index(refresh=True)
         todo_rows, seen = [], set()
@@ -491,7 +495,6 @@ class EmbeddingCache:
 
         The shards are checked against their checksums first (read in blocks, not kept in memory); a
         damaged one is removed with a warning and its clips of ``manifest`` are extracted again."""
-        import tensorflow as tf
 
         keys = self.keys(manifest, on_error="skip")
         for _ in range(3):

@@ -2,6 +2,9 @@
 
 The label list is stable: it is sorted (or given) once and saved with every model, so class index
 ``i`` means the same class in training, evaluation and export.
+
+One file of ~500 lines on purpose: reading CSVs and folders, the row-named validation errors and fold
+assignment are one data structure's construction.
 """
 from __future__ import annotations
 

@@ -31,6 +31,8 @@ import tensorflow as tf
 from tfaudio.data.audio_converter import AudioConverter
 from tfaudio.data.manifest import Manifest
 from tfaudio.errors import AudioError
+from tfaudio.signal.frame_energy import frame_energy_db
+from tfaudio.signal.framing import pad_or_crop
 from tfaudio.signal.resample import resamplable_rates, switch_rates
 
 
@@ -216,7 +218,6 @@ class AudioDataset:
         return audio, branch, ok
 
     def _resample(self, audio: tf.Tensor, branch: tf.Tensor, ok: tf.Tensor) -> dict[str, tf.Tensor]:
-        from tfaudio.signal.framing import pad_or_crop
 
         cfg = self.config
         if self._graph_rates:
@@ -231,7 +232,6 @@ class AudioDataset:
             feats = self.features(audio)
             out.update(features=feats, feature_count=tf.shape(feats)[0])
         if self.frame_energy is not None:
-            from tfaudio.signal.frame_energy import frame_energy_db
 
             frame, hop = self.frame_energy
             count = tf.maximum(1, (tf.cast(length, tf.int32) + hop - 1) // hop)  # frames that start in the clip

@@ -14,8 +14,10 @@ import uuid
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from tfaudio.io.atomic import atomic_write_text, temp_path
+from tfaudio.signal.frame_energy import SILENT_DB
 
 __all__ = ["FORMAT_VERSION", "ShardWriter", "ShardError", "encode_record", "decode_record", "decode_record_full",
            "clip_frame_db", "index_path", "records_path", "complete_shards", "read_shard", "scan_shards",
@@ -29,7 +31,6 @@ ORPHAN_AFTER = 3600.0
 def encode_record(key: str, embeddings: np.ndarray, frame_db: np.ndarray | None = None) -> bytes:
     """One clip as a serialized tf.train.Example (the cache's record format): its embeddings
     ``[frames, dim]`` and, when given, each frame's energy in dB ``[frames]`` (the silence gate's input)."""
-    import tensorflow as tf
 
     emb = np.ascontiguousarray(embeddings, dtype="<f4")
     feature = {
@@ -53,7 +54,6 @@ def decode_record(record: bytes) -> tuple[str, np.ndarray]:
 
 def decode_record_full(record: bytes) -> tuple[str, np.ndarray, np.ndarray | None]:
     """``(key, embeddings [frames, dim], frame energies in dB [frames] or None)`` of a record."""
-    import tensorflow as tf
 
     ex = tf.train.Example.FromString(record)
     f = ex.features.feature
@@ -67,7 +67,6 @@ def clip_frame_db(frame_db: np.ndarray, count: int, num_frames: int) -> np.ndarr
     """The energies of a clip's frames from the pipeline's ``frame_db`` (``count`` frames that start in
     the clip), padded with silence to the backbone's ``num_frames`` (frames past the clip see only the
     zeros the backbone pads with, exactly as the clip scorer's graph computes them)."""
-    from tfaudio.signal.frame_energy import SILENT_DB
 
     db = np.asarray(frame_db, np.float32)[: min(int(count), num_frames)]
     return np.pad(db, (0, num_frames - len(db)), constant_values=SILENT_DB).astype(np.float32)
@@ -96,7 +95,6 @@ class ShardWriter:
     """
 
     def __init__(self, directory: pathlib.Path, shard_id: str | None = None):
-        import tensorflow as tf
 
         self.directory = pathlib.Path(directory)
         self.shard_id = shard_id or uuid.uuid4().hex[:16]
@@ -238,7 +236,6 @@ def _split_records(data: bytes | memoryview) -> list[memoryview]:
 
 def _tf_records(path: pathlib.Path) -> list[bytes]:
     """Records read by TensorFlow, which checks each record's CRC (shards without a SHA-256)."""
-    import tensorflow as tf
 
     try:
         return list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
@@ -307,7 +304,6 @@ def verify_shard(directory: pathlib.Path, shard_id: str, index: dict[str, Any]) 
     """What is wrong with a shard's records file, checked in blocks (no decoding), or None."""
     path = records_path(directory, shard_id)
     if "sha256" not in index:  # written before checksums were recorded: TFRecord's CRCs, streamed
-        import tensorflow as tf
 
         if not path.is_file():
             return "is missing"

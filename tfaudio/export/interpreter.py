@@ -10,6 +10,8 @@ import importlib
 import os
 from typing import Any
 
+from tfaudio.errors import TfaudioError
+
 __all__ = ["tflite_interpreter", "interpreter_backend", "BACKENDS"]
 
 #: Import paths of the interpreter classes, in order of preference.
@@ -32,7 +34,6 @@ def _interpreter_class(prefer: str | None = None) -> tuple[str, Any]:
             return name, importlib.import_module(module).Interpreter
         except (ImportError, AttributeError) as err:
             tried.append(f"{name} ({type(err).__name__}: {err})")
-    from tfaudio.errors import TfaudioError
 
     raise TfaudioError("no TFLite interpreter could be imported: " + "; ".join(tried)
                        + ". Fix: pip install ai-edge-litert (or 'tfaudio[tflite]').")

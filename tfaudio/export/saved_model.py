@@ -25,15 +25,21 @@ Loading needs TensorFlow only (no tfaudio, no Keras, no transformers)::
 """
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+import tensorflow as tf
+
+import tfaudio
+from tfaudio.backbones.registry import backbone_spec
 from tfaudio.errors import TfaudioError
 from tfaudio.io.atomic import atomic_directory
-from tfaudio.signal.resample import resampled_length
+from tfaudio.signal.resample import Resample, resample, resampled_length
+from tfaudio.tasks.clip_scorer import clip_scorer
 
 __all__ = ["export_saved_model", "check_exportable", "read_export_metadata", "SIGNATURES",
            "METADATA_FILE"]
@@ -59,7 +65,6 @@ def check_exportable(model: Any, labels: Sequence[str] | None = None) -> tuple[s
         TfaudioError: it is untrained, its backbone cannot be traced into a graph, or its label list
             does not match its output units.
     """
-    from tfaudio.tasks.clip_scorer import clip_scorer
 
     return clip_scorer(model, labels).labels
 
@@ -67,8 +72,6 @@ def check_exportable(model: Any, labels: Sequence[str] | None = None) -> tuple[s
 def export_metadata(scorer: Any, input_rate: int, **extra: Any) -> dict[str, Any]:
     """The self-description every export carries: what its input is, what its outputs mean and how
     to rebuild the model (read by ``tfaudio predict``, ``pipeline``, Beam and ``info``)."""
-    import tfaudio
-    from tfaudio.backbones.registry import backbone_spec
 
     c = scorer.contract
     return {
@@ -93,7 +96,6 @@ def export_metadata(scorer: Any, input_rate: int, **extra: Any) -> dict[str, Any
 def read_export_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
     """The :data:`METADATA_FILE` of an export (its folder, or the ``saved_model`` folder), or None for a
     SavedModel written before exports described themselves."""
-    import json
 
     path = pathlib.Path(path)
     for candidate in (path / "assets" / METADATA_FILE, path / "saved_model" / "assets" / METADATA_FILE):
@@ -116,11 +118,6 @@ class _ServingModule:
 
     def __init__(self, scorer: Any, input_rate: int, frame_scores: bool, backbone_scores: bool,
                  assets: dict[str, pathlib.Path], metadata: dict[str, Any]):
-        import json
-
-        import tensorflow as tf
-
-        from tfaudio.signal.resample import resample
 
         rate = scorer.sample_rate
         f32 = tf.float32
@@ -268,9 +265,6 @@ def export_saved_model(
             saved_model_cli run --dir export/saved_model --tag_set serve --signature_def serving_default \\
                 --inputs audio=clip.npy
     """
-    import tensorflow as tf
-
-    from tfaudio.tasks.clip_scorer import clip_scorer
 
     scorer = clip_scorer(classifier, labels)
     scorer.check(frame_scores=frame_scores, backbone_scores=backbone_scores)
@@ -279,7 +273,6 @@ def export_saved_model(
     if input_rate <= 0:
         raise TfaudioError(f"input_rate must be a positive rate in Hz, got {input_rate}.")
     if input_rate != rate:
-        from tfaudio.signal.resample import Resample
 
         try:
             Resample(input_rate, rate)  # an impossible rate pair fails here, not in the graph
@@ -290,7 +283,6 @@ def export_saved_model(
     metadata = export_metadata(scorer, input_rate, outputs=outputs, signatures=list(SIGNATURES))
 
     with tempfile.TemporaryDirectory(prefix="tfaudio-assets-") as scratch:
-        import json
 
         assets = {LABELS_FILE: pathlib.Path(scratch) / LABELS_FILE, METADATA_FILE: pathlib.Path(scratch) / METADATA_FILE}
         assets[LABELS_FILE].write_text("\n".join(scorer.labels) + "\n", encoding="utf8")

@@ -42,21 +42,33 @@ frontend (FULLY_CONNECTED, SQRT, LOG...) and a QUANTIZE op: builtin ops only, ne
 Model metadata as in the official ``yamnet_classification.tflite``: input ``audio_clip`` with
 ``AudioProperties`` (sample rate, 1 channel), output ``scores`` with ``FeatureProperties``, stats 0..1
 and ``labels.txt`` attached as ``TENSOR_AXIS_LABELS`` (packed into the file as a zip entry).
+
+One file of ~560 lines on purpose: conversion, its quantisation variants (and their measured agreement)
+and the metadata written into the file are one export step.
 """
 from __future__ import annotations
 
 import io
+import json
 import os
 import pathlib
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import flatbuffers
 import numpy as np
+import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated as schema
 
+from tfaudio.data.audio_converter import AudioConverter
+from tfaudio.data.manifest import Manifest
 from tfaudio.errors import TfaudioError
+from tfaudio.export.interpreter import tflite_interpreter
 from tfaudio.export.saved_model import METADATA_FILE, export_metadata
-from tfaudio.log import native_stderr_silenced
+from tfaudio.io.atomic import atomic_write_bytes
+from tfaudio.log import native_stderr_silenced, warn
+from tfaudio.signal.melspec import tflite_compatible
 from tfaudio.tasks.clip_scorer import clip_scorer
 
 __all__ = ["export_tflite", "tflite_model", "read_metadata", "QUANTIZATIONS", "LABELS_FILE"]
@@ -80,7 +92,6 @@ class _WindowModel:
     """
 
     def __init__(self, graph: Any, window_samples: int | None):
-        import tensorflow as tf
 
         self.module = tf.Module(name="tfaudio_tflite")
         self.module.variables_ = graph.variables
@@ -104,8 +115,6 @@ def _windows(waveform: np.ndarray, size: int) -> Iterator[np.ndarray]:
 def _representative_waveforms(data: Any, rate: int) -> Iterator[np.ndarray]:
     """Float32 waveforms at ``rate`` from arrays (taken to be at ``rate``), file paths or a Manifest,
     prepared by the one :class:`~tfaudio.data.audio_converter.AudioConverter`."""
-    from tfaudio.data.audio_converter import AudioConverter
-    from tfaudio.data.manifest import Manifest
 
     if isinstance(data, Manifest):
         data = data.paths
@@ -131,7 +140,6 @@ def _calibration_set(data: Any, rate: int, window_samples: int) -> list[np.ndarr
 
 def _frontend_nodes(model: bytes, scope: str | None) -> list[str]:
     """Output tensor names of the ops in the frontend scope (the int8 quantizer leaves them float)."""
-    from tensorflow.lite.python import schema_py_generated as schema
 
     graph = schema.Model.GetRootAsModel(model, 0).Subgraphs(0)
     names = []
@@ -153,8 +161,6 @@ def _int8_agreement(model: bytes, float_function, calibration: list[np.ndarray])
     calibration windows; warns when it is below :data:`INT8_AGREEMENT_WARNING`. Full-integer
     quantization of a whole backbone is lossy (YAMNet's embedding moves by ~12 % RMS), and heads that
     standardise their inputs amplify that in their low-variance dimensions."""
-    from tfaudio.export.interpreter import tflite_interpreter
-    from tfaudio.log import warn
 
     windows = calibration[:: max(1, len(calibration) // 64)][:64]
     interpreter = tflite_interpreter(model_content=model)
@@ -173,7 +179,6 @@ def _int8_agreement(model: bytes, float_function, calibration: list[np.ndarray])
 
 
 def _convert(concrete, module, quantization: str, calibration: list[np.ndarray] | None, scope: str | None) -> bytes:
-    import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -192,7 +197,7 @@ def _convert(concrete, module, quantization: str, calibration: list[np.ndarray] 
         # tf.lite.experimental.QuantizationDebugger's selective quantization (denylisted_nodes).
         converter._experimental_calibrate_only = True
         calibrated = converter.convert()
-        try:
+        try:  # a private TensorFlow API, imported where it is used so its absence is one clear error
             from tensorflow.lite.python.convert import mlir_quantize
         except ImportError as err:  # pragma: no cover - moved in some future TensorFlow
             raise TfaudioError(f"int8 export needs tensorflow.lite.python.convert.mlir_quantize ({err}); "
@@ -211,7 +216,6 @@ def _frontend_constants_to_float16(model: bytes, scope: str | None, min_elements
     filterbank), which the float16 model does for every weight. Dynamic-range int8 weights of the
     frontend are de-quantized back to float first. DEQUANTIZE of a constant runs once, at load time.
     """
-    from tensorflow.lite.python import schema_py_generated as schema
 
     if not scope:
         return model
@@ -293,7 +297,6 @@ def _frontend_constants_to_float16(model: bytes, scope: str | None, min_elements
 
 
 def _pack(model) -> bytes:
-    import flatbuffers
 
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
@@ -312,7 +315,6 @@ def _metadata_fb():
 
 def _metadata_buffer(labels: tuple[str, ...], sample_rate: int, description: str) -> bytes:
     """The ``TFLITE_METADATA`` flatbuffer, laid out like the official yamnet_classification.tflite."""
-    import flatbuffers
 
     fb = _metadata_fb()
     audio = fb.AudioPropertiesT()
@@ -358,7 +360,6 @@ def _with_metadata(model: bytes, labels: tuple[str, ...], sample_rate: int, desc
                    export_json: str) -> bytes:
     """``model`` with the metadata buffer set and ``labels.txt`` (and tfaudio's own description,
     ``tfaudio.json``) appended as zip entries (what MediaPipe's MetadataPopulator writes)."""
-    from tensorflow.lite.python import schema_py_generated as schema
 
     m = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
     buffer = schema.BufferT()
@@ -401,7 +402,6 @@ def read_metadata(model: str | os.PathLike | bytes) -> dict[str, Any]:
         >>> meta["associated_files"]["labels.txt"].split()
         ['cat', 'dog']
     """
-    from tensorflow.lite.python import schema_py_generated as schema
 
     data = model if isinstance(model, bytes) else pathlib.Path(model).read_bytes()
     fb = _metadata_fb()
@@ -432,7 +432,6 @@ def tflite_model(
     labels: Sequence[str] | None = None,
 ) -> bytes:
     """The bytes of the TFLite model :func:`export_tflite` writes (same arguments, no file)."""
-    import json
 
     scorer = clip_scorer(classifier, labels)
     labels = scorer.labels
@@ -456,7 +455,6 @@ def tflite_model(
                 "Fix: pass representative_data=..., or choose quantization='dynamic' (no data needed)."
             )
         calibration = _calibration_set(representative_data, rate, window_samples)
-    from tfaudio.signal.melspec import tflite_compatible
 
     stft = getattr(scorer.backbone, "tflite_stft", "dft")
     try:
@@ -551,7 +549,6 @@ def export_tflite(
                          whole_clip=whole_clip, representative_data=representative_data, metadata=metadata,
                          labels=labels)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from tfaudio.io.atomic import atomic_write_bytes
 
     atomic_write_bytes(path, model)  # also removes temporaries of writers killed earlier
     return path

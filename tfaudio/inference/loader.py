@@ -29,10 +29,16 @@ import pathlib
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from tfaudio.backbones import registry
 from tfaudio.backbones.entry import transformers_config
+from tfaudio.data.audio_converter import AudioConverter, pad_batch
 from tfaudio.errors import TfaudioError
+from tfaudio.export.saved_model import read_export_metadata
+from tfaudio.tasks.audio_classifier import AudioClassifier
+from tfaudio.tasks.clip_scorer import clip_scorer
+from tfaudio.tasks.wav2vec2_finetune import is_finetune_folder, load_finetune_model
 
 __all__ = ["LoadedModel", "load_model", "KINDS"]
 
@@ -82,7 +88,6 @@ class LoadedModel:
 
     def converter(self, **kwargs: Any):
         """The :class:`~tfaudio.data.audio_converter.AudioConverter` for this model's inputs."""
-        from tfaudio.data.audio_converter import AudioConverter
 
         return AudioConverter(self.sample_rate, min_samples=self.min_samples, **kwargs)
 
@@ -127,7 +132,6 @@ def load_model(source: Any = None, *, input_rate: int | None = None, backbone: A
     Raises:
         TfaudioError: nothing there, or not a model tfaudio recognises (the message says what is expected).
     """
-    from tfaudio.tasks.clip_scorer import clip_scorer
 
     if source is None:
         if not tagging:
@@ -148,20 +152,16 @@ def load_model(source: Any = None, *, input_rate: int | None = None, backbone: A
             "'efficientat:mn04_as') to tag AudioSet events."
         )
     if path.is_dir() and (path / "tfaudio.json").is_file():
-        from tfaudio.tasks.wav2vec2_finetune import is_finetune_folder
 
         if is_finetune_folder(path):
-            from tfaudio.tasks.wav2vec2_finetune import load_finetune_model
 
             return _from_object(load_finetune_model(path), clip_scorer, str(path))
-        from tfaudio.tasks.audio_classifier import AudioClassifier
 
         clf = AudioClassifier.load(path, backbone=backbone)
         meta = json.loads((path / "tfaudio.json").read_text(encoding="utf8"))
         return _from_object(clf, clip_scorer, str(path), meta)
     saved = _saved_model_dir(path) if path.is_dir() else None
     if saved is not None:
-        from tfaudio.export.saved_model import read_export_metadata
 
         if tagging and read_export_metadata(saved) is None:
             return _tagger(text)  # a backbone's own SavedModel (YAMNet from TF Hub), not a tfaudio export
@@ -208,7 +208,6 @@ def _from_object(obj: Any, clip_scorer, source: str | None = None, meta: dict | 
 
 
 def _tagger(text: str) -> LoadedModel:
-    from tfaudio.tasks.clip_scorer import clip_scorer
 
     backbone = registry.get_backbone(text)
     if not getattr(backbone, "class_names", None):
@@ -235,9 +234,6 @@ class _ExportScorer:
         self.single = loaded.signatures.get("serving_default")
 
     def scores(self, waves, *, batch_size: int = 16) -> np.ndarray:
-        import tensorflow as tf
-
-        from tfaudio.data.audio_converter import pad_batch
 
         if not len(waves):
             return np.zeros([0, len(self.labels)], np.float32)
@@ -256,7 +252,6 @@ class _ExportScorer:
 def export_input_rate(saved: pathlib.Path, input_rate: int | None, source: str, meta: dict | None = None) -> int:
     """The rate an export takes: what its ``tfaudio.json`` says; ``input_rate`` only for an export
     without one (and refused when it contradicts the export)."""
-    from tfaudio.export.saved_model import read_export_metadata
 
     meta = read_export_metadata(saved) if meta is None else meta
     stated = (meta or {}).get("input_rate")
@@ -274,9 +269,6 @@ def export_input_rate(saved: pathlib.Path, input_rate: int | None, source: str, 
 
 
 def _export(saved: pathlib.Path, source: str, input_rate: int | None) -> LoadedModel:
-    import tensorflow as tf
-
-    from tfaudio.export.saved_model import read_export_metadata
 
     meta = read_export_metadata(saved) or {}
     labels_file = saved / "assets" / "labels.txt"
@@ -336,7 +328,6 @@ class _TransformersScorer:
         self.description = f"transformers {config.model_type} classifier"
 
     def scores(self, waves, *, batch_size: int = 16) -> np.ndarray:
-        import tensorflow as tf
 
         out = []
         for w in waves:  # one clip per call: padding would change group-norm models' outputs

@@ -39,6 +39,9 @@ a chain of layers that is the largest input + output of one layer. The frontend 
 DFT → magnitude → mel → log-mel → patches), the body (over all the clip's patches at once, as the
 exported SavedModel runs it) and the head run in turn; the peak is the largest of the three. Runtimes
 that fuse batch norm and ReLU into the convolution (TFLite) need less; im2col workspaces need more.
+
+One file of ~590 lines on purpose: the profiler's counting (Keras layers, traced graphs), memory model
+and report text serve one command (``tfaudio info``).
 """
 from __future__ import annotations
 
@@ -49,9 +52,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from tensorflow.python.framework import ops
 
 from tfaudio.backbones.registry import entry_of, spec_string
 from tfaudio.errors import TfaudioError
+from tfaudio.inference.loader import load_model
+from tfaudio.signal import melspec
+from tfaudio.signal.melspec import tflite_compatible
 
 __all__ = [
     "model_info",
@@ -99,7 +108,6 @@ def layer_macs(layer) -> int | None:
         >>> layer_macs(conv)   # 10 x 10 positions x 8 filters x 3 x 3 x 4 inputs
         28800
     """
-    import tf_keras as keras
 
     layers = keras.layers
     if isinstance(layer, keras.Model):
@@ -155,7 +163,6 @@ def frontend_macs_per_frame(config=None) -> dict[str, int]:
     Args:
         config: a :class:`tfaudio.signal.melspec.LogMelConfig` (default YAMNet's).
     """
-    from tfaudio.signal import melspec
 
     config = config or melspec.LogMelConfig()
     used = np.flatnonzero(melspec.mel_weight_matrix(config).any(axis=1))
@@ -172,7 +179,6 @@ def graph_macs(concrete_function, scope: str | None = None) -> dict[str, int]:
         concrete_function: a traced ``tf.function``.
         scope: count only the ops under this top-level name scope (e.g. a backbone's ``frontend_scope``).
     """
-    from tensorflow.python.framework import ops
 
     graph = concrete_function.graph
     out: dict[str, int] = {}
@@ -208,7 +214,6 @@ def peak_activation_bytes(model, batch: int = 1) -> tuple[int, str]:
         model: a functional ``tf_keras`` model with static shapes past the batch axis.
         batch: the batch size (e.g. the patches of a clip).
     """
-    import tensorflow as tf
 
     member = set(getattr(model, "_network_nodes", ()))
     steps: list[tuple[str, list, list, int]] = []  # (layer, inputs, outputs, extra bytes inside)
@@ -246,7 +251,6 @@ def peak_activation_bytes(model, batch: int = 1) -> tuple[int, str]:
 
 def _frontend_tensors(config, num_samples: int) -> list[tuple[str, int]]:
     """(name, float32 bytes) of the frontend's tensors, in order, for a clip of ``num_samples``."""
-    from tfaudio.signal import melspec
 
     patches = melspec.num_patches(num_samples, config)
     padded = config.min_samples + (patches - 1) * config.patch_hop_samples
@@ -318,7 +322,6 @@ def _params(model) -> dict[str, int]:
 def _patch_costs(backbone, head=None, clip_seconds: float = CLIP_SECONDS) -> dict[str, Any]:
     """The ``"patches"`` cost model (YAMNet): MACs and activation memory of a Keras ``body`` run once
     per log-mel patch of ``params.frontend``, and of an optional head on its patch embeddings."""
-    from tfaudio.signal import melspec
 
     config = backbone.params.frontend
     front = frontend_macs_per_frame(config)
@@ -422,7 +425,6 @@ def model_info(model: Any, *, exports: Iterable[str | os.PathLike] = (), clip_se
         >>> info = model_info("saved_models/dogcat", exports=["exports/dogcat"])
         >>> info["macs"]["per_second"] / 1e6, info["activations"]["peak_bytes"] / 1e6
     """
-    from tfaudio.inference.loader import load_model
 
     loaded = load_model(model, tagging=isinstance(model, str) and not pathlib.Path(model).exists(), **load_kwargs)
     kind, obj, source = loaded.kind, loaded.model, loaded.source
@@ -480,9 +482,6 @@ def _graph_costs(backbone, head, clip_seconds: float) -> dict[str, Any]:
     export takes (``Backbone.tflite_stft``): a DFT matmul is counted, an RFFT is not (TensorFlow has
     no FLOP statistics for it; it costs far less than the matmul would).
     """
-    import tensorflow as tf
-
-    from tfaudio.signal.melspec import tflite_compatible
 
     rate = int(backbone.contract.sample_rate)
     n = int(round(clip_seconds * rate))

@@ -14,15 +14,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import tf_keras as keras
 
 from tfaudio.backbones.registry import backbone_spec, get_backbone
+from tfaudio.data.audio_converter import AudioConverter, is_pair
 from tfaudio.data.embedding_cache import ClipEmbeddings, EmbeddingCache
 from tfaudio.data.manifest import Manifest
 from tfaudio.errors import ManifestError, TfaudioError
 from tfaudio.heads.classification_head import HeadConfig, average_heads, build_head
 from tfaudio.io.atomic import atomic_directory
+from tfaudio.tasks.clip_scorer import ClipScorer
 from tfaudio.tasks.head_training import TrainingData, train_head
 from tfaudio.tasks.recipe import TrainConfig, get_recipe
+from tfaudio.tasks.report import classification_report
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "tfaudio.json"
@@ -85,7 +89,6 @@ class AudioClassifier:
     ) -> AudioClassifier:
         """Train the head on ``train`` (its frames, or its clips for clip-level heads); early-stop on
         ``val`` when given. ``config`` defaults to the recipe's. Returns self."""
-        import tf_keras as keras
 
         config = dataclasses.replace(config or self.recipe.train, **overrides)
         if isinstance(train, Manifest) and self.labels is None:
@@ -153,7 +156,6 @@ class AudioClassifier:
     def scorer(self):
         """The :class:`~tfaudio.tasks.clip_scorer.ClipScorer` of this classifier: what every scoring
         path (predict, evaluate, pipeline, export) runs."""
-        from tfaudio.tasks.clip_scorer import ClipScorer
 
         self._require_trained()
         if self._scorer is None or self._scorer.head is not self.head_model_ or self._scorer.labels != tuple(self.labels):
@@ -175,7 +177,6 @@ class AudioClassifier:
     def evaluate(self, data: Manifest | ClipEmbeddings) -> dict[str, dict | None]:
         """Reports at clip level (the scorer's pooled scores) and at frame level (frame heads: every
         frame the silence gate keeps, with its clip's label; None for clip-level heads)."""
-        from tfaudio.tasks.report import classification_report
 
         self._require_trained()
         clips = self._clips(data)
@@ -200,7 +201,6 @@ class AudioClassifier:
         """Clip scores [n, classes] for one input or a list: file paths, file bytes, arrays (any int or
         float dtype, mono or multi-channel, at ``sample_rate``; default the backbone's rate) or audio
         dicts — prepared by the one :class:`~tfaudio.data.audio_converter.AudioConverter`."""
-        from tfaudio.data.audio_converter import AudioConverter
 
         scorer = self.scorer
         convert = AudioConverter.for_backbone(self.backbone)
@@ -242,7 +242,6 @@ class AudioClassifier:
     @classmethod
     def load(cls, path: str | os.PathLike, *, backbone: Any = None, cache: EmbeddingCache | None = None) -> AudioClassifier:
         """Load a classifier saved by :meth:`save` (the backbone is re-created from its spec)."""
-        import tf_keras as keras
 
         path = pathlib.Path(path)
         cfg_file = path / CONFIG_FILE
@@ -250,7 +249,6 @@ class AudioClassifier:
             raise TfaudioError(f"{path} is not a saved tfaudio classifier (no {CONFIG_FILE}).")
         cfg = json.loads(cfg_file.read_text())
         if backbone is None:
-            from tfaudio.backbones.registry import get_backbone
 
             backbone = get_backbone(cfg["backbone"])
         clf = cls(backbone, labels=cfg["labels"], head=HeadConfig.from_dict(cfg["head"]), cache=cache)
@@ -263,7 +261,6 @@ class AudioClassifier:
 
 def _as_list(inputs: Any) -> list:
     """One input (a path, bytes, an array, a dict, a ``(samples, rate)`` tuple) → ``[inputs]``; a list as is."""
-    from tfaudio.data.audio_converter import is_pair
 
     if isinstance(inputs, list) or (isinstance(inputs, tuple) and not is_pair(inputs)):
         return list(inputs)

@@ -21,9 +21,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from tfaudio.backbones.registry import is_backbone
+from tfaudio.data.audio_converter import pad_batch
 from tfaudio.errors import TfaudioError
+from tfaudio.signal.frame_energy import frame_energy_db, silence_gate
 from tfaudio.signal.pooling import masked_mean
 
 __all__ = ["ClipScorer", "FineTunedScorer", "clip_scorer", "pool"]
@@ -48,7 +51,6 @@ def pool(frame_scores, mask=None):
 def _counted(weights, frames):
     """Which of ``frames [B, F, ...]`` a clip score counts, as float ``[B, F]``: ``weights`` (bool or
     float), or every frame when None."""
-    import tensorflow as tf
 
     return tf.ones(tf.shape(frames)[:2]) if weights is None else tf.cast(weights, tf.float32)
 
@@ -91,7 +93,6 @@ class _WaveformScorer:
     def clip(self, audio, *, frame_scores: bool = False, backbone_scores: bool = False) -> dict:
         """One clip ``audio [S]`` → ``{"classifier": [C], "frame_scores": [F, C]?, "frame_weights": [F]?,
         "audioset": [K]?}``."""
-        import tensorflow as tf
 
         out = self.batch(tf.expand_dims(audio, 0), tf.shape(audio)[:1], frame_scores=frame_scores,
                          backbone_scores=backbone_scores)
@@ -100,14 +101,12 @@ class _WaveformScorer:
 
     def window(self, waveform):
         """TFLite: one fixed window ``[1, S]`` (no padding) → scores ``[1, C]``."""
-        import tensorflow as tf
 
         return self.batch(waveform, tf.shape(waveform)[1:2])["classifier"]
 
     # ---- eager --------------------------------------------------------------------------------
     def _fn(self, name: str):
         """The traced ``batch`` (free batch and length) or, in subclasses, another named graph."""
-        import tensorflow as tf
 
         fn = self._traced.get(name)
         if fn is None:
@@ -116,7 +115,6 @@ class _WaveformScorer:
 
     def _graph(self, name: str):
         """``(python function, input signature)`` of the graph called ``name``."""
-        import tensorflow as tf
 
         def run(audio, lengths):
             return self.batch(audio, lengths, frame_scores=self.frame_scores)
@@ -127,7 +125,6 @@ class _WaveformScorer:
         """Per clip (float32 ``[samples]`` at :attr:`sample_rate`): ``{"classifier": [C],
         "frame_scores": [F, C], "frame_weights": [F]}`` (frame scores when the model has them, and which
         of them the clip score counts), through the traced :meth:`batch`."""
-        from tfaudio.data.audio_converter import pad_batch
 
         results: list[dict[str, np.ndarray]] = []
         for start in range(0, len(waves), batch_size):
@@ -215,7 +212,6 @@ class ClipScorer(_WaveformScorer):
     # ---- the graph (pure TF; traced by exports and by the eager paths) ---------------------------
     def head_frames(self, embeddings):
         """A frame head on every frame: ``[B, F, D]`` → ``[B, F, C]``."""
-        import tensorflow as tf
 
         shape = tf.shape(embeddings)
         flat = tf.reshape(embeddings, [shape[0] * shape[1], self.contract.embedding_dim])  # [B*F, D]
@@ -227,9 +223,6 @@ class ClipScorer(_WaveformScorer):
         silence gate is on (energies from the waveform, :mod:`tfaudio.signal.frame_energy`)."""
         if not self.silence_gate:
             return mask
-        import tensorflow as tf
-
-        from tfaudio.signal.frame_energy import frame_energy_db, silence_gate
 
         c = self.contract
         scope = self.frontend_scope or "silence_gate"
@@ -244,7 +237,6 @@ class ClipScorer(_WaveformScorer):
         all frames) → ``{"classifier": [B, C], "frame_scores": [B, F, C]?, "frame_weights": [B, F]?}``
         (``frame_weights``: 1.0 for the frames the clip score counts, 0.0 for silent ones): the one
         implementation the waveform road and the cached-embedding road share."""
-        import tensorflow as tf
 
         if self.pooling == "mean":
             frames = self.head_frames(embeddings)  # [B, F, C]
@@ -297,7 +289,6 @@ class ClipScorer(_WaveformScorer):
         Runs the backbone's ``graph_window`` when it has one (a simpler graph for a single unpadded
         clip: YAMNet's frontend and body without the batch bookkeeping), else :meth:`batch`.
         """
-        import tensorflow as tf
 
         graph_window = getattr(self.backbone, "graph_window", None)
         if graph_window is None:
@@ -305,7 +296,6 @@ class ClipScorer(_WaveformScorer):
         return self._score(graph_window(waveform), waveform, tf.shape(waveform)[1:2], mask_is_full=True)["classifier"]
 
     def _graph(self, name: str):
-        import tensorflow as tf
 
         if name != "embeddings":
             return super()._graph(name)
@@ -362,7 +352,6 @@ class FineTunedScorer(_WaveformScorer):
         return list(self.model.variables)
 
     def batch(self, audio, lengths, *, frame_scores: bool = False, backbone_scores: bool = False) -> dict:
-        import tensorflow as tf
 
         self.check(frame_scores=frame_scores, backbone_scores=backbone_scores)
         second = lengths if self.mask_input == "length" else tf.sequence_mask(lengths, tf.shape(audio)[1], tf.float32)

@@ -7,12 +7,14 @@ import pathlib
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from tfaudio.data.embedding_cache import ClipEmbeddings, EmbeddingCache
 from tfaudio.data.manifest import Manifest
 from tfaudio.heads.classification_head import HeadConfig
 from tfaudio.tasks.audio_classifier import AudioClassifier
 from tfaudio.tasks.recipe import Recipe, TrainConfig, get_recipe
+from tfaudio.tasks.report import summarize_folds, write_cv_report, write_report
 
 
 def cross_validate(
@@ -53,9 +55,6 @@ def cross_validate(
         >>> summary = cross_validate(Manifest.from_csv("esc50.csv"), "yamnet", output_dir="runs/cv")
         >>> print(format_cv(summary))     # accuracy 0.95 ± 0.02 over 5 folds
     """
-    from tqdm.auto import tqdm
-
-    from tfaudio.tasks.report import summarize_folds, write_cv_report, write_report
 
     recipe = get_recipe(recipe)
     head = head or recipe.head

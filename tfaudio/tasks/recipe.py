@@ -33,6 +33,7 @@ from typing import Any
 
 from tfaudio.errors import TfaudioError
 from tfaudio.heads.classification_head import HeadConfig
+from tfaudio.io.atomic import atomic_write_text
 
 __all__ = ["Recipe", "RECIPE_NAMES", "TrainConfig", "get_recipe", "VALIDATIONS"]
 
@@ -128,7 +129,6 @@ class Recipe:
                                "Recipe.save().") from None
 
     def save(self, path: str | os.PathLike) -> pathlib.Path:
-        from tfaudio.io.atomic import atomic_write_text
 
         path = pathlib.Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)

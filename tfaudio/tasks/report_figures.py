@@ -12,7 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from matplotlib import font_manager
+from matplotlib.figure import Figure
 
+from tfaudio.log import warn
 from tfaudio.tasks.metrics import _METRIC_NAMES, THRESHOLD
 
 
@@ -20,7 +23,6 @@ from tfaudio.tasks.metrics import _METRIC_NAMES, THRESHOLD
 def _font_coverage() -> tuple[tuple[str, frozenset[int]], ...]:
     """(family, code points) of every installed font matplotlib knows, read once."""
     from fontTools.ttLib import TTFont
-    from matplotlib import font_manager
 
     out, seen = [], set()
     for entry in font_manager.fontManager.ttflist:
@@ -43,7 +45,6 @@ def display_labels(labels: Sequence[str]) -> tuple[list[str], list[str]]:
     Each character is drawn by the first installed font that has it (DejaVu Sans first). A name with a
     character no installed font has is shown as ``#i`` (its index), with one warning naming the fix.
     """
-    from tfaudio.log import warn
 
     families = ["DejaVu Sans"]
     coverage = _font_coverage()
@@ -68,7 +69,6 @@ def display_labels(labels: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 

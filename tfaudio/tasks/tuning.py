@@ -25,11 +25,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from tfaudio.backbones.registry import get_backbone
 from tfaudio.data.embedding_cache import ClipEmbeddings, EmbeddingCache
 from tfaudio.data.manifest import Manifest
 from tfaudio.errors import ManifestError
+from tfaudio.io.atomic import atomic_write_text
+from tfaudio.tasks.audio_classifier import AudioClassifier
 from tfaudio.tasks.recipe import Recipe, get_recipe
 
 __all__ = ["tune", "candidate_grid", "GRIDS"]
@@ -70,7 +73,6 @@ def _fit_score(backbone, labels, recipe: Recipe, clips: ClipEmbeddings, train_fo
                test_fold: int, cache: EmbeddingCache) -> float:
     """Clip accuracy of ``recipe`` trained on ``train_folds`` (one held out first when it validates)
     and tested on ``test_fold``."""
-    from tfaudio.tasks.audio_classifier import AudioClassifier
 
     train_folds = sorted(train_folds)
     val = []
@@ -114,9 +116,6 @@ def tune(
         ``{"outer": {"per_fold", "mean", "std", "chosen"}, "inner": {outer fold: {recipe: mean inner
         accuracy}}, "recipe": the winner's dict, "candidates": [names], "seconds"}``.
     """
-    from tqdm.auto import tqdm
-
-    from tfaudio.tasks.audio_classifier import AudioClassifier
 
     t0 = time.perf_counter()
     candidates = candidate_grid(grid) if isinstance(grid, str) else [get_recipe(r) for r in grid]
@@ -173,7 +172,6 @@ def tune(
         "seconds": time.perf_counter() - t0,
     }
     if output_dir is not None:
-        from tfaudio.io.atomic import atomic_write_text
 
         out = pathlib.Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,9 @@ model stays float32 and says so in the log (:func:`mixed_precision_support`).
 Notes on transformers' TF models while training: LayerDrop is drawn once per *trace* there (a traced
 train step would drop the same layers for ever), so fine-tuning sets ``config.layerdrop = 0``;
 SpecAugment masking (``mask_time_prob``) is not applied — augment the waveforms instead.
+
+One file of ~530 lines for now: the Wav2Vec2-only fine-tuning road, kept whole until the fine-tuning
+road for every backbone replaces it.
 """
 from __future__ import annotations
 

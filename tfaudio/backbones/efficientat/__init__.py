@@ -16,6 +16,7 @@ def _claims(text: str) -> bool:
 
 
 def _presets():
+    # here, not at the top: the registry must not import TensorFlow (params imports the frontend)
     from tfaudio.backbones.efficientat.params import RELEASES
 
     return tuple(RELEASES)

@@ -23,6 +23,9 @@ and its convolutions zero-pad at the clip's end. Zeroing every column past a cli
 depthwise convolution and each mean makes every clip of a zero-padded batch compute exactly what it
 computes alone. One frame embedding per 32 STFT hops (0.32 s); their mean over a whole clip is the
 model's own pooled embedding (the 527 scores come from it).
+
+One file of ~600 lines on purpose: the network, the mapping of PyTorch weights onto it and the release
+lookup are the backbone; its params, frontend and checkpoint reader are files of their own.
 """
 from __future__ import annotations
 

@@ -45,6 +45,9 @@ Example:
     >>> w2v.frames(tf.zeros([16000])).shape                                # 1 s → 49 frames
     TensorShape([49, 768])
     >>> emb, mask = w2v.batch_frames(tf.zeros([8, 32000]), tf.fill([8], 32000))
+
+One file of ~600 lines on purpose: the transformers model, its feature-extractor normalisation, the
+masked group norm and the layer mix are one traced computation; loading lives in ``hf_checkpoint.py``.
 """
 from __future__ import annotations
 

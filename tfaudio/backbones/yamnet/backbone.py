@@ -18,6 +18,10 @@ Each clip's patches depend only on that clip, so a batch gives what each clip gi
 embedding cache splits the same flow in two: :meth:`YAMNetBackbone.clip_features` (log-mel patches of
 one clip) runs in the ``tf.data`` workers, one thread per clip, and
 :meth:`YAMNetBackbone.batch_frames_from_features` runs the body on the padded patches (same frames).
+
+One file of ~700 lines on purpose: the network, its weight loading (h5, SavedModel, TF Hub) and its
+batched and windowed graphs are the backbone; its params are a file of their own and its log-mel
+frontend is shared (``signal/melspec.py``).
 """
 from __future__ import annotations
 
