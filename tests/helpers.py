@@ -34,6 +34,25 @@ def warns(caplog, match: str):
     assert found, f"no tfaudio warning matching {match!r}; got {[r.getMessage() for r in caplog.records]}"
 
 
+#: float32 machine epsilon.
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
+
+def same_computation(expected, *, terms: int = 4096, layers: int = 16) -> dict:
+    """``assert_allclose`` tolerances for two float32 runs of the same network that may use different
+    kernels: batch against one clip, a Keras model against its traced graph, eager against a loaded
+    copy. oneDNN picks kernels (and so summation orders) per CPU and per batch shape, and these
+    machines change between sessions (with and without AVX512_BF16 / AMX), so results agree only to
+    the rounding of sums: about ``sqrt(terms) · eps`` of the values' scale per layer, growing like
+    ``sqrt(layers)`` through the network. ``terms``: the longest sum (YAMNet's 1024-channel pointwise
+    convolutions, a transformer's 3072-wide feed-forward); ``layers``: the depth. The defaults give
+    3.1e-5 of the scale; measured: 1.9e-6 on 521 YAMNet scores between an AVX512_VNNI and an
+    AVX512_BF16 machine. A real bug (a wrong frame, a missing mask) moves results by far more.
+    """
+    scale = max(1.0, float(np.abs(np.asarray(expected, np.float64)).max(initial=0.0)))
+    return {"atol": float(np.sqrt(layers * terms) * FLOAT32_EPS * scale), "rtol": 0.0}
+
+
 def sine(freq: float, seconds: float, rate: int, amplitude: float = 0.5, phase: float = 0.0) -> np.ndarray:
     """A float32 sine tone."""
     t = np.arange(int(round(seconds * rate))) / rate
