@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from tests.helpers import noise, same_computation, shared, silence, sine
+from tests.helpers import ROOT, noise, same_computation, shared, silence, sine
 from tfaudio.backbones.yamnet import backbone as yb
 from tfaudio.backbones.yamnet.backbone import YAMNetBackbone
 from tfaudio.errors import TfaudioError, WeightsNotFoundError
@@ -467,7 +467,7 @@ def test_from_hub_round_trip(tmp_path, monkeypatch):
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
     monkeypatch.setenv("TFAUDIO_OFFLINE", "1")
     monkeypatch.delenv("TFAUDIO_YAMNET", raising=False)
-    monkeypatch.setattr(yb, "_REPO_ROOT", tmp_path / "repo")
+    monkeypatch.setattr(yb, "REPO_ROOT", tmp_path / "repo")
     monkeypatch.setenv("TFAUDIO_SHARED", str(tmp_path / "no-shared"))
     monkeypatch.setenv("TFAUDIO_CACHE", str(tmp_path / "no-cache"))
     cached = YAMNetBackbone.from_pretrained()
@@ -483,7 +483,7 @@ def test_from_hub_offline_uses_only_the_cache(tmp_path, monkeypatch):
 
 
 def test_weights_not_found_lists_every_place(tmp_path, monkeypatch):
-    monkeypatch.setattr(yb, "_REPO_ROOT", tmp_path / "repo")
+    monkeypatch.setattr(yb, "REPO_ROOT", tmp_path / "repo")
     monkeypatch.setenv("TFAUDIO_SHARED", str(tmp_path / "shared"))
     monkeypatch.setenv("TFAUDIO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "hub-cache"))
@@ -507,7 +507,7 @@ def test_weights_not_found_lists_every_place(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_search_order_and_spec(tmp_path, monkeypatch):
     h5 = shared("models", "yamnet", "yamnet.h5")
-    monkeypatch.setattr(yb, "_REPO_ROOT", tmp_path / "repo")
+    monkeypatch.setattr(yb, "REPO_ROOT", tmp_path / "repo")
     monkeypatch.setenv("TFAUDIO_SHARED", str(h5.parents[2]))
     monkeypatch.delenv("TFAUDIO_YAMNET", raising=False)
     found = YAMNetBackbone.from_pretrained()
@@ -516,6 +516,12 @@ def test_search_order_and_spec(tmp_path, monkeypatch):
     explicit = YAMNetBackbone.from_pretrained(h5, trainable_top_blocks=3)
     assert explicit.spec() == {"name": "yamnet", "source": str(h5)} and explicit.trainable_top_blocks == 3
     assert explicit.fingerprint == found.fingerprint  # same weights, same key, wherever they came from
+    monkeypatch.undo()  # the real repository: ../shared beside it is found without any variable
+    monkeypatch.delenv("TFAUDIO_SHARED", raising=False)
+    monkeypatch.delenv("TFAUDIO_YAMNET", raising=False)
+    monkeypatch.setenv("TFAUDIO_CACHE", str(tmp_path / "empty-cache"))
+    if h5 == ROOT.parent / "shared" / "models" / "yamnet" / "yamnet.h5":
+        assert YAMNetBackbone.from_pretrained().source == str(h5)
 
     from tfaudio.backbones.registry import get_backbone
 

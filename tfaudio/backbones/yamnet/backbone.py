@@ -40,7 +40,7 @@ import tf_keras as keras
 
 from tfaudio.backbones.backbone import Backbone, InputContract, display_log_mel
 from tfaudio.backbones.yamnet.params import YAMNetParams
-from tfaudio.datasets import cache_dir, is_offline
+from tfaudio.datasets import REPO_ROOT, cache_dir, is_offline
 from tfaudio.errors import TfaudioError, WeightsNotFoundError
 from tfaudio.signal import melspec
 
@@ -55,7 +55,6 @@ CLASS_MAP_URL = (
     "https://raw.githubusercontent.com/tensorflow/models/master/research/audioset/yamnet/yamnet_class_map.csv"
 )
 
-_REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Patches per body call. Measured on a 2-core x86 CPU (TF 2.16, oneDNN): 16-32 patches run at
 # ~300-340 patches/s, 64 at ~220, 128-640 at ~125-160: bigger calls spill the activations (layer2
 # takes ~0.4 MB per patch) out of the caches. Chunks also bound memory on long clips.
@@ -193,10 +192,12 @@ _cache_root = cache_dir
 
 
 def _shared_roots() -> list[pathlib.Path]:
+    """Where the shared assets may be: ``$TFAUDIO_SHARED``, then ``../shared`` beside the repository
+    (:data:`tfaudio.datasets.REPO_ROOT`, the one place that knows where the repository is)."""
     roots = []
     if os.environ.get("TFAUDIO_SHARED"):
         roots.append(pathlib.Path(os.environ["TFAUDIO_SHARED"]))
-    roots.append(_REPO_ROOT.parent / "shared")
+    roots.append(REPO_ROOT.parent / "shared")
     return roots
 
 
