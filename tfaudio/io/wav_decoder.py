@@ -224,4 +224,6 @@ def mix_to_mono(audio: tf.Tensor) -> tf.Tensor:
 
 
 # Traced once: load_audio calls it for every WAV (often from tf.py_function inside tf.data).
-_decode_wav_graph = tf.function(decode_wav, input_signature=(tf.TensorSpec([], tf.string),))
+# autograph off: decode_wav has no Python control flow on tensors, and converting it cost ~2-4 s at the
+# first WAV of every process (`tfaudio predict`, `tag`)
+_decode_wav_graph = tf.function(decode_wav, input_signature=(tf.TensorSpec([], tf.string),), autograph=False)
