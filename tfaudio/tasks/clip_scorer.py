@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfaudio.backbones.registry import is_backbone
+from tfaudio.backbones.registry import backbone_name, is_backbone
 from tfaudio.data.audio_converter import pad_batch
 from tfaudio.errors import TfaudioError
 from tfaudio.signal.frame_energy import frame_energy_db, silence_gate
@@ -187,7 +187,7 @@ class ClipScorer(_WaveformScorer):
                                                    "in score order (see the model's labels.txt).")
         self.contract = backbone.contract
         self.sample_rate = int(backbone.contract.sample_rate)
-        name = backbone.name if hasattr(backbone, "spec") else type(backbone).__name__
+        name = backbone_name(backbone)
         self.description = description or (f"{name} backbone + tfaudio head" if head is not None
                                            else f"{name} ({len(self.labels)} classes of its own)")
         self.backbone_scores = bool(own) and head is not None
