@@ -14,14 +14,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import (
-    average_precision_score,
-    confusion_matrix,
-    f1_score,
-    precision_recall_fscore_support,
-    roc_auc_score,
-    top_k_accuracy_score,
-)
 
 THRESHOLD = 0.5  # multi-label decision threshold on sigmoid scores
 TOP_K = 5  # top-k accuracy is reported for k=5 when there are more than 5 classes
@@ -87,6 +79,7 @@ def classification_report(
         >>> rep["accuracy"], rep["confusion_matrix"][1]
         (0.3333333333333333, [0, 0, 1])
     """
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
     labels = [str(x) for x in labels]
     y, s = _validate(y_true, scores, labels, multi_label)
@@ -133,6 +126,7 @@ def classification_report(
         "weighted_f1": weighted_f1,
     }
     if multi_label:
+        from sklearn.metrics import average_precision_score, roc_auc_score
 
         aps, aucs = [], []
         for i, name in enumerate(labels):
@@ -148,6 +142,7 @@ def classification_report(
         report["mAP"] = float(np.mean(aps)) if aps else None
         report["roc_auc"] = float(np.mean(aucs)) if aucs else None
     elif c > TOP_K:
+        from sklearn.metrics import top_k_accuracy_score
 
         report["top_k_accuracy"] = {str(TOP_K): float(top_k_accuracy_score(y, s, k=TOP_K, labels=idx))}
     report["per_class"] = per_class
