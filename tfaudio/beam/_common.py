@@ -28,7 +28,8 @@ def pipeline_options(runner: str | None, options: Sequence[str] | dict[str, Any]
     """Beam ``PipelineOptions`` from a runner name and pass-through options.
 
     Args:
-        runner: "DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner"... (None: DirectRunner).
+        runner: "DirectRunner", "PortableRunner", "DataflowRunner", "FlinkRunner", "SparkRunner",
+            "DaskRunner"... (None: DirectRunner).
         options: command-line style flags (``["--direct_num_workers=2", "--project=p"]``), a dict
             (``{"direct_num_workers": 2, "direct_running_mode": "multi_processing"}``) or a
             ``PipelineOptions`` (used as is, ``runner`` set on it when given).
@@ -66,8 +67,13 @@ def make_pipeline(options):
     For the DirectRunner it is built on the runner the DirectRunner itself uses for batch pipelines
     (the FnApiRunner, with the same provision info): Beam 2.70's DirectRunner first tries the Prism
     runner, which downloads a binary from GitHub (a network call on every job, and a leaked temporary
-    folder when offline) and does not honour ``direct_running_mode``. Other runners are used as given.
+    folder when offline) and does not honour ``direct_running_mode``. The DaskRunner goes through
+    :func:`tfaudio.beam.runners.dask_pipeline`; other runners are used as given.
     """
+    from tfaudio.beam.runners import dask_pipeline, is_dask
+
+    if is_dask(runner_name(options)):
+        return dask_pipeline(options)
     if runner_name(options) not in ("DirectRunner", "direct"):
         return beam.Pipeline(options=options)
     from apache_beam.portability.api import beam_provision_api_pb2

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
+from apache_beam.ml.inference.base import ModelHandler
 
 from tfaudio.beam._common import (
     DEAD,
@@ -46,6 +46,7 @@ from tfaudio.beam._common import (
     runner_name,
 )
 from tfaudio.beam.clips import ClipBatchesMixin, dead_letter
+from tfaudio.beam.runners import finish, join_sinks, read_lines, run_inference, split_outputs
 from tfaudio.data.audio_converter import pad_batch
 from tfaudio.data.embedding_cache import (
     EmbeddingCache,
@@ -321,9 +322,10 @@ def run_embed(
     dead: list[tuple[str, str]] = []
     if todo:
         plan_file = directory / f".beam-{job}.todo.jsonl"
-        atomic_write_text(plan_file, "".join(json.dumps({"shard": s, "path": p}) + "\n" for s, ps in todo for p in ps))
+        lines = [json.dumps({"shard": s, "path": p}) for s, ps in todo for p in ps]
+        atomic_write_text(plan_file, "".join(line + "\n" for line in lines))
         try:
-            result = _run_pipeline(opts, plan_file, directory, dead_path, cache.pipeline, spec,
+            result = _run_pipeline(opts, plan_file, lines, directory, dead_path, cache.pipeline, spec,
                                    instance.fingerprint, batch_size)
         finally:
             plan_file.unlink(missing_ok=True)
@@ -358,25 +360,23 @@ def run_embed(
                        len(set(paths)), embedded, dead, failed_total, runner_name(opts), seconds, timings)
 
 
-def _run_pipeline(opts, plan_file: pathlib.Path, directory: pathlib.Path, dead_path: pathlib.Path,
+def _run_pipeline(opts, plan_file: pathlib.Path, lines: list[str], directory: pathlib.Path, dead_path: pathlib.Path,
                   config: PipelineConfig, spec: Any, fingerprint: str, batch_size: int):
-    handler = KeyedModelHandler(BackboneModelHandler(spec, fingerprint, batch_size))
+    handler = BackboneModelHandler(spec, fingerprint, batch_size)
     p = make_pipeline(opts)
-    todo = (p
-            | "ReadPlan" >> beam.io.ReadFromText(str(plan_file))
+    todo = (read_lines(p, str(plan_file), lines, runner_name(opts), "ReadPlan")
             | "ParsePlan" >> beam.Map(_parse_plan)
             | "Spread" >> beam.Reshuffle())
-    decoded = todo | "Decode" >> beam.ParDo(DecodeClip(config, with_key=True)).with_outputs(DEAD, main="clips")
-    clips = (decoded.clips
-             | "Embed" >> RunInference(handler)
+    decoded, dead = split_outputs(todo, "Decode", DecodeClip(config, with_key=True), DEAD, runner_name(opts))
+    clips = (run_inference(decoded, "Embed", handler, runner_name(opts), len(lines))
              | "ClipsByShard" >> beam.Map(_by_shard))
-    dead = decoded[DEAD]
-    _ = ({"clips": clips, "dead": dead | "DeadByShard" >> beam.Map(_dead_by_shard)}
-         | "GroupShards" >> beam.CoGroupByKey()
-         | "WriteShards" >> beam.ParDo(WriteShard(str(directory))))
-    _ = (dead
-         | "DeadLetterLines" >> beam.Map(_dead_line)
-         | "WriteDeadLetters" >> beam.io.WriteToText(str(dead_path), shard_name_template=""))
+    shards = ({"clips": clips, "dead": dead | "DeadByShard" >> beam.Map(_dead_by_shard)}
+              | "GroupShards" >> beam.CoGroupByKey()
+              | "WriteShards" >> beam.ParDo(WriteShard(str(directory))))
+    dead_letters = (dead
+                    | "DeadLetterLines" >> beam.Map(_dead_line)
+                    | "WriteDeadLetters" >> beam.io.WriteToText(str(dead_path), shard_name_template=""))
+    join_sinks(shards, dead_letters)
     result = p.run()
-    result.wait_until_finish()
+    finish(result)
     return result

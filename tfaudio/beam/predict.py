@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
+from apache_beam.ml.inference.base import ModelHandler
 
 from tfaudio.beam._common import (
     DEAD,
@@ -38,6 +38,7 @@ from tfaudio.beam._common import (
     runner_name,
 )
 from tfaudio.beam.clips import ClipBatchesMixin, dead_letter
+from tfaudio.beam.runners import finish, join_sinks, read_lines, run_inference, split_outputs
 from tfaudio.data.audio_converter import pad_batch
 from tfaudio.data.embedding_cache import atomic_write_text
 from tfaudio.data.pipeline import PipelineConfig
@@ -222,27 +223,28 @@ def run_predict(
     dead_path = dead_letters_path_for(output)
     opts = pipeline_options(runner, options)
     file_list = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.files.jsonl")
-    atomic_write_text(file_list, "".join(json.dumps(f) + "\n" for f in files))
+    lines = [json.dumps(f) for f in files]
+    atomic_write_text(file_list, "".join(line + "\n" for line in lines))
     k = min(top_k, len(labels))
     header = csv_line(["file"] + [x for i in range(1, k + 1) for x in (f"label_{i}", f"score_{i}")])
     config = PipelineConfig(sample_rate=int(input_rate), backend=backend)
     try:
         p = make_pipeline(opts)
-        decoded = (p
-                   | "ReadFiles" >> beam.io.ReadFromText(str(file_list))
-                   | "ParseFiles" >> beam.Map(_parse_file)
-                   | "Spread" >> beam.Reshuffle()
-                   | "Decode" >> beam.ParDo(DecodeClip(config, with_key=False)).with_outputs(DEAD, main="clips"))
-        _ = (decoded.clips
-             | "Score" >> RunInference(KeyedModelHandler(SavedModelHandler(str(saved_model), batch_size)))
-             | "Format" >> beam.ParDo(FormatRow(labels, k, fmt))
-             | "Write" >> beam.io.WriteToText(str(output), shard_name_template="",
-                                              header=header if fmt == "csv" else None))
-        _ = (decoded[DEAD]
-             | "DeadLetterLines" >> beam.Map(_dead_line)
-             | "WriteDeadLetters" >> beam.io.WriteToText(str(dead_path), shard_name_template=""))
+        todo = (read_lines(p, str(file_list), lines, runner_name(opts), "ReadFiles")
+                | "ParseFiles" >> beam.Map(_parse_file)
+                | "Spread" >> beam.Reshuffle())
+        decoded, dead = split_outputs(todo, "Decode", DecodeClip(config, with_key=False), DEAD, runner_name(opts))
+        rows = (run_inference(decoded, "Score", SavedModelHandler(str(saved_model), batch_size), runner_name(opts),
+                              len(files))
+                | "Format" >> beam.ParDo(FormatRow(labels, k, fmt))
+                | "Write" >> beam.io.WriteToText(str(output), shard_name_template="",
+                                                 header=header if fmt == "csv" else None))
+        dead_letters = (dead
+                        | "DeadLetterLines" >> beam.Map(_dead_line)
+                        | "WriteDeadLetters" >> beam.io.WriteToText(str(dead_path), shard_name_template=""))
+        join_sinks(rows, dead_letters)
         result = p.run()
-        result.wait_until_finish()
+        finish(result)
     finally:
         file_list.unlink(missing_ok=True)
     dead = [(r["file"], r["error"]) for r in map(json.loads, dead_path.read_text().splitlines()) if r]
