@@ -12,7 +12,8 @@ start, waited for with a deadline and killed (the whole group) on exit::
 
 Beam's own launchers (``local_job_service_main``, ``worker_pool_main``) bind their gRPC servers to every
 interface (``[::]``); ``python -m tfaudio.beam.local_services job-service|worker-pool --port P`` runs the
-same servicers with every gRPC port of the process bound to 127.0.0.1 instead.
+same servicers with every gRPC port of the process bound to 127.0.0.1 instead, and the job service
+honours ``--direct_num_workers`` (Beam's runs every job on one SDK worker).
 
 The worker pool starts each SDK worker as ``python -c ...`` (the first ``python`` on ``PATH``), so the
 pool is started with this interpreter's folder first on ``PATH``; workers inherit ``env``.
@@ -240,6 +241,22 @@ def _bind_grpc_to_loopback() -> None:
     grpc._server._Server.add_insecure_port = add_insecure_port
 
 
+def _apply_num_workers() -> None:
+    """Beam's local job service hands each job to ``FnApiRunner.run_via_runner_api``, which skips where
+    ``FnApiRunner.run_pipeline`` reads ``--direct_num_workers``: every job would get one SDK worker.
+    This applies the option there, so a job asks the worker pool for that many worker processes."""
+    from apache_beam.options.pipeline_options import DirectOptions
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+    original = fn_runner.FnApiRunner.run_via_runner_api
+
+    def run_via_runner_api(self, pipeline_proto, options):
+        self._num_workers = max(1, int(options.view_as(DirectOptions).direct_num_workers or 1))
+        return original(self, pipeline_proto, options)
+
+    fn_runner.FnApiRunner.run_via_runner_api = run_via_runner_api
+
+
 def _serve_forever(stop) -> None:
     done = []
     signal.signal(signal.SIGTERM, lambda *_: done.append(1))
@@ -270,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         from apache_beam.runners.portability.local_job_service import LocalJobServicer
 
+        _apply_num_workers()
         servicer = LocalJobServicer()
         servicer.start_grpc_server(args.port)
         _serve_forever(servicer.stop)
