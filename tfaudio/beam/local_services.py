@@ -77,8 +77,9 @@ class _Service:
         except OSError:
             return ""
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM to the process group, SIGKILL after ``timeout`` seconds."""
+    def stop(self, timeout: float = 3.0) -> None:
+        """SIGTERM to the process group, SIGKILL after ``timeout`` seconds (and to what is left of the
+        group in any case: the pool's SDK workers)."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -182,7 +183,8 @@ class LocalPortableCluster(_Cluster):
 
 class LocalDaskCluster(_Cluster):
     """A ``dask.distributed`` scheduler and ``workers`` worker processes (one thread each, no nanny, no
-    dashboard), as child processes on 127.0.0.1.
+    dashboard; their HTTP health servers, which start anyway, on 127.0.0.1 too), as child processes on
+    127.0.0.1.
 
     Args: as :class:`LocalPortableCluster`.
     """
@@ -204,13 +206,15 @@ class LocalDaskCluster(_Cluster):
                                "'tfaudio[dask]' (or pip install 'apache-beam[dask]').") from None
         self.scheduler_port = free_port()
         self._start("dask scheduler", [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", LOOPBACK,
-                                       "--port", str(self.scheduler_port), "--no-dashboard", "--no-show"],
+                                       "--port", str(self.scheduler_port), "--no-dashboard",
+                                       "--dashboard-address", f"{LOOPBACK}:0"],
                     self.scheduler_port).wait_ready(self.timeout)
         ports = [free_port() for _ in range(self.workers)]
         for i, port in enumerate(ports):
             self._start(f"dask worker {i}", [sys.executable, "-m", "distributed.cli.dask_worker", self.address,
                                              "--host", LOOPBACK, "--worker-port", str(port), "--no-nanny",
-                                             "--nthreads", "1", "--no-dashboard", "--name", f"w{i}",
+                                             "--nthreads", "1", "--no-dashboard", "--dashboard-address",
+                                             f"{LOOPBACK}:0", "--name", f"w{i}",
                                              "--local-directory", self.log_dir], port)
         for svc in self.services[1:]:
             svc.wait_ready(self.timeout)
