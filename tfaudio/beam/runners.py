@@ -53,8 +53,6 @@ def dask_pipeline(options):
     Raises:
         TfaudioError: dask.distributed is not installed.
     """
-    from apache_beam.options.pipeline_options import PipelineOptions
-
     try:
         import distributed  # noqa: F401
         from apache_beam.runners.dask.dask_runner import DaskRunner
@@ -65,17 +63,27 @@ def dask_pipeline(options):
     dropped = sorted(k for k in given if k not in _DASK_OPTIONS and k != "runner")
     if dropped:
         _LOG.warning("the Dask runner takes only its --dask_* options; ignoring %s", ", ".join(dropped))
-    kept = {k: v for k, v in given.items() if k in _DASK_OPTIONS}
-    return beam.Pipeline(runner=_closing_dask_runner(DaskRunner)(), options=PipelineOptions([], **kept))
+    return beam.Pipeline(runner=_closing_dask_runner(DaskRunner)(), options=dask_options_only(options))
+
+
+def dask_options_only(options):
+    """A ``PipelineOptions`` with only the ``--dask_*`` options of ``options``: what the DaskRunner
+    passes on to ``dask.distributed.Client``. (Beam 2.77 also sets ``save_main_session`` on validation,
+    which the Client would refuse, so the runner filters again when the job starts.)"""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    given = options.get_all_options(drop_default=True)
+    return PipelineOptions([], **{k: v for k, v in given.items() if k in _DASK_OPTIONS})
 
 
 def _closing_dask_runner(base):
     class ClosingDaskRunner(base):
-        """The DaskRunner, closing the client it opened when translating the pipeline fails."""
+        """The DaskRunner, given only its own options, closing the client it opened when translating the
+        pipeline fails."""
 
         def run_pipeline(self, pipeline, options):
             try:
-                return super().run_pipeline(pipeline, options)
+                return super().run_pipeline(pipeline, dask_options_only(options))
             except BaseException:
                 import distributed
 
