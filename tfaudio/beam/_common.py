@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tfaudio.beam.clips import prepare_clip
+from tfaudio.beam.files import local_copy
 from tfaudio.data.pipeline import PipelineConfig
 from tfaudio.errors import AudioError, TfaudioError
 
@@ -93,7 +94,8 @@ def runner_name(options) -> str:
 
 class DecodeClip(beam.DoFn):
     """``(tag, path)`` → ``((tag, path, key), (audio, length))`` with the clip prepared by
-    :func:`~tfaudio.beam.clips.prepare_clip`; a bad file goes to the :data:`DEAD` output as
+    :func:`~tfaudio.beam.clips.prepare_clip` (a ``gs://``-style path read through Beam's ``FileSystems``,
+    :func:`~tfaudio.beam.files.local_copy`); a bad file goes to the :data:`DEAD` output as
     ``(tag, path, error)`` instead of failing the bundle. Use with ``.with_outputs(DEAD, main="clips")``.
 
     Args:
@@ -119,8 +121,14 @@ class DecodeClip(beam.DoFn):
         tag, path = element
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            key = file_key(path) if self.with_key else None
-            audio, length = prepare_clip(path, self.config)
+            with local_copy(path) as local:  # gs://... through Beam's FileSystems
+                try:
+                    key = file_key(local) if self.with_key else None
+                    audio, length = prepare_clip(local, self.config)
+                except AudioError as err:
+                    if local != path:
+                        raise AudioError(path, err.problem, err.fix) from None
+                    raise
         except AudioError as err:
             self.dead.inc()
             why = f"{err.problem} Fix: {err.fix}" if err.fix else err.problem
