@@ -96,7 +96,8 @@ class DecodeClip(beam.DoFn):
     """``(tag, path)`` → ``((tag, path, key), (audio, length))`` with the clip prepared by
     :func:`~tfaudio.beam.clips.prepare_clip` (a ``gs://``-style path read through Beam's ``FileSystems``,
     :func:`~tfaudio.beam.files.local_copy`); a bad file goes to the :data:`DEAD` output as
-    ``(tag, path, error)`` instead of failing the bundle. Use with ``.with_outputs(DEAD, main="clips")``.
+    ``(tag, path, error)`` instead of failing the bundle. Apply it with
+    :func:`tfaudio.beam.runners.split_outputs` (``.with_outputs(DEAD)``, or its Dask fallback).
 
     Args:
         config: how to prepare clips (rate, duration, decoder backend).

@@ -10,6 +10,10 @@ Graph (one job; any runner)::
       → CoGroupByKey(shard id) with the dead letters
       → WriteShard                                        temp file → rename → index (last)
 
+On the PortableRunner (Flink, Dataflow) the same graph runs in SDK worker processes; on the DaskRunner,
+:mod:`tfaudio.beam.runners` swaps in equivalents for the parts Dask lacks (plan sent in the graph,
+outputs split by FlatMaps, batches by a GroupByKey).
+
 The output folder is an :class:`~tfaudio.data.embedding_cache.EmbeddingCache` root: shards land in the
 namespace folder the local cache uses for the same backbone and pipeline settings, in the same record
 format, so ``EmbeddingCache(backbone, root).load(manifest)`` (and ``AudioClassifier.fit``) reads them
