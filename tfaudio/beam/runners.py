@@ -42,6 +42,11 @@ _DASK_OPTIONS = {"address", "timeout", "scheduler_file", "name", "connection_lim
                  "partition_size"}
 
 
+#: Options dropped for the DaskRunner without a warning: the runner itself, and the SDK workers' log level
+#: that ``tfaudio embed`` / ``predict`` always add (there are no SDK workers on Dask).
+_SILENTLY_DROPPED = {"runner", "default_sdk_harness_log_level"}
+
+
 def is_dask(runner: str | None) -> bool:
     return str(runner) in ("DaskRunner", DASK_RUNNER_CLASS, "dask")
 
@@ -60,7 +65,7 @@ def dask_pipeline(options):
         raise TfaudioError(f"the Dask runner needs dask and distributed ({err}). Fix: pip install 'tfaudio[dask]' "
                            "(or pip install 'apache-beam[dask]').") from None
     given = options.get_all_options(drop_default=True)
-    dropped = sorted(k for k in given if k not in _DASK_OPTIONS and k != "runner")
+    dropped = sorted(k for k in given if k not in _DASK_OPTIONS and k not in _SILENTLY_DROPPED)
     if dropped:
         _LOG.warning("the Dask runner takes only its --dask_* options; ignoring %s", ", ".join(dropped))
     return beam.Pipeline(runner=_closing_dask_runner(DaskRunner)(), options=dask_options_only(options))
