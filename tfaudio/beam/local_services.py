@@ -77,16 +77,18 @@ class _Service:
         except OSError:
             return ""
 
-    def stop(self, timeout: float = 3.0) -> None:
-        """SIGTERM to the process group, SIGKILL after ``timeout`` seconds (and to what is left of the
-        group in any case: the pool's SDK workers)."""
+    def terminate(self) -> None:
+        """SIGTERM to the process group."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """SIGTERM to the process group, SIGKILL after ``timeout`` seconds (and to what is left of the
+        group in any case: the pool's SDK workers)."""
+        self.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout)
         with contextlib.suppress(ProcessLookupError):  # the group's stragglers (SDK workers), if any
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -137,7 +139,10 @@ class _Cluster(contextlib.AbstractContextManager):
         raise NotImplementedError
 
     def stop(self) -> None:
-        """Stops every service (latest first); safe to call twice."""
+        """Stops every service (SIGTERM to all, latest first; then each gets up to 3 s before SIGKILL);
+        safe to call twice."""
+        for svc in reversed(self.services):
+            svc.terminate()
         while self.services:
             self.services.pop().stop()
         if self._tmp is not None:
