@@ -290,3 +290,34 @@ def test_paths_with_a_scheme_are_read_through_beams_file_systems(data, local, tm
     assert_same_as_local(EmbeddingCache(ToyBackbone(), tmp_path / "cache"), manifest, local[1])
     [(path, why)] = result.dead_letters
     assert path == missing and "cannot be read through Beam's file systems" in why and "Fix:" in why
+
+
+def test_dask_batches_load_the_model_once_per_process_and_keep_every_clip():
+    # the DaskRunner calls setup() per partition and drops finish_bundle outputs: the fallback's DoFn
+    # caches the model per process and emits every batch, the last smaller one too, from process()
+    from tfaudio.beam.runners import _InferInBatches
+
+    class Handler:
+        batch_size = 2
+        loads = 0
+
+        def __init__(self, tag):
+            self.tag = tag
+
+        def load_model(self):
+            Handler.loads += 1
+            return f"model-{self.tag}"
+
+        def run_inference(self, batch, model):
+            return [(model, x, len(batch)) for x in batch]
+
+    outputs = []
+    for _ in range(3):  # three partitions on one worker process
+        fn = _InferInBatches(Handler("a"))
+        fn.setup()
+        outputs += list(fn.process((0, [(f"k{i}", i) for i in range(5)])))
+    assert Handler.loads == 1
+    other = _InferInBatches(Handler("b"))  # another model (other settings) is loaded on its own
+    other.setup()
+    assert Handler.loads == 2 and other.model == "model-b"
+    assert outputs[:5] == [(f"k{i}", ("model-a", i, 2 if i < 4 else 1)) for i in range(5)]
