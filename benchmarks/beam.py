@@ -1,28 +1,32 @@
-"""Throughput of `tfaudio embed` on Beam's DirectRunner with 2 worker processes against the local
-pipeline (`EmbeddingCache.extract`) on the same ESC-50 clips, then what AudioSet (2 M clips × 10 s)
-would cost at the measured per-core speed: patches, embedding storage, core-hours and wall time on
-100 and 1000 workers.
+"""Throughput of `tfaudio embed` on Beam's runners with 1 and 2 workers — the DirectRunner (worker
+processes), the PortableRunner against a local job service with an external SDK worker pool, and the
+DaskRunner on a local dask.distributed cluster — beside the local pipeline (`EmbeddingCache.extract`),
+all in one run on the same ESC-50 clips; then what AudioSet (2 M clips × 10 s) would cost at the
+measured per-core speed: patches, embedding storage, core-hours and wall time on 100 and 1000 workers.
 
 Each figure starts from an empty cache; the files are read once beforehand (page cache warm) and the
-local backbone is warmed up (traced) on 4 other clips. The Beam job's wall time includes its fixed cost
-(start the worker processes, import TensorFlow, load YAMNet in each); its workers also report the time
-they spent decoding and in the backbone. The per-core speed the extrapolation uses comes from a third
-run: one worker process whose TensorFlow is held to one thread (TF_NUM_INTRAOP_THREADS=1,
-TF_NUM_INTEROP_THREADS=1), its CPU time for decoding + backbone per clip.
+local backbone is warmed up (traced) on 4 other clips. A Beam job's wall time includes its fixed cost
+(start the worker processes, import TensorFlow, load YAMNet in each); the local services (job service
+and worker pool, Dask scheduler and workers) are started before the timer, on 127.0.0.1, and stopped
+after. The Dask workers import TensorFlow and load YAMNet during the timed job (they are fresh). The
+per-core speed the extrapolation uses comes from one more run: one DirectRunner worker process whose
+TensorFlow is held to one thread (TF_NUM_INTRAOP_THREADS=1, TF_NUM_INTEROP_THREADS=1), its CPU time for
+decoding + backbone per clip.
 
-Run: .venv/bin/python benchmarks/beam.py [--clips N]   (default 120 of the 440 clips; writes the "Beam"
-section of BENCHMARKS.md)
+Run: .venv/bin/python benchmarks/beam.py [--clips N] [--runners direct portable dask]   (default 120 of
+the 440 clips; writes the "Beam" section of BENCHMARKS.md)
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
 import tempfile
 import time
 
-from _common import machine, shared_dir, write_section
+from _common import ROOT, machine, shared_dir, write_section
 
 WARMUP = 4  # clips that trace the local backbone before timing
 THREAD_VARS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
@@ -30,13 +34,62 @@ AUDIOSET_CLIPS = 2_000_000
 AUDIOSET_SECONDS = 10.0
 
 
+@contextlib.contextmanager
+def _direct(workers: int, env, tmp):
+    yield "DirectRunner", {"direct_num_workers": workers, "direct_running_mode": "multi_processing"}
+
+
+@contextlib.contextmanager
+def _portable(workers: int, env, tmp):
+    from tfaudio.beam.local_services import LocalPortableCluster
+
+    with LocalPortableCluster(workers=workers, env=env) as cluster:
+        yield "PortableRunner", cluster.options()
+
+
+@contextlib.contextmanager
+def _dask(workers: int, env, tmp):
+    from tfaudio.beam.local_services import LocalDaskCluster
+
+    with LocalDaskCluster(workers=workers, env=env) as cluster:
+        yield "DaskRunner", cluster.options()
+
+
+#: runner key → context manager (workers, env, tmp) yielding (runner name, pipeline options).
+RUNNERS = {"direct": _direct, "portable": _portable, "dask": _dask}
+LABELS = {"direct": "Beam DirectRunner (worker processes)",
+          "portable": "Beam PortableRunner (local job service, external worker pool)",
+          "dask": "Beam DaskRunner (local dask.distributed, 1 thread per worker)",
+          "dask-warm": "Beam DaskRunner, second job on the same workers"}
+
+
+def _worker_time(res, table: bool = False) -> str:
+    if not res.timings:
+        return "not reported" if table else ""
+    t = res.timings
+    return (f"{t['decode']:.1f} s + {t['backbone']:.1f} s" if table
+            else f"; worker time decoding {t['decode']:.1f} s + backbone {t['backbone']:.1f} s")
+
+
+def _scaling(runs) -> str:
+    """One sentence: for which runners 2 workers were faster than 1 in this run."""
+    rate = {(name, w): secs for name, w, secs, _ in runs}
+    faster = [LABELS[k].split(" (")[0] for k in dict.fromkeys(name for name, _, _, _ in runs)
+              if (k, 1) in rate and (k, 2) in rate and rate[(k, 2)] < rate[(k, 1)]]
+    if not faster:
+        return "Two workers were not faster than one for any runner in this run."
+    return f"Two workers were faster than one for: {', '.join(faster)}."
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=120, help="ESC-50 clips to embed (max 440)")
-    ap.add_argument("--workers", type=int, default=2, help="DirectRunner worker processes")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts per runner")
+    ap.add_argument("--runners", nargs="+", default=list(RUNNERS), choices=list(RUNNERS))
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
     args = ap.parse_args()
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    logging.getLogger("distributed").setLevel(logging.WARNING)
 
     from tfaudio.backbones.yamnet.backbone import YAMNetBackbone
     from tfaudio.beam.embed import run_embed
@@ -53,10 +106,12 @@ def main() -> None:
         file_key(p)  # warm the page cache
     backbone = YAMNetBackbone.from_h5(h5)
     yamnet_fe = backbone.params.frontend
-    beam_opts = {"direct_num_workers": args.workers, "direct_running_mode": "multi_processing"}
     audio_s = 5.0 * n
     patches_per_clip = backbone.num_frames(int(5.0 * 16000))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
 
+    runs = []  # (runner label, workers, seconds, EmbedResult)
     with tempfile.TemporaryDirectory() as tmp:
         warm = Manifest.from_dataframe(esc.frame.iloc[-WARMUP:])
         EmbeddingCache(backbone, os.path.join(tmp, "warm")).extract(warm, progress=False)
@@ -65,11 +120,22 @@ def main() -> None:
             Manifest.from_dataframe(esc.frame[esc.frame.path.isin(paths)]), progress=False)
         local_s = time.perf_counter() - t
         assert report.extracted == n, report
+        print(f"local: {local_s:.1f} s", flush=True)
 
-        t = time.perf_counter()
-        res = run_embed(paths, f"yamnet:{h5}", os.path.join(tmp, "beam"), shard_size=64, options=beam_opts)
-        beam_s = time.perf_counter() - t
-        assert res.clips_embedded == n and res.timings, res
+        load_start = os.getloadavg()[0]
+        for name in args.runners:
+            for w in args.workers:
+                with RUNNERS[name](w, env, tmp) as (runner, opts):
+                    # the Dask workers outlive a job: a second job on them shows the speed without start-up
+                    for key in (name, "dask-warm") if name == "dask" else (name,):
+                        t = time.perf_counter()
+                        res = run_embed(paths, f"yamnet:{h5}", os.path.join(tmp, f"{key}{w}"), shard_size=64,
+                                        runner=runner, options=opts)
+                        secs = time.perf_counter() - t
+                        assert res.clips_embedded == n, res
+                        runs.append((key, w, secs, res))
+                        print(f"{key}, {w} worker(s): {secs:.1f} s = {n / secs:.2f} clips/s", flush=True)
+        load_end = os.getloadavg()[0]
 
         # one worker on one core: the per-core speed (worker processes read the variables at start)
         saved = {k: os.environ.get(k) for k in THREAD_VARS}
@@ -86,8 +152,7 @@ def main() -> None:
         assert one.clips_embedded == n and one.timings, one
 
     cores = os.cpu_count() or 1
-    local_rate, beam_rate = n / local_s, n / beam_s
-    busy = res.timings['decode'] + res.timings['backbone']  # worker seconds, summed over the workers
+    local_rate = n / local_s
     cpu1 = one.timings["decode_cpu"] + one.timings["backbone_cpu"]  # one worker, one thread: core-seconds
     per_core = n / cpu1  # clips/s on one core
 
@@ -107,8 +172,8 @@ def main() -> None:
     lines = [
         f"clips: {n} ESC-50 clips of 5 s ({audio_s:.0f} s of audio, {patches_per_clip} patches each), {machine()}",
         f"local EmbeddingCache.extract: {local_s:.1f} s = {local_rate:.2f} clips/s ({audio_s / local_s:.0f}x real time)",
-        f"Beam DirectRunner, {args.workers} processes: {beam_s:.1f} s = {beam_rate:.2f} clips/s; worker time "
-        f"decoding {res.timings['decode']:.1f} s + backbone {res.timings['backbone']:.1f} s",
+        *[f"{LABELS[name]}, {w} worker(s): {secs:.1f} s = {n / secs:.2f} clips/s{_worker_time(res)}"
+          for name, w, secs, res in runs],
         f"one worker, one thread, CPU time: decoding {one.timings['decode_cpu']:.1f} s + backbone "
         f"{one.timings['backbone_cpu']:.1f} s (wall {one.timings['decode'] + one.timings['backbone']:.1f} s) "
         f"= {per_core:.2f} clips/s per core",
@@ -118,22 +183,34 @@ def main() -> None:
     print("\n".join(lines))
     if args.no_write:
         return
-    body = f"""`tfaudio embed` on Beam's DirectRunner with {args.workers} worker processes against the local pipeline
-(`EmbeddingCache.extract`: one process, `tf.data` decoding in parallel), YAMNet on {n} of the 440 ESC-50
-clips (5 s; 44.1 kHz FLAC, cats 16 kHz), each from an empty cache, on this machine ({machine()}).
-Written by `benchmarks/beam.py`.
+    rows = "\n".join(f"| {LABELS[name]} | {w} | {secs:.1f} s | {n / secs:.2f} | {audio_s / secs:.0f} | "
+                     f"{_worker_time(res, table=True)} |" for name, w, secs, res in runs)
+    body = f"""`tfaudio embed` with YAMNet on {n} of the 440 ESC-50 clips (5 s; 44.1 kHz FLAC, cats 16 kHz), each run
+from an empty cache, on Beam's runners with 1 and 2 workers and on the local pipeline
+(`EmbeddingCache.extract`: one process, `tf.data` decoding in parallel), in one run of `benchmarks/beam.py`
+on this machine ({machine()}). The machine was shared with other developers' jobs (tests, benchmarks)
+during the run, so the wall times carry their load: compare within this table, not with other sections.
 
-| pipeline | wall time | clips/s | audio s / wall s |
-|---|---|---|---|
-| local `EmbeddingCache.extract` | {local_s:.1f} s | {local_rate:.2f} | {audio_s / local_s:.0f} |
-| Beam DirectRunner, {args.workers} processes (start-up included) | {beam_s:.1f} s | {beam_rate:.2f} | {audio_s / beam_s:.0f} |
+| pipeline | workers | wall time | clips/s | audio s / wall s | worker time: decode + backbone |
+|---|---|---|---|---|---|
+| local `EmbeddingCache.extract` | 1 process | {local_s:.1f} s | {local_rate:.2f} | {audio_s / local_s:.0f} | |
+{rows}
 
-The {args.workers} Beam workers spent {res.timings['decode']:.1f} s decoding (read, hash, decode, resample to 16 kHz) and
-{res.timings['backbone']:.1f} s in YAMNet between them ({1e3 * busy / n:.0f} ms per clip); the rest of the Beam wall
-time is the fixed cost of a job (starting {args.workers} processes that each import TensorFlow and load YAMNet)
-and the DirectRunner's shuffling. On a cluster the start-up is paid once per worker, not per clip.
+Wall times include each job's fixed cost: starting the SDK worker processes (DirectRunner, PortableRunner:
+per job) and, in every runner, importing TensorFlow and loading YAMNet once in each worker process. The
+local services (job service and worker pool; Dask scheduler and workers) run on 127.0.0.1 and were
+started before the timer; the Dask workers are fresh, so they too import TensorFlow and load YAMNet in
+the timed job; the "second job" rows reuse them (TensorFlow imported, YAMNet loaded), so they show the
+speed without that start-up. The DaskRunner reports no Beam metrics, hence no worker time.
 
-**Per core**: one worker process held to one TensorFlow thread used {one.timings['decode_cpu']:.1f} CPU seconds
+The 1-minute load average was {load_start:.1f} when the Beam runs started and {load_end:.1f} when they ended,
+on {cores} cores. {_scaling(runs)} A second worker process brings its own TensorFlow import and YAMNet load
+and shares the same {cores} busy cores, and at {n} clips the workers' decoding and backbone time is a few
+seconds of each job; on a cluster the start-up is paid once per worker, not per clip, and the work per
+worker is far larger.
+
+"""
+    body += f"""**Per core**: one worker process held to one TensorFlow thread used {one.timings['decode_cpu']:.1f} CPU seconds
 decoding and {one.timings['backbone_cpu']:.1f} in YAMNet on the same {n} clips (CPU time, not wall time, so that
 other load on the machine does not count): **{per_core:.2f} clips/s per core**
 ({1e3 / per_core:.0f} ms per 5 s clip; the local pipeline ran {local_rate:.2f} clips/s on {cores} cores).

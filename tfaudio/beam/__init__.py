@@ -1,5 +1,8 @@
-"""Scale-out jobs on Apache Beam: the same pipeline runs on the DirectRunner here and on Dataflow, Flink
-or Spark elsewhere (``pip install 'tfaudio[beam]'``).
+"""Scale-out jobs on Apache Beam: the same pipeline runs on the DirectRunner here, on the PortableRunner
+(what Flink and Dataflow run through), on Beam's DaskRunner (``pip install 'tfaudio[dask]'``, see
+:mod:`tfaudio.beam.runners`) and on Dataflow, Flink or Spark elsewhere (``pip install 'tfaudio[beam]'``).
+:mod:`tfaudio.beam.local_services` starts a local job service and worker pool, or a local Dask cluster,
+on 127.0.0.1.
 
 - :func:`run_embed` (``tfaudio embed``): backbone embeddings of a manifest, written as shards of the
   local embedding cache, so :class:`~tfaudio.data.embedding_cache.EmbeddingCache` (and training) reads

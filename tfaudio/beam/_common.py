@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tfaudio.beam.clips import prepare_clip
+from tfaudio.beam.files import local_copy
 from tfaudio.data.pipeline import PipelineConfig
 from tfaudio.errors import AudioError, TfaudioError
 
@@ -28,7 +29,8 @@ def pipeline_options(runner: str | None, options: Sequence[str] | dict[str, Any]
     """Beam ``PipelineOptions`` from a runner name and pass-through options.
 
     Args:
-        runner: "DirectRunner", "DataflowRunner", "FlinkRunner", "SparkRunner"... (None: DirectRunner).
+        runner: "DirectRunner", "PortableRunner", "DataflowRunner", "FlinkRunner", "SparkRunner",
+            "DaskRunner"... (None: DirectRunner).
         options: command-line style flags (``["--direct_num_workers=2", "--project=p"]``), a dict
             (``{"direct_num_workers": 2, "direct_running_mode": "multi_processing"}``) or a
             ``PipelineOptions`` (used as is, ``runner`` set on it when given).
@@ -66,8 +68,13 @@ def make_pipeline(options):
     For the DirectRunner it is built on the runner the DirectRunner itself uses for batch pipelines
     (the FnApiRunner, with the same provision info): Beam 2.70's DirectRunner first tries the Prism
     runner, which downloads a binary from GitHub (a network call on every job, and a leaked temporary
-    folder when offline) and does not honour ``direct_running_mode``. Other runners are used as given.
+    folder when offline) and does not honour ``direct_running_mode``. The DaskRunner goes through
+    :func:`tfaudio.beam.runners.dask_pipeline`; other runners are used as given.
     """
+    from tfaudio.beam.runners import dask_pipeline, is_dask
+
+    if is_dask(runner_name(options)):
+        return dask_pipeline(options)
     if runner_name(options) not in ("DirectRunner", "direct"):
         return beam.Pipeline(options=options)
     from apache_beam.portability.api import beam_provision_api_pb2
@@ -87,8 +94,10 @@ def runner_name(options) -> str:
 
 class DecodeClip(beam.DoFn):
     """``(tag, path)`` → ``((tag, path, key), (audio, length))`` with the clip prepared by
-    :func:`~tfaudio.beam.clips.prepare_clip`; a bad file goes to the :data:`DEAD` output as
-    ``(tag, path, error)`` instead of failing the bundle. Use with ``.with_outputs(DEAD, main="clips")``.
+    :func:`~tfaudio.beam.clips.prepare_clip` (a ``gs://``-style path read through Beam's ``FileSystems``,
+    :func:`~tfaudio.beam.files.local_copy`); a bad file goes to the :data:`DEAD` output as
+    ``(tag, path, error)`` instead of failing the bundle. Apply it with
+    :func:`tfaudio.beam.runners.split_outputs` (``.with_outputs(DEAD)``, or its Dask fallback).
 
     Args:
         config: how to prepare clips (rate, duration, decoder backend).
@@ -113,8 +122,14 @@ class DecodeClip(beam.DoFn):
         tag, path = element
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            key = file_key(path) if self.with_key else None
-            audio, length = prepare_clip(path, self.config)
+            with local_copy(path) as local:  # gs://... through Beam's FileSystems
+                try:
+                    key = file_key(local) if self.with_key else None
+                    audio, length = prepare_clip(local, self.config)
+                except AudioError as err:
+                    if local != path:
+                        raise AudioError(path, err.problem, err.fix) from None
+                    raise
         except AudioError as err:
             self.dead.inc()
             why = f"{err.problem} Fix: {err.fix}" if err.fix else err.problem

@@ -10,6 +10,10 @@ Graph (one job; any runner)::
       → CoGroupByKey(shard id) with the dead letters
       → WriteShard                                        temp file → rename → index (last)
 
+On the PortableRunner (Flink, Dataflow) the same graph runs in SDK worker processes; on the DaskRunner,
+:mod:`tfaudio.beam.runners` swaps in equivalents for the parts Dask lacks (plan sent in the graph,
+outputs split by FlatMaps, batches by a GroupByKey).
+
 The output folder is an :class:`~tfaudio.data.embedding_cache.EmbeddingCache` root: shards land in the
 namespace folder the local cache uses for the same backbone and pipeline settings, in the same record
 format, so ``EmbeddingCache(backbone, root).load(manifest)`` (and ``AudioClassifier.fit``) reads them
@@ -33,8 +37,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
+from apache_beam.ml.inference.base import ModelHandler
 
+from tfaudio.backbones.registry import backbone_spec, get_backbone, is_backbone
 from tfaudio.beam._common import (
     DEAD,
     METRICS,
@@ -46,16 +51,17 @@ from tfaudio.beam._common import (
     runner_name,
 )
 from tfaudio.beam.clips import ClipBatchesMixin, dead_letter
+from tfaudio.beam.runners import finish, join_sinks, read_lines, run_inference, split_outputs
 from tfaudio.data.audio_converter import pad_batch
 from tfaudio.data.embedding_cache import (
     EmbeddingCache,
     ShardWriter,
-    atomic_write_text,
     complete_shards,
 )
 from tfaudio.data.manifest import Manifest
 from tfaudio.data.pipeline import PipelineConfig
 from tfaudio.errors import TfaudioError
+from tfaudio.io.atomic import atomic_write_text
 
 JOB_FORMAT = 1
 #: EmbedResult.timings key → the counter it sums.
@@ -68,7 +74,7 @@ _BACKBONES_LOCK = threading.Lock()
 
 
 def _is_factory(spec: Any) -> bool:
-    return isinstance(spec, type) or (callable(spec) and not hasattr(spec, "contract"))
+    return isinstance(spec, type) or (callable(spec) and not is_backbone(spec))
 
 
 def _spec_key(spec: Any) -> str:
@@ -86,8 +92,6 @@ def load_backbone(spec: Any):
             if _is_factory(spec):
                 _BACKBONES[key] = spec()
             else:
-                from tfaudio.backbones.registry import get_backbone
-
                 _BACKBONES[key] = get_backbone(spec)
         return _BACKBONES[key]
 
@@ -96,9 +100,7 @@ def _resolve_backbone(backbone: Any) -> tuple[Any, Any]:
     """(a picklable spec the workers rebuild the backbone from, the backbone in this process)."""
     if isinstance(backbone, (str, dict)) or _is_factory(backbone):
         return backbone, load_backbone(backbone)
-    if hasattr(backbone, "contract"):  # an instance: workers rebuild it from its spec
-        from tfaudio.backbones.registry import backbone_spec
-
+    if is_backbone(backbone):  # an instance: workers rebuild it from its spec
         spec = backbone_spec(backbone)
         with _BACKBONES_LOCK:
             _BACKBONES[_spec_key(spec)] = backbone  # in-process workers reuse it as is
@@ -321,9 +323,10 @@ def run_embed(
     dead: list[tuple[str, str]] = []
     if todo:
         plan_file = directory / f".beam-{job}.todo.jsonl"
-        atomic_write_text(plan_file, "".join(json.dumps({"shard": s, "path": p}) + "\n" for s, ps in todo for p in ps))
+        lines = [json.dumps({"shard": s, "path": p}) for s, ps in todo for p in ps]
+        atomic_write_text(plan_file, "".join(line + "\n" for line in lines))
         try:
-            result = _run_pipeline(opts, plan_file, directory, dead_path, cache.pipeline, spec,
+            result = _run_pipeline(opts, plan_file, lines, directory, dead_path, cache.pipeline, spec,
                                    instance.fingerprint, batch_size)
         finally:
             plan_file.unlink(missing_ok=True)
@@ -358,25 +361,23 @@ def run_embed(
                        len(set(paths)), embedded, dead, failed_total, runner_name(opts), seconds, timings)
 
 
-def _run_pipeline(opts, plan_file: pathlib.Path, directory: pathlib.Path, dead_path: pathlib.Path,
+def _run_pipeline(opts, plan_file: pathlib.Path, lines: list[str], directory: pathlib.Path, dead_path: pathlib.Path,
                   config: PipelineConfig, spec: Any, fingerprint: str, batch_size: int):
-    handler = KeyedModelHandler(BackboneModelHandler(spec, fingerprint, batch_size))
+    handler = BackboneModelHandler(spec, fingerprint, batch_size)
     p = make_pipeline(opts)
-    todo = (p
-            | "ReadPlan" >> beam.io.ReadFromText(str(plan_file))
+    todo = (read_lines(p, str(plan_file), lines, runner_name(opts), "ReadPlan")
             | "ParsePlan" >> beam.Map(_parse_plan)
             | "Spread" >> beam.Reshuffle())
-    decoded = todo | "Decode" >> beam.ParDo(DecodeClip(config, with_key=True)).with_outputs(DEAD, main="clips")
-    clips = (decoded.clips
-             | "Embed" >> RunInference(handler)
+    decoded, dead = split_outputs(todo, "Decode", DecodeClip(config, with_key=True), DEAD, runner_name(opts))
+    clips = (run_inference(decoded, "Embed", handler, runner_name(opts), len(lines))
              | "ClipsByShard" >> beam.Map(_by_shard))
-    dead = decoded[DEAD]
-    _ = ({"clips": clips, "dead": dead | "DeadByShard" >> beam.Map(_dead_by_shard)}
-         | "GroupShards" >> beam.CoGroupByKey()
-         | "WriteShards" >> beam.ParDo(WriteShard(str(directory))))
-    _ = (dead
-         | "DeadLetterLines" >> beam.Map(_dead_line)
-         | "WriteDeadLetters" >> beam.io.WriteToText(str(dead_path), shard_name_template=""))
+    shards = ({"clips": clips, "dead": dead | "DeadByShard" >> beam.Map(_dead_by_shard)}
+              | "GroupShards" >> beam.CoGroupByKey()
+              | "WriteShards" >> beam.ParDo(WriteShard(str(directory))))
+    dead_letters = (dead
+                    | "DeadLetterLines" >> beam.Map(_dead_line)
+                    | "WriteDeadLetters" >> beam.io.WriteToText(str(dead_path), shard_name_template=""))
+    join_sinks(shards, dead_letters)
     result = p.run()
-    result.wait_until_finish()
+    finish(result)
     return result

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
+from apache_beam.ml.inference.base import ModelHandler
 
 from tfaudio.beam._common import (
     DEAD,
@@ -38,72 +38,39 @@ from tfaudio.beam._common import (
     runner_name,
 )
 from tfaudio.beam.clips import ClipBatchesMixin, dead_letter
-from tfaudio.data.audio_converter import pad_batch
-from tfaudio.data.embedding_cache import atomic_write_text
+from tfaudio.beam.runners import finish, join_sinks, read_lines, run_inference, split_outputs
 from tfaudio.data.pipeline import PipelineConfig
 from tfaudio.errors import TfaudioError
+from tfaudio.heads import decode
+from tfaudio.inference.loader import describe_export, load_model
+from tfaudio.io.atomic import atomic_write_text
 
 FORMATS = ("jsonl", "csv")
 
 
-def resolve_saved_model(path: str | os.PathLike) -> pathlib.Path:
-    """The SavedModel folder of an export: ``path`` itself or ``path/saved_model``.
-
-    Raises:
-        TfaudioError: neither has a ``saved_model.pb``.
-    """
-    path = pathlib.Path(path)
-    for candidate in (path, path / "saved_model"):
-        if (candidate / "saved_model.pb").is_file():
-            return candidate
-    raise TfaudioError(
-        f"{path}: no SavedModel here (no saved_model.pb in it or in {path / 'saved_model'}). Fix: export the "
-        f"classifier first (`tfaudio export MODEL -o {path}`) and pass that folder."
-    )
-
-
-def read_labels(saved_model: pathlib.Path) -> list[str]:
-    labels_file = saved_model / "assets" / "labels.txt"
-    if not labels_file.is_file():
-        raise TfaudioError(f"{saved_model}: no assets/labels.txt, so the scores cannot be named. Fix: export the "
-                           "model with `tfaudio export` (it writes the labels as an asset).")
-    return [line for line in labels_file.read_text(encoding="utf8").splitlines() if line]
-
-
-def top_k(scores: np.ndarray, labels: Sequence[str], k: int) -> list[dict[str, Any]]:
-    order = np.argsort(-scores, kind="stable")[:k]
-    return [{"label": labels[i], "score": round(float(scores[i]), 6)} for i in order]
-
-
 class SavedModelHandler(ClipBatchesMixin, ModelHandler):
     """RunInference handler: prepared clips ``(audio, length)`` → clip scores float32 [classes], through
-    the SavedModel's ``batch`` signature (loaded once per worker process).
+    the export's scorer (:func:`tfaudio.inference.load_model`, the same loader every command uses;
+    loaded once per worker process).
 
     Args:
-        path: the SavedModel folder.
+        path: the export's SavedModel folder.
         batch_size: clips per call.
+        input_rate: the rate its input is at (for exports that do not state it).
     """
 
-    def __init__(self, path: str, batch_size: int):
+    def __init__(self, path: str, batch_size: int, input_rate: int | None = None):
         super().__init__()
         self.path = path
         self.batch_size = batch_size
+        self.input_rate = input_rate
 
     def load_model(self):
-        import tensorflow as tf
-
-        model = tf.saved_model.load(self.path)
-        if "batch" not in model.signatures:
-            raise TfaudioError(f"{self.path}: the SavedModel has no 'batch' signature (it has "
-                               f"{sorted(model.signatures)}). Fix: re-export it with `tfaudio export`.")
-        return model
+        return load_model(self.path, input_rate=self.input_rate).scorer
 
     def run_inference(self, batch, model, inference_args=None):
-        import tensorflow as tf
-
-        audio, lengths = pad_batch([a for a, _ in batch], [n for _, n in batch])  # [B, S], [B]
-        out = model.signatures["batch"](audio=tf.constant(audio), lengths=tf.constant(lengths))
-        return list(np.asarray(out["classifier"]))  # B x [C]
+        waves = [np.asarray(a[:n], np.float32) for a, n in batch]  # the valid samples of each clip
+        return list(model.scores(waves, batch_size=len(waves)))  # B x [C]
 
     def get_metrics_namespace(self) -> str:
         return f"{METRICS}.predict"
@@ -126,7 +93,7 @@ class FormatRow(beam.DoFn):
     def process(self, element):
         (_, path, _), scores = element
         scores = np.asarray(scores, np.float64)
-        best = top_k(scores, self.labels, self.k)
+        best = [{"label": t["label"], "score": round(t["score"], 6)} for t in decode.top_k(scores, self.labels, self.k)]
         self.scored.inc()
         if self.fmt == "jsonl":
             yield json.dumps({"file": path, "predictions": best,
@@ -203,12 +170,8 @@ def run_predict(
         runner, options: the Beam runner and pass-through options (see ``pipeline_options``).
         backend: decoder backend for compressed formats.
     """
-    from tfaudio.inference.loader import export_input_rate
-
     t0 = time.perf_counter()
-    saved_model = resolve_saved_model(model)
-    labels = read_labels(saved_model)
-    input_rate = export_input_rate(saved_model, input_rate, str(model))
+    saved_model, labels, input_rate, _ = describe_export(model, input_rate)
     if top_k < 1:
         raise TfaudioError(f"top_k must be >= 1, got {top_k}.")
     output = pathlib.Path(output)
@@ -222,27 +185,28 @@ def run_predict(
     dead_path = dead_letters_path_for(output)
     opts = pipeline_options(runner, options)
     file_list = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.files.jsonl")
-    atomic_write_text(file_list, "".join(json.dumps(f) + "\n" for f in files))
+    lines = [json.dumps(f) for f in files]
+    atomic_write_text(file_list, "".join(line + "\n" for line in lines))
     k = min(top_k, len(labels))
     header = csv_line(["file"] + [x for i in range(1, k + 1) for x in (f"label_{i}", f"score_{i}")])
     config = PipelineConfig(sample_rate=int(input_rate), backend=backend)
     try:
         p = make_pipeline(opts)
-        decoded = (p
-                   | "ReadFiles" >> beam.io.ReadFromText(str(file_list))
-                   | "ParseFiles" >> beam.Map(_parse_file)
-                   | "Spread" >> beam.Reshuffle()
-                   | "Decode" >> beam.ParDo(DecodeClip(config, with_key=False)).with_outputs(DEAD, main="clips"))
-        _ = (decoded.clips
-             | "Score" >> RunInference(KeyedModelHandler(SavedModelHandler(str(saved_model), batch_size)))
-             | "Format" >> beam.ParDo(FormatRow(labels, k, fmt))
-             | "Write" >> beam.io.WriteToText(str(output), shard_name_template="",
-                                              header=header if fmt == "csv" else None))
-        _ = (decoded[DEAD]
-             | "DeadLetterLines" >> beam.Map(_dead_line)
-             | "WriteDeadLetters" >> beam.io.WriteToText(str(dead_path), shard_name_template=""))
+        todo = (read_lines(p, str(file_list), lines, runner_name(opts), "ReadFiles")
+                | "ParseFiles" >> beam.Map(_parse_file)
+                | "Spread" >> beam.Reshuffle())
+        decoded, dead = split_outputs(todo, "Decode", DecodeClip(config, with_key=False), DEAD, runner_name(opts))
+        rows = (run_inference(decoded, "Score", SavedModelHandler(str(saved_model), batch_size, input_rate), runner_name(opts),
+                              len(files))
+                | "Format" >> beam.ParDo(FormatRow(labels, k, fmt))
+                | "Write" >> beam.io.WriteToText(str(output), shard_name_template="",
+                                                 header=header if fmt == "csv" else None))
+        dead_letters = (dead
+                        | "DeadLetterLines" >> beam.Map(_dead_line)
+                        | "WriteDeadLetters" >> beam.io.WriteToText(str(dead_path), shard_name_template=""))
+        join_sinks(rows, dead_letters)
         result = p.run()
-        result.wait_until_finish()
+        finish(result)
     finally:
         file_list.unlink(missing_ok=True)
     dead = [(r["file"], r["error"]) for r in map(json.loads, dead_path.read_text().splitlines()) if r]

@@ -99,7 +99,8 @@ class LoadedModel:
 
 
 # ---- recognising a source ------------------------------------------------------------------------
-def _saved_model_dir(path: pathlib.Path) -> pathlib.Path | None:
+def saved_model_dir(path: pathlib.Path) -> pathlib.Path | None:
+    """The SavedModel folder of an export: ``path`` itself or ``path/saved_model`` (None: neither)."""
     if (path / "saved_model.pb").is_file():
         return path
     if (path / "saved_model" / "saved_model.pb").is_file():
@@ -160,7 +161,7 @@ def load_model(source: Any = None, *, input_rate: int | None = None, backbone: A
         clf = AudioClassifier.load(path, backbone=backbone)
         meta = json.loads((path / "tfaudio.json").read_text(encoding="utf8"))
         return _from_object(clf, clip_scorer, str(path), meta)
-    saved = _saved_model_dir(path) if path.is_dir() else None
+    saved = saved_model_dir(path) if path.is_dir() else None
     if saved is not None:
 
         if tagging and read_export_metadata(saved) is None:
@@ -268,8 +269,20 @@ def export_input_rate(saved: pathlib.Path, input_rate: int | None, source: str, 
     return int(rate)
 
 
-def _export(saved: pathlib.Path, source: str, input_rate: int | None) -> LoadedModel:
+def describe_export(path: str | os.PathLike, input_rate: int | None = None) -> tuple[pathlib.Path, tuple[str, ...], int, dict]:
+    """What an export says about itself, without loading it: (its SavedModel folder, labels, the rate
+    its input must be at, its ``tfaudio.json``). For drivers that hand the path to workers (Beam).
 
+    Raises:
+        TfaudioError: no SavedModel there, no labels, or no known input rate (each with the fix).
+    """
+    source = os.fspath(path)
+    saved = saved_model_dir(pathlib.Path(source).expanduser())
+    if saved is None:
+        raise TfaudioError(
+            f"{source}: no SavedModel here (no saved_model.pb in it or in {pathlib.Path(source) / 'saved_model'}). "
+            f"Fix: export the classifier first (`tfaudio export MODEL -o {source}`) and pass that folder."
+        )
     meta = read_export_metadata(saved) or {}
     labels_file = saved / "assets" / "labels.txt"
     if meta.get("labels"):
@@ -279,7 +292,11 @@ def _export(saved: pathlib.Path, source: str, input_rate: int | None) -> LoadedM
     else:
         raise TfaudioError(f"{saved}: no assets/tfaudio.json or labels.txt, so the scores cannot be named. Fix: "
                            "export the model with `tfaudio export` (it writes both), or pass its model folder.")
-    rate = export_input_rate(saved, input_rate, source, meta)
+    return saved, labels, export_input_rate(saved, input_rate, source, meta), meta
+
+
+def _export(saved: pathlib.Path, source: str, input_rate: int | None) -> LoadedModel:
+    saved, labels, rate, meta = describe_export(saved, input_rate)
     loaded = tf.saved_model.load(str(saved))
     if "batch" not in loaded.signatures and "serving_default" not in loaded.signatures:
         raise TfaudioError(f"{saved}: the SavedModel has neither a 'batch' nor a 'serving_default' signature. Fix: "
