@@ -256,7 +256,9 @@ def export_saved_model(
         returns, the head's pooling of its frames: the mean of the frame scores over the frames that
         are not silent, with the silence gate; a fine-tuned model's softmax), ``label`` string ``[]``
         (the top class), and optionally ``frame_scores`` ``[frames, C]`` (one row per backbone hop:
-        0.48 s for YAMNet, 20 ms for Wav2Vec2) with ``frame_weights`` ``[frames]`` (1.0 for the frames
+        0.48 s for YAMNet, 20 ms for Wav2Vec2; row ``i`` covers ``[i * hop_seconds, i * hop_seconds +
+        frame_seconds]`` seconds of the input, both in ``tfaudio.json``, so a client can turn them into
+        events as ``tfaudio detect`` does) with ``frame_weights`` ``[frames]`` (1.0 for the frames
         the clip score counts, 0.0 for those the silence gate left out) and ``audioset`` ``[521]``
         (YAMNet's own clip scores).
 

@@ -159,13 +159,13 @@ def _chunks(blocks: Iterator[np.ndarray], chunk_samples: int, hop: int, frames: 
 class _Activity:
     """A per-class maximum over fixed time bins (a bounded summary of the scores for the figure)."""
 
-    def __init__(self, duration: float, hop: float, num_classes: int, bins: int = 2000):
-        self.hop = hop
+    def __init__(self, duration: float, hop: float, window: float, num_classes: int, bins: int = 2000):
+        self.hop, self.lead = hop, max(0.0, (window - hop) / 2)  # where a frame starts standing
         self.bin_seconds = max(hop, duration / bins)
         self.values = np.zeros([int(math.ceil(duration / self.bin_seconds)) + 1, num_classes], np.float32)
 
     def add(self, first: int, scores: np.ndarray) -> None:
-        idx = np.minimum(((first + np.arange(len(scores))) * self.hop / self.bin_seconds).astype(int),
+        idx = np.minimum((((first + np.arange(len(scores))) * self.hop + self.lead) / self.bin_seconds).astype(int),
                          len(self.values) - 1)
         np.maximum.at(self.values, idx, scores)
 
@@ -215,7 +215,7 @@ def detect_events(files: str | os.PathLike | Sequence[str | os.PathLike], model:
     for info in infos:
         duration = info.seconds
         detector = EventDetector(chosen, det_model.hop_seconds, det_model.window_seconds, config, file=info.path)
-        activity = _Activity(duration, det_model.hop_seconds, len(columns))
+        activity = _Activity(duration, det_model.hop_seconds, det_model.window_seconds, len(columns))
         # ~block_seconds of frames per chunk: one model call each
         frames = max(1, int(round(block_seconds * det_model.sample_rate / det_model.hop_samples)))
         blocks = stream_audio(info.path, det_model.sample_rate, block_seconds=block_seconds)
