@@ -1,0 +1,81 @@
+"""Multi-label metrics (AP, mAP, AUC → d', lwlrap, F1 at per-class thresholds), threshold choice, the
+"none of these" rejection threshold, and multi-label CSV cells, against hand-computed values."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tfaudio.data.multi_labels import is_multi_label, multi_hot, read_vocabulary, split_labels
+from tfaudio.errors import ManifestError
+from tfaudio.tasks.multilabel_metrics import (
+    average_precision,
+    choose_thresholds,
+    f1_at_thresholds,
+    lwlrap,
+    multilabel_report,
+    per_class_ap_figure,
+    rejection_report,
+    rejection_threshold,
+)
+
+Y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+S = np.array([[0.9, 0.2], [0.8, 0.7], [0.3, 0.75], [0.1, 0.65]])
+
+
+def test_average_precision_auc_dprime_and_lwlrap_by_hand(tmp_path):
+    # class 0 ranked: 0.9 (+), 0.8 (-), 0.3 (+), 0.1 (-): AP = 1/2 * 1 + 1/2 * 2/3; class 1: both positives on top
+    np.testing.assert_allclose(average_precision(Y, S), [5 / 6, 1.0])
+    # lwlrap: (clip 0, a) 1/1; (clip 1, b) 1/2 (a ranks above); (clip 2, a) 2/2; (clip 2, b) 1/1
+    assert lwlrap(Y, S) == pytest.approx((1 + 0.5 + 1 + 1) / 4)
+    rep = multilabel_report(Y, S, ["a", "b"])
+    assert rep["mAP"] == pytest.approx((5 / 6 + 1) / 2)
+    # class 0 AUC: of the 4 (positive, negative) pairs, 0.3 < 0.8 is the one misordered → 3/4
+    assert rep["per_class"]["a"]["auc"] == pytest.approx(0.75)
+    assert rep["per_class"]["a"]["d_prime"] == pytest.approx(math.sqrt(2) * 0.6744897501960817)
+    assert rep["per_class"]["b"]["auc"] == 1.0
+    per_class_ap_figure(rep, tmp_path / "ap.png")
+    assert (tmp_path / "ap.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_thresholds_maximise_f1_on_the_scores_they_are_given():
+    t = choose_thresholds(Y, S)
+    # class 0: cutting between 0.1 and 0.3 accepts 0.9, 0.8, 0.3 → F1 = 2*2 / (3 + 2) = 0.8, the best
+    assert t == pytest.approx([0.2, 0.675])
+    f1 = f1_at_thresholds(Y, S, t)
+    assert f1["per_class_f1"] == pytest.approx([0.8, 1.0])
+    assert f1["micro_f1"] == pytest.approx(8 / 9) and f1["macro_f1"] == pytest.approx(0.9)
+    # chosen on other clips, they are used as given: on a test set they need not be optimal
+    other = np.array([[0.25, 0.9], [0.15, 0.1]])
+    assert f1_at_thresholds(np.array([[0, 1], [1, 0]]), other, t)["per_class_f1"] == pytest.approx([0.0, 1.0])
+    assert choose_thresholds(np.zeros([2, 1]), np.array([[0.3], [0.6]]), default=0.5) == pytest.approx([0.5])
+
+
+def test_rejection_threshold_keeps_the_asked_share_of_correct_clips():
+    val = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.45, 0.55]])
+    targets = np.array([0, 0, 1, 0])  # the last is misclassified; correct top scores 0.6, 0.7, 0.9
+    assert rejection_threshold(val, targets, keep=1.0) == 0.6
+    assert rejection_threshold(val, targets, keep=0.6) == 0.7
+    out = np.array([[0.8, 0.2], [0.5, 0.5], [0.65, 0.35]])
+    rep = rejection_report(val, targets, out, 0.7)
+    assert rep == {"threshold": 0.7, "accuracy_kept": 0.5, "accuracy_without": 0.75, "in_set_rejected": 0.5,
+                   "false_accepts": pytest.approx(1 / 3)}
+    with pytest.raises(Exception, match="no validation clip is classified correctly"):
+        rejection_threshold(val, np.array([1, 1, 0, 0]))
+
+
+def test_multi_label_cells_and_vocabulary(tmp_path):
+    assert split_labels("Bark,Dog, Domestic_animals") == ("Bark", "Dog", "Domestic_animals")
+    assert split_labels("Domestic animals, pets; Dog") == ("Domestic animals, pets", "Dog")  # ';' wins over ','
+    assert split_labels("dog") == ("dog",) and split_labels("dog;dog") == ("dog",)
+    assert not is_multi_label(["dog", "cat"]) and is_multi_label(["dog", "dog;rain"])
+    with pytest.raises(ManifestError, match="meta.csv:3: empty label in 'dog;;rain'"):
+        split_labels("dog;;rain", where="meta.csv:3")
+    voc = tmp_path / "vocabulary.csv"
+    voc.write_text("1,Dog,/m/0bt9lr\n0,Bark,/m/05tny_\n")
+    assert read_vocabulary(voc) == ["Bark", "Dog"]  # FSD50K order by index
+    y = multi_hot([("Dog",), ("Bark", "Dog")], read_vocabulary(voc))
+    np.testing.assert_array_equal(y, [[0, 1], [1, 1]])
+    with pytest.raises(ManifestError, match="row 1: label 'Cat' is not in the vocabulary"):
+        multi_hot([("Cat",)], ["Bark", "Dog"])
