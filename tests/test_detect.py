@@ -55,6 +55,26 @@ def test_stream_blocks_equal_the_whole_file_resampled(tmp_path, rate, channels):
     np.testing.assert_allclose(streamed, whole, atol=2e-5)
 
 
+def test_stream_reads_the_file_once_in_bounded_pieces(tmp_path, monkeypatch):
+    import soundfile as sf
+
+    rate = 44100
+    path = write_audio(tmp_path / "long.flac", noise(30.0, rate, seed=3), rate)
+    reads = []
+    real = sf.SoundFile.read
+
+    def spy(self, frames=-1, *args, **kwargs):
+        out = real(self, frames, *args, **kwargs)
+        reads.append((frames, len(out)))
+        return out
+
+    monkeypatch.setattr(sf.SoundFile, "read", spy)
+    total = sum(len(b) for b in stream_audio(path, 16000, block_seconds=1.0))
+    assert total == 30 * 16000
+    assert all(0 < asked <= 1.05 * rate + 441 for asked, _ in reads)  # a block and its overlap, never the file
+    assert sum(got for _, got in reads) == 30 * rate  # one pass over the file
+
+
 def test_unreadable_file_is_named(tmp_path):
     from tfaudio.errors import AudioError
 
@@ -70,7 +90,11 @@ def test_tone_burst_is_found_within_the_collar_in_any_block_size(tmp_path, tone_
     path = _burst_file(tmp_path / "burst.wav")
     model = EventDetectionModel(tone_scorer)
     assert (model.mode, model.hop_seconds, model.window_seconds) == ("frames", 0.1, 0.2)
+    seen = []
+    score_chunk = model.score_chunk
+    model.score_chunk = lambda chunk: seen.append(len(chunk)) or score_chunk(chunk)
     [small] = detect_events(path, model, block_seconds=1.3)  # ~10 chunks, each resampled separately
+    assert len(seen) >= 9 and max(seen) <= 1.3 * 16000 + 3200  # the model never sees more than a chunk
     [big] = detect_events(path, model, block_seconds=100.0)  # the file in one chunk
     assert small.frames == big.frames == model.num_frames(12 * 16000)
     [ev] = small.events
@@ -83,6 +107,22 @@ def test_tone_burst_is_found_within_the_collar_in_any_block_size(tmp_path, tone_
                           block_seconds=2.0)
     [ew] = win.events
     assert abs(ew.onset - BURST[0]) <= 0.2 and abs(ew.offset - BURST[1]) <= 0.5
+
+
+def test_an_export_with_frame_scores_detects_the_same_events(tmp_path, tone_scorer):
+    """The export's frame_scores and the grid in its tfaudio.json are all a client needs."""
+    from tfaudio.export.saved_model import export_saved_model
+    from tfaudio.tasks.detection import EventDetectionModel, detect_events
+
+    path = _burst_file(tmp_path / "burst.wav", rate=16000)
+    export_saved_model(tone_scorer, tmp_path / "export", frame_scores=True)
+    model = EventDetectionModel(str(tmp_path / "export"))
+    assert (model.mode, model.hop_seconds, model.window_seconds) == ("export_frames", 0.1, 0.2)
+    [exported] = detect_events(path, model, block_seconds=2.0)
+    [direct] = detect_events(path, tone_scorer, block_seconds=2.0)
+    assert exported.frames == direct.frames
+    assert [(e.onset, e.offset) for e in exported.events] == [(e.onset, e.offset) for e in direct.events]
+    assert [e.score for e in exported.events] == pytest.approx([e.score for e in direct.events], abs=1e-4)
 
 
 def test_detect_cli_writes_tables_tracks_and_timeline_and_evaluate_scores_them(tmp_path, tone_scorer, monkeypatch,

@@ -7,7 +7,8 @@
       → chunks of N frames on the model's own frame grid (start i * hop, the previous chunk's tail
         carried over, so frame i is the same as in a whole-file run)
       → the model's scorer: frame scores [N, C] (a head on every frame, or a tagger's own frame
-        scores); for a model without frame scores (EfficientAT's clip scores, an export, a
+        scores; an export written with --frame-scores: its serving_default's ``frame_scores`` on the grid
+        its tfaudio.json states); for a model without frame scores (EfficientAT's clip scores, an export, a
         fine-tuned model), one window of ``window_seconds`` every ``hop_seconds`` scored as a clip
       → tfaudio.tasks.events.EventDetector (median filter → hysteresis → merging), block by block
       → list[Event]
@@ -96,9 +97,16 @@ class EventDetectionModel:
         contract = getattr(self.scorer, "contract", None)
         meta = loaded.metadata or {}
         native = bool(getattr(self.scorer, "frame_scores", False)) and contract is not None
+        export_frames = (loaded.kind == "export" and "frame_scores" in (meta.get("outputs") or ())
+                         and meta.get("hop_seconds") and hasattr(loaded.model, "signatures"))
         if window_seconds is not None or hop_seconds is not None:
-            native = False
-        if native:
+            native = export_frames = False
+        if export_frames:  # an export with frame scores: its serving_default, on the grid its tfaudio.json states
+            self.mode = "export_frames"
+            self.chunk_samples = max(1, int(loaded.min_samples))
+            self.hop_samples = max(1, int(round(float(meta["hop_seconds"]) * self.sample_rate)))
+            self.window_seconds = float(meta.get("frame_seconds") or meta["hop_seconds"])
+        elif native:
             self.mode = "frames"
             self.chunk_samples = int(contract.min_samples)  # samples for one frame
             self.hop_samples = int(contract.hop_samples)
@@ -124,6 +132,15 @@ class EventDetectionModel:
     def score_chunk(self, chunk: np.ndarray) -> np.ndarray:
         """Scores ``[frames, C]`` of the frames that start in ``chunk`` (its first sample on the grid)."""
         expected = self.num_frames(len(chunk))
+        if self.mode == "export_frames":
+            import tensorflow as tf
+
+            out = self.loaded.model.signatures["serving_default"](audio=tf.constant(chunk, tf.float32))
+            scores = np.asarray(out["frame_scores"], np.float32)
+            if len(scores) < expected:
+                raise TfaudioError(f"{self.loaded.source}: {len(scores)} frame scores for a chunk that has {expected} "
+                                   "frames on the grid its tfaudio.json states (min_samples, hop_seconds).")
+            return scores[:expected]
         if self.mode == "frames":
             out = self.scorer.outputs([chunk])[0]
             if "frame_scores" in out:
