@@ -174,6 +174,13 @@ def test_detect_cli_writes_tables_tracks_and_timeline_and_evaluate_scores_them(t
     assert main(["evaluate", str(out / "events.tsv"), str(ref), "-o", str(report_dir)]) == 0
     assert json.loads((report_dir / "event_report.json").read_text())["event_based"]["overall"]["f1"] == 0.0
     capsys.readouterr()
+    # a bad file among good ones: stop (default) or skip it and report it
+    (audio / "bad.wav").write_bytes(b"not audio")
+    argv = ["detect", str(audio / "two.wav"), str(audio / "bad.wav"), "--model", "toy"]
+    assert main(argv) == 2 and "bad.wav" in capsys.readouterr().err
+    assert main(argv + ["--on-error", "skip"]) == 0
+    captured = capsys.readouterr()
+    assert "two.wav" in captured.out and "skipped 1 of 2 files" in captured.err and "bad.wav" in captured.err
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -12,6 +12,11 @@ when an event of it overlaps the segment (``floor(onset / s) <= k < ceil(offset 
 with FN and FP counted over the classes, substitutions S = min(FN, FP), deletions D = max(0, FN - FP),
 insertions I = max(0, FP - FN); the error rate is ``(ΣS + ΣD + ΣI) / ΣN_ref`` (N_ref: active reference
 classes per segment). A file has ``ceil(max(duration, last offset) / segment_seconds)`` segments.
+
+Checked once against sed_eval 0.2.1 itself (``EventBasedMetrics(t_collar=0.2, percentage_of_length=0.2)``,
+``SegmentBasedMetrics(time_resolution=1.0)``) on the 3 x 10-minute soundscapes of ``benchmarks/detect.py``:
+overall and class-averaged F1 and the segment error rate agree to 1e-15. sed_eval is not a
+dependency; the tests check hand-computed cases.
 """
 from __future__ import annotations
 
