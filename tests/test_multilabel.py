@@ -79,3 +79,88 @@ def test_multi_label_cells_and_vocabulary(tmp_path):
     np.testing.assert_array_equal(y, [[0, 1], [1, 1]])
     with pytest.raises(ManifestError, match="row 1: label 'Cat' is not in the vocabulary"):
         multi_hot([("Cat",)], ["Bark", "Dog"])
+
+
+# ---- multi-label data through training, evaluation, saving and export ---------------------------
+def _mixtures(root, per_fold: int = 7, folds: int = 3, rate: int = 16000):
+    """Clips holding a random non-empty subset of {low 300 Hz tone, high 3.5 kHz tone, hiss}, labelled
+    'low;hiss' etc. in a CSV with folds."""
+    from tests.helpers import noise, sine, write_audio
+
+    rng = np.random.default_rng(0)
+    rows = ["filename,fold,category"]
+    subsets = [("low",), ("high",), ("hiss",), ("low", "high"), ("low", "hiss"), ("high", "hiss"), ("low", "high", "hiss")]
+    for fold in range(1, folds + 1):
+        for i in range(per_fold):
+            labels = subsets[(i + fold) % len(subsets)]
+            audio = noise(1.5, rate, seed=int(rng.integers(1 << 30)), amplitude=0.3 if "hiss" in labels else 0.005)
+            for name, freq in (("low", 300.0), ("high", 3500.0)):
+                if name in labels:
+                    audio = audio + sine(freq * rng.uniform(0.95, 1.05), 1.5, rate, amplitude=0.4)
+            write_audio(root / f"{fold}_{i}.wav", audio, rate)
+            rows.append(f"{fold}_{i}.wav,{fold},{';'.join(labels)}")
+    (root / "meta.csv").write_text("\n".join(rows) + "\n")
+    return root / "meta.csv"
+
+
+@pytest.mark.slow
+def test_multi_label_csv_trains_a_sigmoid_head_with_thresholds_from_the_training_folds(tmp_path, capsys):
+    from tests.helpers import ToyBackbone
+    from tfaudio.data.embedding_cache import EmbeddingCache
+    from tfaudio.data.manifest import Manifest
+    from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+
+    m = Manifest.from_csv(_mixtures(tmp_path), audio_dir=tmp_path)
+    assert m.multi_label and m.labels == ("high", "hiss", "low")
+    assert m.targets.shape == (21, 3) and m.class_counts()["low"] == int(m.targets[:, 2].sum())
+    # single-label views stay multi-label (a fold where every clip has one label keeps multi-hot targets)
+    assert m.filter_folds([1]).multi_label and m.select(["low"]).labels == ("low",)
+    assert set(m.select(["low"]).label_sets()) == {("low",)}
+    bb = ToyBackbone()
+    clf = AudioClassifier(bb, labels=m.labels, cache=EmbeddingCache(bb, tmp_path / "cache"))
+    train, test = m.filter_folds([1, 2]), m.filter_folds([3])
+    clf.fit(train, config=TrainConfig(epochs=60, batch_size=16, learning_rate=3e-3))
+    assert clf.head.multi_label  # the data reached the head's switch: sigmoid outputs
+    scores = clf.clip_scores(clf.cache.load(test))
+    assert not np.allclose(scores.sum(axis=1), 1.0)
+    # thresholds: the F1-best cuts on the training folds' scores, not on the test fold's
+    train_clips = clf.cache.load(train)
+    np.testing.assert_allclose(clf.thresholds_, choose_thresholds(train_clips.targets, clf.clip_scores(train_clips)))
+    rep = clf.evaluate(test)["clip"]
+    assert rep["multi_label"] and rep["mAP"] > 0.8 and rep["lwlrap"] > 0.8
+    assert rep["thresholds"] == clf.thresholds_ and 0 <= rep["macro_f1_at_thresholds"] <= 1
+    saved = clf.save(tmp_path / "model")
+    back = AudioClassifier.load(saved, backbone=bb)
+    assert back.thresholds_ == clf.thresholds_ and back.head.multi_label
+    # the export carries them, and `tfaudio predict` lists the labels above them
+    import json
+
+    from tfaudio.cli import main
+    from tfaudio.export.saved_model import export_saved_model, read_export_metadata
+
+    exported = export_saved_model(clf, tmp_path / "export")
+    meta = read_export_metadata(exported)
+    assert meta["multi_label"] and meta["thresholds"] == pytest.approx(clf.thresholds_)
+    wav = test.paths[0]
+    assert main(["predict", str(exported), wav, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    score = clf.predict_scores(wav)[0]
+    assert out["labels"] == [m.labels[j] for j in np.flatnonzero(score > np.asarray(clf.thresholds_))]
+    assert out["labels"] == sorted(test.label_sets()[0], key=m.labels.index)  # this clip's true labels
+
+
+def test_fsd50k_style_comma_cells_need_the_separator(tmp_path):
+    from tfaudio.data.manifest import Manifest
+
+    (tmp_path / "a.wav").write_bytes(b"")
+    (tmp_path / "b.wav").write_bytes(b"")
+    csv = tmp_path / "dev.csv"
+    csv.write_text('fname,labels,split\na.wav,"Bark,Dog",train\nb.wav,Dog,train\n')
+    single = Manifest.from_csv(csv, audio_dir=tmp_path, path_column="fname", label_column="labels")
+    assert not single.multi_label and single.labels == ("Bark,Dog", "Dog")  # commas alone stay one label
+    multi = Manifest.from_csv(csv, audio_dir=tmp_path, path_column="fname", label_column="labels", label_separator=",")
+    assert multi.multi_label and multi.labels == ("Bark", "Dog")
+    np.testing.assert_array_equal(multi.targets, [[1, 1], [0, 1]])
+    with pytest.raises(ManifestError, match=r"dev.csv:2: empty label"):
+        csv.write_text('fname,labels\na.wav,"Bark,,Dog"\n')
+        Manifest.from_csv(csv, audio_dir=tmp_path, path_column="fname", label_column="labels", label_separator=",")

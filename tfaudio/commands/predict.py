@@ -101,11 +101,16 @@ def run(args) -> int:
         skipped.update(converted.skipped)
         good = converted.index if good is None else [i for i in good if i in set(converted.index)]
         scores.append(dict(zip(converted.index, m.scorer.scores(converted.waves, batch_size=args.batch_size))))
+    thresholds = models[0].metadata.get("thresholds")  # a multi-label model: every label above its threshold
     for i in good or []:
         f = files[i]
-        top = top_k_labels(np.mean([s[i] for s in scores], axis=0), labels, args.top_k)
+        mean = np.mean([s[i] for s in scores], axis=0)
+        top = top_k_labels(mean, labels, args.top_k)
+        above = [labels[j] for j in np.flatnonzero(mean > np.asarray(thresholds))] if thresholds else None
         if args.json:
-            print(json.dumps({"file": f, "predictions": top}, ensure_ascii=False))
+            print(json.dumps({"file": f, "predictions": top, **({"labels": above} if thresholds else {})},
+                             ensure_ascii=False))
         else:
-            print(f + "\t" + "  ".join(f"{t['label']} {t['score']:.3f}" for t in top))
+            print(f + "\t" + "  ".join(f"{t['label']} {t['score']:.3f}" for t in top)
+                  + (f"\t→ {';'.join(above) or '(none)'}" if thresholds else ""))
     return report_skipped(sorted(skipped.items()), len(files))

@@ -21,14 +21,15 @@ __all__ = ["split_labels", "is_multi_label", "read_vocabulary", "vocabulary_of",
 SEPARATORS = (";", ",")
 
 
-def split_labels(cell: str, where: str = "") -> tuple[str, ...]:
-    """``"Bark; Dog"`` → ``("Bark", "Dog")`` (``;`` first, else ``,``); duplicates dropped, order kept.
+def split_labels(cell: str, where: str = "", separators: Sequence[str] = SEPARATORS) -> tuple[str, ...]:
+    """``"Bark; Dog"`` → ``("Bark", "Dog")`` (the first of ``separators`` the cell holds: ``;`` before
+    ``,``); duplicates dropped, order kept.
 
     Raises:
         ManifestError: an empty cell or an empty label between separators.
     """
     text = str(cell).strip()
-    sep = next((s for s in SEPARATORS if s in text), None)
+    sep = next((s for s in separators if s in text), None)
     parts = [p.strip() for p in text.split(sep)] if sep else [text]
     if not text or any(not p for p in parts):
         raise ManifestError(f"{where + ': ' if where else ''}empty label in {cell!r}. Fix: separate labels with ';' "

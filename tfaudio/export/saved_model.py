@@ -334,7 +334,11 @@ def export_saved_model(
             raise TfaudioError(f"input_rate={input_rate}: {err}") from None
     outputs = ["classifier", "label"] + (["frame_scores", "frame_weights"] if frame_scores else []) + (
         ["audioset"] if backbone_scores else [])
-    metadata = export_metadata(scorer, input_rate, outputs=outputs, signatures=list(SIGNATURES))
+    decisions = {}
+    if getattr(getattr(classifier, "head", None), "multi_label", False):  # sigmoid scores: labels above thresholds
+        thresholds = getattr(classifier, "thresholds_", None)
+        decisions = {"multi_label": True, "thresholds": list(thresholds) if thresholds is not None else None}
+    metadata = export_metadata(scorer, input_rate, outputs=outputs, signatures=list(SIGNATURES), **decisions)
 
     with tempfile.TemporaryDirectory(prefix="tfaudio-assets-") as scratch:
         import json

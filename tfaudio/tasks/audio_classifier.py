@@ -116,6 +116,8 @@ class AudioClassifier:
         self.head_model_ = None
         self.history_: dict[str, list[float]] = {}
         self.train_config_: TrainConfig | None = None
+        #: multi-label heads: per-class thresholds chosen by :meth:`fit` on training / validation clips
+        self.thresholds_: list[float] | None = None
         self._scorer = None
 
     # ---- data ---------------------------------------------------------------------------------
@@ -143,6 +145,8 @@ class AudioClassifier:
             self.labels = tuple(train.labels)
         if self.labels is None:
             raise TfaudioError("AudioClassifier needs labels= when trained from ClipEmbeddings")
+        if _is_multi_label(train) and not self.head.multi_label:  # several labels per clip: sigmoid + BCE
+            self.head = dataclasses.replace(self.head, multi_label=True)
         if isinstance(train, Manifest):
             self._check_trainable(train.targets, config, where=f"the training folds {train.folds}")
         tr = self._clips(train)
@@ -168,6 +172,14 @@ class AudioClassifier:
         self.head_model_ = average_heads(members)
         self.history_ = histories[0]
         self.train_config_ = config
+        self.thresholds_ = None
+        if multi:  # per-class decision thresholds, from the validation folds when given, else the training folds
+            from tfaudio.tasks.multilabel_metrics import choose_thresholds
+
+            chosen_on = va if va is not None else tr
+            y = np.asarray(chosen_on.targets)
+            y = y if y.ndim == 2 else np.eye(num_classes, dtype=np.float32)[y]  # one label per clip, sigmoid head
+            self.thresholds_ = [float(t) for t in choose_thresholds(y, self.clip_scores(chosen_on))]
         return self
 
     def _check_trainable(self, targets: np.ndarray, config: TrainConfig, where: str) -> None:
@@ -175,7 +187,8 @@ class AudioClassifier:
             raise ManifestError(
                 f"a classifier needs at least 2 classes, got {list(self.labels)}. Fix: select more classes."
             )
-        n = np.bincount(np.asarray(targets, np.int64), minlength=len(self.labels))
+        targets = np.asarray(targets)
+        n = targets.sum(axis=0) if targets.ndim == 2 else np.bincount(targets.astype(np.int64), minlength=len(self.labels))
         counts = {lab: int(n[i]) for i, lab in enumerate(self.labels)}
         empty = [c for c, k in counts.items() if k == 0]
         if empty:
@@ -235,17 +248,22 @@ class AudioClassifier:
         labels = list(self.labels)
 
         def targets(t):
-            return np.eye(len(labels), dtype=np.int64)[t] if multi else t
+            t = np.asarray(t)
+            return t.astype(np.int64) if t.ndim == 2 else np.eye(len(labels), dtype=np.int64)[t] if multi else t
 
         frame_report = None
         if not self.head.clip_level:
             x, y, _ = clips.frames(gate=self.head.silence_gate)
             frame_report = classification_report(targets(y), self.frame_scores(x), labels, multi_label=multi,
                                                   level="frame")
-        return {
-            "clip": classification_report(targets(clips.targets), clip, labels, multi_label=multi, level="clip"),
-            "frame": frame_report,
-        }
+        clip_report = classification_report(targets(clips.targets), clip, labels, multi_label=multi, level="clip")
+        if multi and self.thresholds_ is not None:  # F1 at the thresholds chosen on training / validation folds
+            from tfaudio.tasks.multilabel_metrics import f1_at_thresholds
+
+            at = f1_at_thresholds(targets(clips.targets), clip, self.thresholds_)
+            clip_report.update(thresholds=list(self.thresholds_), micro_f1_at_thresholds=at["micro_f1"],
+                               macro_f1_at_thresholds=at["macro_f1"])
+        return {"clip": clip_report, "frame": frame_report}
 
     def predict_scores(self, inputs: Any, *, sample_rate: int | None = None, batch_size: int = 16) -> np.ndarray:
         """Clip scores [n, classes] for one input or a list: file paths, file bytes, arrays (any int or
@@ -277,6 +295,7 @@ class AudioClassifier:
             "sample_rate": self.backbone.contract.sample_rate,
             "train": dataclasses.asdict(self.train_config_) if self.train_config_ else None,
             "history": self.history_,
+            **({"thresholds": self.thresholds_} if self.thresholds_ is not None else {}),
         }
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> pathlib.Path:
@@ -323,6 +342,7 @@ class AudioClassifier:
         clf = cls(backbone, labels=cfg["labels"], head=HeadConfig.from_dict(cfg["head"]), cache=cache)
         clf.head_model_ = keras.models.load_model(path / HEAD_FILE, compile=False)
         clf.history_ = cfg.get("history") or {}
+        clf.thresholds_ = cfg.get("thresholds")
         if cfg.get("train"):
             clf.train_config_ = TrainConfig(**cfg["train"])
         return clf
@@ -343,6 +363,13 @@ def top_k_labels(scores: np.ndarray, labels: Sequence[str], k: int = 5) -> list[
     return [{"label": labels[i], "score": float(scores[i])} for i in order]
 
 
+def _is_multi_label(data: Any) -> bool:
+    """Multi-label data: a manifest with several labels per clip, or embeddings with multi-hot targets."""
+    if isinstance(data, Manifest):
+        return bool(getattr(data, "multi_label", False))
+    return np.asarray(getattr(data, "targets", np.zeros(0))).ndim == 2
+
+
 class _TrainingData:
     """What a head trains on: frames (frame-level heads; silent frames left out with the silence gate)
     or padded bags of frames with weights (clip-level heads), their targets, and the embedding
@@ -357,7 +384,7 @@ class _TrainingData:
         if not head.clip_level:
             counts = np.array([int(g.sum()) for g in gates])
             self.x: Any = frames
-            self.y = np.repeat(clips.targets, counts)
+            self.y = np.repeat(clips.targets, counts, axis=0)
         else:
             width = max(len(e) for e in clips.embeddings)
             bags = np.zeros([len(clips), width, frames.shape[1]], np.float32)
@@ -373,7 +400,11 @@ class _TrainingData:
         return len(self.y)
 
     def targets(self, idx: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
-        """One-hot (smoothed) targets of rows ``idx``, float32 ``[n, C]``."""
+        """One-hot (smoothed) targets of rows ``idx``, float32 ``[n, C]`` (multi-label data: its multi-hot
+        rows, smoothed towards 0.5)."""
+        if self.y.ndim == 2:
+            y = self.y[idx].astype(np.float32)
+            return y * (1.0 - smoothing) + smoothing / 2 if smoothing else y
         y = np.eye(self.num_classes, dtype=np.float32)[self.y[idx]]
         if smoothing and not self.multi:
             y = y * (1.0 - smoothing) + smoothing / self.num_classes
