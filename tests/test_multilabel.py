@@ -164,3 +164,33 @@ def test_fsd50k_style_comma_cells_need_the_separator(tmp_path):
     with pytest.raises(ManifestError, match=r"dev.csv:2: empty label"):
         csv.write_text('fname,labels\na.wav,"Bark,,Dog"\n')
         Manifest.from_csv(csv, audio_dir=tmp_path, path_column="fname", label_column="labels", label_separator=",")
+
+
+@pytest.mark.slow
+def test_none_of_these_threshold_is_chosen_on_validation_clips_and_exported(tmp_path, capsys):
+    import json
+
+    from tests.helpers import ToyBackbone, silence, tone_dataset, write_audio
+    from tfaudio.cli import main
+    from tfaudio.data.embedding_cache import EmbeddingCache
+    from tfaudio.export.saved_model import export_saved_model, read_export_metadata
+    from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+
+    data = tone_dataset(tmp_path / "audio", n_per_class=4)
+    bb = ToyBackbone()
+    fast = TrainConfig(epochs=30, batch_size=8, learning_rate=3e-3)
+    clf = AudioClassifier(bb, cache=EmbeddingCache(bb, tmp_path / "cache"))
+    clf.fit(data.filter_folds([1]), data.filter_folds([2]), fast)
+    val = clf.cache.load(data.filter_folds([2]))
+    assert clf.rejection_threshold_ == rejection_threshold(clf.clip_scores(val), val.targets, keep=0.95)
+    assert AudioClassifier(bb, cache=clf.cache).fit(data.filter_folds([1]), config=fast).rejection_threshold_ is None
+    back = AudioClassifier.load(clf.save(tmp_path / "model"), backbone=bb)
+    assert back.rejection_threshold_ == clf.rejection_threshold_ and back.thresholds_ is None
+    exported = export_saved_model(clf, tmp_path / "export")
+    assert read_export_metadata(exported)["rejection_threshold"] == pytest.approx(clf.rejection_threshold_)
+    quiet = write_audio(tmp_path / "quiet.wav", silence(1.5, 16000), 16000)
+    files = [data.filter_folds([3]).paths[0], str(quiet)]
+    assert main(["predict", str(exported), *files, "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()[-2:]]
+    tops = clf.predict_scores(files).max(axis=1)
+    assert [r["none_of_these"] for r in rows] == [bool(t < clf.rejection_threshold_) for t in tops]

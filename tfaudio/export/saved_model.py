@@ -338,6 +338,8 @@ def export_saved_model(
     if getattr(getattr(classifier, "head", None), "multi_label", False):  # sigmoid scores: labels above thresholds
         thresholds = getattr(classifier, "thresholds_", None)
         decisions = {"multi_label": True, "thresholds": list(thresholds) if thresholds is not None else None}
+    elif getattr(classifier, "rejection_threshold_", None) is not None:  # "none of these" below this top score
+        decisions = {"rejection_threshold": float(classifier.rejection_threshold_)}
     metadata = export_metadata(scorer, input_rate, outputs=outputs, signatures=list(SIGNATURES), **decisions)
 
     with tempfile.TemporaryDirectory(prefix="tfaudio-assets-") as scratch:

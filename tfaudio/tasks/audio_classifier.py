@@ -24,6 +24,8 @@ from tfaudio.io.atomic import sweep_stale, temp_path
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "tfaudio.json"
+#: Share of the correctly classified validation clips the "none of these" threshold keeps accepted.
+REJECTION_KEEP = 0.95
 HEAD_FILE = "head.keras"
 
 
@@ -118,6 +120,9 @@ class AudioClassifier:
         self.train_config_: TrainConfig | None = None
         #: multi-label heads: per-class thresholds chosen by :meth:`fit` on training / validation clips
         self.thresholds_: list[float] | None = None
+        #: single-label heads fitted with validation clips: the top score below which a clip is "none of
+        #: these" (keeps :data:`REJECTION_KEEP` of the correctly classified validation clips)
+        self.rejection_threshold_: float | None = None
         self._scorer = None
 
     # ---- data ---------------------------------------------------------------------------------
@@ -173,6 +178,14 @@ class AudioClassifier:
         self.history_ = histories[0]
         self.train_config_ = config
         self.thresholds_ = None
+        self.rejection_threshold_ = None
+        if not multi and va is not None:  # "none of these": a top score below this on new clips
+            from tfaudio.tasks.multilabel_metrics import rejection_threshold
+
+            try:
+                self.rejection_threshold_ = rejection_threshold(self.clip_scores(va), va.targets, keep=REJECTION_KEEP)
+            except TfaudioError:  # no validation clip classified correctly: no threshold to choose
+                self.rejection_threshold_ = None
         if multi:  # per-class decision thresholds, from the validation folds when given, else the training folds
             from tfaudio.tasks.multilabel_metrics import choose_thresholds
 
@@ -296,6 +309,7 @@ class AudioClassifier:
             "train": dataclasses.asdict(self.train_config_) if self.train_config_ else None,
             "history": self.history_,
             **({"thresholds": self.thresholds_} if self.thresholds_ is not None else {}),
+            **({"rejection_threshold": self.rejection_threshold_} if self.rejection_threshold_ is not None else {}),
         }
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> pathlib.Path:
@@ -343,6 +357,7 @@ class AudioClassifier:
         clf.head_model_ = keras.models.load_model(path / HEAD_FILE, compile=False)
         clf.history_ = cfg.get("history") or {}
         clf.thresholds_ = cfg.get("thresholds")
+        clf.rejection_threshold_ = cfg.get("rejection_threshold")
         if cfg.get("train"):
             clf.train_config_ = TrainConfig(**cfg["train"])
         return clf
