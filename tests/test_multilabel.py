@@ -24,7 +24,7 @@ Y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
 S = np.array([[0.9, 0.2], [0.8, 0.7], [0.3, 0.75], [0.1, 0.65]])
 
 
-def test_average_precision_auc_dprime_and_lwlrap_by_hand(tmp_path):
+def test_average_precision_auc_dprime_and_lwlrap_by_hand():
     # class 0 ranked: 0.9 (+), 0.8 (-), 0.3 (+), 0.1 (-): AP = 1/2 * 1 + 1/2 * 2/3; class 1: both positives on top
     np.testing.assert_allclose(average_precision(Y, S), [5 / 6, 1.0])
     # lwlrap: (clip 0, a) 1/1; (clip 1, b) 1/2 (a ranks above); (clip 2, a) 2/2; (clip 2, b) 1/1
@@ -35,8 +35,6 @@ def test_average_precision_auc_dprime_and_lwlrap_by_hand(tmp_path):
     assert rep["per_class"]["a"]["auc"] == pytest.approx(0.75)
     assert rep["per_class"]["a"]["d_prime"] == pytest.approx(math.sqrt(2) * 0.6744897501960817)
     assert rep["per_class"]["b"]["auc"] == 1.0
-    per_class_ap_figure(rep, tmp_path / "ap.png")
-    assert (tmp_path / "ap.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_thresholds_maximise_f1_on_the_scores_they_are_given():
@@ -129,6 +127,8 @@ def test_multi_label_csv_trains_a_sigmoid_head_with_thresholds_from_the_training
     rep = clf.evaluate(test)["clip"]
     assert rep["multi_label"] and rep["mAP"] > 0.8 and rep["lwlrap"] > 0.8
     assert rep["thresholds"] == clf.thresholds_ and 0 <= rep["macro_f1_at_thresholds"] <= 1
+    per_class_ap_figure(rep, tmp_path / "ap.png")  # the evaluation report's per-class AP as a PNG
+    assert (tmp_path / "ap.png").read_bytes()[:4] == b"\x89PNG"
     saved = clf.save(tmp_path / "model")
     back = AudioClassifier.load(saved, backbone=bb)
     assert back.thresholds_ == clf.thresholds_ and back.head.multi_label
@@ -141,6 +141,10 @@ def test_multi_label_csv_trains_a_sigmoid_head_with_thresholds_from_the_training
     exported = export_saved_model(clf, tmp_path / "export")
     meta = read_export_metadata(exported)
     assert meta["multi_label"] and meta["thresholds"] == pytest.approx(clf.thresholds_)
+    from tfaudio.export.tflite import read_metadata, tflite_model
+
+    packed = json.loads(read_metadata(tflite_model(clf))["associated_files"]["tfaudio.json"])
+    assert packed["thresholds"] == pytest.approx(clf.thresholds_)  # and the TFLite file's
     wav = test.paths[0]
     assert main(["predict", str(exported), wav, "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -194,3 +198,4 @@ def test_none_of_these_threshold_is_chosen_on_validation_clips_and_exported(tmp_
     rows = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()[-2:]]
     tops = clf.predict_scores(files).max(axis=1)
     assert [r["none_of_these"] for r in rows] == [bool(t < clf.rejection_threshold_) for t in tops]
+    assert rows[1]["none_of_these"]  # silence is none of the three classes

@@ -135,6 +135,18 @@ def export_metadata(scorer: Any, input_rate: int, **extra: Any) -> dict[str, Any
     }
 
 
+def decision_metadata(classifier: Any) -> dict[str, Any]:
+    """How a client turns the scores into decisions, for the metadata: a multi-label classifier's
+    ``multi_label`` and per-class ``thresholds`` (labels above them), or a single-label one's
+    ``rejection_threshold`` ("none of these" when the top score is below it); ``{}`` otherwise."""
+    if getattr(getattr(classifier, "head", None), "multi_label", False):
+        thresholds = getattr(classifier, "thresholds_", None)
+        return {"multi_label": True, "thresholds": list(thresholds) if thresholds is not None else None}
+    if getattr(classifier, "rejection_threshold_", None) is not None:
+        return {"rejection_threshold": float(classifier.rejection_threshold_)}
+    return {}
+
+
 def read_export_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
     """The :data:`METADATA_FILE` of an export (its folder, or the ``saved_model`` folder), or None for a
     SavedModel written before exports described themselves."""
@@ -334,13 +346,8 @@ def export_saved_model(
             raise TfaudioError(f"input_rate={input_rate}: {err}") from None
     outputs = ["classifier", "label"] + (["frame_scores", "frame_weights"] if frame_scores else []) + (
         ["audioset"] if backbone_scores else [])
-    decisions = {}
-    if getattr(getattr(classifier, "head", None), "multi_label", False):  # sigmoid scores: labels above thresholds
-        thresholds = getattr(classifier, "thresholds_", None)
-        decisions = {"multi_label": True, "thresholds": list(thresholds) if thresholds is not None else None}
-    elif getattr(classifier, "rejection_threshold_", None) is not None:  # "none of these" below this top score
-        decisions = {"rejection_threshold": float(classifier.rejection_threshold_)}
-    metadata = export_metadata(scorer, input_rate, outputs=outputs, signatures=list(SIGNATURES), **decisions)
+    metadata = export_metadata(scorer, input_rate, outputs=outputs, signatures=list(SIGNATURES),
+                               **decision_metadata(classifier))
 
     with tempfile.TemporaryDirectory(prefix="tfaudio-assets-") as scratch:
         import json

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from tfaudio.errors import TfaudioError
-from tfaudio.export.saved_model import METADATA_FILE, export_metadata
+from tfaudio.export.saved_model import METADATA_FILE, decision_metadata, export_metadata
 from tfaudio.log import native_stderr_silenced
 from tfaudio.tasks.clip_scorer import clip_scorer
 
@@ -483,7 +483,8 @@ def tflite_model(
                        f"({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''}): {scorer.description}, "
                        f"{quantization}.")
         info = export_metadata(scorer, rate, quantization=quantization,
-                               window_samples=None if whole_clip else window_samples, whole_clip=bool(whole_clip))
+                               window_samples=None if whole_clip else window_samples, whole_clip=bool(whole_clip),
+                               **decision_metadata(classifier))
         if agreement is not None:
             info["int8_agreement"] = agreement
         model = _with_metadata(model, labels, rate, description, json.dumps(info, indent=1, ensure_ascii=False))
