@@ -54,14 +54,19 @@ def lwlrap(y_true: Any, scores: Any) -> float:
     """Label-weighted label-ranking average precision: for every (clip, true label) pair, the fraction of
     the labels ranked at or above it that are true; the mean over all pairs (ties count against)."""
     y, s = _check(y_true, scores)
-    precisions = []
-    for yi, si in zip(y, s, strict=True):
-        if not yi.any():
-            continue
-        for c in np.flatnonzero(yi):
-            above = si >= si[c]
-            precisions.append((above & yi).sum() / above.sum())
-    return float(np.mean(precisions)) if precisions else float("nan")
+    keep = y.any(axis=1)
+    y, s = y[keep], s[keep]
+    if not len(y):
+        return float("nan")
+    total, pairs = 0.0, 0
+    step = max(1, 4_000_000 // (y.shape[1] ** 2))  # rows per chunk: [rows, C, C] comparisons stay ~4 M
+    for a in range(0, len(y), step):
+        yb, sb = y[a : a + step], s[a : a + step]
+        at_or_above = sb[:, None, :] >= sb[:, :, None]  # [rows, c, j]: label j ranks at or above label c
+        precision = (at_or_above & yb[:, None, :]).sum(-1) / at_or_above.sum(-1)
+        total += float(precision[yb].sum())
+        pairs += int(yb.sum())
+    return total / pairs
 
 
 def choose_thresholds(y_true: Any, scores: Any, *, default: float = 0.5) -> np.ndarray:
