@@ -33,7 +33,7 @@ t.append(time.perf_counter())
 try:
     from tfaudio.inference.loader import load_model
 except ImportError:  # before the inference layer
-    from tfaudio.export.loader import load_model
+    from tfaudio.inference.loader import load_model
 t.append(time.perf_counter())
 model = load_model(sys.argv[2])
 t.append(time.perf_counter())

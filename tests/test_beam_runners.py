@@ -194,7 +194,8 @@ def test_embed_equals_local_cache_dead_letters_once_and_rerun_redoes_only_unfini
 def exported(data, local, tmp_path_factory):
     """A classifier on the ToyBackbone, exported as a SavedModel."""
     from tfaudio.export.saved_model import export_saved_model
-    from tfaudio.tasks.audio_classifier import AudioClassifier, TrainConfig
+    from tfaudio.tasks.audio_classifier import AudioClassifier
+    from tfaudio.tasks.recipe import TrainConfig
 
     manifest, _ = data
     clf = AudioClassifier(ToyBackbone(), labels=manifest.labels, cache=local[0]).fit(

@@ -15,6 +15,8 @@ def add_data_args(p: argparse.ArgumentParser, *, folds_help: str) -> None:
     p.add_argument("--audio-dir", help="folder the CSV's file names are relative to (default: ../audio or the CSV's folder)")
     p.add_argument("--path-column", default="filename", help="CSV column with the audio file names (default: filename)")
     p.add_argument("--label-column", default="category", help="CSV column with the class names (default: category)")
+    p.add_argument("--label-separator", help="the label column holds several labels per clip separated by this (e.g. "
+                                             "',' for FSD50K); ';'-separated cells are recognised without it")
     p.add_argument("--fold-column", help="CSV column with fold numbers (default: fold, when the CSV has one; "
                                          "without folds, speaker/clip-grouped stratified folds are assigned)")
     p.add_argument("--group-column", help="CSV column grouping clips that must stay in one fold (e.g. speaker; "
@@ -124,7 +126,8 @@ def load_manifest(args: argparse.Namespace):
         kwargs.update(path_column=getattr(args, "path_column", "filename"),
                       label_column=getattr(args, "label_column", "category"),
                       fold_column=getattr(args, "fold_column", None) or "fold",
-                      group_column=getattr(args, "group_column", None) or "auto")
+                      group_column=getattr(args, "group_column", None) or "auto",
+                      label_separator=getattr(args, "label_separator", None))
     kwargs["duplicates"] = {"error": "raise", "drop": "drop"}[getattr(args, "duplicates", "error")]
     m = Manifest.from_source(source, **kwargs)
     if args.classes:

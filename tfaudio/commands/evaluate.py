@@ -1,4 +1,8 @@
-"""tfaudio evaluate: score a saved classifier on a data set (optionally some folds) and write a report."""
+"""tfaudio evaluate: score a saved classifier on a data set (optionally some folds) and write a report.
+
+Given strong labels (a DCASE / DESED .tsv: filename, onset, offset, event_label) instead, it detects
+events in each listed recording (as `tfaudio detect`; MODEL may also be a detections table written by
+it) and reports event-based F1 (200 ms onset collar) and segment-based F1 and error rate (1 s)."""
 from __future__ import annotations
 
 import pathlib
@@ -12,6 +16,7 @@ from tfaudio.commands._common import (
     report_skipped,
     skipped_in,
 )
+from tfaudio.commands.detect import add_event_args
 
 
 def add_parser(sub):
@@ -20,10 +25,15 @@ def add_parser(sub):
     add_data_args(p, folds_help="comma-separated folds to evaluate on (default: all)")
     p.add_argument("--cache", help="embedding cache folder")
     p.add_argument("--output", "-o", help="folder for the report (default: the model folder)")
+    add_event_args(p)
     return p
 
 
 def run(args) -> int:
+    if str(args.data).lower().endswith(".tsv"):  # strong labels: events with onset and offset
+        from tfaudio.commands.evaluate_events import run_events
+
+        return run_events(args)
     from tfaudio.errors import TfaudioError
     from tfaudio.inference.loader import load_model
     from tfaudio.tasks.report import format_report, write_report

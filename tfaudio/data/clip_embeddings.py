@@ -52,7 +52,7 @@ class ClipEmbeddings:
         keep = self.gates() if gate else [np.ones(len(e), bool) for e in self.embeddings]
         counts = np.array([int(k.sum()) for k in keep])
         x = np.concatenate([e[k] for e, k in zip(self.embeddings, keep)]).astype(np.float32, copy=False)
-        return x, np.repeat(self.targets, counts), np.repeat(np.arange(len(self)), counts)
+        return x, np.repeat(self.targets, counts, axis=0), np.repeat(np.arange(len(self)), counts)
 
     def subset(self, mask: np.ndarray) -> ClipEmbeddings:
         idx = np.flatnonzero(mask)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tfaudio.data.multi_labels import multi_hot, split_labels, vocabulary_of
 from tfaudio.errors import ManifestError
 
 #: File endings tfaudio looks for when it scans a folder.
@@ -131,6 +132,8 @@ class Manifest:
         duplicates: a file listed twice: "raise" (default: an error naming the rows), "drop" (keep the
             first, the others counted in ``self.skipped``) or "keep".
         source, first_line: how rows are named in errors (a CSV path and the line of the first row).
+        multi_label: several labels per clip, ``;``-separated in ``label`` (:mod:`tfaudio.data.multi_labels`);
+            None: when any label cell holds a ``;``. ``targets`` are then multi-hot ``[rows, classes]``.
 
     Blank file names or labels, folds that are not whole numbers, and a fold column filled for only
     some rows are errors naming the rows.
@@ -141,7 +144,8 @@ class Manifest:
     """
 
     def __init__(self, frame: pd.DataFrame, labels: Sequence[str] | None = None, on_unknown: str = "raise", *,
-                 duplicates: str = "raise", source: str | None = None, first_line: int | None = None):
+                 duplicates: str = "raise", source: str | None = None, first_line: int | None = None,
+                 multi_label: bool | None = None):
         missing = {"path", "label"} - set(frame.columns)
         if missing:
             raise ManifestError(f"a manifest needs the columns 'path' and 'label'; missing {sorted(missing)}")
@@ -170,6 +174,10 @@ class Manifest:
                 )
             self.skipped += [(p, "duplicate row (first kept)") for p in frame.loc[dup, "path"]]
             frame = frame[~dup].reset_index(drop=True)
+        self.multi_label = bool(frame["label"].str.contains(";", regex=False).any()) if multi_label is None \
+            else bool(multi_label)
+        if self.multi_label:
+            return self._init_multi(frame, labels, on_unknown, rows)
         if labels is None:
             labels = sorted(frame["label"].unique())
         labels = [str(x) for x in labels]
@@ -190,6 +198,32 @@ class Manifest:
         self.frame = frame[list(COLUMNS) + [c for c in frame.columns if c not in COLUMNS]]
         self.labels: tuple[str, ...] = tuple(labels)
 
+    def _init_multi(self, frame: pd.DataFrame, labels: Sequence[str] | None, on_unknown: str, rows: _RowNames) -> None:
+        """Several labels per row: cells split and normalised to ``a;b``; unknown labels as for one label."""
+        sets = [split_labels(cell, f"{rows.where} {rows.of([i], 1)}", separators=(";",))
+                for i, cell in enumerate(frame["label"])]
+        labels = vocabulary_of(sets) if labels is None else [str(x) for x in labels]
+        if len(set(labels)) != len(labels):
+            raise ManifestError(f"the label list has duplicates: {labels}")
+        known = set(labels)
+        unknown = np.array([not set(x) <= known for x in sets], bool)
+        if unknown.any():
+            bad = [(p, ";".join(x)) for p, x, u in zip(frame["path"], sets, unknown) if u]
+            if on_unknown == "skip":
+                self.skipped += [(p, f"unknown label in {lab!r}") for p, lab in bad]
+            else:
+                raise ManifestError(
+                    f"{int(unknown.sum())} clip(s) have a label that is not in the label list {labels}: "
+                    f"{', '.join(f'{p} ({lab!r})' for p, lab in bad[:5])}. Fix: select those classes (--classes), "
+                    "relabel them, or pass on_unknown='skip'.")
+        frame = frame.assign(label=[";".join(x) for x in sets])[~unknown].reset_index(drop=True)
+        self.frame = frame[list(COLUMNS) + [c for c in frame.columns if c not in COLUMNS]]
+        self.labels = tuple(labels)
+
+    def label_sets(self) -> list[tuple[str, ...]]:
+        """The labels of every row (one each for single-label data)."""
+        return [tuple(x.split(";")) if self.multi_label else (x,) for x in self.frame["label"]]
+
     # ---- constructors -------------------------------------------------------------------------
     @classmethod
     def from_csv(
@@ -203,6 +237,7 @@ class Manifest:
         group_column: str | None = "auto",
         labels: Sequence[str] | None = None,
         duplicates: str = "raise",
+        label_separator: str | None = None,
     ) -> Manifest:
         """An ESC-50-style CSV (``filename, fold, target, category``).
 
@@ -216,6 +251,10 @@ class Manifest:
             group_column: a column to group by, "auto" (infer from ESC-50 / Speech Commands / FSDD
                 file names) or None.
             duplicates: see :class:`Manifest`.
+            label_separator: the label column holds several labels per clip separated by this (``","``
+                for FSD50K's ``dev.csv``); ``;``-separated cells are recognised without it.
+            labels: the class list, e.g. FSD50K's ``vocabulary.csv`` read with
+                :func:`tfaudio.data.multi_labels.read_vocabulary`.
 
         Raises:
             ManifestError: no such file, not a CSV, a missing column, or bad cells (named by line).
@@ -262,7 +301,12 @@ class Manifest:
                 frame[c] = pd.to_numeric(table[c])
             except (ValueError, TypeError):
                 frame[c] = table[c]
-        return cls(frame, labels=labels, duplicates=duplicates, source=str(csv_path), first_line=2)
+        multi = None
+        if label_separator:
+            multi = True
+            frame["label"] = [";".join(split_labels(c, f"{csv_path}:{i + 2}", separators=(label_separator,)))
+                              if isinstance(c, str) and c.strip() else c for i, c in enumerate(frame["label"])]
+        return cls(frame, labels=labels, duplicates=duplicates, source=str(csv_path), first_line=2, multi_label=multi)
 
     @classmethod
     def from_folder(
@@ -342,7 +386,10 @@ class Manifest:
 
     @property
     def targets(self) -> np.ndarray:
-        """Class index of every row, int32 [rows], in ``labels`` order."""
+        """Class index of every row, int32 [rows], in ``labels`` order (multi-label data: multi-hot
+        float32 [rows, classes])."""
+        if self.multi_label:
+            return multi_hot(self.label_sets(), self.labels)
         index = {lab: i for i, lab in enumerate(self.labels)}
         return self.frame["label"].map(index).to_numpy(np.int32)
 
@@ -356,11 +403,14 @@ class Manifest:
         return not self.frame["fold"].isna().any()
 
     def class_counts(self) -> dict[str, int]:
+        if self.multi_label:
+            n = self.targets.sum(axis=0)
+            return {lab: int(n[i]) for i, lab in enumerate(self.labels)}
         counts = self.frame["label"].value_counts()
         return {lab: int(counts.get(lab, 0)) for lab in self.labels}
 
     def _with(self, frame: pd.DataFrame, labels: Sequence[str] | None = None) -> Manifest:
-        out = Manifest(frame, labels=self.labels if labels is None else labels)
+        out = Manifest(frame, labels=self.labels if labels is None else labels, multi_label=self.multi_label)
         out.skipped = list(self.skipped)
         return out
 
@@ -383,6 +433,12 @@ class Manifest:
             raise ManifestError(
                 f"class(es) {unknown} do not exist in this data set. Available classes: {list(self.labels)}."
             )
+        if self.multi_label:  # keep the rows with any of the classes, and only those of their labels
+            if relabel is not None:
+                raise ManifestError("relabel is not supported for multi-label data. Fix: rename the labels in the CSV.")
+            keep = [";".join(x for x in labels if x in classes) for labels in self.label_sets()]
+            frame = self.frame.assign(label=keep)
+            return self._with(frame[frame["label"] != ""], labels=classes)
         frame = self.frame[self.frame["label"].isin(classes)]
         if relabel is None:
             return self._with(frame, labels=classes)
@@ -397,7 +453,7 @@ class Manifest:
 
     def with_labels(self, labels: Sequence[str], on_unknown: str = "raise") -> Manifest:
         """The same rows indexed by another label list (e.g. the one saved with a trained model)."""
-        out = Manifest(self.frame, labels=labels, on_unknown=on_unknown)
+        out = Manifest(self.frame, labels=labels, on_unknown=on_unknown, multi_label=self.multi_label)
         out.skipped = list(self.skipped) + out.skipped
         return out
 

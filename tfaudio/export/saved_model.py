@@ -93,6 +93,18 @@ def export_metadata(scorer: Any, input_rate: int, **extra: Any) -> dict[str, Any
     }
 
 
+def decision_metadata(classifier: Any) -> dict[str, Any]:
+    """How a client turns the scores into decisions, for the metadata: a multi-label classifier's
+    ``multi_label`` and per-class ``thresholds`` (labels above them), or a single-label one's
+    ``rejection_threshold`` ("none of these" when the top score is below it); ``{}`` otherwise."""
+    if getattr(getattr(classifier, "head", None), "multi_label", False):
+        thresholds = getattr(classifier, "thresholds_", None)
+        return {"multi_label": True, "thresholds": list(thresholds) if thresholds is not None else None}
+    if getattr(classifier, "rejection_threshold_", None) is not None:
+        return {"rejection_threshold": float(classifier.rejection_threshold_)}
+    return {}
+
+
 def read_export_metadata(path: str | os.PathLike) -> dict[str, Any] | None:
     """The :data:`METADATA_FILE` of an export (its folder, or the ``saved_model`` folder), or None for a
     SavedModel written before exports described themselves."""
@@ -208,7 +220,9 @@ def export_saved_model(
         returns, the head's pooling of its frames: the mean of the frame scores over the frames that
         are not silent, with the silence gate; a fine-tuned model's softmax), ``label`` string ``[]``
         (the top class), and optionally ``frame_scores`` ``[frames, C]`` (one row per backbone hop:
-        0.48 s for YAMNet, 20 ms for Wav2Vec2) with ``frame_weights`` ``[frames]`` (1.0 for the frames
+        0.48 s for YAMNet, 20 ms for Wav2Vec2; row ``i`` covers ``[i * hop_seconds, i * hop_seconds +
+        frame_seconds]`` seconds of the input, both in ``tfaudio.json``, so a client can turn them into
+        events as ``tfaudio detect`` does) with ``frame_weights`` ``[frames]`` (1.0 for the frames
         the clip score counts, 0.0 for those the silence gate left out) and ``audioset`` ``[521]``
         (YAMNet's own clip scores).
 
@@ -280,7 +294,8 @@ def export_saved_model(
             raise TfaudioError(f"input_rate={input_rate}: {err}") from None
     outputs = ["classifier", "label"] + (["frame_scores", "frame_weights"] if frame_scores else []) + (
         ["audioset"] if backbone_scores else [])
-    metadata = export_metadata(scorer, input_rate, outputs=outputs, signatures=list(SIGNATURES))
+    metadata = export_metadata(scorer, input_rate, outputs=outputs, signatures=list(SIGNATURES),
+                               **decision_metadata(classifier))
 
     with tempfile.TemporaryDirectory(prefix="tfaudio-assets-") as scratch:
 

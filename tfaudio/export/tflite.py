@@ -65,7 +65,7 @@ from tfaudio.data.audio_converter import AudioConverter
 from tfaudio.data.manifest import Manifest
 from tfaudio.errors import TfaudioError
 from tfaudio.export.interpreter import tflite_interpreter
-from tfaudio.export.saved_model import METADATA_FILE, export_metadata
+from tfaudio.export.saved_model import METADATA_FILE, decision_metadata, export_metadata
 from tfaudio.io.atomic import atomic_write_bytes
 from tfaudio.log import native_stderr_silenced, warn
 from tfaudio.signal.melspec import tflite_compatible
@@ -481,7 +481,8 @@ def tflite_model(
                        f"({', '.join(labels[:10])}{', ...' if len(labels) > 10 else ''}): {scorer.description}, "
                        f"{quantization}.")
         info = export_metadata(scorer, rate, quantization=quantization,
-                               window_samples=None if whole_clip else window_samples, whole_clip=bool(whole_clip))
+                               window_samples=None if whole_clip else window_samples, whole_clip=bool(whole_clip),
+                               **decision_metadata(classifier))
         if agreement is not None:
             info["int8_agreement"] = agreement
         model = _with_metadata(model, labels, rate, description, json.dumps(info, indent=1, ensure_ascii=False))

@@ -21,6 +21,7 @@ from tfaudio.data.audio_converter import AudioConverter, is_pair
 from tfaudio.data.embedding_cache import ClipEmbeddings, EmbeddingCache
 from tfaudio.data.manifest import Manifest
 from tfaudio.errors import ManifestError, TfaudioError
+from tfaudio.heads import decode
 from tfaudio.heads.classification_head import HeadConfig, average_heads, build_head
 from tfaudio.io.atomic import atomic_directory
 from tfaudio.tasks.clip_scorer import ClipScorer
@@ -30,6 +31,8 @@ from tfaudio.tasks.report import classification_report
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "tfaudio.json"
+#: Share of the correctly classified validation clips the "none of these" threshold keeps accepted.
+REJECTION_KEEP = 0.95
 HEAD_FILE = "head.keras"
 
 
@@ -69,6 +72,11 @@ class AudioClassifier:
         self.head_model_ = None
         self.history_: dict[str, list[float]] = {}
         self.train_config_: TrainConfig | None = None
+        #: multi-label heads: per-class thresholds chosen by :meth:`fit` on training / validation clips
+        self.thresholds_: list[float] | None = None
+        #: single-label heads fitted with validation clips: the top score below which a clip is "none of
+        #: these" (keeps :data:`REJECTION_KEEP` of the correctly classified validation clips)
+        self.rejection_threshold_: float | None = None
         self._scorer = None
 
     # ---- data ---------------------------------------------------------------------------------
@@ -95,6 +103,8 @@ class AudioClassifier:
             self.labels = tuple(train.labels)
         if self.labels is None:
             raise TfaudioError("AudioClassifier needs labels= when trained from ClipEmbeddings")
+        if _is_multi_label(train) and not self.head.multi_label:  # several labels per clip: sigmoid + BCE
+            self.head = dataclasses.replace(self.head, multi_label=True)
         if isinstance(train, Manifest):
             self._check_trainable(train.targets, config, where=f"the training folds {train.folds}")
         tr = self._clips(train)
@@ -120,6 +130,22 @@ class AudioClassifier:
         self.head_model_ = average_heads(members)
         self.history_ = histories[0]
         self.train_config_ = config
+        self.thresholds_ = None
+        self.rejection_threshold_ = None
+        if not multi and va is not None:  # "none of these": a top score below this on new clips
+            from tfaudio.tasks.multilabel_metrics import rejection_threshold
+
+            try:
+                self.rejection_threshold_ = rejection_threshold(self.clip_scores(va), va.targets, keep=REJECTION_KEEP)
+            except TfaudioError:  # no validation clip classified correctly: no threshold to choose
+                self.rejection_threshold_ = None
+        if multi:  # per-class decision thresholds, from the validation folds when given, else the training folds
+            from tfaudio.tasks.multilabel_metrics import choose_thresholds
+
+            chosen_on = va if va is not None else tr
+            y = np.asarray(chosen_on.targets)
+            y = y if y.ndim == 2 else np.eye(num_classes, dtype=np.float32)[y]  # one label per clip, sigmoid head
+            self.thresholds_ = [float(t) for t in choose_thresholds(y, self.clip_scores(chosen_on))]
         return self
 
     def _check_trainable(self, targets: np.ndarray, config: TrainConfig, where: str) -> None:
@@ -127,7 +153,8 @@ class AudioClassifier:
             raise ManifestError(
                 f"a classifier needs at least 2 classes, got {list(self.labels)}. Fix: select more classes."
             )
-        n = np.bincount(np.asarray(targets, np.int64), minlength=len(self.labels))
+        targets = np.asarray(targets)
+        n = targets.sum(axis=0) if targets.ndim == 2 else np.bincount(targets.astype(np.int64), minlength=len(self.labels))
         counts = {lab: int(n[i]) for i, lab in enumerate(self.labels)}
         empty = [c for c, k in counts.items() if k == 0]
         if empty:
@@ -185,17 +212,22 @@ class AudioClassifier:
         labels = list(self.labels)
 
         def targets(t):
-            return np.eye(len(labels), dtype=np.int64)[t] if multi else t
+            t = np.asarray(t)
+            return t.astype(np.int64) if t.ndim == 2 else np.eye(len(labels), dtype=np.int64)[t] if multi else t
 
         frame_report = None
         if not self.head.clip_level:
             x, y, _ = clips.frames(gate=self.head.silence_gate)
             frame_report = classification_report(targets(y), self.frame_scores(x), labels, multi_label=multi,
                                                   level="frame")
-        return {
-            "clip": classification_report(targets(clips.targets), clip, labels, multi_label=multi, level="clip"),
-            "frame": frame_report,
-        }
+        clip_report = classification_report(targets(clips.targets), clip, labels, multi_label=multi, level="clip")
+        if multi and self.thresholds_ is not None:  # F1 at the thresholds chosen on training / validation folds
+            from tfaudio.tasks.multilabel_metrics import f1_at_thresholds
+
+            at = f1_at_thresholds(targets(clips.targets), clip, self.thresholds_)
+            clip_report.update(thresholds=list(self.thresholds_), micro_f1_at_thresholds=at["micro_f1"],
+                               macro_f1_at_thresholds=at["macro_f1"])
+        return {"clip": clip_report, "frame": frame_report}
 
     def predict_scores(self, inputs: Any, *, sample_rate: int | None = None, batch_size: int = 16) -> np.ndarray:
         """Clip scores [n, classes] for one input or a list: file paths, file bytes, arrays (any int or
@@ -212,7 +244,7 @@ class AudioClassifier:
     def predict(self, inputs: Any, *, sample_rate: int | None = None, top_k: int = 5) -> list[list[dict]]:
         """Top-k ``[{"label", "score"}]`` per input (see :meth:`predict_scores`)."""
         scores = self.predict_scores(inputs, sample_rate=sample_rate)
-        return [top_k(s, self.labels, top_k) for s in scores]
+        return [decode.top_k(s, self.labels, top_k) for s in scores]
 
     # ---- persistence --------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -224,6 +256,8 @@ class AudioClassifier:
             "sample_rate": self.backbone.contract.sample_rate,
             "train": dataclasses.asdict(self.train_config_) if self.train_config_ else None,
             "history": self.history_,
+            **({"thresholds": self.thresholds_} if self.thresholds_ is not None else {}),
+            **({"rejection_threshold": self.rejection_threshold_} if self.rejection_threshold_ is not None else {}),
         }
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> pathlib.Path:
@@ -254,6 +288,8 @@ class AudioClassifier:
         clf = cls(backbone, labels=cfg["labels"], head=HeadConfig.from_dict(cfg["head"]), cache=cache)
         clf.head_model_ = keras.models.load_model(path / HEAD_FILE, compile=False)
         clf.history_ = cfg.get("history") or {}
+        clf.thresholds_ = cfg.get("thresholds")
+        clf.rejection_threshold_ = cfg.get("rejection_threshold")
         if cfg.get("train"):
             clf.train_config_ = TrainConfig(**cfg["train"])
         return clf
@@ -265,3 +301,10 @@ def _as_list(inputs: Any) -> list:
     if isinstance(inputs, list) or (isinstance(inputs, tuple) and not is_pair(inputs)):
         return list(inputs)
     return [inputs]
+
+
+def _is_multi_label(data: Any) -> bool:
+    """Multi-label data: a manifest with several labels per clip, or embeddings with multi-hot targets."""
+    if isinstance(data, Manifest):
+        return bool(getattr(data, "multi_label", False))
+    return np.asarray(getattr(data, "targets", np.zeros(0))).ndim == 2

@@ -30,7 +30,7 @@ class TrainingData:
         if not head.clip_level:
             counts = np.array([int(g.sum()) for g in gates])
             self.x: Any = frames
-            self.y = np.repeat(clips.targets, counts)
+            self.y = np.repeat(clips.targets, counts, axis=0)
         else:
             width = max(len(e) for e in clips.embeddings)
             bags = np.zeros([len(clips), width, frames.shape[1]], np.float32)
@@ -46,7 +46,11 @@ class TrainingData:
         return len(self.y)
 
     def targets(self, idx: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
-        """One-hot (smoothed) targets of rows ``idx``, float32 ``[n, C]``."""
+        """One-hot (smoothed) targets of rows ``idx``, float32 ``[n, C]`` (multi-label data: its multi-hot
+        rows, smoothed towards 0.5)."""
+        if self.y.ndim == 2:
+            y = self.y[idx].astype(np.float32)
+            return y * (1.0 - smoothing) + smoothing / 2 if smoothing else y
         y = np.eye(self.num_classes, dtype=np.float32)[self.y[idx]]
         if smoothing and not self.multi:
             y = y * (1.0 - smoothing) + smoothing / self.num_classes

@@ -141,6 +141,10 @@ def classification_report(
         report["micro_f1"] = float(f1_score(y, pred, average="micro", zero_division=0))
         report["mAP"] = float(np.mean(aps)) if aps else None
         report["roc_auc"] = float(np.mean(aucs)) if aucs else None
+        from tfaudio.tasks.multilabel_metrics import d_prime, lwlrap
+
+        report["d_prime"] = float(np.mean(d_prime(aucs))) if aucs else None
+        report["lwlrap"] = lwlrap(y, s) if y.any() else None
     elif c > TOP_K:
         from sklearn.metrics import top_k_accuracy_score
 

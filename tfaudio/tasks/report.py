@@ -21,7 +21,13 @@ import numpy as np
 
 from tfaudio.io.atomic import atomic_write
 from tfaudio.tasks.metrics import THRESHOLD, TOP_K, classification_report, summarize_folds
-from tfaudio.tasks.report_figures import _confusion_figure, _curves_figure, _folds_figure, _per_class_figure
+from tfaudio.tasks.report_figures import (
+    _confusion_figure,
+    _curves_figure,
+    _folds_figure,
+    _per_class_figure,
+    save_png,
+)
 from tfaudio.tasks.report_text import format_cv, format_report
 
 __all__ = ["classification_report", "summarize_folds", "write_report", "write_cv_report", "format_report",
@@ -109,7 +115,4 @@ def _write_json(data: Mapping[str, Any], path: pathlib.Path) -> None:
 
 
 def _save_figure(fig: Any, path: pathlib.Path) -> None:
-    try:
-        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-    finally:
-        fig.clear()  # Figure objects are not registered with pyplot, so clearing is enough
+    save_png(fig, path)

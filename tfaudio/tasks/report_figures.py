@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +17,7 @@ import numpy as np
 from matplotlib import font_manager
 from matplotlib.figure import Figure
 
+from tfaudio.io.atomic import atomic_write
 from tfaudio.log import warn
 from tfaudio.tasks.metrics import _METRIC_NAMES, THRESHOLD
 
@@ -68,9 +71,20 @@ def display_labels(labels: Sequence[str]) -> tuple[list[str], list[str]]:
     return shown, families
 
 
-def _figure(width: float, height: float):
-
+def figure(width: float, height: float):
+    """A matplotlib ``Figure`` (not pyplot: no global state or backend, safe in server threads)."""
     return Figure(figsize=(width, height), layout="constrained")
+
+
+def save_png(fig: Any, path: str | os.PathLike) -> pathlib.Path:
+    """Writes ``fig`` as a PNG at ``path`` atomically, then clears it (figures made by :func:`figure`
+    are not registered with pyplot, so clearing is enough)."""
+    path = pathlib.Path(path)
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    finally:
+        fig.clear()
+    return path
 
 
 def _confusion_figure(report: Mapping[str, Any]):
@@ -82,7 +96,7 @@ def _confusion_figure(report: Mapping[str, Any]):
     # colour = fraction of the true class's examples (row-normalised; support-normalised for multi-label)
     frac = np.divide(cm, support[:, None], out=np.zeros_like(cm), where=support[:, None] > 0)
     side = float(np.clip(2.5 + 0.45 * c, 5.0, 22.0))
-    fig = _figure(side + 1.2, side)
+    fig = figure(side + 1.2, side)
     ax = fig.subplots()
     im = ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="equal")
     fontsize = float(np.clip(14 - 0.3 * c, 6, 12))
@@ -112,7 +126,7 @@ def _per_class_figure(report: Mapping[str, Any]):
     names, families = display_labels(labels)
     c = len(labels)
     kinds = ["precision", "recall", "f1"] + (["ap"] if report.get("multi_label") else [])
-    fig = _figure(8.0, float(np.clip(1.6 + 0.42 * c * len(kinds) / 3, 3.5, 40.0)))
+    fig = figure(8.0, float(np.clip(1.6 + 0.42 * c * len(kinds) / 3, 3.5, 40.0)))
     ax = fig.subplots()
     height = 0.8 / len(kinds)
     pos = np.arange(c)
@@ -143,7 +157,7 @@ def _curves_figure(history: Mapping[str, Sequence[float]], title: str):
             panels.append(base)
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig = _figure(4.2 * cols, 3.3 * rows)
+    fig = figure(4.2 * cols, 3.3 * rows)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax, base in zip(axes, panels, strict=False):
         for key, label, style in ((base, "train", "-o"), (f"val_{base}", "val", "-s")):
@@ -166,7 +180,7 @@ def _folds_figure(summary: Mapping[str, Any]):
     metrics = summary["metrics"]
     shown = [k for k in ("accuracy", "macro_f1") if k in metrics]
     folds = [str(f) for f in summary["fold_ids"]]
-    fig = _figure(max(5.0, 1.2 + 0.9 * len(folds) * len(shown)), 4.2)
+    fig = figure(max(5.0, 1.2 + 0.9 * len(folds) * len(shown)), 4.2)
     ax = fig.subplots()
     width = 0.8 / max(1, len(shown))
     pos = np.arange(len(folds))
@@ -187,3 +201,21 @@ def _folds_figure(summary: Mapping[str, Any]):
     ax.set_title(f"{summary.get('level') or ''} cross-validation over {summary['num_folds']} folds "
                  "(mean ± population std)".strip(), fontsize=11)
     return fig
+
+
+def per_class_ap_figure(report: dict[str, Any], path) -> None:
+    """Per-class AP of a :func:`multilabel_report` as a PNG (sorted, mAP in the title)."""
+    items = sorted(((v["ap"], k) for k, v in report["per_class"].items() if v["ap"] is not None), reverse=True)
+    shown, _ = display_labels([k for _, k in items])
+    fig = figure(7, 1.2 + 0.3 * len(items))
+    ax = fig.subplots()
+    ax.barh(range(len(items)), [a for a, _ in items], color="tab:blue")
+    ax.set_yticks(range(len(items)))
+    ax.set_yticklabels(shown)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("average precision")
+    m = report.get("mAP")
+    ax.set_title(f"per-class AP (mAP {m:.3f}, lwlrap {report.get('lwlrap') or float('nan'):.3f})" if m is not None
+                 else "per-class AP", fontsize=9)
+    save_png(fig, path)

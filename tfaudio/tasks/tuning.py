@@ -88,6 +88,10 @@ def _fit_score(backbone, labels, recipe: Recipe, clips: ClipEmbeddings, train_fo
     clf.fit(part(fit), part(val) if val else None, recipe.train)
     test = part([test_fold])
     scores = clf.clip_scores(test)
+    if np.asarray(test.targets).ndim == 2:  # multi-label data: macro mAP instead of accuracy
+        from tfaudio.tasks.multilabel_metrics import average_precision
+
+        return float(np.nanmean(average_precision(test.targets, scores)))
     return float(np.mean(np.argmax(scores, axis=1) == test.targets))
 
 

@@ -1,0 +1,203 @@
+"""Multi-label metrics (AP, mAP, AUC → d', lwlrap, F1 at per-class thresholds), threshold choice, the
+"none of these" rejection threshold, and multi-label CSV cells, against hand-computed values."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tfaudio.data.multi_labels import is_multi_label, multi_hot, read_vocabulary, split_labels
+from tfaudio.errors import ManifestError
+from tfaudio.tasks.multilabel_metrics import (
+    average_precision,
+    choose_thresholds,
+    f1_at_thresholds,
+    lwlrap,
+    multilabel_report,
+    rejection_report,
+    rejection_threshold,
+)
+from tfaudio.tasks.report_figures import per_class_ap_figure
+
+Y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+S = np.array([[0.9, 0.2], [0.8, 0.7], [0.3, 0.75], [0.1, 0.65]])
+
+
+def test_average_precision_auc_dprime_and_lwlrap_by_hand():
+    # class 0 ranked: 0.9 (+), 0.8 (-), 0.3 (+), 0.1 (-): AP = 1/2 * 1 + 1/2 * 2/3; class 1: both positives on top
+    np.testing.assert_allclose(average_precision(Y, S), [5 / 6, 1.0])
+    # lwlrap: (clip 0, a) 1/1; (clip 1, b) 1/2 (a ranks above); (clip 2, a) 2/2; (clip 2, b) 1/1
+    assert lwlrap(Y, S) == pytest.approx((1 + 0.5 + 1 + 1) / 4)
+    rep = multilabel_report(Y, S, ["a", "b"])
+    assert rep["mAP"] == pytest.approx((5 / 6 + 1) / 2)
+    # class 0 AUC: of the 4 (positive, negative) pairs, 0.3 < 0.8 is the one misordered → 3/4
+    assert rep["per_class"]["a"]["auc"] == pytest.approx(0.75)
+    assert rep["per_class"]["a"]["d_prime"] == pytest.approx(math.sqrt(2) * 0.6744897501960817)
+    assert rep["per_class"]["b"]["auc"] == 1.0
+
+
+def test_thresholds_maximise_f1_on_the_scores_they_are_given():
+    t = choose_thresholds(Y, S)
+    # class 0: cutting between 0.1 and 0.3 accepts 0.9, 0.8, 0.3 → F1 = 2*2 / (3 + 2) = 0.8, the best
+    assert t == pytest.approx([0.2, 0.675])
+    f1 = f1_at_thresholds(Y, S, t)
+    assert f1["per_class_f1"] == pytest.approx([0.8, 1.0])
+    assert f1["micro_f1"] == pytest.approx(8 / 9) and f1["macro_f1"] == pytest.approx(0.9)
+    # chosen on other clips, they are used as given: on a test set they need not be optimal
+    other = np.array([[0.25, 0.9], [0.15, 0.1]])
+    assert f1_at_thresholds(np.array([[0, 1], [1, 0]]), other, t)["per_class_f1"] == pytest.approx([0.0, 1.0])
+    assert choose_thresholds(np.zeros([2, 1]), np.array([[0.3], [0.6]]), default=0.5) == pytest.approx([0.5])
+
+
+def test_rejection_threshold_keeps_the_asked_share_of_correct_clips():
+    val = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.45, 0.55]])
+    targets = np.array([0, 0, 1, 0])  # the last is misclassified; correct top scores 0.6, 0.7, 0.9
+    assert rejection_threshold(val, targets, keep=1.0) == 0.6
+    assert rejection_threshold(val, targets, keep=0.6) == 0.7
+    out = np.array([[0.8, 0.2], [0.5, 0.5], [0.65, 0.35]])
+    rep = rejection_report(val, targets, out, 0.7)
+    assert rep == {"threshold": 0.7, "accuracy_kept": 0.5, "accuracy_without": 0.75, "in_set_rejected": 0.5,
+                   "false_accepts": pytest.approx(1 / 3)}
+    with pytest.raises(Exception, match="no validation clip is classified correctly"):
+        rejection_threshold(val, np.array([1, 1, 0, 0]))
+
+
+def test_multi_label_cells_and_vocabulary(tmp_path):
+    assert split_labels("Bark,Dog, Domestic_animals") == ("Bark", "Dog", "Domestic_animals")
+    assert split_labels("Domestic animals, pets; Dog") == ("Domestic animals, pets", "Dog")  # ';' wins over ','
+    assert split_labels("dog") == ("dog",) and split_labels("dog;dog") == ("dog",)
+    assert not is_multi_label(["dog", "cat"]) and is_multi_label(["dog", "dog;rain"])
+    with pytest.raises(ManifestError, match="meta.csv:3: empty label in 'dog;;rain'"):
+        split_labels("dog;;rain", where="meta.csv:3")
+    voc = tmp_path / "vocabulary.csv"
+    voc.write_text("1,Dog,/m/0bt9lr\n0,Bark,/m/05tny_\n")
+    assert read_vocabulary(voc) == ["Bark", "Dog"]  # FSD50K order by index
+    y = multi_hot([("Dog",), ("Bark", "Dog")], read_vocabulary(voc))
+    np.testing.assert_array_equal(y, [[0, 1], [1, 1]])
+    with pytest.raises(ManifestError, match="row 1: label 'Cat' is not in the vocabulary"):
+        multi_hot([("Cat",)], ["Bark", "Dog"])
+
+
+# ---- multi-label data through training, evaluation, saving and export ---------------------------
+def _mixtures(root, per_fold: int = 7, folds: int = 3, rate: int = 16000):
+    """Clips holding a random non-empty subset of {low 300 Hz tone, high 3.5 kHz tone, hiss}, labelled
+    'low;hiss' etc. in a CSV with folds."""
+    from tests.helpers import noise, sine, write_audio
+
+    rng = np.random.default_rng(0)
+    rows = ["filename,fold,category"]
+    subsets = [("low",), ("high",), ("hiss",), ("low", "high"), ("low", "hiss"), ("high", "hiss"), ("low", "high", "hiss")]
+    for fold in range(1, folds + 1):
+        for i in range(per_fold):
+            labels = subsets[(i + fold) % len(subsets)]
+            audio = noise(1.5, rate, seed=int(rng.integers(1 << 30)), amplitude=0.3 if "hiss" in labels else 0.005)
+            for name, freq in (("low", 300.0), ("high", 3500.0)):
+                if name in labels:
+                    audio = audio + sine(freq * rng.uniform(0.95, 1.05), 1.5, rate, amplitude=0.4)
+            write_audio(root / f"{fold}_{i}.wav", audio, rate)
+            rows.append(f"{fold}_{i}.wav,{fold},{';'.join(labels)}")
+    (root / "meta.csv").write_text("\n".join(rows) + "\n")
+    return root / "meta.csv"
+
+
+@pytest.mark.slow
+def test_multi_label_csv_trains_a_sigmoid_head_with_thresholds_from_the_training_folds(tmp_path, capsys):
+    from tests.helpers import ToyBackbone
+    from tfaudio.data.embedding_cache import EmbeddingCache
+    from tfaudio.data.manifest import Manifest
+    from tfaudio.tasks.audio_classifier import AudioClassifier
+    from tfaudio.tasks.recipe import TrainConfig
+
+    m = Manifest.from_csv(_mixtures(tmp_path), audio_dir=tmp_path)
+    assert m.multi_label and m.labels == ("high", "hiss", "low")
+    assert m.targets.shape == (21, 3) and m.class_counts()["low"] == int(m.targets[:, 2].sum())
+    # single-label views stay multi-label (a fold where every clip has one label keeps multi-hot targets)
+    assert m.filter_folds([1]).multi_label and m.select(["low"]).labels == ("low",)
+    assert set(m.select(["low"]).label_sets()) == {("low",)}
+    bb = ToyBackbone()
+    clf = AudioClassifier(bb, labels=m.labels, cache=EmbeddingCache(bb, tmp_path / "cache"))
+    train, test = m.filter_folds([1, 2]), m.filter_folds([3])
+    clf.fit(train, config=TrainConfig(epochs=60, batch_size=16, learning_rate=3e-3))
+    assert clf.head.multi_label  # the data reached the head's switch: sigmoid outputs
+    scores = clf.clip_scores(clf.cache.load(test))
+    assert not np.allclose(scores.sum(axis=1), 1.0)
+    # thresholds: the F1-best cuts on the training folds' scores, not on the test fold's
+    train_clips = clf.cache.load(train)
+    np.testing.assert_allclose(clf.thresholds_, choose_thresholds(train_clips.targets, clf.clip_scores(train_clips)))
+    rep = clf.evaluate(test)["clip"]
+    assert rep["multi_label"] and rep["mAP"] > 0.8 and rep["lwlrap"] > 0.8
+    assert rep["thresholds"] == clf.thresholds_ and 0 <= rep["macro_f1_at_thresholds"] <= 1
+    per_class_ap_figure(rep, tmp_path / "ap.png")  # the evaluation report's per-class AP as a PNG
+    assert (tmp_path / "ap.png").read_bytes()[:4] == b"\x89PNG"
+    saved = clf.save(tmp_path / "model")
+    back = AudioClassifier.load(saved, backbone=bb)
+    assert back.thresholds_ == clf.thresholds_ and back.head.multi_label
+    # the export carries them, and `tfaudio predict` lists the labels above them
+    import json
+
+    from tfaudio.cli import main
+    from tfaudio.export.saved_model import export_saved_model, read_export_metadata
+
+    exported = export_saved_model(clf, tmp_path / "export")
+    meta = read_export_metadata(exported)
+    assert meta["multi_label"] and meta["thresholds"] == pytest.approx(clf.thresholds_)
+    from tfaudio.export.tflite import read_metadata, tflite_model
+
+    packed = json.loads(read_metadata(tflite_model(clf))["associated_files"]["tfaudio.json"])
+    assert packed["thresholds"] == pytest.approx(clf.thresholds_)  # and the TFLite file's
+    wav = test.paths[0]
+    assert main(["predict", str(exported), wav, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    score = clf.predict_scores(wav)[0]
+    assert out["labels"] == [m.labels[j] for j in np.flatnonzero(score > np.asarray(clf.thresholds_))]
+    assert out["labels"] == sorted(test.label_sets()[0], key=m.labels.index)  # this clip's true labels
+
+
+def test_fsd50k_style_comma_cells_need_the_separator(tmp_path):
+    from tfaudio.data.manifest import Manifest
+
+    (tmp_path / "a.wav").write_bytes(b"")
+    (tmp_path / "b.wav").write_bytes(b"")
+    csv = tmp_path / "dev.csv"
+    csv.write_text('fname,labels,split\na.wav,"Bark,Dog",train\nb.wav,Dog,train\n')
+    single = Manifest.from_csv(csv, audio_dir=tmp_path, path_column="fname", label_column="labels")
+    assert not single.multi_label and single.labels == ("Bark,Dog", "Dog")  # commas alone stay one label
+    multi = Manifest.from_csv(csv, audio_dir=tmp_path, path_column="fname", label_column="labels", label_separator=",")
+    assert multi.multi_label and multi.labels == ("Bark", "Dog")
+    np.testing.assert_array_equal(multi.targets, [[1, 1], [0, 1]])
+    with pytest.raises(ManifestError, match=r"dev.csv:2: empty label"):
+        csv.write_text('fname,labels\na.wav,"Bark,,Dog"\n')
+        Manifest.from_csv(csv, audio_dir=tmp_path, path_column="fname", label_column="labels", label_separator=",")
+
+
+@pytest.mark.slow
+def test_none_of_these_threshold_is_chosen_on_validation_clips_and_exported(tmp_path, capsys):
+    import json
+
+    from tests.helpers import ToyBackbone, silence, tone_dataset, write_audio
+    from tfaudio.cli import main
+    from tfaudio.data.embedding_cache import EmbeddingCache
+    from tfaudio.export.saved_model import export_saved_model, read_export_metadata
+    from tfaudio.tasks.audio_classifier import AudioClassifier
+    from tfaudio.tasks.recipe import TrainConfig
+
+    data = tone_dataset(tmp_path / "audio", n_per_class=4)
+    bb = ToyBackbone()
+    fast = TrainConfig(epochs=30, batch_size=8, learning_rate=3e-3)
+    clf = AudioClassifier(bb, cache=EmbeddingCache(bb, tmp_path / "cache"))
+    clf.fit(data.filter_folds([1]), data.filter_folds([2]), fast)
+    val = clf.cache.load(data.filter_folds([2]))
+    assert clf.rejection_threshold_ == rejection_threshold(clf.clip_scores(val), val.targets, keep=0.95)
+    assert AudioClassifier(bb, cache=clf.cache).fit(data.filter_folds([1]), config=fast).rejection_threshold_ is None
+    back = AudioClassifier.load(clf.save(tmp_path / "model"), backbone=bb)
+    assert back.rejection_threshold_ == clf.rejection_threshold_ and back.thresholds_ is None
+    exported = export_saved_model(clf, tmp_path / "export")
+    assert read_export_metadata(exported)["rejection_threshold"] == pytest.approx(clf.rejection_threshold_)
+    quiet = write_audio(tmp_path / "quiet.wav", silence(1.5, 16000), 16000)
+    files = [data.filter_folds([3]).paths[0], str(quiet)]
+    assert main(["predict", str(exported), *files, "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()[-2:]]
+    tops = clf.predict_scores(files).max(axis=1)
+    assert [r["none_of_these"] for r in rows] == [bool(t < clf.rejection_threshold_) for t in tops]
+    assert rows[1]["none_of_these"]  # silence is none of the three classes
