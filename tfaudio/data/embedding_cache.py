@@ -492,6 +492,8 @@ class EmbeddingCache:
         shard_size: clips per shard once a run completes (each batch is committed on its own meanwhile,
             so an interrupted run loses at most one batch).
         batch_size: clips per backbone call.
+        engine: what runs the backbone (:data:`tfaudio.backbones.engines.ENGINES`; ``"auto"``: the
+            fastest this CPU has). Engines other than float32 get their own namespace: never mixed.
 
     Example:
         >>> cache = EmbeddingCache(YAMNetBackbone.from_pretrained())
@@ -507,8 +509,13 @@ class EmbeddingCache:
         pipeline: PipelineConfig | None = None,
         shard_size: int = 256,
         batch_size: int = 16,
+        engine: str = "float32",
     ):
+        from tfaudio.backbones.engines import choose_engine
+
         self.backbone = backbone
+        #: The engine that extracts (:mod:`tfaudio.backbones.engines`; ``"auto"`` picks by the CPU).
+        self.engine = choose_engine(engine, backbone=backbone)
         self.root = pathlib.Path(root) if root is not None else default_cache_dir() / "embeddings"
         self.pipeline = dataclasses.replace(pipeline or PipelineConfig(), sample_rate=backbone.contract.sample_rate)
         self.shard_size = shard_size
@@ -532,6 +539,8 @@ class EmbeddingCache:
             "sample_rate": p.sample_rate,
             "duration_seconds": p.duration_seconds,
             "align": p.align,
+            # float32 adds nothing: the namespaces of caches written before engines existed stay valid
+            **({"engine": self.engine.name} if self.engine.name != "float32" else {}),
         }
 
     @property
@@ -658,13 +667,16 @@ class EmbeddingCache:
         data = AudioDataset(sub, dataclasses.replace(self.pipeline, on_error=on_error), features=features,
                             keep_audio=features is None, frame_energy=(c.frame_samples, c.hop_samples))
         done = 0
+        from tfaudio.backbones.engines import engine_functions
+
+        batch_frames, batch_frames_from_features = engine_functions(self.backbone, self.engine)
         bar = tqdm(total=len(sub), desc="embedding", unit="clip", disable=not progress)
         try:
             for batch in data.iterate(self.batch_size):
                 if features is None:
-                    emb, mask = self.backbone.batch_frames(tf.constant(batch["audio"]), tf.constant(batch["length"]))
+                    emb, mask = batch_frames(tf.constant(batch["audio"]), tf.constant(batch["length"]))
                 else:
-                    emb, mask = self.backbone.batch_frames_from_features(batch["features"], batch["feature_count"])
+                    emb, mask = batch_frames_from_features(batch["features"], batch["feature_count"])
                 emb, mask = np.asarray(emb), np.asarray(mask)
                 # one committed part per batch: an interruption loses at most the batch in flight
                 writer = ShardWriter(directory, PART_PREFIX + uuid.uuid4().hex[:16])

@@ -1,0 +1,260 @@
+"""Extraction engines: how a backbone's body runs when embeddings are extracted (cache, ``embed``, ``tag``).
+
+=============  =====================================================================================
+engine         what runs the body
+=============  =====================================================================================
+``float32``    TensorFlow's default float32 kernels (the reference; exact).
+``bfloat16``   TensorFlow with oneDNN's automatic bfloat16 rewrite (grappler's
+               ``auto_mixed_precision_onednn_bfloat16``), only on CPUs with native bfloat16
+               (``avx512_bf16`` or ``amx_bf16``): where bfloat16 is emulated (VNNI-only CPUs) it ran
+               EfficientAT's body at 0.4x float32.
+``tflite``     YAMNet's body converted to TFLite (float32) and run by the XNNPACK delegate of the
+               interpreter tfaudio picks (LiteRT, else tflite-runtime, else TensorFlow's).
+=============  =====================================================================================
+
+``auto`` (:func:`choose_engine`) picks by what this CPU has, at run time: ``bfloat16`` where it is
+native, else ``tflite`` where the backbone has a TFLite body and an interpreter imports, else
+``float32``. A requested engine the machine or the backbone cannot run falls back to ``float32`` with
+the reason (never an error): caches stay usable on every machine. Every engine other than ``float32``
+is part of the embedding cache's namespace (:class:`~tfaudio.data.embedding_cache.EmbeddingCache`), so
+embeddings of different engines are never mixed; ``float32`` keeps the namespaces caches had before.
+
+Gate (BENCHMARKS.md "Extraction engines"): an engine's embeddings must stay within cosine 0.999 of
+float32's; the benchmark measures cosine and speed of each engine in one run.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import os
+import pathlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from tfaudio.errors import TfaudioError
+
+__all__ = ["ENGINES", "EngineChoice", "cpu_features", "choose_engine", "engine_functions", "bfloat16_native"]
+
+#: What ``--engine`` accepts.
+ENGINES = ("auto", "float32", "bfloat16", "tflite")
+#: CPU flags (``/proc/cpuinfo``) that make bfloat16 native.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+_CPUINFO = pathlib.Path("/proc/cpuinfo")
+
+
+def cpu_features(path: str | os.PathLike | None = None) -> frozenset[str]:
+    """The instruction-set flags of this CPU (``flags`` of ``/proc/cpuinfo``; empty where there is none,
+    e.g. macOS: then no engine that needs one is chosen)."""
+    try:
+        text = pathlib.Path(path or _CPUINFO).read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def bfloat16_native(features: frozenset[str] | None = None) -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX)."""
+    features = cpu_features() if features is None else features
+    return any(f in features for f in BF16_FLAGS)
+
+
+def _tflite_available() -> bool:
+    from tfaudio.export.interpreter import interpreter_backend
+
+    try:
+        interpreter_backend()
+    except TfaudioError:
+        return False
+    return True
+
+
+def _has_tflite_body(backbone: Any) -> bool:
+    return callable(getattr(backbone, "embed_patches", None)) and hasattr(backbone, "body") \
+        and type(backbone).__name__ == "YAMNetBackbone"
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineChoice:
+    """The engine that runs (``name``), what was asked (``requested``) and why (``reason``)."""
+
+    name: str
+    requested: str
+    reason: str
+
+    @property
+    def fell_back(self) -> bool:
+        return self.requested not in ("auto", self.name)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.reason})"
+
+
+def choose_engine(requested: str | None = "auto", *, backbone: Any = None,
+                  features: frozenset[str] | None = None) -> EngineChoice:
+    """The engine to extract ``backbone``'s embeddings with.
+
+    Args:
+        requested: one of :data:`ENGINES` (None: ``$TFAUDIO_ENGINE`` or ``auto``).
+        backbone: the backbone (``tflite`` needs one with a TFLite body: YAMNet).
+        features: CPU flags (default: :func:`cpu_features`).
+
+    Raises:
+        TfaudioError: an unknown engine name.
+    """
+    requested = (requested or os.environ.get("TFAUDIO_ENGINE") or "auto").lower()
+    if requested not in ENGINES:
+        raise TfaudioError(f"engine {requested!r} is not known. Fix: choose one of {', '.join(ENGINES)}.")
+    features = cpu_features() if features is None else features
+    tflite_ok = backbone is None or _has_tflite_body(backbone)
+    if requested == "float32":
+        return EngineChoice("float32", requested, "requested")
+    if requested == "bfloat16":
+        if bfloat16_native(features):
+            return EngineChoice("bfloat16", requested, "requested; the CPU has native bfloat16")
+        return EngineChoice("float32", requested, "the CPU has no AVX512_BF16/AMX (bfloat16 would be emulated, slower)")
+    if requested == "tflite":
+        if not tflite_ok:
+            return EngineChoice("float32", requested, f"{type(backbone).__name__} has no TFLite body")
+        if not _tflite_available():
+            return EngineChoice("float32", requested, "no TFLite interpreter could be imported")
+        return EngineChoice("tflite", requested, "requested")
+    if bfloat16_native(features):
+        return EngineChoice("bfloat16", requested, "the CPU has native bfloat16 (AVX512_BF16/AMX)")
+    if tflite_ok and _tflite_available():
+        return EngineChoice("tflite", requested, "XNNPACK through TFLite")
+    return EngineChoice("float32", requested, "no faster engine on this CPU / backbone")
+
+
+# ---- running ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _bfloat16_rewrite() -> Iterator[None]:
+    """oneDNN's automatic bfloat16 for the functions first run inside (grappler reads its options when
+    a function is instantiated; the option is restored afterwards)."""
+    import tensorflow as tf
+
+    before = tf.config.optimizer.get_experimental_options().get("auto_mixed_precision_onednn_bfloat16", False)
+    tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": before})
+
+
+class _TFLiteBody:
+    """YAMNet's body (patches ``[N, 96, 64]`` → embeddings ``[N, 1024]``) as a float32 TFLite model."""
+
+    def __init__(self, backbone: Any, num_threads: int | None = None):
+        import tensorflow as tf
+
+        from tfaudio.export.interpreter import tflite_interpreter
+        from tfaudio.log import native_stderr_silenced
+
+        fe = backbone.params.frontend
+        spec = tf.TensorSpec([None, fe.patch_frames, fe.num_mel_bins], tf.float32)
+        fn = tf.function(lambda p: backbone.body(p, training=False)[0], input_signature=[spec], autograph=False)
+        with native_stderr_silenced():
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], backbone.body)
+            model = converter.convert()
+        self.interpreter = tflite_interpreter(model_content=model, num_threads=num_threads or os.cpu_count(),
+                                              allocate=False)
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.output = self.interpreter.get_output_details()[0]["index"]
+        self.rows = -1
+
+    def __call__(self, patches: np.ndarray) -> np.ndarray:
+        patches = np.ascontiguousarray(patches, np.float32)
+        if patches.shape[0] == 0:
+            return np.zeros([0, 1024], np.float32)
+        if patches.shape[0] != self.rows:
+            self.interpreter.resize_tensor_input(self.input, list(patches.shape))
+            self.interpreter.allocate_tensors()
+            self.rows = patches.shape[0]
+        self.interpreter.set_tensor(self.input, patches)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output).copy()
+
+
+def _tflite_functions(backbone: Any) -> tuple[Callable, Callable]:
+    import tensorflow as tf
+
+    body = backbone.__dict__.get("_tfaudio_tflite_body")
+    if body is None:
+        body = backbone.__dict__["_tfaudio_tflite_body"] = _TFLiteBody(backbone)
+    chunk = 32
+
+    def embed(patches) -> np.ndarray:
+        patches = np.asarray(patches, np.float32)
+        return np.concatenate([body(patches[i : i + chunk]) for i in range(0, max(len(patches), 1), chunk)])
+
+    def from_features(features, counts):
+        features = np.asarray(features, np.float32)
+        counts = np.asarray(counts, np.int32)
+        mask = np.arange(features.shape[1])[None, :] < counts[:, None]
+        emb = np.zeros([features.shape[0], features.shape[1], backbone.embedding_dim], np.float32)
+        emb[mask] = embed(features[mask])
+        return tf.constant(emb), tf.constant(mask)
+
+    def frames(waveforms, lengths=None):
+        waveforms, lengths = backbone.check_batch(waveforms, lengths)
+        patches, mask = backbone._batch_fn(waveforms, lengths)
+        mask = np.asarray(mask)
+        emb = np.zeros([mask.shape[0], mask.shape[1], backbone.embedding_dim], np.float32)
+        emb[mask] = embed(np.asarray(patches))
+        return tf.constant(emb), tf.constant(mask)
+
+    return frames, from_features
+
+
+def _bfloat16_functions(backbone: Any) -> tuple[Callable, Callable]:
+    import tensorflow as tf
+
+    fns = backbone.__dict__.get("_tfaudio_bf16_fns")
+    if fns is None:
+        # fresh traces of the same methods: their first call (inside the rewrite) is instantiated with it
+        frames_fn = tf.function(lambda w, n: backbone.graph_frames(w, n), autograph=False, reduce_retracing=True)
+        feature_fn = tf.function(lambda f, c: backbone.batch_frames_from_features(f, c), autograph=False,
+                                 reduce_retracing=True)
+        fns = backbone.__dict__["_tfaudio_bf16_fns"] = (frames_fn, feature_fn)
+    frames_fn, feature_fn = fns
+
+    def frames(waveforms, lengths=None):
+        waveforms, lengths = backbone.check_batch(waveforms, lengths)
+        with _bfloat16_rewrite():
+            return frames_fn(waveforms, lengths)
+
+    def from_features(features, counts):
+        with _bfloat16_rewrite():
+            return feature_fn(tf.convert_to_tensor(features, tf.float32), tf.convert_to_tensor(counts, tf.int32))
+
+    return frames, from_features
+
+
+def engine_functions(backbone: Any, engine: EngineChoice | str) -> tuple[Callable, Callable]:
+    """``(batch_frames, batch_frames_from_features)`` of ``backbone`` run by ``engine`` (same signatures
+    and outputs as the backbone's own methods; ``float32`` returns them)."""
+    name = engine.name if isinstance(engine, EngineChoice) else str(engine)
+    if name == "float32":
+        return backbone.batch_frames, backbone.batch_frames_from_features
+    if name == "bfloat16":
+        return _bfloat16_functions(backbone)
+    if name == "tflite":
+        if not _has_tflite_body(backbone):
+            raise TfaudioError(f"the tflite engine runs YAMNet's body only, not {type(backbone).__name__}. "
+                               "Fix: --engine auto or float32.")
+        return _tflite_functions(backbone)
+    raise TfaudioError(f"engine {name!r} is not known. Fix: choose one of {', '.join(ENGINES)}.")
+
+
+@functools.lru_cache(maxsize=1)
+def describe_cpu() -> str:
+    """``"avx512_bf16, avx512_vnni, amx_bf16"``: the flags engines look at that this CPU has."""
+    flags = cpu_features()
+    wanted = ("avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "avx_vnni", "avx512f", "avx2")
+    return ", ".join(f for f in wanted if f in flags) or "none of " + ", ".join(wanted)
