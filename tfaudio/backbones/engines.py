@@ -13,8 +13,9 @@ engine         what runs the body
 =============  =====================================================================================
 
 ``auto`` (:func:`choose_engine`) picks by what this CPU has, at run time: ``bfloat16`` where it is
-native, else ``tflite`` where the backbone has a TFLite body and an interpreter imports, else
-``float32``. A requested engine the machine or the backbone cannot run falls back to ``float32`` with
+native (for YAMNet and EfficientAT), else ``float32``. ``tflite`` runs only when asked for: in
+BENCHMARKS.md's run its batched body was slower than TensorFlow's, and converting the body costs about
+a minute per process. A requested engine the machine or the backbone cannot run falls back to ``float32`` with
 the reason (never an error): caches stay usable on every machine. Every engine other than ``float32``
 is part of the embedding cache's namespace (:class:`~tfaudio.data.embedding_cache.EmbeddingCache`), so
 embeddings of different engines are never mixed; ``float32`` keeps the namespaces caches had before.
@@ -75,6 +76,10 @@ def _tflite_available() -> bool:
     return True
 
 
+#: Backbones whose bodies the bfloat16 engine re-traces.
+_BF16_BACKBONES = ("YAMNetBackbone", "EfficientATBackbone")
+
+
 def _has_tflite_body(backbone: Any) -> bool:
     return callable(getattr(backbone, "embed_patches", None)) and hasattr(backbone, "body") \
         and type(backbone).__name__ == "YAMNetBackbone"
@@ -115,7 +120,10 @@ def choose_engine(requested: str | None = "auto", *, backbone: Any = None,
     tflite_ok = backbone is None or _has_tflite_body(backbone)
     if requested == "float32":
         return EngineChoice("float32", requested, "requested")
+    bf16_ok = backbone is None or type(backbone).__name__ in _BF16_BACKBONES
     if requested == "bfloat16":
+        if not bf16_ok:
+            return EngineChoice("float32", requested, f"the bfloat16 engine does not run {type(backbone).__name__}")
         if bfloat16_native(features):
             return EngineChoice("bfloat16", requested, "requested; the CPU has native bfloat16")
         return EngineChoice("float32", requested, "the CPU has no AVX512_BF16/AMX (bfloat16 would be emulated, slower)")
@@ -125,10 +133,9 @@ def choose_engine(requested: str | None = "auto", *, backbone: Any = None,
         if not _tflite_available():
             return EngineChoice("float32", requested, "no TFLite interpreter could be imported")
         return EngineChoice("tflite", requested, "requested")
-    if bfloat16_native(features):
+    if bf16_ok and bfloat16_native(features):
         return EngineChoice("bfloat16", requested, "the CPU has native bfloat16 (AVX512_BF16/AMX)")
-    if tflite_ok and _tflite_available():
-        return EngineChoice("tflite", requested, "XNNPACK through TFLite")
+    # tflite is never chosen by auto: measured slower than batched TF here, plus a one-off conversion
     return EngineChoice("float32", requested, "no faster engine on this CPU / backbone")
 
 
@@ -213,16 +220,21 @@ def _tflite_functions(backbone: Any) -> tuple[Callable, Callable]:
 
 
 def _bfloat16_functions(backbone: Any) -> tuple[Callable, Callable]:
+    """Fresh traces of the backbone's graph code, first run (instantiated) inside the bfloat16 rewrite;
+    the backbone's own float32 functions are left alone."""
     import tensorflow as tf
 
     fns = backbone.__dict__.get("_tfaudio_bf16_fns")
     if fns is None:
-        # fresh traces of the same methods: their first call (inside the rewrite) is instantiated with it
-        frames_fn = tf.function(lambda w, n: backbone.graph_frames(w, n), autograph=False, reduce_retracing=True)
-        feature_fn = tf.function(lambda f, c: backbone.batch_frames_from_features(f, c), autograph=False,
-                                 reduce_retracing=True)
-        fns = backbone.__dict__["_tfaudio_bf16_fns"] = (frames_fn, feature_fn)
-    frames_fn, feature_fn = fns
+        frames_fn = tf.function(backbone.graph_frames, autograph=False, reduce_retracing=True)
+        if type(backbone).__name__ == "YAMNetBackbone":
+            fe = backbone.params.frontend
+            spec = tf.TensorSpec([None, fe.patch_frames, fe.num_mel_bins], tf.float32)
+            body_fn = tf.function(backbone._body_call, input_signature=[spec], autograph=False)
+        else:  # EfficientAT: log-mel frames and counts -> outputs, plain TF ops
+            body_fn = tf.function(backbone._body_outputs, autograph=False, reduce_retracing=True)
+        fns = backbone.__dict__["_tfaudio_bf16_fns"] = (frames_fn, body_fn)
+    frames_fn, body_fn = fns
 
     def frames(waveforms, lengths=None):
         waveforms, lengths = backbone.check_batch(waveforms, lengths)
@@ -230,8 +242,20 @@ def _bfloat16_functions(backbone: Any) -> tuple[Callable, Callable]:
             return frames_fn(waveforms, lengths)
 
     def from_features(features, counts):
+        features = tf.convert_to_tensor(features, tf.float32)
+        counts = tf.convert_to_tensor(counts, tf.int32)
         with _bfloat16_rewrite():
-            return feature_fn(tf.convert_to_tensor(features, tf.float32), tf.convert_to_tensor(counts, tf.int32))
+            if type(backbone).__name__ != "YAMNetBackbone":
+                out = body_fn(features, counts)
+                return out["embeddings"], out["mask"]
+            from tfaudio.backbones.yamnet_backbone import _scatter
+
+            mask = tf.sequence_mask(counts, tf.shape(features)[1])
+            patches = tf.boolean_mask(features, mask)
+            n = int(patches.shape[0])
+            parts = [body_fn(patches[i : i + 32]) for i in range(0, max(n, 1), 32)]
+            out = _scatter(tf.concat([p[0] for p in parts], 0), tf.concat([p[1] for p in parts], 0), mask)
+            return out["embeddings"], out["mask"]
 
     return frames, from_features
 

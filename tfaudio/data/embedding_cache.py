@@ -493,7 +493,8 @@ class EmbeddingCache:
             so an interrupted run loses at most one batch).
         batch_size: clips per backbone call.
         engine: what runs the backbone (:data:`tfaudio.backbones.engines.ENGINES`; ``"auto"``: the
-            fastest this CPU has). Engines other than float32 get their own namespace: never mixed.
+            fastest this CPU has; None: ``$TFAUDIO_ENGINE`` or auto). Engines other than float32 get
+            their own namespace: never mixed.
 
     Example:
         >>> cache = EmbeddingCache(YAMNetBackbone.from_pretrained())
@@ -509,7 +510,7 @@ class EmbeddingCache:
         pipeline: PipelineConfig | None = None,
         shard_size: int = 256,
         batch_size: int = 16,
-        engine: str = "float32",
+        engine: str | None = "float32",
     ):
         from tfaudio.backbones.engines import choose_engine
 
