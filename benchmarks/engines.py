@@ -28,7 +28,12 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backbones", nargs="+", default=list(BACKBONES))
+    parser.add_argument("--cv", nargs="*", default=None, metavar="BACKBONE",
+                        help="instead: 5-fold CV accuracy (default recipe, esc50-subset) of float32 vs bfloat16 "
+                             "embeddings for these backbones (default yamnet); writes its own section")
     args = parser.parse_args()
+    if args.cv is not None:
+        return cv_section(args.cv or ["yamnet"])
 
     import tensorflow as tf
 
@@ -101,6 +106,42 @@ def main() -> None:
         *lines,
     ])
     write_section("Extraction engines", body)
+
+
+def cv_section(specs: list[str]) -> None:
+    """The alternative gate: downstream 5-fold CV accuracy equal within 0.5 point."""
+    import tempfile
+
+    from tfaudio.backbones.registry import get_backbone
+    from tfaudio.data.embedding_cache import EmbeddingCache
+    from tfaudio.data.manifest import Manifest
+    from tfaudio.tasks.cross_validation import cross_validate
+
+    manifest = Manifest.from_source(shared_dir() / "data" / "esc50-subset")
+    load = os.getloadavg()
+    lines = []
+    for spec in specs:
+        backbone = get_backbone(spec)
+        acc = {}
+        for engine in ("float32", "bfloat16"):
+            cache = EmbeddingCache(backbone, engine=engine)
+            with tempfile.TemporaryDirectory() as tmp:
+                summary = cross_validate(manifest, backbone, "default", cache=cache, output_dir=tmp)
+            acc[engine] = summary["metrics"]["accuracy"]
+        diff = 100 * (acc["bfloat16"]["mean"] - acc["float32"]["mean"])
+        folds = sum(a != b for a, b in zip(acc["float32"]["per_fold"], acc["bfloat16"]["per_fold"], strict=True))
+        lines.append(f"| {BACKBONES.get(spec, spec)} | {acc['float32']['mean']:.3f} | {acc['bfloat16']['mean']:.3f} | "
+                     f"{diff:+.1f} | {folds} of 5 | {'yes' if abs(diff) <= 0.5 else 'no'} |")
+        print(lines[-1], flush=True)
+    write_section("Extraction engines: downstream accuracy", "\n".join([
+        "The gate's alternative: 5-fold CV clip accuracy of the default recipe on esc50-subset (11 classes) "
+        "from float32 and from bfloat16 embeddings (each engine has its own cache namespace). One run, "
+        f"{machine()}, load average {load[0]:.1f}. Re-run: `python benchmarks/engines.py --cv yamnet`.",
+        "",
+        "| backbone | float32 | bfloat16 | difference (points) | folds that differ | within 0.5 point |",
+        "|---|---|---|---|---|---|",
+        *lines,
+    ]))
 
 
 if __name__ == "__main__":

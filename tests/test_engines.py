@@ -54,8 +54,9 @@ def test_auto_follows_the_cpu_and_falls_back(monkeypatch):
     yamnet, other, eat = _YAMNetLike(), _OtherBackbone(), _EfficientATLike()
     monkeypatch.setattr(engines, "_tflite_available", lambda: True)
     assert choose_engine("auto", backbone=yamnet, features=BF16).name == "bfloat16"
-    assert choose_engine("auto", backbone=eat, features=BF16).name == "bfloat16"
-    assert choose_engine("auto", backbone=eat, features=VNNI).name == "float32"  # emulated bfloat16: slower
+    # EfficientAT ran slower in bfloat16 even natively (BENCHMARKS.md): auto keeps float32, a request runs it
+    assert choose_engine("auto", backbone=eat, features=BF16).name == "float32"
+    assert choose_engine("bfloat16", backbone=eat, features=BF16).name == "bfloat16"
     assert choose_engine("auto", backbone=other, features=BF16).name == "float32"  # no bfloat16 trace of it
     # VNNI only, or no /proc/cpuinfo: float32 (tflite is slower batched, and only runs when asked for)
     assert choose_engine("auto", backbone=yamnet, features=VNNI).name == "float32"
@@ -153,7 +154,10 @@ def test_bfloat16_engine_keeps_the_embeddings(yamnet):
     m = np.asarray(mask)
     np.testing.assert_array_equal(np.asarray(mask2), m)
     cos = _cosines(np.asarray(emb)[m], np.asarray(ref)[m])
-    assert cos.min() >= 0.999, cos
+    # bfloat16 really ran (not float32 again), and stays close: mean cosine >= 0.999; single frames reach
+    # 0.995 on real audio (BENCHMARKS.md "Extraction engines"), which is why float32 stays the library default
+    assert cos.max() < 1 - 1e-6, cos
+    assert cos.mean() >= 0.999 and cos.min() >= 0.99, cos
     # the float32 road is untouched afterwards (the rewrite is scoped to the engine's own functions)
     again, _ = yamnet.batch_frames(batch, lengths)
     np.testing.assert_allclose(np.asarray(again), np.asarray(ref), atol=1e-5)

@@ -12,8 +12,8 @@ engine         what runs the body
                interpreter tfaudio picks (LiteRT, else tflite-runtime, else TensorFlow's).
 =============  =====================================================================================
 
-``auto`` (:func:`choose_engine`) picks by what this CPU has, at run time: ``bfloat16`` where it is
-native (for YAMNet and EfficientAT), else ``float32``. ``tflite`` runs only when asked for: in
+``auto`` (:func:`choose_engine`) picks by what this CPU has, at run time: ``bfloat16`` for YAMNet
+where it is native, else ``float32`` (EfficientAT's body was slower in bfloat16 even natively). ``tflite`` runs only when asked for: in
 BENCHMARKS.md's run its batched body was slower than TensorFlow's, and converting the body costs about
 a minute per process. A requested engine the machine or the backbone cannot run falls back to ``float32`` with
 the reason (never an error): caches stay usable on every machine. Every engine other than ``float32``
@@ -78,6 +78,9 @@ def _tflite_available() -> bool:
 
 #: Backbones whose bodies the bfloat16 engine re-traces.
 _BF16_BACKBONES = ("YAMNetBackbone", "EfficientATBackbone")
+#: Backbones ``auto`` runs in bfloat16 (BENCHMARKS.md "Extraction engines": EfficientAT mn04's body ran
+#: at 0.54x float32 in bfloat16 even with native AVX512_BF16, its embeddings at cosine >= 0.978 only).
+_AUTO_BF16 = ("YAMNetBackbone",)
 
 
 def _has_tflite_body(backbone: Any) -> bool:
@@ -133,7 +136,7 @@ def choose_engine(requested: str | None = "auto", *, backbone: Any = None,
         if not _tflite_available():
             return EngineChoice("float32", requested, "no TFLite interpreter could be imported")
         return EngineChoice("tflite", requested, "requested")
-    if bf16_ok and bfloat16_native(features):
+    if (backbone is None or type(backbone).__name__ in _AUTO_BF16) and bfloat16_native(features):
         return EngineChoice("bfloat16", requested, "the CPU has native bfloat16 (AVX512_BF16/AMX)")
     # tflite is never chosen by auto: measured slower than batched TF here, plus a one-off conversion
     return EngineChoice("float32", requested, "no faster engine on this CPU / backbone")
