@@ -18,9 +18,14 @@ VNNI = frozenset({"avx512f", "avx512_vnni"})
 
 
 class _YAMNetLike:
-    """Only the type name matters to the choice (tflite runs YAMNet's body)."""
+    """Only the type name matters to the choice (tflite runs YAMNet's body); enough of a backbone for a
+    cache's namespace."""
 
     body = object()
+    fingerprint = "yamnet-0123456789abcdef"
+
+    class contract:  # noqa: N801 - stands for an InputContract
+        sample_rate = 16000
 
     def embed_patches(self, patches):  # pragma: no cover - never called
         raise AssertionError
@@ -90,9 +95,10 @@ def yamnet():
     return YAMNetBackbone.from_h5(shared("models", "yamnet", "yamnet.h5"))
 
 
-def test_cache_namespaces_never_mix_engines(yamnet, tmp_path, monkeypatch):
+def test_cache_namespaces_never_mix_engines(tmp_path, monkeypatch):
     from tfaudio.data.embedding_cache import EmbeddingCache
 
+    yamnet = _YAMNetLike()
     monkeypatch.setattr(engines, "_tflite_available", lambda: True)
     monkeypatch.setattr(engines, "cpu_features", lambda path=None: BF16)
     caches = {e: EmbeddingCache(yamnet, tmp_path, engine=e) for e in ("float32", "bfloat16", "tflite")}
@@ -196,10 +202,11 @@ def test_cache_extracts_with_its_engine(yamnet, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("command", ["train", "cv", "evaluate"])
-def test_cli_engine_option_reaches_the_cache(command, yamnet, tmp_path, monkeypatch):
+def test_cli_engine_option_reaches_the_cache(command, tmp_path, monkeypatch):
     from tfaudio.cli import build_parser
     from tfaudio.commands._common import make_cache
 
+    yamnet = _YAMNetLike()
     monkeypatch.setattr(engines, "cpu_features", lambda path=None: BF16)
     monkeypatch.delenv("TFAUDIO_ENGINE", raising=False)
     extra = ["model_dir"] if command == "evaluate" else []
