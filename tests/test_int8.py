@@ -96,26 +96,40 @@ def unseen_windows(trained):
     return [w for path in trained[1].test.paths for w in _windows(convert(path, 16000), WINDOW)]
 
 
+_MODELS: dict[str, tuple[bytes, list[str]]] = {}
+
+
+def _export(trained, variant: str, caplog) -> tuple[bytes, list[str]]:
+    """The variant's bytes and the warnings its export gave (exported once per module)."""
+    from tfaudio.export.tflite import tflite_model
+
+    if variant not in _MODELS:
+        clf, split = trained
+        calibration = list(split.train.paths)
+        random.Random(0).shuffle(calibration)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="tfaudio"):
+            model = tflite_model(clf, quantization=variant,
+                                 representative_data=calibration[:24] if "int8" in variant else None)
+        _MODELS[variant] = model, [r.getMessage() for r in caplog.records]
+    return _MODELS[variant]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["int8", "int8_full"])
 def test_recorded_agreement_holds_on_unseen_windows(variant, trained, unseen_windows, caplog):
     from tfaudio.export.int8 import _run
     from tfaudio.export.interpreter import tflite_interpreter
-    from tfaudio.export.tflite import tflite_model
 
-    clf, split = trained
-    calibration = list(split.train.paths)
-    random.Random(0).shuffle(calibration)
-    reference = _run(tflite_model(clf, quantization="float32", metadata=False), unseen_windows)
-    with caplog.at_level("WARNING", logger="tfaudio"):
-        model = tflite_model(clf, quantization=variant, representative_data=calibration[:24])
+    reference = _run(_export(trained, "float32", caplog)[0], unseen_windows)
+    model, warnings = _export(trained, variant, caplog)
     record = json.loads(zipfile.ZipFile(io.BytesIO(model)).read("tfaudio.json"))["int8_agreement"]
     measured = float(np.mean(_run(model, unseen_windows).argmax(1) == reference.argmax(1)))
     print(f"{variant}: recorded {record['top1']:.3f} on {record['windows']} windows, unseen {measured:.3f} "
           f"on {len(unseen_windows)}, {len(model) / 1e6:.2f} MB, {record}")
     assert record["windows"] >= 30
     assert abs(record["top1"] - measured) <= 0.1, (record, measured)
-    warned = [r.getMessage() for r in caplog.records if "int8: the quantized model" in r.getMessage()]
+    warned = [m for m in warnings if "int8: the quantized model" in m]
     assert bool(warned) == (record["top1"] < 0.95), warned
     inp = tflite_interpreter(model_content=model).get_input_details()[0]
     out = tflite_interpreter(model_content=model).get_output_details()[0]
@@ -126,3 +140,30 @@ def test_recorded_agreement_holds_on_unseen_windows(variant, trained, unseen_win
         assert record["quantized_ops"] > 0
     else:
         assert inp["dtype"] == np.int8 and out["dtype"] == np.int8  # full integer, for accelerators
+
+
+@pytest.mark.slow
+def test_int8_agrees_in_mediapipe(trained, tmp_path, caplog):
+    """MediaPipe's AudioClassifier runs the int8 file (float32 in and out) on unseen clips and picks the
+    float32 file's top class on (nearly) every window, as the interpreter does."""
+    pytest.importorskip("mediapipe")
+    from mediapipe.tasks.python import audio as mp_audio
+    from mediapipe.tasks.python.components.containers.audio_data import AudioData
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    from tfaudio.data.audio_converter import AudioConverter
+
+    convert = AudioConverter(16000)
+    clips = [convert(p, 16000) for p in trained[1].test.paths]
+    tops = {}
+    for variant in ("float32", "int8"):
+        path = tmp_path / f"{variant}.tflite"
+        path.write_bytes(_export(trained, variant, caplog)[0])
+        options = mp_audio.AudioClassifierOptions(base_options=BaseOptions(model_asset_path=str(path)), max_results=1)
+        with mp_audio.AudioClassifier.create_from_options(options) as classifier:
+            tops[variant] = [r.classifications[0].categories[0].category_name
+                             for clip in clips for r in classifier.classify(AudioData.create_from_array(clip, 16000))]
+    assert len(tops["int8"]) == len(tops["float32"]) >= 4 * len(clips)
+    agreement = float(np.mean([a == b for a, b in zip(tops["int8"], tops["float32"], strict=True)]))
+    print(f"MediaPipe int8 vs float32: top-1 agreement {agreement:.3f} on {len(tops['int8'])} windows")
+    assert agreement >= 0.93, agreement
