@@ -22,10 +22,12 @@ embeddings of different engines are never mixed; ``float32`` keeps the namespace
 
 Gate (BENCHMARKS.md "Extraction engines"): an engine's embeddings stay within cosine 0.999 of
 float32's, or downstream 5-fold CV accuracy stays within 0.5 point. Measured in one run on an
-AVX512_BF16 machine: YAMNet in bfloat16 ran its body 1.70x and the cache's extraction 1.40x float32,
+AVX512_BF16 machine (three runs at different loads): YAMNet in bfloat16 ran its body 1.50-1.78x and
+the cache's extraction 1.40-1.85x float32,
 mean cosine 0.9997 (single frames down to 0.995: the strict cosine gate fails) and the same CV accuracy
 on esc50-subset (0.975 on every fold alike), so ``auto`` uses it for YAMNet; EfficientAT mn04 ran at
-0.43x in bfloat16 (cosine down to 0.978), and the TFLite body at 0.18x, so ``auto`` uses neither.
+0.43-0.59x in bfloat16 (cosine down to 0.978), and the TFLite body at 0.15-0.28x, so ``auto`` uses
+neither.
 The library's :class:`~tfaudio.data.embedding_cache.EmbeddingCache` defaults to ``float32`` (exact);
 the commands (``train``, ``cv``, ``evaluate``, ``tune``) default to ``auto`` (``--engine``).
 """
