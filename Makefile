@@ -44,7 +44,7 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 install: $(STAMP)
 
 test: $(STAMP)
-	@$(PY) -c 'import sys, tensorflow as tf, numpy as np; from tfaudio.export.interpreter import interpreter_backend as b; \
+	@$(PY) -c 'import sys, tensorflow as tf, numpy as np; from tfaudio.interpreter import interpreter_backend as b; \
 	    print(f"lane $(LANE): Python {sys.version.split()[0]}, TensorFlow {tf.__version__}, numpy {np.__version__}, TFLite interpreter {b()}")' 2>/dev/null
 	TF_CPP_MIN_LOG_LEVEL=2 TFAUDIO_LANE=$(LANE) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 

@@ -134,7 +134,7 @@ def parity(eat) -> dict:
     import tf_keras as keras
 
     from tfaudio.backbones.efficientat import frontend as fe
-    from tfaudio.export.interpreter import tflite_interpreter
+    from tfaudio.interpreter import tflite_interpreter
     from tfaudio.signal.melspec import tflite_compatible
 
     shared = shared_dir()
@@ -316,7 +316,7 @@ class _Runner:
     """One TFLite interpreter (1 thread) and its per-invoke times."""
 
     def __init__(self, path):
-        from tfaudio.export.interpreter import tflite_interpreter
+        from tfaudio.interpreter import tflite_interpreter
 
         self.it = tflite_interpreter(path, num_threads=1)
         self.it.allocate_tensors()
@@ -338,9 +338,9 @@ def exports(rounds: int, warmup: int = 5, timed: int = 80) -> dict:
 
     from tfaudio.backbones.registry import get_backbone
     from tfaudio.data.embedding_cache import EmbeddingCache
-    from tfaudio.export.interpreter import interpreter_backend
     from tfaudio.export.saved_model import export_saved_model
     from tfaudio.export.tflite import export_tflite
+    from tfaudio.interpreter import interpreter_backend
     from tfaudio.tasks.audio_classifier import AudioClassifier
 
     manifest = datasets()["esc50-subset"]

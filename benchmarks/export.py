@@ -19,7 +19,7 @@ from importlib.metadata import version
 import numpy as np
 from _common import machine, shared_dir, write_section
 
-from tfaudio.export.interpreter import interpreter_backend
+from tfaudio.interpreter import interpreter_backend
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 TARGETS = {"float16_mb": 8.5, "int8_mb": 4.5, "int8_vs_official": 1.2}
@@ -47,7 +47,7 @@ class Runner:
     """One TFLite interpreter (1 thread) and its per-invoke times."""
 
     def __init__(self, path: pathlib.Path):
-        from tfaudio.export.interpreter import tflite_interpreter
+        from tfaudio.interpreter import tflite_interpreter
 
         self.path = path
         self.it = tflite_interpreter(path, num_threads=1)

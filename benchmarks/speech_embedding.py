@@ -3,7 +3,7 @@ keyword spotting accuracy beside YAMNet (cross-validated, speaker-grouped folds)
 
 1. Parity: every clip of ../shared/data/speech-commands-mini (16 kHz) and fsdd-mini (8 kHz, resampled
    to 16 kHz with tfaudio.signal.resample.resample), tfaudio's port against the two TFLite files run
-   through tfaudio.export.interpreter.tflite_interpreter and chained as openWakeWord chains them.
+   through tfaudio.interpreter.tflite_interpreter and chained as openWakeWord chains them.
 2. Extraction speed (speech-commands-mini): the embedding cache from files, cold (decode in tf.data,
    ``batch_frames`` on batches); the bare backbone on clips in memory; the two TFLite files per clip
    (openWakeWord's way); YAMNet's cache for reference. Modes alternate over rounds; the best round
@@ -74,7 +74,7 @@ def cpu_seconds() -> float:
 # ---- 1. parity -----------------------------------------------------------------------------------
 def parity(backbone, folder, manifests) -> dict:
     from tfaudio.backbones.speech_embedding.frontend import speech_mel_spectrogram
-    from tfaudio.export.interpreter import tflite_interpreter
+    from tfaudio.interpreter import tflite_interpreter
 
     mel_it = tflite_interpreter(folder / "melspectrogram.tflite", allocate=False)
     emb_it = tflite_interpreter(folder / "embedding_model.tflite", allocate=False)
@@ -119,7 +119,7 @@ def parity(backbone, folder, manifests) -> dict:
 def speed(backbone, yamnet, folder, manifest, rounds: int) -> dict:
     import tensorflow as tf
 
-    from tfaudio.export.interpreter import tflite_interpreter
+    from tfaudio.interpreter import tflite_interpreter
 
     audio_s = 0.0
     waves = []
@@ -294,7 +294,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from tfaudio.backbones.registry import get_backbone
-    from tfaudio.export.interpreter import interpreter_backend
+    from tfaudio.interpreter import interpreter_backend
 
     shared = shared_dir()
     folder = shared / "models" / "speech_embedding"

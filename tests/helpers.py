@@ -148,7 +148,7 @@ def __getattr__(name: str):
 def tflite_window_scores(path, windows: np.ndarray, *, shape: list | None = None, num_threads: int | None = None) -> np.ndarray:
     """A TFLite file's first output on each window (one ``invoke()`` per window of ``windows [n, S]``),
     through tfaudio's interpreter; ``shape``: the ``[input shape, output shape]`` the file must have."""
-    from tfaudio.export.interpreter import tflite_interpreter
+    from tfaudio.interpreter import tflite_interpreter
 
     it = tflite_interpreter(path, **({"num_threads": num_threads} if num_threads else {}))
     inp, out = it.get_input_details()[0], it.get_output_details()[0]

@@ -4,7 +4,7 @@
 ``tests/golden/make_cross_lane_fixture.py`` on each tested lane (TF 2.16 + tflite-runtime, TF 2.21 +
 LiteRT), with the scores it gave there. Whichever lane runs this file loads every folder's SavedModel
 (``tf.saved_model.load`` and Keras 3's ``TFSMLayer``, as the README tells Keras 3 users) and TFLite
-files (through :func:`tfaudio.export.interpreter.tflite_interpreter`) and compares.
+files (through :func:`tfaudio.interpreter.tflite_interpreter`) and compares.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfaudio.export.interpreter import tflite_interpreter
+from tfaudio.interpreter import tflite_interpreter
 
 FIXTURES = pathlib.Path(__file__).parent / "golden" / "cross_lane"
 MADE = sorted(p.name for p in FIXTURES.iterdir() if (p / "expected.npz").exists())

@@ -363,7 +363,7 @@ def _reference_inputs(paths):
 def test_body_matches_reference_tflite(eat):
     """The Keras body on given log-mels against the third-party TFLite conversion (which outputs
     logits, not sigmoid scores) on real clips."""
-    from tfaudio.export.interpreter import tflite_interpreter
+    from tfaudio.interpreter import tflite_interpreter
 
     esc = shared("data", "esc50-subset")
     with open(esc / "meta" / "esc50.csv", newline="") as f:
@@ -460,7 +460,7 @@ def test_frame_mean_is_the_models_pooling(eat):
 def test_graph_outputs_convert_to_tflite_builtins(eat):
     """graph_outputs traced with unknown batch and length converts with TFLITE_BUILTINS only (the DFT
     matmul frontend) and matches Keras on a fixed window."""
-    from tfaudio.export.interpreter import tflite_interpreter
+    from tfaudio.interpreter import tflite_interpreter
 
     module = tf.Module()
     module.weights = eat.variables

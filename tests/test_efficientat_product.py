@@ -270,7 +270,7 @@ def _tflite_scores(path, x: np.ndarray) -> np.ndarray:
 
 
 def _ops(path) -> set[tuple[str, str]]:
-    from tfaudio.export.interpreter import tflite_interpreter
+    from tfaudio.interpreter import tflite_interpreter
 
     it = tflite_interpreter(path)
     it.allocate_tensors()
@@ -355,7 +355,7 @@ def test_tagger_export_saved_model_and_tflite(dog_mp3, tagger, tmp_path):
     path = out / "model_float16.tflite"
     labels = read_metadata(path)["associated_files"]["labels.txt"].splitlines()
     assert labels == list(tagger.labels)
-    from tfaudio.export.interpreter import tflite_interpreter
+    from tfaudio.interpreter import tflite_interpreter
 
     it = tflite_interpreter(path)
     it.allocate_tensors()

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import same_computation, shared, tflite_window_scores
-from tfaudio.export.interpreter import tflite_interpreter
+from tfaudio.interpreter import tflite_interpreter
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ from tfaudio.signal.framing import (
 
 def run_tflite(fn, spec: tf.TensorSpec, x: np.ndarray) -> np.ndarray:
     """Converts ``fn`` with TFLite builtins only and runs it on ``x`` in the TFLite interpreter."""
-    from tfaudio.export.interpreter import tflite_interpreter
+    from tfaudio.interpreter import tflite_interpreter
 
     f = tf.function(fn, input_signature=[spec])
     converter = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)

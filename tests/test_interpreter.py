@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tfaudio.errors import TfaudioError
-from tfaudio.export.interpreter import BACKENDS, interpreter_backend, tflite_interpreter
+from tfaudio.interpreter import BACKENDS, interpreter_backend, tflite_interpreter
 
 FIXTURE = pathlib.Path(__file__).parent / "golden" / "cross_lane" / "tf2.16"
 

@@ -125,7 +125,7 @@ def test_export_serves_the_model_scores(trained, kws, capsys):
     assert info["modules"] == []
     check_served(info, res, 0, clips, expected, CLASSES)
 
-    from tfaudio.export.interpreter import tflite_interpreter
+    from tfaudio.interpreter import tflite_interpreter
 
     it = tflite_interpreter(export / "model_float32.tflite")
     inp, outp = it.get_input_details()[0], it.get_output_details()[0]

@@ -130,7 +130,7 @@ def test_paths_agree_and_build_different_graphs():
 
 
 def test_tflite_builtins_only(stft_path):
-    from tfaudio.export.interpreter import tflite_interpreter
+    from tfaudio.interpreter import tflite_interpreter
 
     @tf.function(input_signature=[tf.TensorSpec([15600], tf.float32)])
     def frontend(w):

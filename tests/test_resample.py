@@ -312,7 +312,7 @@ def test_kernel_is_cached_and_read_only():
 
 @pytest.mark.parametrize("rank", [1, 2])
 def test_tflite_builtins_only_matches_tf(rank):
-    from tfaudio.export.interpreter import tflite_interpreter
+    from tfaudio.interpreter import tflite_interpreter
 
     f = tf.function(lambda x: resample(x, 44100, 16000), input_signature=[tf.TensorSpec([None] * rank, tf.float32)])
     converter = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)

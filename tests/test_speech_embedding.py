@@ -24,7 +24,7 @@ from tfaudio.backbones.speech_embedding.frontend import (
 )
 from tfaudio.backbones.speech_embedding.tflite_weights import TFLiteWeights
 from tfaudio.errors import WeightsNotFoundError
-from tfaudio.export.interpreter import tflite_interpreter
+from tfaudio.interpreter import tflite_interpreter
 from tfaudio.signal.melspec import tflite_compatible
 
 # Measured on these speech-commands-mini and fsdd-mini clips: mel ≤ 4.3e-4 dB

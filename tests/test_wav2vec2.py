@@ -15,7 +15,7 @@ import tf_keras as keras
 from tests.helpers import noise, same_computation, sine
 from tfaudio.backbones.wav2vec2.backbone import Wav2Vec2Backbone
 from tfaudio.errors import AudioError, TfaudioError, WeightsNotFoundError
-from tfaudio.export.interpreter import tflite_interpreter
+from tfaudio.interpreter import tflite_interpreter
 from tfaudio.tasks.wav2vec2_finetune import (
     build_finetune_model,
     build_sequence_classification_model,

@@ -123,7 +123,7 @@ TOL = {
 
 @pytest.fixture(scope="module")
 def parity(yamnet):
-    from tfaudio.export.interpreter import tflite_interpreter
+    from tfaudio.interpreter import tflite_interpreter
 
     # builtin kernels, whose int8 arithmetic _emulated_body reproduces (LiteRT's XNNPack differs)
     ref = tflite_interpreter(shared("models", "yamnet", "yamnet.tflite"), experimental_preserve_all_tensors=True,
@@ -320,7 +320,7 @@ def test_synthetic_golden(yamnet, name, seconds, expected_top):
 # ---- 4. TFLite export of frontend + body ---------------------------------------------------------
 @pytest.mark.slow
 def test_tflite_export_builtins_only(yamnet, tmp_path):
-    from tfaudio.export.interpreter import tflite_interpreter
+    from tfaudio.interpreter import tflite_interpreter
 
     module = yamnet.serving_module(15600)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)

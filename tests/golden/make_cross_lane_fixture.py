@@ -80,7 +80,7 @@ def tiny_backbone():
 
 
 def interpreter_version() -> str:
-    from tfaudio.export.interpreter import interpreter_backend
+    from tfaudio.interpreter import interpreter_backend
 
     backend = interpreter_backend()
     return f"{backend} {version(backend)}"
@@ -88,10 +88,10 @@ def interpreter_version() -> str:
 
 def main() -> None:
     from tests.helpers import tone_dataset
-    from tfaudio.export.interpreter import tflite_interpreter
     from tfaudio.export.saved_model import export_saved_model
     from tfaudio.export.tflite import export_tflite
     from tfaudio.heads.classification_head import HeadConfig
+    from tfaudio.interpreter import tflite_interpreter
     from tfaudio.tasks.audio_classifier import AudioClassifier
     from tfaudio.tasks.recipe import TrainConfig
 

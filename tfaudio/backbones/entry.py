@@ -32,6 +32,10 @@ class BackboneEntry:
         presets: ``presets() -> names`` of the sources that need no path (EfficientAT releases).
         tags: True when the backbone has classes of its own (``tfaudio tag``, AudioSet).
         build: optional ``build(source, **kwargs)`` used instead of ``cls.from_pretrained``.
+        engines: the extraction engines that can run this backbone (:mod:`tfaudio.backbones.engines`;
+            ``float32`` always).
+        auto_engine: what ``--engine auto`` runs on a CPU with native bfloat16 (``bfloat16`` where that
+            was measured faster with the same downstream accuracy), else ``float32``.
         cost_model: how ``tfaudio info`` counts MACs: ``"graph"`` (TensorFlow's statistics of the traced
             graph, any backbone) or ``"patches"`` (a Keras ``body`` run once per log-mel patch of
             ``params.frontend``: counted layer by layer, with activation memory).
@@ -48,6 +52,8 @@ class BackboneEntry:
     tags: bool = False
     build: Callable[..., Any] | None = None
     cost_model: str = "graph"
+    engines: tuple[str, ...] = ("float32",)
+    auto_engine: str = "float32"
 
     def backbone_class(self) -> type:
         module, _, attr = self.cls.partition(":")

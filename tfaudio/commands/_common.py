@@ -26,6 +26,10 @@ def add_data_args(p: argparse.ArgumentParser, *, folds_help: str) -> None:
     p.add_argument("--duplicates", choices=["error", "drop"], default="error",
                    help="a file listed twice: stop with the rows named (default) or keep the first row")
     add_on_error_arg(p)
+    p.add_argument("--engine", choices=["auto", "float32", "bfloat16", "tflite"],
+                   help="what extracts the embeddings: auto (default, or $TFAUDIO_ENGINE: bfloat16 where the CPU "
+                        "has it natively, else float32), float32, bfloat16, tflite (YAMNet's body in TFLite); "
+                        "each engine caches apart")
 
 
 def add_on_error_arg(p: argparse.ArgumentParser) -> None:
@@ -205,4 +209,5 @@ def make_cache(backbone, args: argparse.Namespace):
     from tfaudio.data.pipeline import PipelineConfig
 
     root = pathlib.Path(args.cache) / "embeddings" if getattr(args, "cache", None) else None
-    return EmbeddingCache(backbone, root, pipeline=PipelineConfig(on_error=getattr(args, "on_error", "raise")))
+    return EmbeddingCache(backbone, root, pipeline=PipelineConfig(on_error=getattr(args, "on_error", "raise")),
+                          engine=getattr(args, "engine", None))

@@ -8,7 +8,7 @@ import pathlib
 
 from tfaudio.errors import TfaudioError
 
-VARIANTS = ("float32", "float16", "dynamic", "int8")
+VARIANTS = ("float32", "float16", "dynamic", "int8", "int8_full")
 
 
 def add_parser(sub):
@@ -61,7 +61,7 @@ def run(args) -> int:
         if existing:
             raise TfaudioError(f"{', '.join(existing)} already exist(s). Fix: pass --overwrite or another --output.")
     representative = None
-    if "int8" in args.tflite:
+    if any(v.startswith("int8") for v in args.tflite):
         if not args.representative:
             raise TfaudioError(
                 "--tflite int8 needs calibration audio. Fix: add --representative DATA (a CSV manifest or a "
@@ -87,7 +87,7 @@ def run(args) -> int:
     for variant, target in zip(args.tflite, targets[1:], strict=True):
         written.append(export_tflite(clf, target, quantization=variant, window_samples=args.window_samples,
                                      whole_clip=args.whole_clip, overwrite=args.overwrite,
-                                     representative_data=representative if variant == "int8" else None))
+                                     representative_data=representative if variant.startswith("int8") else None))
     for path in written:
         print(f"wrote {path} ({_size(path) / 1e6:.2f} MB)")
     return 0

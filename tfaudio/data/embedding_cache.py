@@ -48,6 +48,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from tfaudio.backbones.engines import choose_engine, engine_functions
+from tfaudio.backbones.registry import backbone_name
 from tfaudio.data.clip_embeddings import ClipEmbeddings, ExtractionReport
 from tfaudio.data.manifest import Manifest
 from tfaudio.data.pipeline import AudioDataset, PipelineConfig
@@ -144,6 +146,9 @@ class EmbeddingCache:
         shard_size: clips per shard once a run completes (each batch is committed on its own meanwhile,
             so an interrupted run loses at most one batch).
         batch_size: clips per backbone call.
+        engine: what runs the backbone (:data:`tfaudio.backbones.engines.ENGINES`; ``"auto"``: the
+            fastest this CPU has; None: ``$TFAUDIO_ENGINE`` or auto). Engines other than float32 get
+            their own namespace: never mixed.
 
     Example:
         >>> cache = EmbeddingCache(YAMNetBackbone.from_pretrained())
@@ -159,8 +164,12 @@ class EmbeddingCache:
         pipeline: PipelineConfig | None = None,
         shard_size: int = 256,
         batch_size: int = 16,
+        engine: str | None = "float32",
     ):
+
         self.backbone = backbone
+        #: The engine that extracts (:mod:`tfaudio.backbones.engines`; ``"auto"`` picks by the CPU).
+        self.engine = choose_engine(engine, backbone=backbone)
         self.root = pathlib.Path(root) if root is not None else default_cache_dir() / "embeddings"
         pipeline = pipeline or PipelineConfig()
         rate = int(backbone.contract.sample_rate)
@@ -194,12 +203,14 @@ class EmbeddingCache:
             "sample_rate": p.sample_rate,
             "duration_seconds": p.duration_seconds,
             "align": p.align,
+            # float32 adds nothing: the namespaces of caches written before engines existed stay valid
+            **({"engine": self.engine.name} if self.engine.name != "float32" else {}),
         }
 
     @property
     def directory(self) -> pathlib.Path:
         digest = hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()[:16]
-        return self.root / f"{self.backbone.name}-{digest}"
+        return self.root / f"{backbone_name(self.backbone)}-{digest}"
 
     def _ensure_dir(self) -> pathlib.Path:
         d = self.directory
@@ -319,13 +330,15 @@ class EmbeddingCache:
         data = AudioDataset(sub, dataclasses.replace(self.pipeline, on_error=on_error), features=features,
                             keep_audio=features is None, frame_energy=(c.frame_samples, c.hop_samples))
         done = 0
+
+        batch_frames, batch_frames_from_features = engine_functions(self.backbone, self.engine)
         bar = tqdm(total=len(sub), desc="embedding", unit="clip", disable=not progress)
         try:
             for batch in data.iterate(self.batch_size):
                 if features is None:
-                    emb, mask = self.backbone.batch_frames(tf.constant(batch["audio"]), tf.constant(batch["length"]))
+                    emb, mask = batch_frames(tf.constant(batch["audio"]), tf.constant(batch["length"]))
                 else:
-                    emb, mask = self.backbone.batch_frames_from_features(batch["features"], batch["feature_count"])
+                    emb, mask = batch_frames_from_features(batch["features"], batch["feature_count"])
                 emb, mask = np.asarray(emb), np.asarray(mask)
                 # one committed part per batch: an interruption loses at most the batch in flight
                 writer = ShardWriter(directory, PART_PREFIX + uuid.uuid4().hex[:16])

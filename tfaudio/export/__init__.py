@@ -11,6 +11,5 @@ __getattr__, __dir__ = lazy_exports(
         "tflite_model": ".tflite",
         "read_metadata": ".tflite",
         "read_export_metadata": ".saved_model",
-        "tflite_interpreter": ".interpreter",
     },
 )

@@ -175,7 +175,7 @@ def load_model(source: Any = None, *, input_rate: int | None = None, backbone: A
     if path.suffix == ".tflite":
         raise TfaudioError(
             f"{path}: a TFLite file takes fixed windows and is meant for Android (MediaPipe) or a TFLite "
-            "interpreter (tfaudio.export.interpreter.tflite_interpreter). Fix: pass the export folder (its "
+            "interpreter (tfaudio.interpreter.tflite_interpreter). Fix: pass the export folder (its "
             "saved_model/ runs whole clips), or the model folder saved by `tfaudio train`."
         )
     weights_only = path.is_dir() and (any(path.glob("*.index")) or (path / "checkpoint").is_file())

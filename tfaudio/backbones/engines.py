@@ -1,0 +1,300 @@
+"""Extraction engines: how a backbone's body runs when embeddings are extracted (cache, ``embed``, ``tag``).
+
+=============  =====================================================================================
+engine         what runs the body
+=============  =====================================================================================
+``float32``    TensorFlow's default float32 kernels (the reference; exact).
+``bfloat16``   TensorFlow with oneDNN's automatic bfloat16 rewrite (grappler's
+               ``auto_mixed_precision_onednn_bfloat16``), only on CPUs with native bfloat16
+               (``avx512_bf16`` or ``amx_bf16``): where bfloat16 is emulated (VNNI-only CPUs) it ran
+               EfficientAT's body at 0.4x float32.
+``tflite``     YAMNet's body converted to TFLite (float32) and run by the XNNPACK delegate of the
+               interpreter tfaudio picks (LiteRT, else tflite-runtime, else TensorFlow's).
+=============  =====================================================================================
+
+``auto`` (:func:`choose_engine`) picks by what this CPU has, at run time: ``bfloat16`` for YAMNet
+where it is native, else ``float32`` (EfficientAT's body was slower in bfloat16 even natively). ``tflite`` runs only when asked for: in
+BENCHMARKS.md's run its batched body was slower than TensorFlow's, and converting the body costs about
+a minute per process. A requested engine the machine or the backbone cannot run falls back to ``float32`` with
+the reason (never an error): caches stay usable on every machine. Every engine other than ``float32``
+is part of the embedding cache's namespace (:class:`~tfaudio.data.embedding_cache.EmbeddingCache`), so
+embeddings of different engines are never mixed; ``float32`` keeps the namespaces caches had before.
+
+Gate (BENCHMARKS.md "Extraction engines"): an engine's embeddings stay within cosine 0.999 of
+float32's, or downstream 5-fold CV accuracy stays within 0.5 point. Measured in one run on an
+AVX512_BF16 machine (three runs at different loads): YAMNet in bfloat16 ran its body 1.50-1.78x and
+the cache's extraction 1.40-1.85x float32,
+mean cosine 0.9997 (single frames down to 0.995: the strict cosine gate fails) and the same CV accuracy
+on esc50-subset (0.975 on every fold alike), so ``auto`` uses it for YAMNet; EfficientAT mn04 ran at
+0.43-0.59x in bfloat16 (cosine down to 0.978), and the TFLite body at 0.15-0.28x, so ``auto`` uses
+neither.
+The library's :class:`~tfaudio.data.embedding_cache.EmbeddingCache` defaults to ``float32`` (exact);
+the commands (``train``, ``cv``, ``evaluate``, ``tune``) default to ``auto`` (``--engine``).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import os
+import pathlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tfaudio.backbones.registry import entry_of
+from tfaudio.backbones.yamnet.backbone import _scatter
+from tfaudio.errors import TfaudioError
+from tfaudio.interpreter import interpreter_backend, tflite_interpreter
+from tfaudio.log import native_stderr_silenced
+
+__all__ = ["ENGINES", "EngineChoice", "cpu_features", "choose_engine", "engine_functions", "bfloat16_native"]
+
+#: What ``--engine`` accepts.
+ENGINES = ("auto", "float32", "bfloat16", "tflite")
+#: CPU flags (``/proc/cpuinfo``) that make bfloat16 native.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+_CPUINFO = pathlib.Path("/proc/cpuinfo")
+
+
+def cpu_features(path: str | os.PathLike | None = None) -> frozenset[str]:
+    """The instruction-set flags of this CPU (``flags`` of ``/proc/cpuinfo``; empty where there is none,
+    e.g. macOS: then no engine that needs one is chosen)."""
+    try:
+        text = pathlib.Path(path or _CPUINFO).read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def bfloat16_native(features: frozenset[str] | None = None) -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX512_BF16 or AMX)."""
+    features = cpu_features() if features is None else features
+    return any(f in features for f in BF16_FLAGS)
+
+
+def _tflite_available() -> bool:
+
+    try:
+        interpreter_backend()
+    except TfaudioError:
+        return False
+    return True
+
+
+def _runs(backbone: Any, engine: str) -> bool:
+    """Whether ``engine`` can run ``backbone`` (its registry entry's ``engines``; any, for no backbone)."""
+    if backbone is None:
+        return True
+    entry = entry_of(backbone)
+    return entry is not None and engine in entry.engines
+
+
+def _auto(backbone: Any) -> str:
+    """What ``auto`` runs ``backbone`` with on a CPU with native bfloat16 (its entry's ``auto_engine``)."""
+    if backbone is None:
+        return "bfloat16"
+    entry = entry_of(backbone)
+    return entry.auto_engine if entry is not None else "float32"
+
+
+def _has_tflite_body(backbone: Any) -> bool:
+    return _runs(backbone, "tflite") and callable(getattr(backbone, "embed_patches", None))
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineChoice:
+    """The engine that runs (``name``), what was asked (``requested``) and why (``reason``)."""
+
+    name: str
+    requested: str
+    reason: str
+
+    @property
+    def fell_back(self) -> bool:
+        return self.requested not in ("auto", self.name)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.reason})"
+
+
+def choose_engine(requested: str | None = "auto", *, backbone: Any = None,
+                  features: frozenset[str] | None = None) -> EngineChoice:
+    """The engine to extract ``backbone``'s embeddings with.
+
+    Args:
+        requested: one of :data:`ENGINES` (None: ``$TFAUDIO_ENGINE`` or ``auto``).
+        backbone: the backbone (``tflite`` needs one with a TFLite body: YAMNet).
+        features: CPU flags (default: :func:`cpu_features`).
+
+    Raises:
+        TfaudioError: an unknown engine name.
+    """
+    requested = (requested or os.environ.get("TFAUDIO_ENGINE") or "auto").lower()
+    if requested not in ENGINES:
+        raise TfaudioError(f"engine {requested!r} is not known. Fix: choose one of {', '.join(ENGINES)}.")
+    features = cpu_features() if features is None else features
+    tflite_ok = backbone is None or _has_tflite_body(backbone)
+    if requested == "float32":
+        return EngineChoice("float32", requested, "requested")
+    bf16_ok = _runs(backbone, "bfloat16")
+    if requested == "bfloat16":
+        if not bf16_ok:
+            return EngineChoice("float32", requested, f"the bfloat16 engine does not run {type(backbone).__name__}")
+        if bfloat16_native(features):
+            return EngineChoice("bfloat16", requested, "requested; the CPU has native bfloat16")
+        return EngineChoice("float32", requested, "the CPU has no AVX512_BF16/AMX (bfloat16 would be emulated, slower)")
+    if requested == "tflite":
+        if not tflite_ok:
+            return EngineChoice("float32", requested, f"{type(backbone).__name__} has no TFLite body")
+        if not _tflite_available():
+            return EngineChoice("float32", requested, "no TFLite interpreter could be imported")
+        return EngineChoice("tflite", requested, "requested")
+    if _auto(backbone) == "bfloat16" and bfloat16_native(features):
+        return EngineChoice("bfloat16", requested, "the CPU has native bfloat16 (AVX512_BF16/AMX)")
+    # tflite is never chosen by auto: measured slower than batched TF here, plus a one-off conversion
+    return EngineChoice("float32", requested, "no faster engine on this CPU / backbone")
+
+
+# ---- running ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _bfloat16_rewrite() -> Iterator[None]:
+    """oneDNN's automatic bfloat16 for the functions first run inside (grappler reads its options when
+    a function is instantiated; the option is restored afterwards)."""
+
+    before = tf.config.optimizer.get_experimental_options().get("auto_mixed_precision_onednn_bfloat16", False)
+    tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": before})
+
+
+class _TFLiteBody:
+    """YAMNet's body (patches ``[N, 96, 64]`` → embeddings ``[N, 1024]``) as a float32 TFLite model."""
+
+    def __init__(self, backbone: Any, num_threads: int | None = None):
+
+        fe = backbone.params.frontend
+        spec = tf.TensorSpec([None, fe.patch_frames, fe.num_mel_bins], tf.float32)
+        fn = tf.function(lambda p: backbone.body(p, training=False)[0], input_signature=[spec], autograph=False)
+        with native_stderr_silenced():
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], backbone.body)
+            model = converter.convert()
+        self.interpreter = tflite_interpreter(model_content=model, num_threads=num_threads or os.cpu_count(),
+                                              allocate=False)
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.output = self.interpreter.get_output_details()[0]["index"]
+        self.rows = -1
+
+    def __call__(self, patches: np.ndarray) -> np.ndarray:
+        patches = np.ascontiguousarray(patches, np.float32)
+        if patches.shape[0] == 0:
+            return np.zeros([0, 1024], np.float32)
+        if patches.shape[0] != self.rows:
+            self.interpreter.resize_tensor_input(self.input, list(patches.shape))
+            self.interpreter.allocate_tensors()
+            self.rows = patches.shape[0]
+        self.interpreter.set_tensor(self.input, patches)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output).copy()
+
+
+def _tflite_functions(backbone: Any) -> tuple[Callable, Callable]:
+
+    body = backbone.__dict__.get("_tfaudio_tflite_body")
+    if body is None:
+        body = backbone.__dict__["_tfaudio_tflite_body"] = _TFLiteBody(backbone)
+    chunk = 32
+
+    def embed(patches) -> np.ndarray:
+        patches = np.asarray(patches, np.float32)
+        return np.concatenate([body(patches[i : i + chunk]) for i in range(0, max(len(patches), 1), chunk)])
+
+    def from_features(features, counts):
+        features = np.asarray(features, np.float32)
+        counts = np.asarray(counts, np.int32)
+        mask = np.arange(features.shape[1])[None, :] < counts[:, None]
+        emb = np.zeros([features.shape[0], features.shape[1], backbone.embedding_dim], np.float32)
+        emb[mask] = embed(features[mask])
+        return tf.constant(emb), tf.constant(mask)
+
+    def frames(waveforms, lengths=None):
+        waveforms, lengths = backbone.check_batch(waveforms, lengths)
+        patches, mask = backbone._batch_fn(waveforms, lengths)
+        mask = np.asarray(mask)
+        emb = np.zeros([mask.shape[0], mask.shape[1], backbone.embedding_dim], np.float32)
+        emb[mask] = embed(np.asarray(patches))
+        return tf.constant(emb), tf.constant(mask)
+
+    return frames, from_features
+
+
+def _bfloat16_functions(backbone: Any) -> tuple[Callable, Callable]:
+    """Fresh traces of the backbone's graph code, first run (instantiated) inside the bfloat16 rewrite;
+    the backbone's own float32 functions are left alone."""
+
+    fns = backbone.__dict__.get("_tfaudio_bf16_fns")
+    if fns is None:
+        frames_fn = tf.function(backbone.graph_frames, autograph=False, reduce_retracing=True)
+        patch_body = hasattr(backbone, "_body_call")  # YAMNet: a Keras body on log-mel patches
+        if patch_body:
+            fe = backbone.params.frontend
+            spec = tf.TensorSpec([None, fe.patch_frames, fe.num_mel_bins], tf.float32)
+            body_fn = tf.function(backbone._body_call, input_signature=[spec], autograph=False)
+        else:  # EfficientAT: log-mel frames and counts -> outputs, plain TF ops
+            body_fn = tf.function(backbone._body_outputs, autograph=False, reduce_retracing=True)
+        fns = backbone.__dict__["_tfaudio_bf16_fns"] = (frames_fn, body_fn)
+    frames_fn, body_fn = fns
+
+    def frames(waveforms, lengths=None):
+        waveforms, lengths = backbone.check_batch(waveforms, lengths)
+        with _bfloat16_rewrite():
+            return frames_fn(waveforms, lengths)
+
+    def from_features(features, counts):
+        features = tf.convert_to_tensor(features, tf.float32)
+        counts = tf.convert_to_tensor(counts, tf.int32)
+        with _bfloat16_rewrite():
+            if not patch_body:
+                out = body_fn(features, counts)
+                return out["embeddings"], out["mask"]
+
+            mask = tf.sequence_mask(counts, tf.shape(features)[1])
+            patches = tf.boolean_mask(features, mask)
+            n = int(patches.shape[0])
+            parts = [body_fn(patches[i : i + 32]) for i in range(0, max(n, 1), 32)]
+            out = _scatter(tf.concat([p[0] for p in parts], 0), tf.concat([p[1] for p in parts], 0), mask)
+            return out["embeddings"], out["mask"]
+
+    return frames, from_features
+
+
+def engine_functions(backbone: Any, engine: EngineChoice | str) -> tuple[Callable, Callable]:
+    """``(batch_frames, batch_frames_from_features)`` of ``backbone`` run by ``engine`` (same signatures
+    and outputs as the backbone's own methods; ``float32`` returns them)."""
+    name = engine.name if isinstance(engine, EngineChoice) else str(engine)
+    if name == "float32":
+        return backbone.batch_frames, backbone.batch_frames_from_features
+    if name == "bfloat16":
+        return _bfloat16_functions(backbone)
+    if name == "tflite":
+        if not _has_tflite_body(backbone):
+            raise TfaudioError(f"the tflite engine runs YAMNet's body only, not {type(backbone).__name__}. "
+                               "Fix: --engine auto or float32.")
+        return _tflite_functions(backbone)
+    raise TfaudioError(f"engine {name!r} is not known. Fix: choose one of {', '.join(ENGINES)}.")
+
+
+@functools.lru_cache(maxsize=1)
+def describe_cpu() -> str:
+    """``"avx512_bf16, avx512_vnni, amx_bf16"``: the flags engines look at that this CPU has."""
+    flags = cpu_features()
+    wanted = ("avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "avx_vnni", "avx512f", "avx2")
+    return ", ".join(f for f in wanted if f in flags) or "none of " + ", ".join(wanted)
