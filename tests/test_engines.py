@@ -173,6 +173,7 @@ def test_bfloat16_engine_keeps_the_embeddings(yamnet):
 def test_cache_extracts_with_its_engine(yamnet, tmp_path, monkeypatch):
     import soundfile as sf
 
+    from tfaudio.data import embedding_cache
     from tfaudio.data.embedding_cache import EmbeddingCache
     from tfaudio.data.manifest import Manifest
 
@@ -191,7 +192,7 @@ def test_cache_extracts_with_its_engine(yamnet, tmp_path, monkeypatch):
         calls.append(engine.name)
         return real(backbone, engine)
 
-    monkeypatch.setattr(engines, "engine_functions", spy)
+    monkeypatch.setattr(embedding_cache, "engine_functions", spy)  # patched where the cache calls it
     ref = EmbeddingCache(yamnet, tmp_path / "c", engine="float32").load(manifest, progress=False)
     lite = EmbeddingCache(yamnet, tmp_path / "c", engine="tflite").load(manifest, progress=False)
     assert calls == ["float32", "tflite"]  # each extracted (nothing read from the other's namespace)
