@@ -430,3 +430,21 @@ def test_output_with_a_scheme_is_written_through_beams_file_systems_as_the_local
     assert {k: v for k, v in after.items() if victim not in k} == {k: v for k, v in before.items() if victim not in k}
     assert after[f"shard-{victim}.index.json"] != before[f"shard-{victim}.index.json"]
     assert _files(out) == _files(pathlib.Path(here.directory))
+
+
+def test_cli_embed_keeps_an_output_with_a_scheme_a_beam_path(data, monkeypatch, capsys):
+    # pathlib would turn gs://bucket/cache into gs:/bucket/cache; the job must get the path as given
+    import tfaudio.beam.embed as embed
+    from tfaudio.cli import main
+
+    folder = str(pathlib.Path(data[0].paths[0]).parent.parent)
+    # a scheme no installed Beam file system handles (gs:// without apache-beam[gcp]): a one-line error
+    assert main(["embed", folder, "--output", "nofs://bucket/cache", "--backbone", "yamnet"]) == 2
+    err = capsys.readouterr().err
+    assert "nofs://bucket/cache/embeddings" in err and "apache-beam[gcp]" in err and "unexpected" not in err
+
+    roots = []
+    monkeypatch.setattr(embed, "run_embed", lambda manifest, backbone, root, **kwargs: roots.append(root) or "ok")
+    assert main(["embed", folder, "--output", "mirror:///bucket/cache/", "--backbone", "yamnet"]) == 0
+    assert main(["embed", folder, "--output", "/tmp/cache", "--backbone", "yamnet"]) == 0
+    assert roots == ["mirror:///bucket/cache/embeddings", pathlib.Path("/tmp/cache/embeddings")]

@@ -307,6 +307,8 @@ def run_embed(
         >>> EmbeddingCache(get_backbone("yamnet"), "cache/embeddings").load(manifest)  # no extraction
     """
     t0 = time.perf_counter()
+    if root is not None and files.has_scheme(os.fspath(root)):
+        files.check_filesystem(os.fspath(root))  # before loading anything
     spec, instance = _resolve_backbone(backbone)
     cache = EmbeddingCache(instance, root, pipeline=pipeline, shard_size=shard_size, batch_size=batch_size)
     paths = list(manifest.paths) if isinstance(manifest, Manifest) else [os.fspath(p) for p in manifest]

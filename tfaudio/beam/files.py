@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
-from tfaudio.errors import AudioError
+from tfaudio.errors import AudioError, TfaudioError
 from tfaudio.io.atomic import temp_path
 
 _CHUNK = 1 << 20
@@ -57,6 +57,21 @@ def local_copy(path: str) -> Iterator[str]:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(local)
+
+
+def check_filesystem(path: str, what: str = "output") -> None:
+    """Raises a clear error when no Beam file system handles ``path``'s scheme (``gs://`` without
+    ``apache-beam[gcp]``)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        FileSystems.get_filesystem(str(path))
+    except ValueError:
+        scheme = FileSystems.get_scheme(str(path))
+        raise TfaudioError(
+            f"the {what} {path} has the scheme {scheme}://, which no installed Beam file system handles. Fix: "
+            "install the file system's extra on the driver and the workers (gs://: pip install 'apache-beam[gcp]'; "
+            "s3://: 'apache-beam[aws]'), or give a local folder.") from None
 
 
 def join(directory: str, *names: str) -> str:

@@ -41,13 +41,13 @@ def add_parser(sub):
 def run(args) -> int:
     from tfaudio.beam._common import quiet_workers
     from tfaudio.beam.embed import run_embed
-    from tfaudio.beam.files import has_scheme, join
+    from tfaudio.beam.files import has_scheme
     from tfaudio.commands._common import load_manifest
     from tfaudio.data.embedding_cache import default_cache_dir
 
     manifest = load_manifest(args)
     if args.output and has_scheme(args.output):  # gs://bucket/cache: written through Beam's FileSystems
-        root = join(args.output, "embeddings")
+        root = args.output.rstrip("/") + "/embeddings"
     else:
         root = pathlib.Path(args.output) / "embeddings" if args.output else default_cache_dir() / "embeddings"
     result = run_embed(manifest, args.backbone, root, shard_size=args.shard_size, batch_size=args.batch_size,
