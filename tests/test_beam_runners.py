@@ -258,18 +258,64 @@ _KEEP: list = []  # Beam finds file systems among the live subclasses: keep the 
 
 
 def _mirror_filesystem():
+    from apache_beam.io.filesystem import FileMetadata
     from apache_beam.io.localfilesystem import LocalFileSystem
+
+    prefix = "mirror://"
+
+    def local(path):
+        return path[len(prefix):] if path.startswith(prefix) else path
 
     class MirrorFileSystem(LocalFileSystem):
         """``mirror:///abs/path``: the local file /abs/path, as a Beam file system with its own scheme (how
-        gs:// or s3:// paths reach the workers), registered by being defined."""
+        gs:// or s3:// paths reach the workers), registered by being defined. Every path it is given loses
+        the scheme, every path it lists gets it back."""
 
         @classmethod
         def scheme(cls):
             return "mirror"
 
+        def split(self, path):
+            head, tail = os.path.split(local(path))
+            return prefix + head, tail
+
+        def mkdirs(self, path):
+            return super().mkdirs(local(path))
+
+        def _list(self, dir_or_prefix):
+            for m in super()._list(local(dir_or_prefix)):
+                yield FileMetadata(prefix + m.path, m.size_in_bytes, m.last_updated_in_seconds)
+
+        def create(self, path, *args, **kwargs):
+            return super().create(local(path), *args, **kwargs)
+
         def open(self, path, *args, **kwargs):
-            return super().open(path[len("mirror://"):], *args, **kwargs)
+            return super().open(local(path), *args, **kwargs)
+
+        def copy(self, sources, destinations):
+            return super().copy([local(p) for p in sources], [local(p) for p in destinations])
+
+        def rename(self, sources, destinations):
+            return super().rename([local(p) for p in sources], [local(p) for p in destinations])
+
+        def exists(self, path):
+            return super().exists(local(path))
+
+        def size(self, path):
+            return super().size(local(path))
+
+        def last_updated(self, path):
+            return super().last_updated(local(path))
+
+        def checksum(self, path):
+            return super().checksum(local(path))
+
+        def metadata(self, path):
+            m = super().metadata(local(path))
+            return FileMetadata(path, m.size_in_bytes, m.last_updated_in_seconds)
+
+        def delete(self, paths):
+            return super().delete([local(p) for p in paths])
 
     _KEEP.append(MirrorFileSystem)
     return MirrorFileSystem
@@ -322,3 +368,83 @@ def test_dask_batches_load_the_model_once_per_process_and_keep_every_clip():
     other.setup()
     assert Handler.loads == 2 and other.model == "model-b"
     assert outputs[:5] == [(f"k{i}", ("model-a", i, 2 if i < 4 else 1)) for i in range(5)]
+
+
+def _files(folder: pathlib.Path) -> dict[str, bytes]:
+    return {f.name: f.read_bytes() for f in sorted(folder.iterdir()) if f.name.startswith(("shard-", "settings"))}
+
+
+@pytest.mark.slow
+def test_output_with_a_scheme_is_written_through_beams_file_systems_as_the_local_cache(data, local, tmp_path):
+    from tfaudio.beam.embed import run_embed
+
+    if not _KEEP:
+        _mirror_filesystem()
+    manifest, bad = data
+    files = manifest.paths + bad
+    kwargs = {"shard_size": 3, "batch_size": 2, "options": ["--direct_running_mode=in_memory"]}
+    first = run_embed(files, ToyBackbone, f"mirror://{tmp_path}/remote", **kwargs)
+    assert (first.shards, first.shards_written, first.clips_embedded) == (3, 3, len(manifest))
+    assert str(first.directory).startswith(f"mirror://{tmp_path}/remote/")
+    out = pathlib.Path(str(first.directory)[len("mirror://"):])
+    # each bad file is one dead letter: in the result, in the file and in the job index (written through Beam)
+    assert sorted(f for f, _ in first.dead_letters) == sorted(bad)
+    assert str(first.dead_letters_path).startswith("mirror://") and str(first.job_index).startswith("mirror://")
+    lines = (out / pathlib.Path(first.dead_letters_path).name).read_text().splitlines()
+    assert sorted(json.loads(line)["file"] for line in lines) == sorted(bad)
+    assert first.failed_total == len(bad) and json.loads((out / f"{pathlib.Path(first.job_index).name}").read_text())[
+        "failed"] == len(bad)
+    assert not [f.name for f in out.iterdir() if f.name.startswith(".")], "no temporaries or plan file left"
+
+    # a local run of the same job writes the same bytes (records, indexes, settings)
+    here = run_embed(files, ToyBackbone, tmp_path / "local", **kwargs)
+    assert pathlib.Path(here.directory).name == out.name
+    assert _files(out) == _files(pathlib.Path(here.directory)) and len(_files(out)) == 7
+
+    # copied to a local disk, the folder is a cache the local code reads without extracting
+    copy = tmp_path / "copy"
+    (copy / out.name).mkdir(parents=True)
+    for name, content in _files(out).items():
+        (copy / out.name / name).write_bytes(content)
+    toy = ToyBackbone()
+    assert_same_as_local(EmbeddingCache(toy, copy), manifest, local[1])
+    EmbeddingCache(toy, copy).load(manifest, progress=False)
+    assert toy.calls == 0, "nothing extracted"
+
+    def stamps():
+        return {f.name: (f.stat().st_mtime_ns, f.stat().st_ino) for f in out.glob("shard-*")}
+
+    # a re-run lists the finished shards through Beam and skips them all
+    before = stamps()
+    again = run_embed(files, ToyBackbone, f"mirror://{tmp_path}/remote", **kwargs)
+    assert (again.shards_skipped, again.shards_written, again.dead_letters) == (3, 0, [])
+    assert again.failed_total == len(bad) and stamps() == before
+
+    # a shard whose index is missing (a writer that died before it) is redone, and only that one
+    shards = complete_shards(out)
+    victim = sorted(i for i, s in shards.items() if s["keys"])[0]
+    (out / f"shard-{victim}.index.json").unlink()
+    third = run_embed(files, ToyBackbone, f"mirror://{tmp_path}/remote", **kwargs)
+    assert (third.shards_skipped, third.shards_written, third.clips_embedded) == (2, 1, len(shards[victim]["keys"]))
+    after = stamps()
+    assert {k: v for k, v in after.items() if victim not in k} == {k: v for k, v in before.items() if victim not in k}
+    assert after[f"shard-{victim}.index.json"] != before[f"shard-{victim}.index.json"]
+    assert _files(out) == _files(pathlib.Path(here.directory))
+
+
+def test_cli_embed_keeps_an_output_with_a_scheme_a_beam_path(data, monkeypatch, capsys):
+    # pathlib would turn gs://bucket/cache into gs:/bucket/cache; the job must get the path as given
+    import tfaudio.beam.embed as embed
+    from tfaudio.cli import main
+
+    folder = str(pathlib.Path(data[0].paths[0]).parent.parent)
+    # a scheme no installed Beam file system handles (gs:// without apache-beam[gcp]): a one-line error
+    assert main(["embed", folder, "--output", "nofs://bucket/cache", "--backbone", "yamnet"]) == 2
+    err = capsys.readouterr().err
+    assert "nofs://bucket/cache/embeddings" in err and "apache-beam[gcp]" in err and "unexpected" not in err
+
+    roots = []
+    monkeypatch.setattr(embed, "run_embed", lambda manifest, backbone, root, **kwargs: roots.append(root) or "ok")
+    assert main(["embed", folder, "--output", "mirror:///bucket/cache/", "--backbone", "yamnet"]) == 0
+    assert main(["embed", folder, "--output", "/tmp/cache", "--backbone", "yamnet"]) == 0
+    assert roots == ["mirror:///bucket/cache/embeddings", pathlib.Path("/tmp/cache/embeddings")]

@@ -17,7 +17,10 @@ outputs split by FlatMaps, batches by a GroupByKey).
 The output folder is an :class:`~tfaudio.data.embedding_cache.EmbeddingCache` root: shards land in the
 namespace folder the local cache uses for the same backbone and pipeline settings, in the same record
 format, so ``EmbeddingCache(backbone, root).load(manifest)`` (and ``AudioClassifier.fit``) reads them
-without extracting anything.
+without extracting anything. The root may be a ``scheme://`` path (``gs://bucket/cache/embeddings``):
+the workers then write each shard's records and then its index through Beam's ``FileSystems``
+(temporary name, then rename), the same bytes as a local run's, and the driver lists the finished
+shards through it (:mod:`tfaudio.beam.outputs`); copied to a local disk, that folder is a cache too.
 
 Shards are planned by the driver from the sorted unique file paths (``shard_size`` per shard) and named
 by a hash of their paths, so a re-run finds the shards already complete (their index exists) and leaves
@@ -40,6 +43,7 @@ import numpy as np
 from apache_beam.ml.inference.base import ModelHandler
 
 from tfaudio.backbones.registry import backbone_spec, get_backbone, is_backbone
+from tfaudio.beam import files
 from tfaudio.beam._common import (
     DEAD,
     METRICS,
@@ -51,17 +55,13 @@ from tfaudio.beam._common import (
     runner_name,
 )
 from tfaudio.beam.clips import ClipBatchesMixin, dead_letter
+from tfaudio.beam.outputs import BeamFolder, LocalFolder, output_folder
 from tfaudio.beam.runners import finish, join_sinks, read_lines, run_inference, split_outputs
 from tfaudio.data.audio_converter import pad_batch
-from tfaudio.data.embedding_cache import (
-    EmbeddingCache,
-    ShardWriter,
-    complete_shards,
-)
+from tfaudio.data.embedding_cache import EmbeddingCache
 from tfaudio.data.manifest import Manifest
 from tfaudio.data.pipeline import PipelineConfig
 from tfaudio.errors import TfaudioError
-from tfaudio.io.atomic import atomic_write_text
 
 JOB_FORMAT = 1
 #: EmbedResult.timings key → the counter it sums.
@@ -159,8 +159,10 @@ class BackboneModelHandler(ClipBatchesMixin, ModelHandler):
 
 class WriteShard(beam.DoFn):
     """``(shard id, {"clips": [(path, key, embeddings)], "dead": [(path, error)]})`` → one shard of the
-    cache, written atomically (temporary name, rename, index last). An all-bad shard is written empty,
-    so a re-run does not try it again; its bad files are listed in the index (``failed``)."""
+    cache, written atomically (temporary name, rename, index last) into a local folder or, for a
+    ``scheme://`` directory, through Beam's ``FileSystems`` (:mod:`tfaudio.beam.outputs`). An all-bad
+    shard is written empty, so a re-run does not try it again; its bad files are listed in the index
+    (``failed``)."""
 
     def __init__(self, directory: str):
         self.directory = directory
@@ -175,14 +177,8 @@ class WriteShard(beam.DoFn):
         shard_id, grouped = element
         clips = sorted(grouped["clips"], key=lambda c: c[0])
         dead = sorted(grouped["dead"])
-        writer = ShardWriter(pathlib.Path(self.directory), shard_id)
-        try:
-            for _, key, (embeddings, frame_db) in clips:
-                writer.write(key, embeddings, frame_db)
-            writer.close({"paths": [c[0] for c in clips], "failed": [list(d) for d in dead]}, keep_empty=True)
-        except BaseException:
-            writer.abort()
-            raise
+        output_folder(self.directory).write_shard(shard_id, [(key, emb) for _, key, emb in clips],
+                                                  {"paths": [c[0] for c in clips], "failed": [list(d) for d in dead]})
         self.shards.inc()
         self.clips.inc(len(clips))
         yield shard_id
@@ -226,7 +222,8 @@ class EmbedResult:
     """What :func:`run_embed` did.
 
     Attributes:
-        directory: the cache namespace folder the shards are in.
+        directory: the cache namespace folder the shards are in (a ``scheme://`` string for an output
+            written through Beam's ``FileSystems``; so are ``job_index`` and ``dead_letters_path``).
         job_index: the job's summary ``beam-<job>.json`` (every planned shard, its clips and bad files).
         dead_letters_path: this run's dead letters (JSON lines ``{"file", "error"}``), None when the run
             had nothing to do.
@@ -239,9 +236,9 @@ class EmbedResult:
             meanwhile (``decode_cpu``, ``backbone_cpu``); None when the runner reports no metrics.
     """
 
-    directory: pathlib.Path
-    job_index: pathlib.Path
-    dead_letters_path: pathlib.Path | None
+    directory: pathlib.Path | str
+    job_index: pathlib.Path | str
+    dead_letters_path: pathlib.Path | str | None
     shards: int
     shards_skipped: int
     shards_written: int
@@ -290,7 +287,10 @@ def run_embed(
         backbone: a name or spec for :func:`~tfaudio.backbones.get_backbone` (``"yamnet"``,
             ``"yamnet:/path/yamnet.h5"``), a zero-argument factory, or a backbone (workers in other
             processes rebuild it from its spec).
-        root: the cache root, as for :class:`EmbeddingCache` (default ``$TFAUDIO_CACHE/embeddings``).
+        root: the cache root, as for :class:`EmbeddingCache` (default ``$TFAUDIO_CACHE/embeddings``), or a
+            ``scheme://`` path (``gs://bucket/cache/embeddings``, any Beam file system): the workers then
+            write the shards, and the driver lists them, through Beam's ``FileSystems``; copied to a
+            local disk, the folder is a cache :class:`EmbeddingCache` reads as is.
         pipeline: how clips are prepared (the sample rate is the backbone's); must match the settings
             training uses, since they pick the cache namespace.
         shard_size: clips per shard (the unit of resuming).
@@ -307,33 +307,38 @@ def run_embed(
         >>> EmbeddingCache(get_backbone("yamnet"), "cache/embeddings").load(manifest)  # no extraction
     """
     t0 = time.perf_counter()
+    if root is not None and files.has_scheme(os.fspath(root)):
+        files.check_filesystem(os.fspath(root))  # before loading anything
     spec, instance = _resolve_backbone(backbone)
     cache = EmbeddingCache(instance, root, pipeline=pipeline, shard_size=shard_size, batch_size=batch_size)
     paths = list(manifest.paths) if isinstance(manifest, Manifest) else [os.fspath(p) for p in manifest]
     if not paths:
         raise TfaudioError("the manifest has no files to embed. Fix: check the CSV or folder you passed.")
-    directory = cache._ensure_dir()
+    folder = _output(cache, root)
+    directory = folder.directory
     plan = plan_shards(paths, shard_size)
     job = hashlib.sha256("\n".join(s for s, _ in plan).encode()).hexdigest()[:12]
-    done_before = complete_shards(directory)
+    done_before = folder.complete_shards()
     todo = [(s, ps) for s, ps in plan if s not in done_before]
     opts = pipeline_options(runner, options)
-    dead_path = directory / f"beam-{job}.dead_letters.jsonl"
+    dead_name = f"beam-{job}.dead_letters.jsonl"
+    dead_path = folder.path(dead_name)
     written = embedded = 0
     dead: list[tuple[str, str]] = []
     if todo:
-        plan_file = directory / f".beam-{job}.todo.jsonl"
+        plan_name = f".beam-{job}.todo.jsonl"
         lines = [json.dumps({"shard": s, "path": p}) for s, ps in todo for p in ps]
-        atomic_write_text(plan_file, "".join(line + "\n" for line in lines))
+        folder.write_text(plan_name, "".join(line + "\n" for line in lines))
         try:
-            result = _run_pipeline(opts, plan_file, lines, directory, dead_path, cache.pipeline, spec,
-                                   instance.fingerprint, batch_size)
+            result = _run_pipeline(opts, str(folder.path(plan_name)), lines, str(directory), str(dead_path),
+                                   cache.pipeline, spec, instance.fingerprint, batch_size)
         finally:
-            plan_file.unlink(missing_ok=True)
+            folder.remove(plan_name)
         counts = counters(result, ["shards_written", "clips_embedded", *_TIMERS.values()])
-        if dead_path.is_file():
-            dead = [(r["file"], r["error"]) for r in map(json.loads, dead_path.read_text().splitlines()) if r]
-    done = complete_shards(directory)
+        text = folder.read_text(dead_name)
+        if text is not None:
+            dead = [(r["file"], r["error"]) for r in map(json.loads, text.splitlines()) if r]
+    done = folder.complete_shards()
     missing = [s for s, _ in todo if s not in done]
     if missing:
         raise TfaudioError(f"the Beam job finished but {len(missing)} of its shards are not in {directory} "
@@ -346,8 +351,8 @@ def run_embed(
               for s, ps in plan]
     failed_total = sum(len(s["failed"]) for s in shards)
     seconds = time.perf_counter() - t0
-    job_index = directory / f"beam-{job}.json"
-    atomic_write_text(job_index, json.dumps({
+    job_name = f"beam-{job}.json"
+    folder.write_text(job_name, json.dumps({
         "format": JOB_FORMAT, "job": job, "settings": cache.settings, "shard_size": shard_size,
         "files": len(set(paths)), "clips": sum(s["clips"] for s in shards), "failed": failed_total,
         "last_run": {"runner": runner_name(opts), "shards_skipped": len(plan) - len(todo), "shards_written": written,
@@ -357,15 +362,27 @@ def run_embed(
     timings = dict.fromkeys(_TIMERS, 0.0)
     if todo:
         timings = None if counts["decode_micros"] is None else {k: counts[c] / 1e6 for k, c in _TIMERS.items()}
-    return EmbedResult(directory, job_index, dead_path if todo else None, len(plan), len(plan) - len(todo), written,
+    return EmbedResult(directory, folder.path(job_name), dead_path if todo else None, len(plan), len(plan) - len(todo), written,
                        len(set(paths)), embedded, dead, failed_total, runner_name(opts), seconds, timings)
 
 
-def _run_pipeline(opts, plan_file: pathlib.Path, lines: list[str], directory: pathlib.Path, dead_path: pathlib.Path,
+def _output(cache: EmbeddingCache, root: str | os.PathLike | None) -> LocalFolder | BeamFolder:
+    """The namespace folder the job writes, created with its settings.json: the local cache's folder,
+    or the same folder name under a ``scheme://`` root (through Beam's ``FileSystems``)."""
+    if root is None or not files.has_scheme(os.fspath(root)):
+        return LocalFolder(cache._ensure_dir())
+    folder = BeamFolder(files.join(os.fspath(root), cache.directory.name))
+    folder.make()
+    if not files.exists(folder.path("settings.json")):
+        folder.write_text("settings.json", json.dumps(cache.settings, indent=1, sort_keys=True))
+    return folder
+
+
+def _run_pipeline(opts, plan_file: str, lines: list[str], directory: str, dead_path: str,
                   config: PipelineConfig, spec: Any, fingerprint: str, batch_size: int):
     handler = BackboneModelHandler(spec, fingerprint, batch_size)
     p = make_pipeline(opts)
-    todo = (read_lines(p, str(plan_file), lines, runner_name(opts), "ReadPlan")
+    todo = (read_lines(p, plan_file, lines, runner_name(opts), "ReadPlan")
             | "ParsePlan" >> beam.Map(_parse_plan)
             | "Spread" >> beam.Reshuffle())
     decoded, dead = split_outputs(todo, "Decode", DecodeClip(config, with_key=True), DEAD, runner_name(opts))
@@ -373,10 +390,10 @@ def _run_pipeline(opts, plan_file: pathlib.Path, lines: list[str], directory: pa
              | "ClipsByShard" >> beam.Map(_by_shard))
     shards = ({"clips": clips, "dead": dead | "DeadByShard" >> beam.Map(_dead_by_shard)}
               | "GroupShards" >> beam.CoGroupByKey()
-              | "WriteShards" >> beam.ParDo(WriteShard(str(directory))))
+              | "WriteShards" >> beam.ParDo(WriteShard(directory)))
     dead_letters = (dead
                     | "DeadLetterLines" >> beam.Map(_dead_line)
-                    | "WriteDeadLetters" >> beam.io.WriteToText(str(dead_path), shard_name_template=""))
+                    | "WriteDeadLetters" >> beam.io.WriteToText(dead_path, shard_name_template=""))
     join_sinks(shards, dead_letters)
     result = p.run()
     finish(result)

@@ -7,9 +7,11 @@ or `--runner DataflowRunner --project=P --region=R --temp_location=gs://B/tmp`. 
 dead-letter file (file, error) instead of failing the job; a re-run skips the shards already complete.
 
 On a cluster, the workers need tfaudio installed (e.g. Beam's --sdk_container_image or
---requirements_file), and the audio, the weights (--backbone yamnet:/path/yamnet.h5) and --output on a
-file system every worker mounts at the same path (NFS, a GCS/S3 FUSE mount): shards are written with
-ordinary file operations (temporary name, then rename).
+--requirements_file), and the weights (--backbone yamnet:/path/yamnet.h5) on a file system every worker
+mounts at the same path. --output is such a folder too, or a path of a Beam file system
+(--output gs://bucket/cache, with apache-beam[gcp] on the driver and the workers): shards are then
+written through Beam's FileSystems (temporary name, then rename; index last), and copying the folder to
+a local disk gives a cache `tfaudio train --cache` reads.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ def add_parser(sub):
     p.add_argument("--classes", nargs="+", help="embed only these classes")
     p.add_argument("--output", "-o",
                    help="cache folder, as `tfaudio train --cache` takes it (embeddings land in OUTPUT/embeddings; "
-                        "default $TFAUDIO_CACHE or ~/.cache/tfaudio)")
+                        "default $TFAUDIO_CACHE or ~/.cache/tfaudio), or a Beam file system's path (gs://bucket/cache)")
     add_backbone_arg(p, extra="; on a cluster give a path every worker can read")
     p.add_argument("--runner", default="DirectRunner",
                    help="Beam runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ...)")
@@ -39,11 +41,15 @@ def add_parser(sub):
 def run(args) -> int:
     from tfaudio.beam._common import quiet_workers
     from tfaudio.beam.embed import run_embed
+    from tfaudio.beam.files import has_scheme
     from tfaudio.commands._common import load_manifest
     from tfaudio.data.embedding_cache import default_cache_dir
 
     manifest = load_manifest(args)
-    root = pathlib.Path(args.output) / "embeddings" if args.output else default_cache_dir() / "embeddings"
+    if args.output and has_scheme(args.output):  # gs://bucket/cache: written through Beam's FileSystems
+        root = args.output.rstrip("/") + "/embeddings"
+    else:
+        root = pathlib.Path(args.output) / "embeddings" if args.output else default_cache_dir() / "embeddings"
     result = run_embed(manifest, args.backbone, root, shard_size=args.shard_size, batch_size=args.batch_size,
                        runner=args.runner, options=quiet_workers(getattr(args, "pipeline_args", None) or []))
     print(result)

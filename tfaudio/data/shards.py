@@ -10,7 +10,9 @@ import json
 import os
 import pathlib
 import struct
+import tempfile
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +23,7 @@ from tfaudio.signal.frame_energy import SILENT_DB
 
 __all__ = ["FORMAT_VERSION", "ShardWriter", "ShardError", "encode_record", "decode_record", "decode_record_full",
            "clip_frame_db", "index_path", "records_path", "complete_shards", "read_shard", "scan_shards",
-           "shard_records", "stamp", "verify_shard", "ORPHAN_AFTER"]
+           "shard_records", "stamp", "verify_shard", "ORPHAN_AFTER", "shard_bytes", "shard_index", "parse_index"]
 
 FORMAT_VERSION = 1
 #: Seconds after which records without an index (a writer killed between the two renames) are removed.
@@ -130,14 +132,47 @@ class ShardWriter:
             return
         size, digest = _file_digest(self.tmp)
         os.replace(self.tmp, self.final)
-        index = {"format": FORMAT_VERSION, "keys": self.keys, "num_frames": self.num_frames, "bytes": size,
-                 "sha256": digest, **(extra or {})}
+        index = shard_index(self.keys, self.num_frames, size, digest, extra)
         # no fsync: a shard that a power loss leaves short or empty fails its checksum and is redone
         atomic_write_text(index_path(self.directory, self.shard_id), json.dumps(index), sync=False, sweep=False)
 
     def abort(self) -> None:
         self._writer.close()
         self.tmp.unlink(missing_ok=True)
+
+
+def shard_index(keys: Sequence[str], num_frames: Sequence[int], size: int, sha256: str,
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A shard's index (serialised with ``json.dumps``): its keys, frame counts, and its records file's
+    size and SHA-256, plus ``extra`` fields."""
+    return {"format": FORMAT_VERSION, "keys": list(keys), "num_frames": [int(n) for n in num_frames],
+            "bytes": int(size), "sha256": sha256, **(extra or {})}
+
+
+def shard_bytes(records: Sequence[bytes]) -> bytes:
+    """A shard's records file as bytes, for writers that do not write a local file (the Beam workers
+    writing through Beam's ``FileSystems``): the bytes :class:`ShardWriter` writes for the same records.
+
+    TensorFlow's TFRecord writer frames them (into a local temporary file, removed here): the framing's
+    CRC32C has no other implementation among tfaudio's dependencies.
+    """
+    with tempfile.TemporaryDirectory(prefix="tfaudio-shard-") as tmp:
+        path = os.path.join(tmp, "shard.tfrecord")
+        with tf.io.TFRecordWriter(path) as writer:
+            for record in records:
+                writer.write(record)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def parse_index(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """(the index, None) of an index file's bytes, or (None, what is wrong with it)."""
+    try:
+        index = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None, "has a damaged index (not valid JSON)" if raw.strip() else "has an empty index"
+    problem = _index_problem(index)
+    return (None, problem) if problem else (index, None)
 
 
 def index_path(directory: pathlib.Path, shard_id: str) -> pathlib.Path:
@@ -190,12 +225,7 @@ def scan_shards(directory: pathlib.Path):
                 problems[shard_id] = f"has an unreadable index ({err.strerror})"
             continue
         stamps[shard_id] = (st.st_ino, st.st_mtime_ns, st.st_size)
-        try:
-            index = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            problems[shard_id] = "has a damaged index (not valid JSON)" if raw.strip() else "has an empty index"
-            continue
-        problem = _index_problem(index)
+        index, problem = parse_index(raw)
         if problem is None and not records_path(directory, shard_id).is_file():
             problem = "is missing (its index is there, its records file is not)"
         if problem is not None:
