@@ -15,6 +15,9 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
 from tfaudio.errors import AudioError, TfaudioError
 from tfaudio.io.atomic import temp_path
 
@@ -22,7 +25,6 @@ _CHUNK = 1 << 20
 
 
 def has_scheme(path: str) -> bool:
-    from apache_beam.io.filesystems import FileSystems
 
     return FileSystems.get_scheme(str(path)) is not None
 
@@ -38,8 +40,6 @@ def local_copy(path: str) -> Iterator[str]:
     if not has_scheme(path):
         yield path
         return
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
 
     suffix = os.path.splitext(path)[1]
     fd, local = tempfile.mkstemp(prefix="tfaudio-", suffix=suffix)
@@ -62,7 +62,6 @@ def local_copy(path: str) -> Iterator[str]:
 def check_filesystem(path: str, what: str = "output") -> None:
     """Raises a clear error when no Beam file system handles ``path``'s scheme (``gs://`` without
     ``apache-beam[gcp]``)."""
-    from apache_beam.io.filesystems import FileSystems
 
     try:
         FileSystems.get_filesystem(str(path))
@@ -76,20 +75,17 @@ def check_filesystem(path: str, what: str = "output") -> None:
 
 def join(directory: str, *names: str) -> str:
     """``directory/name...`` as the directory's file system joins paths."""
-    from apache_beam.io.filesystems import FileSystems
 
     return FileSystems.join(str(directory), *names)
 
 
 def exists(path: str) -> bool:
-    from apache_beam.io.filesystems import FileSystems
 
     return FileSystems.exists(str(path))
 
 
 def make_dirs(path: str) -> None:
     """Creates folder ``path`` unless it exists (object stores have no folders: nothing to do there)."""
-    from apache_beam.io.filesystems import FileSystems
 
     if not FileSystems.exists(path):
         with contextlib.suppress(OSError):  # created meanwhile by another writer
@@ -97,8 +93,6 @@ def make_dirs(path: str) -> None:
 
 
 def read_bytes(path: str) -> bytes:
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
 
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         return f.read()
@@ -107,8 +101,6 @@ def read_bytes(path: str) -> bytes:
 def write_bytes(path: str, data: bytes) -> None:
     """Writes ``data`` to ``path``: created under a temporary name in the same folder (tagged like the
     local temporaries, see :func:`tfaudio.io.atomic.temp_path`), then renamed into place."""
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
 
     folder, name = FileSystems.split(path)
     tmp = FileSystems.join(folder, temp_path(name).name)
@@ -124,7 +116,6 @@ def write_bytes(path: str, data: bytes) -> None:
 
 def delete(path: str) -> None:
     """Removes ``path`` if it exists."""
-    from apache_beam.io.filesystems import FileSystems
 
     if FileSystems.exists(path):
         with contextlib.suppress(OSError):
@@ -133,7 +124,6 @@ def delete(path: str) -> None:
 
 def list_names(directory: str, pattern: str) -> list[str]:
     """The names (not paths) of the files directly in ``directory`` matching the glob ``pattern``."""
-    from apache_beam.io.filesystems import FileSystems
 
     found = FileSystems.match([join(directory, pattern)])[0].metadata_list
     return sorted({FileSystems.split(m.path)[1] for m in found})
