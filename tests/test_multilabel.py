@@ -201,3 +201,23 @@ def test_none_of_these_threshold_is_chosen_on_validation_clips_and_exported(tmp_
     tops = clf.predict_scores(files).max(axis=1)
     assert [r["none_of_these"] for r in rows] == [bool(t < clf.rejection_threshold_) for t in tops]
     assert rows[1]["none_of_these"]  # silence is none of the three classes
+
+
+@pytest.mark.slow
+def test_streamed_frames_of_multi_label_data_carry_multi_hot_labels(tmp_path):
+    from tests.helpers import ToyBackbone
+    from tfaudio.data.embedding_cache import EmbeddingCache
+    from tfaudio.data.manifest import Manifest
+
+    m = Manifest.from_csv(_mixtures(tmp_path, per_fold=3, folds=1), audio_dir=tmp_path)
+    cache = EmbeddingCache(ToyBackbone(), tmp_path / "cache")
+    x, y, clip = cache.load(m, progress=False).frames()  # the in-memory frames: y [frames, classes]
+    rows = list(cache.frames_dataset(m).as_numpy_iterator())
+    got = np.stack([r["embedding"] for r in rows])
+    labels = np.stack([r["label"] for r in rows])
+    assert labels.dtype == np.float32 and labels.shape == (len(rows), len(m.labels))
+    order, ref = np.lexsort(got.T[::-1]), np.lexsort(x.T[::-1])  # shards need not keep the manifest's order
+    np.testing.assert_allclose(got[order], x[ref])
+    np.testing.assert_array_equal(labels[order], y[ref])
+    np.testing.assert_array_equal(np.array([r["clip"] for r in rows])[order], clip[ref])
+    assert labels.sum(axis=1).max() > 1  # some frames carry several labels
