@@ -221,3 +221,68 @@ def test_streamed_frames_of_multi_label_data_carry_multi_hot_labels(tmp_path):
     np.testing.assert_array_equal(labels[order], y[ref])
     np.testing.assert_array_equal(np.array([r["clip"] for r in rows])[order], clip[ref])
     assert labels.sum(axis=1).max() > 1  # some frames carry several labels
+
+
+@pytest.mark.slow
+def test_every_consumer_reports_the_decision_of_the_models_thresholds(tmp_path, capsys):
+    """predict, the pipeline, the demo's analysis and Beam's rows: the labels above a multi-label model's
+    per-class thresholds, and "none of these" below a single-label model's rejection threshold, read
+    from the saved model's / the export's metadata."""
+    import json
+
+    from tests.helpers import ToyBackbone, tone_dataset
+    from tfaudio import pipeline
+    from tfaudio.apps.gradio_demo import analyze_file
+    from tfaudio.beam.predict import FormatRow
+    from tfaudio.cli import main
+    from tfaudio.data.embedding_cache import EmbeddingCache
+    from tfaudio.data.manifest import Manifest
+    from tfaudio.export.saved_model import export_saved_model
+    from tfaudio.inference.loader import decision_rule, describe_export, load_model
+    from tfaudio.tasks.audio_classifier import AudioClassifier
+    from tfaudio.tasks.recipe import TrainConfig
+
+    bb = ToyBackbone()
+    quick = TrainConfig(epochs=3, batch_size=8, learning_rate=3e-3)
+    m = Manifest.from_csv(_mixtures(tmp_path / "mix", per_fold=4, folds=1), audio_dir=tmp_path / "mix")
+    clf = AudioClassifier(bb, labels=m.labels, cache=EmbeddingCache(bb, tmp_path / "cache"))
+    clf.fit(m, config=quick)
+    files = m.paths[:3]
+    s = clf.predict_scores(files)  # [3, C]
+    clf.thresholds_ = [float(t) for t in s.mean(axis=0)]  # each class: accepted for some clips, not others
+    want = [[m.labels[j] for j in np.flatnonzero(row > s.mean(axis=0))] for row in s]
+    assert any(want) and any(len(w) < len(m.labels) for w in want)
+    saved = clf.save(tmp_path / "ml-model")
+    exported = export_saved_model(clf, tmp_path / "ml-export")
+    for source in (saved, exported):  # one place states the thresholds, for a saved model and an export
+        assert load_model(source, backbone=bb).thresholds == pytest.approx(clf.thresholds_)
+    pipe = pipeline("audio-classification", model=str(saved), backbone=bb, top_k=None)
+    assert [sorted((d["label"] for d in out if d["accepted"]), key=m.labels.index) for out in pipe(files)] == want
+    assert main(["predict", str(exported), *files, "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()[-3:]]
+    assert [r["labels"] for r in rows] == want and [r["none_of_these"] for r in rows] == [not w for w in want]
+    assert [analyze_file(load_model(saved, backbone=bb), f).decision["labels"] for f in files] == want
+    _, labels, _, meta = describe_export(exported)
+    fmt = FormatRow(labels, 2, "jsonl", decision_rule(meta))
+    fmt.setup()
+    beam_rows = [json.loads(next(iter(fmt.process(((None, f, None), row))))) for f, row in zip(files, s)]
+    assert [r["labels"] for r in beam_rows] == want
+
+    # single-label: "none of these" when the top score is below the rejection threshold
+    data = tone_dataset(tmp_path / "tones", n_per_class=2, folds=1)
+    one = AudioClassifier(bb, cache=clf.cache).fit(data, config=quick)
+    files = data.paths[:3]
+    top = one.predict_scores(files).max(axis=1)
+    assert top.min() < top.max()
+    one.rejection_threshold_ = float(np.median(top))  # the clips below the median are rejected
+    model = load_model(one.save(tmp_path / "one"), backbone=bb)
+    assert model.rejection_threshold == one.rejection_threshold_ and model.thresholds is None
+    rejected = [bool(t < one.rejection_threshold_) for t in top]
+    assert any(rejected) and not all(rejected)
+    out = pipeline("audio-classification", model=model.model, top_k=2)(files)  # the object: its own threshold
+    assert [not o[0]["accepted"] and not o[1]["accepted"] for o in out] == rejected
+    assert [analyze_file(model, f).decision["none_of_these"] for f in files] == rejected
+    fmt = FormatRow(model.labels, 1, "csv", decision_rule(model.metadata))
+    fmt.setup()
+    assert [next(iter(fmt.process(((None, f, None), row)))).endswith(str(r).lower())
+            for f, row, r in zip(files, one.predict_scores(files), rejected)] == [True] * 3

@@ -18,7 +18,8 @@ kind                      source
 
 Every :class:`LoadedModel` answers ``labels``, ``sample_rate`` (the rate its inputs must be at) and
 ``scorer`` (``scores(waves) → [n, C]``), and gives the :class:`~tfaudio.data.audio_converter.AudioConverter`
-that prepares its inputs.
+that prepares its inputs. Its ``thresholds`` / ``rejection_threshold`` (read once from its metadata by
+:func:`decision_rule`) and ``decide(scores)`` turn scores into the model's decision.
 """
 from __future__ import annotations
 
@@ -35,12 +36,13 @@ from tfaudio.backbones import registry
 from tfaudio.backbones.entry import transformers_config
 from tfaudio.data.audio_converter import AudioConverter, pad_batch
 from tfaudio.errors import TfaudioError
-from tfaudio.export.saved_model import read_export_metadata
+from tfaudio.export.saved_model import decision_metadata, read_export_metadata
+from tfaudio.heads import decode
 from tfaudio.tasks.audio_classifier import AudioClassifier
 from tfaudio.tasks.clip_scorer import clip_scorer
 from tfaudio.tasks.wav2vec2_finetune import is_finetune_folder, load_finetune_model
 
-__all__ = ["LoadedModel", "load_model", "KINDS"]
+__all__ = ["LoadedModel", "load_model", "decision_rule", "KINDS"]
 
 KINDS = ("classifier", "finetune", "tagger", "export", "transformers", "backbone")
 
@@ -71,6 +73,21 @@ class LoadedModel:
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
+    def thresholds(self) -> tuple[float, ...] | None:
+        """A multi-label model's per-class thresholds (labels above them are its answer); None otherwise."""
+        return decision_rule(self.metadata)["thresholds"]
+
+    @property
+    def rejection_threshold(self) -> float | None:
+        """A single-label model's "none of these" threshold (on the top score); None otherwise."""
+        return decision_rule(self.metadata)["rejection_threshold"]
+
+    def decide(self, scores) -> dict | None:
+        """:func:`tfaudio.heads.decode.decide` of one clip's ``scores [C]`` with this model's thresholds:
+        ``{"labels", "none_of_these"}``, or None for a model without a decision rule."""
+        return decode.decide(scores, self.labels, **decision_rule(self.metadata))
+
+    @property
     def backbone(self) -> Any:
         """The backbone (None for exports and transformers classifiers)."""
         if self.kind in ("classifier", "finetune"):
@@ -96,6 +113,19 @@ class LoadedModel:
         shown = ", ".join(self.labels[:8]) + (f", … ({len(self.labels)} in all)" if len(self.labels) > 8 else "")
         what = getattr(self.scorer, "description", None) or self.kind
         return f"{what} at {self.sample_rate / 1000:g} kHz, {len(self.labels)} classes: {shown}"
+
+
+def decision_rule(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The decision rule a model's metadata states (a saved classifier's or an export's ``tfaudio.json``,
+    written by :func:`tfaudio.export.saved_model.decision_metadata`): ``{"thresholds": per-class
+    thresholds or None, "rejection_threshold": float or None}``, the keyword arguments of
+    :func:`tfaudio.heads.decode.decide`. A multi-label model's thresholds win: its rejection
+    threshold, if any, is ignored (as ``tfaudio predict`` always did)."""
+    thresholds = metadata.get("thresholds")
+    thresholds = tuple(float(t) for t in thresholds) if thresholds else None
+    reject = metadata.get("rejection_threshold")
+    return {"thresholds": thresholds,
+            "rejection_threshold": float(reject) if reject is not None and thresholds is None else None}
 
 
 # ---- recognising a source ------------------------------------------------------------------------
@@ -199,6 +229,8 @@ def _from_object(obj: Any, clip_scorer, source: str | None = None, meta: dict | 
         return LoadedModel("backbone", obj, None, (), int(obj.contract.sample_rate), str(where), meta or {})
     scorer = clip_scorer(obj)
     kind = scorer.kind
+    if meta is None and kind == "classifier":  # an object in memory: its thresholds as a saved one states them
+        meta = decision_metadata(obj)
     if kind == "classifier":
         model = obj
     elif kind == "finetune":
