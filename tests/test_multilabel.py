@@ -144,8 +144,12 @@ def test_multi_label_csv_trains_a_sigmoid_head_with_thresholds_from_the_training
     assert meta["multi_label"] and meta["thresholds"] == pytest.approx(clf.thresholds_)
     from tfaudio.export.tflite import read_metadata, tflite_model
 
-    packed = json.loads(read_metadata(tflite_model(clf))["associated_files"]["tfaudio.json"])
+    tfl = read_metadata(tflite_model(clf))
+    packed = json.loads(tfl["associated_files"]["tfaudio.json"])
     assert packed["thresholds"] == pytest.approx(clf.thresholds_)  # and the TFLite file's
+    # MediaPipe's one global score threshold: the lowest class threshold (float32 in the flatbuffer)
+    unit = tfl["subgraphMetadata"][0]["outputTensorMetadata"][0]["processUnits"][0]
+    assert unit["options"]["globalScoreThreshold"] == pytest.approx(min(clf.thresholds_), rel=1e-6)
     wav = test.paths[0]
     assert main(["predict", str(exported), wav, "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -179,6 +183,7 @@ def test_none_of_these_threshold_is_chosen_on_validation_clips_and_exported(tmp_
     from tfaudio.cli import main
     from tfaudio.data.embedding_cache import EmbeddingCache
     from tfaudio.export.saved_model import export_saved_model, read_export_metadata
+    from tfaudio.export.tflite import read_metadata, tflite_model
     from tfaudio.tasks.audio_classifier import AudioClassifier
     from tfaudio.tasks.recipe import TrainConfig
 
@@ -189,11 +194,16 @@ def test_none_of_these_threshold_is_chosen_on_validation_clips_and_exported(tmp_
     clf.fit(data.filter_folds([1]), data.filter_folds([2]), fast)
     val = clf.cache.load(data.filter_folds([2]))
     assert clf.rejection_threshold_ == rejection_threshold(clf.clip_scores(val), val.targets, keep=0.95)
-    assert AudioClassifier(bb, cache=clf.cache).fit(data.filter_folds([1]), config=fast).rejection_threshold_ is None
+    plain = AudioClassifier(bb, cache=clf.cache).fit(data.filter_folds([1]), config=fast)  # no validation folds
+    assert plain.rejection_threshold_ is None
     back = AudioClassifier.load(clf.save(tmp_path / "model"), backbone=bb)
     assert back.rejection_threshold_ == clf.rejection_threshold_ and back.thresholds_ is None
     exported = export_saved_model(clf, tmp_path / "export")
     assert read_export_metadata(exported)["rejection_threshold"] == pytest.approx(clf.rejection_threshold_)
+    # the TFLite metadata's global score threshold (MediaPipe) is the rejection threshold; none without one
+    out = read_metadata(tflite_model(clf))["subgraphMetadata"][0]["outputTensorMetadata"][0]
+    assert out["processUnits"][0]["options"]["globalScoreThreshold"] == pytest.approx(clf.rejection_threshold_, rel=1e-6)
+    assert "processUnits" not in read_metadata(tflite_model(plain))["subgraphMetadata"][0]["outputTensorMetadata"][0]
     quiet = write_audio(tmp_path / "quiet.wav", silence(1.5, 16000), 16000)
     files = [data.filter_folds([3]).paths[0], str(quiet)]
     assert main(["predict", str(exported), *files, "--json"]) == 0
@@ -237,8 +247,8 @@ def test_every_consumer_reports_the_decision_of_the_models_thresholds(tmp_path, 
     from tfaudio.cli import main
     from tfaudio.data.embedding_cache import EmbeddingCache
     from tfaudio.data.manifest import Manifest
-    from tfaudio.export.saved_model import export_saved_model
-    from tfaudio.inference.loader import decision_rule, describe_export, load_model
+    from tfaudio.export.saved_model import decision_rule, export_saved_model
+    from tfaudio.inference.loader import describe_export, load_model
     from tfaudio.tasks.audio_classifier import AudioClassifier
     from tfaudio.tasks.recipe import TrainConfig
 

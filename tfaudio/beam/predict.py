@@ -43,8 +43,9 @@ from tfaudio.beam.clips import ClipBatchesMixin, dead_letter
 from tfaudio.beam.runners import finish, join_sinks, read_lines, run_inference, split_outputs
 from tfaudio.data.pipeline import PipelineConfig
 from tfaudio.errors import TfaudioError
+from tfaudio.export.saved_model import decision_rule
 from tfaudio.heads import decode
-from tfaudio.inference.loader import decision_rule, describe_export, load_model
+from tfaudio.inference.loader import describe_export, load_model
 from tfaudio.io.atomic import atomic_write_text
 
 FORMATS = ("jsonl", "csv")
@@ -81,7 +82,7 @@ class SavedModelHandler(ClipBatchesMixin, ModelHandler):
 class FormatRow(beam.DoFn):
     """``((tag, path, key), scores)`` → one JSON line ``{"file", "predictions": [{"label", "score"}],
     "scores": {label: score}}`` or one CSV row ``file,label_1,score_1,...``. With a decision rule
-    (``rule``: :func:`~tfaudio.inference.loader.decision_rule` of the export's metadata) the JSON line
+    (``rule``: :func:`~tfaudio.export.saved_model.decision_rule` of the export's metadata) the JSON line
     adds ``"labels"`` and ``"none_of_these"``, the CSV row the columns ``labels`` (``;``-joined) and
     ``none_of_these``."""
 

@@ -18,8 +18,8 @@ kind                      source
 
 Every :class:`LoadedModel` answers ``labels``, ``sample_rate`` (the rate its inputs must be at) and
 ``scorer`` (``scores(waves) → [n, C]``), and gives the :class:`~tfaudio.data.audio_converter.AudioConverter`
-that prepares its inputs. Its ``thresholds`` / ``rejection_threshold`` (read once from its metadata by
-:func:`decision_rule`) and ``decide(scores)`` turn scores into the model's decision.
+that prepares its inputs. Its ``thresholds`` / ``rejection_threshold`` (read from its metadata by
+:func:`tfaudio.export.saved_model.decision_rule`) and ``decide(scores)`` turn scores into its decision.
 """
 from __future__ import annotations
 
@@ -36,13 +36,13 @@ from tfaudio.backbones import registry
 from tfaudio.backbones.entry import transformers_config
 from tfaudio.data.audio_converter import AudioConverter, pad_batch
 from tfaudio.errors import TfaudioError
-from tfaudio.export.saved_model import decision_metadata, read_export_metadata
+from tfaudio.export.saved_model import decision_metadata, decision_rule, read_export_metadata
 from tfaudio.heads import decode
 from tfaudio.tasks.audio_classifier import AudioClassifier
 from tfaudio.tasks.clip_scorer import clip_scorer
 from tfaudio.tasks.wav2vec2_finetune import is_finetune_folder, load_finetune_model
 
-__all__ = ["LoadedModel", "load_model", "decision_rule", "KINDS"]
+__all__ = ["LoadedModel", "load_model", "KINDS"]
 
 KINDS = ("classifier", "finetune", "tagger", "export", "transformers", "backbone")
 
@@ -113,19 +113,6 @@ class LoadedModel:
         shown = ", ".join(self.labels[:8]) + (f", … ({len(self.labels)} in all)" if len(self.labels) > 8 else "")
         what = getattr(self.scorer, "description", None) or self.kind
         return f"{what} at {self.sample_rate / 1000:g} kHz, {len(self.labels)} classes: {shown}"
-
-
-def decision_rule(metadata: dict[str, Any]) -> dict[str, Any]:
-    """The decision rule a model's metadata states (a saved classifier's or an export's ``tfaudio.json``,
-    written by :func:`tfaudio.export.saved_model.decision_metadata`): ``{"thresholds": per-class
-    thresholds or None, "rejection_threshold": float or None}``, the keyword arguments of
-    :func:`tfaudio.heads.decode.decide`. A multi-label model's thresholds win: its rejection
-    threshold, if any, is ignored (as ``tfaudio predict`` always did)."""
-    thresholds = metadata.get("thresholds")
-    thresholds = tuple(float(t) for t in thresholds) if thresholds else None
-    reject = metadata.get("rejection_threshold")
-    return {"thresholds": thresholds,
-            "rejection_threshold": float(reject) if reject is not None and thresholds is None else None}
 
 
 # ---- recognising a source ------------------------------------------------------------------------
