@@ -320,3 +320,30 @@ def test_cv_on_a_multi_label_csv_reports_map_per_fold_and_mean_std(tmp_path, cap
     assert f"mAP {m['mean']:.3f} ± {m['std']:.3f}" in text  # the printed summary
     assert all(f"{v:.3f}" in text for v in per_fold)  # and the per-fold table
     assert m["mean"] > 0.7  # the tones and hiss are easy: the multi-hot targets reached the head
+
+
+@pytest.mark.slow
+def test_tune_on_a_multi_label_csv_compares_recipes_by_map(tmp_path, capsys, monkeypatch):
+    import json
+
+    from tests.helpers import ToyBackbone
+    from tfaudio.backbones import registry
+    from tfaudio.cli import main
+    from tfaudio.tasks.recipe import get_recipe
+
+    csv = _mixtures(tmp_path, per_fold=4, folds=3)
+    monkeypatch.setattr(registry, "get_backbone", lambda *a, **k: ToyBackbone())
+    grid = []
+    for name, hidden in (("linear", []), ("mlp", [16])):  # two quick candidates
+        recipe = get_recipe("tutorial").replace(head={"hidden_units": hidden}, train={"epochs": 5}, name=name)
+        grid.append(str(recipe.save(tmp_path / f"{name}.json")))
+    out = tmp_path / "tune"
+    assert main(["tune", str(csv), "--grid", ",".join(grid), "--inner-folds", "1", "--cache", str(tmp_path / "cache"),
+                 "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    result = json.loads((out / "tune.json").read_text())
+    assert result["metric"] == "mAP" and len(result["outer"]["per_fold"]) == 3
+    assert all(0 < v <= 1 for v in result["outer"]["per_fold"])
+    assert result["outer"]["mean"] == pytest.approx(np.mean(result["outer"]["per_fold"]))
+    assert "mean inner mAP" in text and f"mAP: {result['outer']['mean']:.3f} ± {result['outer']['std']:.3f}" in text
+    assert result["recipe"]["name"] in ("linear", "mlp") and (out / "recipe.json").is_file()
