@@ -347,3 +347,67 @@ def test_tune_on_a_multi_label_csv_compares_recipes_by_map(tmp_path, capsys, mon
     assert result["outer"]["mean"] == pytest.approx(np.mean(result["outer"]["per_fold"]))
     assert "mean inner mAP" in text and f"mAP: {result['outer']['mean']:.3f} ± {result['outer']['std']:.3f}" in text
     assert result["recipe"]["name"] in ("linear", "mlp") and (out / "recipe.json").is_file()
+
+
+def test_decide_labels_above_thresholds_none_below_rejection_and_background():
+    from tfaudio.data.manifest import BACKGROUND
+    from tfaudio.errors import TfaudioError
+    from tfaudio.heads.decode import decide
+
+    labels = ["a", "b", "c"]
+    assert decide([0.9, 0.2, 0.7], labels) is None  # no rule: top-k only
+    assert decide([0.9, 0.2, 0.7], labels, thresholds=[0.5, 0.1, 0.8]) == {"labels": ["a", "b"], "none_of_these": False}
+    assert decide([0.1, 0.0, 0.7], labels, thresholds=[0.5, 0.1, 0.8])["none_of_these"]
+    # a multi-label model's thresholds win over a rejection threshold
+    assert decide([0.9, 0.2, 0.7], labels, thresholds=[0.95] * 3, rejection_threshold=0.1)["none_of_these"]
+    assert decide([0.5, 0.3, 0.2], labels, rejection_threshold=0.5) == {"labels": ["a"], "none_of_these": False}
+    assert decide([0.45, 0.35, 0.2], labels, rejection_threshold=0.5)["none_of_these"]
+    assert decide([0.2, 0.7, 0.1], ["a", BACKGROUND, "c"]) == {"labels": [], "none_of_these": True}
+    assert decide([0.7, 0.2, 0.1], ["a", BACKGROUND, "c"]) == {"labels": ["a"], "none_of_these": False}
+    with pytest.raises(TfaudioError, match="2 thresholds for 3 class scores"):
+        decide([0.9, 0.2, 0.7], labels, thresholds=[0.5, 0.5])
+
+
+@pytest.mark.slow
+def test_train_with_a_background_dir_reports_false_accepts_and_maps_it_to_none_of_these(tmp_path, capsys, monkeypatch):
+    import json
+
+    from tests.helpers import ToyBackbone, noise, sine, tone_dataset, write_audio
+    from tfaudio.backbones import registry
+    from tfaudio.cli import main
+    from tfaudio.data.manifest import BACKGROUND, Manifest
+    from tfaudio.errors import ManifestError
+    from tfaudio.inference.loader import load_model
+
+    data = tone_dataset(tmp_path / "audio", n_per_class=6, folds=3)
+    frame = data.frame.assign(filename=[p.split("/audio/")[1] for p in data.paths], category=data.frame.label)
+    csv = tmp_path / "tones.csv"
+    frame[["filename", "fold", "category"]].to_csv(csv, index=False)
+    bg = tmp_path / "elsewhere"
+    for i in range(6):  # out of the set: 6 kHz tones and near silence
+        audio = sine(6000.0 + 50 * i, 1.5, 16000) if i % 2 else noise(1.5, 16000, seed=i, amplitude=0.002)
+        write_audio(bg / f"bg_{i}.wav", audio, 16000)
+    bb = ToyBackbone()
+    monkeypatch.setattr(registry, "get_backbone", lambda *a, **k: bb)
+    out = tmp_path / "model"
+    args = ["train", str(csv), "--audio-dir", str(tmp_path / "audio"), "--folds", "1:2:3", "--epochs", "30",
+            "--cache", str(tmp_path / "cache"), "-o", str(out)]
+    assert main([*args, "--background-dir", str(bg)]) == 0
+    text = capsys.readouterr().out
+    model = load_model(out, backbone=bb)
+    assert model.labels[-1] == BACKGROUND and sorted(model.labels[:-1]) == sorted(data.labels)
+    report = json.loads((out / "test_report.json").read_text())["background"]
+    test_bg = sorted(str(p) for p in bg.glob("*.wav"))[2::3]  # fold 3: every third file, sorted by name
+    scores = model.scorer.scores([model.converter()(p) for p in test_bg])
+    top = scores.argmax(axis=1)
+    reject = model.rejection_threshold
+    accepted = (top != len(data.labels)) & (scores.max(axis=1) >= (reject if reject is not None else -1))
+    assert report == {"clips": 2, "false_accepts": pytest.approx(accepted.mean())}
+    assert f"{accepted.mean():.1%} of 2 out-of-set (background) clips" in text
+    assert [model.decide(s)["none_of_these"] for s in scores] == list(~accepted)
+    assert not accepted.all()  # the background class does take some out-of-set clips
+    (tmp_path / "empty").mkdir()
+    assert main([*args, "--background-dir", str(tmp_path / "empty")]) == 2
+    assert "no audio files" in capsys.readouterr().err
+    with pytest.raises(ManifestError, match="single-label data"):
+        Manifest.from_csv(_mixtures(tmp_path / "mix", per_fold=4, folds=1), audio_dir=tmp_path / "mix").with_background(bg)

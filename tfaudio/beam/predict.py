@@ -82,7 +82,8 @@ class SavedModelHandler(ClipBatchesMixin, ModelHandler):
 class FormatRow(beam.DoFn):
     """``((tag, path, key), scores)`` → one JSON line ``{"file", "predictions": [{"label", "score"}],
     "scores": {label: score}}`` or one CSV row ``file,label_1,score_1,...``. With a decision rule
-    (``rule``: :func:`~tfaudio.export.saved_model.decision_rule` of the export's metadata) the JSON line
+    (``rule``: :func:`~tfaudio.export.saved_model.decision_rule` of the export's metadata; or a background
+    class among ``labels``) the JSON line
     adds ``"labels"`` and ``"none_of_these"``, the CSV row the columns ``labels`` (``;``-joined) and
     ``none_of_these``."""
 
@@ -182,7 +183,7 @@ def run_predict(
     t0 = time.perf_counter()
     saved_model, labels, input_rate, meta = describe_export(model, input_rate)
     rule = decision_rule(meta)
-    decides = any(v is not None for v in rule.values())
+    decides = decode.decide(np.zeros(len(labels)), labels, **rule) is not None  # rows carry a decision
     if top_k < 1:
         raise TfaudioError(f"top_k must be >= 1, got {top_k}.")
     output = pathlib.Path(output)

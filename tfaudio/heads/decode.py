@@ -1,13 +1,14 @@
 """A head's scores → labels: the ``k`` best classes, best first, ties in class order (:func:`top_k`),
 and the model's own decision (:func:`decide`): a multi-label model's labels above their per-class
 thresholds, or a single-label model's top label unless its score is below the rejection threshold
-("none of these")."""
+or it is the background class (both "none of these")."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
 
+from tfaudio.data.manifest import BACKGROUND
 from tfaudio.errors import TfaudioError
 
 __all__ = ["top_k", "decide"]
@@ -38,14 +39,19 @@ def decide(scores, labels: Sequence[str], *, thresholds: Sequence[float] | None 
         rejection_threshold: a single-label model's threshold: its top label is accepted unless the
             top score is below it ("none of these").
 
+    A single-label model with the class :data:`~tfaudio.data.manifest.BACKGROUND` among ``labels``
+    (``tfaudio train --background-dir``) also says "none of these" when that class is its top label.
+
     Returns:
         ``{"labels": accepted labels in class order, "none_of_these": no label accepted}``, or None
-        when neither threshold is given. Used by ``tfaudio predict``, the pipeline API, the demo and Beam.
+        when neither threshold is given (and there is no background class). Used by ``tfaudio predict``, the pipeline API, the demo and Beam.
 
     Example:
         >>> decide([0.9, 0.2, 0.7], ["a", "b", "c"], thresholds=[0.5, 0.5, 0.8])
         {'labels': ['a'], 'none_of_these': False}
         >>> decide([0.4, 0.35, 0.25], ["a", "b", "c"], rejection_threshold=0.5)
+        {'labels': [], 'none_of_these': True}
+        >>> decide([0.2, 0.7, 0.1], ["a", BACKGROUND, "c"])
         {'labels': [], 'none_of_these': True}
     """
     scores = np.asarray(scores, np.float64).reshape(-1)
@@ -55,9 +61,10 @@ def decide(scores, labels: Sequence[str], *, thresholds: Sequence[float] | None 
             raise TfaudioError(f"{len(cut)} thresholds for {len(scores)} class scores. Fix: the model's metadata "
                                "must hold one threshold per label; save or export the model again.")
         accepted = [labels[j] for j in np.flatnonzero(scores > cut)]
-    elif rejection_threshold is not None:
+    elif rejection_threshold is not None or BACKGROUND in labels:
         best = int(np.argmax(scores))
-        accepted = [] if scores[best] < float(rejection_threshold) else [labels[best]]
+        below = rejection_threshold is not None and scores[best] < float(rejection_threshold)
+        accepted = [] if below or labels[best] == BACKGROUND else [labels[best]]
     else:
         return None
     return {"labels": accepted, "none_of_these": not accepted}
