@@ -144,8 +144,12 @@ def test_multi_label_csv_trains_a_sigmoid_head_with_thresholds_from_the_training
     assert meta["multi_label"] and meta["thresholds"] == pytest.approx(clf.thresholds_)
     from tfaudio.export.tflite import read_metadata, tflite_model
 
-    packed = json.loads(read_metadata(tflite_model(clf))["associated_files"]["tfaudio.json"])
+    tfl = read_metadata(tflite_model(clf))
+    packed = json.loads(tfl["associated_files"]["tfaudio.json"])
     assert packed["thresholds"] == pytest.approx(clf.thresholds_)  # and the TFLite file's
+    # MediaPipe's one global score threshold: the lowest class threshold (float32 in the flatbuffer)
+    unit = tfl["subgraphMetadata"][0]["outputTensorMetadata"][0]["processUnits"][0]
+    assert unit["options"]["globalScoreThreshold"] == pytest.approx(min(clf.thresholds_), rel=1e-6)
     wav = test.paths[0]
     assert main(["predict", str(exported), wav, "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -179,6 +183,7 @@ def test_none_of_these_threshold_is_chosen_on_validation_clips_and_exported(tmp_
     from tfaudio.cli import main
     from tfaudio.data.embedding_cache import EmbeddingCache
     from tfaudio.export.saved_model import export_saved_model, read_export_metadata
+    from tfaudio.export.tflite import read_metadata, tflite_model
     from tfaudio.tasks.audio_classifier import AudioClassifier
     from tfaudio.tasks.recipe import TrainConfig
 
@@ -189,11 +194,16 @@ def test_none_of_these_threshold_is_chosen_on_validation_clips_and_exported(tmp_
     clf.fit(data.filter_folds([1]), data.filter_folds([2]), fast)
     val = clf.cache.load(data.filter_folds([2]))
     assert clf.rejection_threshold_ == rejection_threshold(clf.clip_scores(val), val.targets, keep=0.95)
-    assert AudioClassifier(bb, cache=clf.cache).fit(data.filter_folds([1]), config=fast).rejection_threshold_ is None
+    plain = AudioClassifier(bb, cache=clf.cache).fit(data.filter_folds([1]), config=fast)  # no validation folds
+    assert plain.rejection_threshold_ is None
     back = AudioClassifier.load(clf.save(tmp_path / "model"), backbone=bb)
     assert back.rejection_threshold_ == clf.rejection_threshold_ and back.thresholds_ is None
     exported = export_saved_model(clf, tmp_path / "export")
     assert read_export_metadata(exported)["rejection_threshold"] == pytest.approx(clf.rejection_threshold_)
+    # the TFLite metadata's global score threshold (MediaPipe) is the rejection threshold; none without one
+    out = read_metadata(tflite_model(clf))["subgraphMetadata"][0]["outputTensorMetadata"][0]
+    assert out["processUnits"][0]["options"]["globalScoreThreshold"] == pytest.approx(clf.rejection_threshold_, rel=1e-6)
+    assert "processUnits" not in read_metadata(tflite_model(plain))["subgraphMetadata"][0]["outputTensorMetadata"][0]
     quiet = write_audio(tmp_path / "quiet.wav", silence(1.5, 16000), 16000)
     files = [data.filter_folds([3]).paths[0], str(quiet)]
     assert main(["predict", str(exported), *files, "--json"]) == 0
@@ -201,3 +211,203 @@ def test_none_of_these_threshold_is_chosen_on_validation_clips_and_exported(tmp_
     tops = clf.predict_scores(files).max(axis=1)
     assert [r["none_of_these"] for r in rows] == [bool(t < clf.rejection_threshold_) for t in tops]
     assert rows[1]["none_of_these"]  # silence is none of the three classes
+
+
+@pytest.mark.slow
+def test_streamed_frames_of_multi_label_data_carry_multi_hot_labels(tmp_path):
+    from tests.helpers import ToyBackbone
+    from tfaudio.data.embedding_cache import EmbeddingCache
+    from tfaudio.data.manifest import Manifest
+
+    m = Manifest.from_csv(_mixtures(tmp_path, per_fold=3, folds=1), audio_dir=tmp_path)
+    cache = EmbeddingCache(ToyBackbone(), tmp_path / "cache")
+    x, y, clip = cache.load(m, progress=False).frames()  # the in-memory frames: y [frames, classes]
+    rows = list(cache.frames_dataset(m).as_numpy_iterator())
+    got = np.stack([r["embedding"] for r in rows])
+    labels = np.stack([r["label"] for r in rows])
+    assert labels.dtype == np.float32 and labels.shape == (len(rows), len(m.labels))
+    order, ref = np.lexsort(got.T[::-1]), np.lexsort(x.T[::-1])  # shards need not keep the manifest's order
+    np.testing.assert_allclose(got[order], x[ref])
+    np.testing.assert_array_equal(labels[order], y[ref])
+    np.testing.assert_array_equal(np.array([r["clip"] for r in rows])[order], clip[ref])
+    assert labels.sum(axis=1).max() > 1  # some frames carry several labels
+
+
+@pytest.mark.slow
+def test_every_consumer_reports_the_decision_of_the_models_thresholds(tmp_path, capsys):
+    """predict, the pipeline, the demo's analysis and Beam's rows: the labels above a multi-label model's
+    per-class thresholds, and "none of these" below a single-label model's rejection threshold, read
+    from the saved model's / the export's metadata."""
+    import json
+
+    from tests.helpers import ToyBackbone, tone_dataset
+    from tfaudio import pipeline
+    from tfaudio.apps.gradio_demo import analyze_file
+    from tfaudio.beam.predict import FormatRow
+    from tfaudio.cli import main
+    from tfaudio.data.embedding_cache import EmbeddingCache
+    from tfaudio.data.manifest import Manifest
+    from tfaudio.export.saved_model import decision_rule, export_saved_model
+    from tfaudio.inference.loader import describe_export, load_model
+    from tfaudio.tasks.audio_classifier import AudioClassifier
+    from tfaudio.tasks.recipe import TrainConfig
+
+    bb = ToyBackbone()
+    quick = TrainConfig(epochs=3, batch_size=8, learning_rate=3e-3)
+    m = Manifest.from_csv(_mixtures(tmp_path / "mix", per_fold=4, folds=1), audio_dir=tmp_path / "mix")
+    clf = AudioClassifier(bb, labels=m.labels, cache=EmbeddingCache(bb, tmp_path / "cache"))
+    clf.fit(m, config=quick)
+    files = m.paths[:3]
+    s = clf.predict_scores(files)  # [3, C]
+    clf.thresholds_ = [float(t) for t in s.mean(axis=0)]  # each class: accepted for some clips, not others
+    want = [[m.labels[j] for j in np.flatnonzero(row > s.mean(axis=0))] for row in s]
+    assert any(want) and any(len(w) < len(m.labels) for w in want)
+    saved = clf.save(tmp_path / "ml-model")
+    exported = export_saved_model(clf, tmp_path / "ml-export")
+    for source in (saved, exported):  # one place states the thresholds, for a saved model and an export
+        assert load_model(source, backbone=bb).thresholds == pytest.approx(clf.thresholds_)
+    pipe = pipeline("audio-classification", model=str(saved), backbone=bb, top_k=None)
+    assert [sorted((d["label"] for d in out if d["accepted"]), key=m.labels.index) for out in pipe(files)] == want
+    assert main(["predict", str(exported), *files, "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()[-3:]]
+    assert [r["labels"] for r in rows] == want and [r["none_of_these"] for r in rows] == [not w for w in want]
+    assert [analyze_file(load_model(saved, backbone=bb), f).decision["labels"] for f in files] == want
+    _, labels, _, meta = describe_export(exported)
+    fmt = FormatRow(labels, 2, "jsonl", decision_rule(meta))
+    fmt.setup()
+    beam_rows = [json.loads(next(iter(fmt.process(((None, f, None), row))))) for f, row in zip(files, s)]
+    assert [r["labels"] for r in beam_rows] == want
+
+    # single-label: "none of these" when the top score is below the rejection threshold
+    data = tone_dataset(tmp_path / "tones", n_per_class=2, folds=1)
+    one = AudioClassifier(bb, cache=clf.cache).fit(data, config=quick)
+    files = data.paths[:3]
+    top = one.predict_scores(files).max(axis=1)
+    assert top.min() < top.max()
+    one.rejection_threshold_ = float(np.median(top))  # the clips below the median are rejected
+    model = load_model(one.save(tmp_path / "one"), backbone=bb)
+    assert model.rejection_threshold == one.rejection_threshold_ and model.thresholds is None
+    rejected = [bool(t < one.rejection_threshold_) for t in top]
+    assert any(rejected) and not all(rejected)
+    out = pipeline("audio-classification", model=model.model, top_k=2)(files)  # the object: its own threshold
+    assert [not o[0]["accepted"] and not o[1]["accepted"] for o in out] == rejected
+    assert [analyze_file(model, f).decision["none_of_these"] for f in files] == rejected
+    fmt = FormatRow(model.labels, 1, "csv", decision_rule(model.metadata))
+    fmt.setup()
+    assert [next(iter(fmt.process(((None, f, None), row)))).endswith(str(r).lower())
+            for f, row, r in zip(files, one.predict_scores(files), rejected)] == [True] * 3
+
+
+@pytest.mark.slow
+def test_cv_on_a_multi_label_csv_reports_map_per_fold_and_mean_std(tmp_path, capsys, monkeypatch):
+    import json
+
+    from tests.helpers import ToyBackbone
+    from tfaudio.backbones import registry
+    from tfaudio.cli import main
+
+    csv = _mixtures(tmp_path, per_fold=4, folds=3)
+    monkeypatch.setattr(registry, "get_backbone", lambda *a, **k: ToyBackbone())  # the CLI's backbone, tiny
+    out = tmp_path / "cv"
+    assert main(["cv", str(csv), "--epochs", "10", "--cache", str(tmp_path / "cache"), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    summary = json.loads((out / "cv.json").read_text())
+    assert summary["num_folds"] == 3 and summary["multi_label"]
+    m = summary["metrics"]["mAP"]
+    per_fold = [f["clip"]["mAP"] for f in summary["folds"]]  # each fold's own report
+    assert m["per_fold"] == pytest.approx(per_fold) and m["n"] == 3
+    assert m["mean"] == pytest.approx(np.mean(per_fold)) and m["std"] == pytest.approx(np.std(per_fold))
+    assert f"mAP {m['mean']:.3f} ± {m['std']:.3f}" in text  # the printed summary
+    assert all(f"{v:.3f}" in text for v in per_fold)  # and the per-fold table
+    assert m["mean"] > 0.7  # the tones and hiss are easy: the multi-hot targets reached the head
+
+
+@pytest.mark.slow
+def test_tune_on_a_multi_label_csv_compares_recipes_by_map(tmp_path, capsys, monkeypatch):
+    import json
+
+    from tests.helpers import ToyBackbone
+    from tfaudio.backbones import registry
+    from tfaudio.cli import main
+    from tfaudio.tasks.recipe import get_recipe
+
+    csv = _mixtures(tmp_path, per_fold=4, folds=3)
+    monkeypatch.setattr(registry, "get_backbone", lambda *a, **k: ToyBackbone())
+    grid = []
+    for name, hidden in (("linear", []), ("mlp", [16])):  # two quick candidates
+        recipe = get_recipe("tutorial").replace(head={"hidden_units": hidden}, train={"epochs": 5}, name=name)
+        grid.append(str(recipe.save(tmp_path / f"{name}.json")))
+    out = tmp_path / "tune"
+    assert main(["tune", str(csv), "--grid", ",".join(grid), "--inner-folds", "1", "--cache", str(tmp_path / "cache"),
+                 "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    result = json.loads((out / "tune.json").read_text())
+    assert result["metric"] == "mAP" and len(result["outer"]["per_fold"]) == 3
+    assert all(0 < v <= 1 for v in result["outer"]["per_fold"])
+    assert result["outer"]["mean"] == pytest.approx(np.mean(result["outer"]["per_fold"]))
+    assert "mean inner mAP" in text and f"mAP: {result['outer']['mean']:.3f} ± {result['outer']['std']:.3f}" in text
+    assert result["recipe"]["name"] in ("linear", "mlp") and (out / "recipe.json").is_file()
+
+
+def test_decide_labels_above_thresholds_none_below_rejection_and_background():
+    from tfaudio.data.manifest import BACKGROUND
+    from tfaudio.errors import TfaudioError
+    from tfaudio.heads.decode import decide
+
+    labels = ["a", "b", "c"]
+    assert decide([0.9, 0.2, 0.7], labels) is None  # no rule: top-k only
+    assert decide([0.9, 0.2, 0.7], labels, thresholds=[0.5, 0.1, 0.8]) == {"labels": ["a", "b"], "none_of_these": False}
+    assert decide([0.1, 0.0, 0.7], labels, thresholds=[0.5, 0.1, 0.8])["none_of_these"]
+    # a multi-label model's thresholds win over a rejection threshold
+    assert decide([0.9, 0.2, 0.7], labels, thresholds=[0.95] * 3, rejection_threshold=0.1)["none_of_these"]
+    assert decide([0.5, 0.3, 0.2], labels, rejection_threshold=0.5) == {"labels": ["a"], "none_of_these": False}
+    assert decide([0.45, 0.35, 0.2], labels, rejection_threshold=0.5)["none_of_these"]
+    assert decide([0.2, 0.7, 0.1], ["a", BACKGROUND, "c"]) == {"labels": [], "none_of_these": True}
+    assert decide([0.7, 0.2, 0.1], ["a", BACKGROUND, "c"]) == {"labels": ["a"], "none_of_these": False}
+    with pytest.raises(TfaudioError, match="2 thresholds for 3 class scores"):
+        decide([0.9, 0.2, 0.7], labels, thresholds=[0.5, 0.5])
+
+
+@pytest.mark.slow
+def test_train_with_a_background_dir_reports_false_accepts_and_maps_it_to_none_of_these(tmp_path, capsys, monkeypatch):
+    import json
+
+    from tests.helpers import ToyBackbone, noise, sine, tone_dataset, write_audio
+    from tfaudio.backbones import registry
+    from tfaudio.cli import main
+    from tfaudio.data.manifest import BACKGROUND, Manifest
+    from tfaudio.errors import ManifestError
+    from tfaudio.inference.loader import load_model
+
+    data = tone_dataset(tmp_path / "audio", n_per_class=6, folds=3)
+    frame = data.frame.assign(filename=[p.split("/audio/")[1] for p in data.paths], category=data.frame.label)
+    csv = tmp_path / "tones.csv"
+    frame[["filename", "fold", "category"]].to_csv(csv, index=False)
+    bg = tmp_path / "elsewhere"
+    for i in range(6):  # out of the set: 6 kHz tones and near silence
+        audio = sine(6000.0 + 50 * i, 1.5, 16000) if i % 2 else noise(1.5, 16000, seed=i, amplitude=0.002)
+        write_audio(bg / f"bg_{i}.wav", audio, 16000)
+    bb = ToyBackbone()
+    monkeypatch.setattr(registry, "get_backbone", lambda *a, **k: bb)
+    out = tmp_path / "model"
+    args = ["train", str(csv), "--audio-dir", str(tmp_path / "audio"), "--folds", "1:2:3", "--epochs", "30",
+            "--cache", str(tmp_path / "cache"), "-o", str(out)]
+    assert main([*args, "--background-dir", str(bg)]) == 0
+    text = capsys.readouterr().out
+    model = load_model(out, backbone=bb)
+    assert model.labels[-1] == BACKGROUND and sorted(model.labels[:-1]) == sorted(data.labels)
+    report = json.loads((out / "test_report.json").read_text())["background"]
+    test_bg = sorted(str(p) for p in bg.glob("*.wav"))[2::3]  # fold 3: every third file, sorted by name
+    scores = model.scorer.scores([model.converter()(p) for p in test_bg])
+    top = scores.argmax(axis=1)
+    reject = model.rejection_threshold
+    accepted = (top != len(data.labels)) & (scores.max(axis=1) >= (reject if reject is not None else -1))
+    assert report == {"clips": 2, "false_accepts": pytest.approx(accepted.mean())}
+    assert f"{accepted.mean():.1%} of 2 out-of-set (background) clips" in text
+    assert [model.decide(s)["none_of_these"] for s in scores] == list(~accepted)
+    assert not accepted.all()  # the background class does take some out-of-set clips
+    (tmp_path / "empty").mkdir()
+    assert main([*args, "--background-dir", str(tmp_path / "empty")]) == 2
+    assert "no audio files" in capsys.readouterr().err
+    with pytest.raises(ManifestError, match="single-label data"):
+        Manifest.from_csv(_mixtures(tmp_path / "mix", per_fold=4, folds=1), audio_dir=tmp_path / "mix").with_background(bg)

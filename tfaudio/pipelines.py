@@ -12,7 +12,15 @@
 
 Each input goes ``preprocess`` (decode or check the array, mix to mono, scale integer PCM to [-1, 1],
 resample to the model's rate) → ``_forward`` (a batch of clips through the model; clip scores are the
-mean of the frame scores) → ``postprocess`` (the ``top_k`` labels, best first). Inputs are checked
+mean of the frame scores) → ``postprocess`` (the ``top_k`` labels, best first). A model with a decision
+rule (a multi-label model's per-class thresholds, a single-label model's "none of these" threshold; see
+:func:`tfaudio.heads.decode.decide`) marks each label ``"accepted"`` as ``tfaudio predict`` decides:
+
+    >>> tagger = pipeline("audio-classification", model="saved_models/multilabel", top_k=None)
+    >>> [d["label"] for d in tagger("street.wav") if d["accepted"]]      # the labels above their thresholds
+    ['car', 'rain']                                                      # none accepted: "none of these"
+
+Inputs are checked
 before the model runs, and a bad one raises :class:`~tfaudio.errors.AudioError` naming it and the fix.
 
 Models: for ``"audio-classification"``, a folder saved by ``tfaudio train`` / ``AudioClassifier.save``,
@@ -101,6 +109,7 @@ class AudioClassificationPipeline:
 
         Returns:
             ``[{"score", "label"}, ...]`` sorted by score for one input; a list of those for a list.
+            A model with thresholds adds ``"accepted"`` (see :meth:`postprocess`).
 
         Raises:
             AudioError: an input cannot be used (unreadable file, no sampling rate, NaN samples,
@@ -131,8 +140,15 @@ class AudioClassificationPipeline:
         return self.model.scorer.scores(waves, batch_size=len(waves) or 1)
 
     def postprocess(self, scores: np.ndarray, top_k: int | None) -> list[dict]:
-        """``[{"score", "label"}]`` of the ``top_k`` best classes (all when None), best first."""
-        return [{"score": t["score"], "label": t["label"]} for t in decode.top_k(scores, self.labels, top_k)]
+        """``[{"score", "label"}]`` of the ``top_k`` best classes (all when None), best first; a model
+        with a decision rule adds ``"accepted"`` to each (:meth:`LoadedModel.decide
+        <tfaudio.inference.loader.LoadedModel.decide>`: above its class threshold, or the top label
+        when not "none of these"). A multi-label model's accepted labels may rank below ``top_k``:
+        pass ``top_k=None`` to see them all."""
+        decision = self.model.decide(scores)
+        accepted = set(decision["labels"]) if decision else None
+        return [{"score": t["score"], "label": t["label"], **({"accepted": t["label"] in accepted} if decision else {})}
+                for t in decode.top_k(scores, self.labels, top_k)]
 
 
 def _check_top_k(top_k: Any) -> int | None:

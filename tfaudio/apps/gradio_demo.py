@@ -122,6 +122,9 @@ class Analysis:
         clip_scores: float32 ``[classes]``, the mean of ``frame_scores`` (what ``predict`` returns).
         labels: class names in score order.
         top: the top-k ``[{"label", "score"}]``, best first.
+        decision: the model's decision (:func:`tfaudio.heads.decode.decide`: ``{"labels",
+            "none_of_these"}``, the labels above a multi-label model's thresholds or a single-label
+            model's top label unless below its rejection threshold), None for a model without one.
     """
 
     waveform: np.ndarray
@@ -135,6 +138,7 @@ class Analysis:
     clip_scores: np.ndarray
     labels: tuple[str, ...]
     top: list[dict]
+    decision: dict | None = None
 
     @property
     def seconds(self) -> float:
@@ -147,10 +151,14 @@ class Analysis:
         return np.arange(len(self.frame_scores)) * self.frame_hop_seconds
 
     def summary(self) -> str:
-        """One Markdown line: duration, rates and frame count."""
+        """Markdown: the model's decision (when it has a rule), then duration, rates and frame count."""
         rate = f"{self.input_rate} Hz" + (
             f" (resampled to {self.sample_rate} Hz)" if self.input_rate != self.sample_rate else "")
-        return (f"{self.seconds:.2f} s at {rate}; {len(self.frame_scores)} frames of {self.frame_seconds:g} s "
+        said = ""
+        if self.decision is not None:
+            said = ("**None of these** (no label above its threshold).\n\n" if self.decision["none_of_these"]
+                    else f"**Decision: {', '.join(self.decision['labels'])}** (above the threshold).\n\n")
+        return (f"{said}{self.seconds:.2f} s at {rate}; {len(self.frame_scores)} frames of {self.frame_seconds:g} s "
                 f"every {self.frame_hop_seconds:g} s; clip score = mean of the frame scores.")
 
 
@@ -196,7 +204,7 @@ def analyze(model: Any, waveform: Any, sample_rate: int, top_k: int = 5, *, wher
         waveform=wave, sample_rate=model.sample_rate, input_rate=int(sample_rate), log_mel=log_mel,
         log_mel_hop_seconds=mel_hop, frame_scores=frames, frame_seconds=span,
         frame_hop_seconds=hop, clip_scores=clip, labels=tuple(model.labels),
-        top=decode.top_k(clip, model.labels, int(top_k)),
+        top=decode.top_k(clip, model.labels, int(top_k)), decision=model.decide(clip),
     )
 
 

@@ -4,12 +4,14 @@ Graph::
 
     file list → Reshuffle → DecodeClip (→ dead letters)  decode, resample to the model's input rate
       → RunInference(SavedModel "batch" signature)      padded batches; model loaded once per worker
-      → top-k labels → WriteToText (JSONL or CSV)
+      → top-k labels (and the export's decision) → WriteToText (JSONL or CSV)
 
 The model is a folder written by ``tfaudio export`` (``OUTPUT/saved_model``, or ``OUTPUT`` itself):
 its ``batch`` signature takes ``audio`` [B, S] at the rate the export states in its
-``assets/tfaudio.json`` and ``lengths`` [B]; the labels come from the same file. Output rows come in
-no particular order.
+``assets/tfaudio.json`` and ``lengths`` [B]; the labels come from the same file, and so do a
+multi-label export's per-class thresholds or a single-label export's rejection threshold: rows then
+carry the decision of :func:`tfaudio.heads.decode.decide` (``labels``, ``none_of_these``), as
+``tfaudio predict`` prints it. Output rows come in no particular order.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from tfaudio.beam.clips import ClipBatchesMixin, dead_letter
 from tfaudio.beam.runners import finish, join_sinks, read_lines, run_inference, split_outputs
 from tfaudio.data.pipeline import PipelineConfig
 from tfaudio.errors import TfaudioError
+from tfaudio.export.saved_model import decision_rule
 from tfaudio.heads import decode
 from tfaudio.inference.loader import describe_export, load_model
 from tfaudio.io.atomic import atomic_write_text
@@ -78,12 +81,17 @@ class SavedModelHandler(ClipBatchesMixin, ModelHandler):
 
 class FormatRow(beam.DoFn):
     """``((tag, path, key), scores)`` → one JSON line ``{"file", "predictions": [{"label", "score"}],
-    "scores": {label: score}}`` or one CSV row ``file,label_1,score_1,...``."""
+    "scores": {label: score}}`` or one CSV row ``file,label_1,score_1,...``. With a decision rule
+    (``rule``: :func:`~tfaudio.export.saved_model.decision_rule` of the export's metadata; or a background
+    class among ``labels``) the JSON line
+    adds ``"labels"`` and ``"none_of_these"``, the CSV row the columns ``labels`` (``;``-joined) and
+    ``none_of_these``."""
 
-    def __init__(self, labels: Sequence[str], k: int, fmt: str):
+    def __init__(self, labels: Sequence[str], k: int, fmt: str, rule: dict[str, Any] | None = None):
         self.labels = list(labels)
         self.k = k
         self.fmt = fmt
+        self.rule = rule or {}
 
     def setup(self):
         from apache_beam.metrics import Metrics
@@ -94,12 +102,14 @@ class FormatRow(beam.DoFn):
         (_, path, _), scores = element
         scores = np.asarray(scores, np.float64)
         best = [{"label": t["label"], "score": round(t["score"], 6)} for t in decode.top_k(scores, self.labels, self.k)]
+        decision = decode.decide(scores, self.labels, **self.rule)
         self.scored.inc()
         if self.fmt == "jsonl":
-            yield json.dumps({"file": path, "predictions": best,
+            yield json.dumps({"file": path, "predictions": best, **(decision or {}),
                               "scores": {lab: round(float(s), 6) for lab, s in zip(self.labels, scores)}})
         else:
-            yield csv_line([path] + [x for b in best for x in (b["label"], f"{b['score']:.6f}")])
+            said = [";".join(decision["labels"]), str(decision["none_of_these"]).lower()] if decision else []
+            yield csv_line([path] + [x for b in best for x in (b["label"], f"{b['score']:.6f}")] + said)
 
 
 def csv_line(fields: Sequence[Any]) -> str:
@@ -171,7 +181,9 @@ def run_predict(
         backend: decoder backend for compressed formats.
     """
     t0 = time.perf_counter()
-    saved_model, labels, input_rate, _ = describe_export(model, input_rate)
+    saved_model, labels, input_rate, meta = describe_export(model, input_rate)
+    rule = decision_rule(meta)
+    decides = decode.decide(np.zeros(len(labels)), labels, **rule) is not None  # rows carry a decision
     if top_k < 1:
         raise TfaudioError(f"top_k must be >= 1, got {top_k}.")
     output = pathlib.Path(output)
@@ -188,7 +200,8 @@ def run_predict(
     lines = [json.dumps(f) for f in files]
     atomic_write_text(file_list, "".join(line + "\n" for line in lines))
     k = min(top_k, len(labels))
-    header = csv_line(["file"] + [x for i in range(1, k + 1) for x in (f"label_{i}", f"score_{i}")])
+    header = csv_line(["file"] + [x for i in range(1, k + 1) for x in (f"label_{i}", f"score_{i}")]
+                      + (["labels", "none_of_these"] if decides else []))
     config = PipelineConfig(sample_rate=int(input_rate), backend=backend)
     try:
         p = make_pipeline(opts)
@@ -198,7 +211,7 @@ def run_predict(
         decoded, dead = split_outputs(todo, "Decode", DecodeClip(config, with_key=False), DEAD, runner_name(opts))
         rows = (run_inference(decoded, "Score", SavedModelHandler(str(saved_model), batch_size, input_rate), runner_name(opts),
                               len(files))
-                | "Format" >> beam.ParDo(FormatRow(labels, k, fmt))
+                | "Format" >> beam.ParDo(FormatRow(labels, k, fmt, rule))
                 | "Write" >> beam.io.WriteToText(str(output), shard_name_template="",
                                                  header=header if fmt == "csv" else None))
         dead_letters = (dead

@@ -101,20 +101,15 @@ def run(args) -> int:
         skipped.update(converted.skipped)
         good = converted.index if good is None else [i for i in good if i in set(converted.index)]
         scores.append(dict(zip(converted.index, m.scorer.scores(converted.waves, batch_size=args.batch_size))))
-    thresholds = models[0].metadata.get("thresholds")  # a multi-label model: every label above its threshold
-    reject = models[0].metadata.get("rejection_threshold")  # a single-label model: "none of these" below it
     for i in good or []:
         f = files[i]
         mean = np.mean([s[i] for s in scores], axis=0)
         top = top_k(mean, labels, args.top_k)
-        above = [labels[j] for j in np.flatnonzero(mean > np.asarray(thresholds))] if thresholds else None
-        none = bool(reject is not None and not thresholds and float(mean.max()) < float(reject))
+        # the first model's rule: a multi-label model's labels above its thresholds, or "none of these"
+        decision = models[0].decide(mean)
         if args.json:
-            print(json.dumps({"file": f, "predictions": top, **({"labels": above} if thresholds else {}),
-                              **({"none_of_these": none} if reject is not None and not thresholds else {})},
-                             ensure_ascii=False))
+            print(json.dumps({"file": f, "predictions": top, **(decision or {})}, ensure_ascii=False))
         else:
             print(f + "\t" + "  ".join(f"{t['label']} {t['score']:.3f}" for t in top)
-                  + (f"\t→ {';'.join(above) or '(none)'}" if thresholds else "")
-                  + ("\t→ none of these" if none else ""))
+                  + (f"\t→ {';'.join(decision['labels']) or 'none of these'}" if decision else ""))
     return report_skipped(sorted(skipped.items()), len(files))

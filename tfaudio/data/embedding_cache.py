@@ -504,7 +504,8 @@ class EmbeddingCache:
 
     def frames_dataset(self, manifest: Manifest, *, shuffle: bool = False, seed: int | None = None):
         """A streaming ``tf.data`` of frame records ``{"embedding", "label", "clip"}`` read straight
-        from the shards, for data sets too large to load (labels joined from the manifest).
+        from the shards, for data sets too large to load (labels joined from the manifest: a class
+        index, int32; multi-label data: the clip's multi-hot row, float32 ``[classes]``).
 
         The shards are checked against their checksums first (read in blocks, not kept in memory); a
         damaged one is removed with a warning and its clips of ``manifest`` are extracted again."""
@@ -528,7 +529,8 @@ class EmbeddingCache:
             ),
             default_value=-1,
         )
-        targets = tf.constant(manifest.targets, tf.int32)
+        multi = manifest.multi_label
+        targets = tf.constant(manifest.targets, tf.float32 if multi else tf.int32)  # [rows, classes] or [rows]
         dim = self.backbone.contract.embedding_dim
         spec = {
             "key": tf.io.FixedLenFeature([], tf.string),
@@ -541,8 +543,9 @@ class EmbeddingCache:
             row = table.lookup(ex["key"])
             emb = tf.reshape(tf.io.decode_raw(ex["embeddings"], tf.float32), [-1, dim])
             n = tf.shape(emb)[0]
-            label = tf.gather(targets, tf.maximum(row, 0))
-            return {"embedding": emb, "label": tf.fill([n], label), "clip": tf.fill([n], tf.cast(row, tf.int32))}
+            label = tf.gather(targets, tf.maximum(row, 0))  # [] or [classes]
+            labels = tf.tile(label[None], [n, 1]) if multi else tf.fill([n], label)  # [n] or [n, classes]
+            return {"embedding": emb, "label": labels, "clip": tf.fill([n], tf.cast(row, tf.int32))}
 
         files = [str(self.directory / s) for s in shards]
         ds = tf.data.TFRecordDataset(files).map(parse, num_parallel_calls=tf.data.AUTOTUNE)

@@ -26,6 +26,10 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3")
 
 COLUMNS = ("path", "label", "fold", "group")
 
+#: The class of out-of-set clips (``tfaudio train --background-dir``): trained like the others, and
+#: mapped to "none of these" at prediction (:func:`tfaudio.heads.decode.decide`).
+BACKGROUND = "__background__"
+
 _ESC50 = re.compile(r"^(?P<fold>\d+)-(?P<clip>[^-]+)-(?P<take>[A-Za-z]+)-(?P<target>\d+)\.\w+$")
 # `_unknown_` clips are named `<word>_<speaker>_nohash_<n>.wav.wav`, so search, not match.
 _SPEECH_COMMANDS = re.compile(r"(?:^|_)(?P<speaker>[0-9a-f]{8})_nohash_(?P<n>\d+)")
@@ -401,6 +405,37 @@ class Manifest:
     @property
     def has_folds(self) -> bool:
         return not self.frame["fold"].isna().any()
+
+    def with_background(self, folder: str | os.PathLike) -> Manifest:
+        """This manifest plus every audio file under ``folder`` (clips outside the label set) as the
+        class :data:`BACKGROUND`, spread over the folds in turn (sorted by path) so that every split
+        trains and tests on some.
+
+        Raises:
+            ManifestError: no audio in ``folder``, multi-label data (its "none of these" is an empty
+                label set), a manifest without folds, or a label already named :data:`BACKGROUND`.
+        """
+        folder = pathlib.Path(folder)
+        files = sorted(str(f) for f in folder.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS) \
+            if folder.is_dir() else []
+        if not files:
+            raise ManifestError(f"{folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder. Fix: pass "
+                                "a folder of clips that belong to none of the classes.")
+        if self.multi_label:
+            raise ManifestError(f"{folder}: a background class is for single-label data; multi-label data says "
+                                "'none of these' by leaving every label below its threshold. Fix: drop --background-dir.")
+        if BACKGROUND in self.labels:
+            raise ManifestError(f"the data already has a class named {BACKGROUND!r}. Fix: rename it in the CSV.")
+        if not self.has_folds:
+            raise ManifestError("the background clips are spread over the folds, and this manifest has none. "
+                                "Fix: assign folds first (Manifest.assign_folds).")
+        folds = self.folds
+        extra = pd.DataFrame({"path": files, "label": BACKGROUND, "group": None,
+                              "fold": [folds[i % len(folds)] for i in range(len(files))]})
+        out = Manifest(pd.concat([self.frame, extra], ignore_index=True), labels=[*self.labels, BACKGROUND],
+                       multi_label=False)
+        out.skipped = list(self.skipped)
+        return out
 
     def class_counts(self) -> dict[str, int]:
         if self.multi_label:

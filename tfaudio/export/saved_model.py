@@ -41,8 +41,8 @@ from tfaudio.io.atomic import atomic_directory
 from tfaudio.signal.resample import Resample, resample, resampled_length
 from tfaudio.tasks.clip_scorer import clip_scorer
 
-__all__ = ["export_saved_model", "check_exportable", "read_export_metadata", "SIGNATURES",
-           "METADATA_FILE"]
+__all__ = ["export_saved_model", "check_exportable", "read_export_metadata", "decision_metadata", "decision_rule",
+           "SIGNATURES", "METADATA_FILE"]
 
 #: Signature names of the exported SavedModel.
 SIGNATURES = ("serving_default", "batch", "metadata")
@@ -103,6 +103,19 @@ def decision_metadata(classifier: Any) -> dict[str, Any]:
     if getattr(classifier, "rejection_threshold_", None) is not None:
         return {"rejection_threshold": float(classifier.rejection_threshold_)}
     return {}
+
+
+def decision_rule(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The decision rule a model's metadata states (a saved classifier's or an export's ``tfaudio.json``,
+    written by :func:`decision_metadata`): ``{"thresholds": per-class
+    thresholds or None, "rejection_threshold": float or None}``, the keyword arguments of
+    :func:`tfaudio.heads.decode.decide`. A multi-label model's thresholds win: its rejection
+    threshold, if any, is ignored (as ``tfaudio predict`` always did)."""
+    thresholds = metadata.get("thresholds")
+    thresholds = tuple(float(t) for t in thresholds) if thresholds else None
+    reject = metadata.get("rejection_threshold")
+    return {"thresholds": thresholds,
+            "rejection_threshold": float(reject) if reject is not None and thresholds is None else None}
 
 
 def read_export_metadata(path: str | os.PathLike) -> dict[str, Any] | None:

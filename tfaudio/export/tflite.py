@@ -74,7 +74,7 @@ from tfaudio.data.manifest import Manifest
 from tfaudio.errors import TfaudioError
 from tfaudio.export.flatbuffer import pack_model
 from tfaudio.export.int8 import quantize_int8
-from tfaudio.export.saved_model import METADATA_FILE, decision_metadata, export_metadata
+from tfaudio.export.saved_model import METADATA_FILE, decision_metadata, decision_rule, export_metadata
 from tfaudio.io.atomic import atomic_write_bytes
 from tfaudio.log import native_stderr_silenced, warn
 from tfaudio.signal.melspec import tflite_compatible
@@ -310,8 +310,11 @@ def _metadata_fb():
     return fb
 
 
-def _metadata_buffer(labels: tuple[str, ...], sample_rate: int, description: str) -> bytes:
-    """The ``TFLITE_METADATA`` flatbuffer, laid out like the official yamnet_classification.tflite."""
+def _metadata_buffer(labels: tuple[str, ...], sample_rate: int, description: str,
+                     score_threshold: float | None = None) -> bytes:
+    """The ``TFLITE_METADATA`` flatbuffer, laid out like the official yamnet_classification.tflite;
+    ``score_threshold``: the output's ``ScoreThresholdingOptions.globalScoreThreshold`` (MediaPipe's
+    classifiers drop categories scoring below it unless the app sets its own ``score_threshold``)."""
 
     fb = _metadata_fb()
     audio = fb.AudioPropertiesT()
@@ -338,6 +341,12 @@ def _metadata_buffer(labels: tuple[str, ...], sample_rate: int, description: str
     out.stats = fb.StatsT()
     out.stats.max, out.stats.min = [1.0], [0.0]
     out.associatedFiles = [label_file]
+    if score_threshold is not None:
+        unit = fb.ProcessUnitT()
+        unit.optionsType = fb.ProcessUnitOptions.ScoreThresholdingOptions
+        unit.options = fb.ScoreThresholdingOptionsT()
+        unit.options.globalScoreThreshold = float(score_threshold)
+        out.processUnits = [unit]
 
     subgraph = fb.SubGraphMetadataT()
     subgraph.inputTensorMetadata, subgraph.outputTensorMetadata = [inp], [out]
@@ -354,13 +363,13 @@ def _metadata_buffer(labels: tuple[str, ...], sample_rate: int, description: str
 
 
 def _with_metadata(model: bytes, labels: tuple[str, ...], sample_rate: int, description: str,
-                   export_json: str) -> bytes:
+                   export_json: str, score_threshold: float | None = None) -> bytes:
     """``model`` with the metadata buffer set and ``labels.txt`` (and tfaudio's own description,
     ``tfaudio.json``) appended as zip entries (what MediaPipe's MetadataPopulator writes)."""
 
     m = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
     buffer = schema.BufferT()
-    buffer.data = np.frombuffer(_metadata_buffer(labels, sample_rate, description), np.uint8)
+    buffer.data = np.frombuffer(_metadata_buffer(labels, sample_rate, description, score_threshold), np.uint8)
     m.buffers.append(buffer)
     entries = [e for e in (m.metadata or []) if e.name.decode() != _METADATA_NAME]
     entry = schema.MetadataT()
@@ -484,7 +493,12 @@ def tflite_model(
                                **decision_metadata(classifier))
         if agreement is not None:
             info["int8_agreement"] = agreement
-        model = _with_metadata(model, labels, rate, description, json.dumps(info, indent=1, ensure_ascii=False))
+        # MediaPipe's one global score threshold: the rejection threshold (single-label), or the lowest
+        # per-class threshold (multi-label: a label below it is below its own; the per-class cuts are
+        # in tfaudio.json, which MediaPipe does not read)
+        rule = decision_rule(info)
+        cut = min(rule["thresholds"]) if rule["thresholds"] else rule["rejection_threshold"]
+        model = _with_metadata(model, labels, rate, description, json.dumps(info, indent=1, ensure_ascii=False), cut)
     return model
 
 

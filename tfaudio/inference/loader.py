@@ -18,7 +18,8 @@ kind                      source
 
 Every :class:`LoadedModel` answers ``labels``, ``sample_rate`` (the rate its inputs must be at) and
 ``scorer`` (``scores(waves) → [n, C]``), and gives the :class:`~tfaudio.data.audio_converter.AudioConverter`
-that prepares its inputs.
+that prepares its inputs. Its ``thresholds`` / ``rejection_threshold`` (read from its metadata by
+:func:`tfaudio.export.saved_model.decision_rule`) and ``decide(scores)`` turn scores into its decision.
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ from tfaudio.backbones import registry
 from tfaudio.backbones.entry import transformers_config
 from tfaudio.data.audio_converter import AudioConverter, pad_batch
 from tfaudio.errors import TfaudioError
-from tfaudio.export.saved_model import read_export_metadata
+from tfaudio.export.saved_model import decision_metadata, decision_rule, read_export_metadata
+from tfaudio.heads import decode
 from tfaudio.tasks.audio_classifier import AudioClassifier
 from tfaudio.tasks.clip_scorer import clip_scorer
 from tfaudio.tasks.wav2vec2_finetune import is_finetune_folder, load_finetune_model
@@ -69,6 +71,21 @@ class LoadedModel:
     sample_rate: int
     source: str
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def thresholds(self) -> tuple[float, ...] | None:
+        """A multi-label model's per-class thresholds (labels above them are its answer); None otherwise."""
+        return decision_rule(self.metadata)["thresholds"]
+
+    @property
+    def rejection_threshold(self) -> float | None:
+        """A single-label model's "none of these" threshold (on the top score); None otherwise."""
+        return decision_rule(self.metadata)["rejection_threshold"]
+
+    def decide(self, scores) -> dict | None:
+        """:func:`tfaudio.heads.decode.decide` of one clip's ``scores [C]`` with this model's thresholds:
+        ``{"labels", "none_of_these"}``, or None for a model without a decision rule."""
+        return decode.decide(scores, self.labels, **decision_rule(self.metadata))
 
     @property
     def backbone(self) -> Any:
@@ -199,6 +216,8 @@ def _from_object(obj: Any, clip_scorer, source: str | None = None, meta: dict | 
         return LoadedModel("backbone", obj, None, (), int(obj.contract.sample_rate), str(where), meta or {})
     scorer = clip_scorer(obj)
     kind = scorer.kind
+    if meta is None and kind == "classifier":  # an object in memory: its thresholds as a saved one states them
+        meta = decision_metadata(obj)
     if kind == "classifier":
         model = obj
     elif kind == "finetune":

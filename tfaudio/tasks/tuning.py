@@ -33,6 +33,7 @@ from tfaudio.data.manifest import Manifest
 from tfaudio.errors import ManifestError
 from tfaudio.io.atomic import atomic_write_text
 from tfaudio.tasks.audio_classifier import AudioClassifier
+from tfaudio.tasks.multilabel_metrics import average_precision
 from tfaudio.tasks.recipe import Recipe, get_recipe
 
 __all__ = ["tune", "candidate_grid", "GRIDS"]
@@ -71,8 +72,8 @@ def candidate_grid(name: str = "small") -> list[Recipe]:
 
 def _fit_score(backbone, labels, recipe: Recipe, clips: ClipEmbeddings, train_folds: Sequence[int],
                test_fold: int, cache: EmbeddingCache) -> float:
-    """Clip accuracy of ``recipe`` trained on ``train_folds`` (one held out first when it validates)
-    and tested on ``test_fold``."""
+    """Clip accuracy (multi-label data: macro mAP, see :func:`_metric`) of ``recipe`` trained on
+    ``train_folds`` (one held out first when it validates) and tested on ``test_fold``."""
 
     train_folds = sorted(train_folds)
     val = []
@@ -89,10 +90,13 @@ def _fit_score(backbone, labels, recipe: Recipe, clips: ClipEmbeddings, train_fo
     test = part([test_fold])
     scores = clf.clip_scores(test)
     if np.asarray(test.targets).ndim == 2:  # multi-label data: macro mAP instead of accuracy
-        from tfaudio.tasks.multilabel_metrics import average_precision
-
         return float(np.nanmean(average_precision(test.targets, scores)))
     return float(np.mean(np.argmax(scores, axis=1) == test.targets))
+
+
+def _metric(manifest: Manifest) -> str:
+    """The figure candidates are compared by: clip ``"accuracy"``, or ``"mAP"`` for multi-label data."""
+    return "mAP" if manifest.multi_label else "accuracy"
 
 
 def tune(
@@ -118,7 +122,8 @@ def tune(
 
     Returns:
         ``{"outer": {"per_fold", "mean", "std", "chosen"}, "inner": {outer fold: {recipe: mean inner
-        accuracy}}, "recipe": the winner's dict, "candidates": [names], "seconds"}``.
+        accuracy}}, "recipe": the winner's dict, "candidates": [names], "metric", "seconds"}``;
+        ``metric`` names the figure: ``"accuracy"``, or ``"mAP"`` (macro) for multi-label data.
     """
 
     t0 = time.perf_counter()
@@ -169,6 +174,7 @@ def tune(
         "inner": {str(f): scores for f, scores in inner.items()},
         "mean_inner": mean_inner,
         "candidates": names,
+        "metric": _metric(manifest),
         "recipe": winner.to_dict(),
         "inner_folds": inner_count,
         "skipped": [{"file": p, "reason": why} for p, why in extraction.skipped],
@@ -186,15 +192,17 @@ def tune(
 
 def format_tune(result: dict[str, Any]) -> str:
     """The result of :func:`tune` as terminal text."""
+    metric = result.get("metric", "accuracy")  # tune.json written before multi-label data had none
+    head = f"mean inner {metric}"
     lines = [f"nested cross-validation over {len(result['outer']['folds'])} outer folds "
              f"({result['inner_folds']} inner folds each, {len(result['candidates'])} candidates, "
              f"{result['seconds']:.0f} s):",
-             f"  honest estimate (outer test folds, recipe chosen on inner folds): "
+             f"  honest estimate (outer test folds, recipe chosen on inner folds), {metric}: "
              f"{result['outer']['mean']:.3f} ± {result['outer']['std']:.3f}"]
     width = max(len(n) for n in result["candidates"])
-    lines.append(f"  {'candidate':<{width}}  mean inner accuracy  chosen for outer folds")
+    lines.append(f"  {'candidate':<{width}}  {head}  chosen for outer folds")
     for n in result["candidates"]:
         picked = [f for f, c in result["outer"]["chosen"].items() if c == n]
-        lines.append(f"  {n:<{width}}  {result['mean_inner'][n]:.3f}                {', '.join(picked) or '-'}")
+        lines.append(f"  {n:<{width}}  {result['mean_inner'][n]:<{len(head)}.3f}  {', '.join(picked) or '-'}")
     lines.append(f"  winner: {result['recipe']['name']}")
     return "\n".join(lines)
