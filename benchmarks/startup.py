@@ -30,10 +30,11 @@ sys.path.insert(0, code)
 t = [time.perf_counter()]
 import tensorflow as tf
 t.append(time.perf_counter())
-try:
+import os
+if os.path.exists(os.path.join(code, "tfaudio", "inference", "loader.py")):
     from tfaudio.inference.loader import load_model
-except ImportError:  # before the inference layer
-    from tfaudio.inference.loader import load_model
+else:  # a checkout from before the inference layer
+    from tfaudio.export.loader import load_model
 t.append(time.perf_counter())
 model = load_model(sys.argv[2])
 t.append(time.perf_counter())
