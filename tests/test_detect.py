@@ -80,7 +80,7 @@ def test_unreadable_file_is_named(tmp_path):
 
     bad = tmp_path / "x.wav"
     bad.write_bytes(b"RIFF but not really")
-    with pytest.raises(AudioError, match="x.wav: cannot be streamed.*Fix:"):
+    with pytest.raises(AudioError, match="x.wav: not an audio file.*Fix:"):
         list(stream_audio(bad, 16000))
 
 
@@ -193,6 +193,6 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "Traceback" not in err and "--audio-dir" in err
     assert main(["detect", str(tmp_path / "nope.wav")]) == 2
     err = capsys.readouterr().err
-    assert "nope.wav: no such file" in err and "Traceback" not in err
+    assert "nope.wav: file not found" in err and "Traceback" not in err
     assert main(["detect", str(tmp_path / "nope.wav"), "--low", "0.9", "--high", "0.5"]) == 2
     assert "--low 0.9 is above --high 0.5" in capsys.readouterr().err

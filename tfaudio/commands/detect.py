@@ -57,14 +57,14 @@ def add_parser(sub):
 def run(args) -> int:
     from tfaudio.errors import AudioError
     from tfaudio.inference.detection import EventDetectionModel, detect_events
-    from tfaudio.io.audio_stream import stream_info
+    from tfaudio.io.audio_info import audio_info
     from tfaudio.tasks.event_outputs import write_detections
 
     config = event_config(args)
     files, skipped = [], []
     for f in args.files:
         try:
-            stream_info(f)
+            audio_info(f)
             files.append(f)
         except AudioError as err:
             if args.on_error == "raise":

@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 
 from tfaudio.errors import TfaudioError
 from tfaudio.inference.loader import LoadedModel, load_model
-from tfaudio.io.audio_stream import stream_audio, stream_info
+from tfaudio.io.audio_info import audio_info
+from tfaudio.io.audio_stream import stream_audio
 from tfaudio.io.strong_labels import Event
 from tfaudio.tasks.events import EventConfig, EventDetector
 
@@ -227,18 +228,18 @@ def detect_events(files: str | os.PathLike | Sequence[str | os.PathLike], model:
                                "from those (--labels).")
         columns = [det_model.labels.index(x) for x in labels]
     chosen = tuple(det_model.labels[c] for c in columns)
-    infos = [stream_info(p) for p in paths]  # every file checked before the first model call
+    infos = [(os.fspath(p), audio_info(p)) for p in paths]  # every file checked before the first model call
     results = []
-    for info in infos:
-        duration = info.seconds
-        detector = EventDetector(chosen, det_model.hop_seconds, det_model.window_seconds, config, file=info.path)
+    for path, info in infos:
+        duration = info.duration
+        detector = EventDetector(chosen, det_model.hop_seconds, det_model.window_seconds, config, file=path)
         activity = _Activity(duration, det_model.hop_seconds, det_model.window_seconds, len(columns))
         # ~block_seconds of frames per chunk: one model call each
         frames = max(1, int(round(block_seconds * det_model.sample_rate / det_model.hop_samples)))
-        blocks = stream_audio(info.path, det_model.sample_rate, block_seconds=block_seconds)
+        blocks = stream_audio(path, det_model.sample_rate, block_seconds=block_seconds)
         events: list[Event] = []
         done = 0
-        with tqdm(total=round(duration, 1), unit="s", desc=os.path.basename(info.path), disable=not progress,
+        with tqdm(total=round(duration, 1), unit="s", desc=os.path.basename(path), disable=not progress,
                   leave=False) as bar:
             for chunk in _chunks(blocks, det_model.chunk_samples, det_model.hop_samples, frames):
                 scores = det_model.score_chunk(chunk)[:, columns]
@@ -248,9 +249,9 @@ def detect_events(files: str | os.PathLike | Sequence[str | os.PathLike], model:
                 seconds = min(duration, done * det_model.hop_seconds)
                 bar.update(round(seconds - bar.n, 1))
                 if on_block is not None:
-                    on_block(info.path, seconds, duration)
+                    on_block(path, seconds, duration)
         events += detector.finish(duration)
         events.sort(key=lambda e: (e.onset, e.label))
-        results.append(Detection(info.path, events, duration, done, det_model.hop_seconds, det_model.window_seconds,
+        results.append(Detection(path, events, duration, done, det_model.hop_seconds, det_model.window_seconds,
                                  chosen, activity.values, activity.bin_seconds))
     return results

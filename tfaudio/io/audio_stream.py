@@ -10,34 +10,23 @@ overlap, ~-100 dB). Memory: one block plus two overlaps, whatever the file's len
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-import pathlib
 from collections.abc import Iterator
 
 import numpy as np
+import tensorflow as tf
 
 from tfaudio.errors import AudioError
+from tfaudio.io.audio_info import audio_info
+from tfaudio.io.samples import to_mono
 from tfaudio.signal.resample import clip_resampler
 
-__all__ = ["AudioStreamInfo", "stream_info", "stream_audio"]
+__all__ = ["stream_audio"]
 
 #: Input samples of context on each side of a block when resampling (seconds; the filters are
 #: < 20 ms long).
 OVERLAP_SECONDS = 0.05
-
-
-@dataclasses.dataclass(frozen=True)
-class AudioStreamInfo:
-    path: str
-    sample_rate: int
-    frames: int
-    channels: int
-
-    @property
-    def seconds(self) -> float:
-        return self.frames / self.sample_rate
 
 
 def _soundfile(path: str):
@@ -46,26 +35,6 @@ def _soundfile(path: str):
     except ImportError as err:  # pragma: no cover - a core dependency
         raise AudioError(path, "reading long recordings needs soundfile.", "pip install soundfile") from err
     return sf
-
-
-def stream_info(path: str | os.PathLike) -> AudioStreamInfo:
-    """Rate, length and channels of a file soundfile can stream (WAV, FLAC, OGG, MP3).
-
-    Raises:
-        AudioError: missing, not audio, or a format soundfile cannot read.
-    """
-    where = os.fspath(path)
-    if not pathlib.Path(where).is_file():
-        raise AudioError(where, "no such file.", "check the path.")
-    sf = _soundfile(where)
-    try:
-        info = sf.info(where)
-    except Exception as err:  # soundfile raises LibsndfileError / RuntimeError
-        raise AudioError(where, f"cannot be streamed ({type(err).__name__}: {err}).",
-                         "convert it to WAV or FLAC (e.g. `ffmpeg -i in.m4a out.flac`).") from None
-    if info.frames <= 0:
-        raise AudioError(where, "has no samples.", "pass a recording with audio in it.")
-    return AudioStreamInfo(where, int(info.samplerate), int(info.frames), int(info.channels))
 
 
 def stream_audio(path: str | os.PathLike, sample_rate: int, *, block_seconds: float = 60.0,
@@ -86,8 +55,8 @@ def stream_audio(path: str | os.PathLike, sample_rate: int, *, block_seconds: fl
         >>> for block in stream_audio("night.flac", 16000):  # doctest: +SKIP
         ...     scores = model(block)
     """
-    info = stream_info(path)
-    where, rate = info.path, info.sample_rate
+    info = audio_info(path)  # the header only: a clear error for a missing, empty or non-audio file
+    where, rate = os.fspath(path), info.sample_rate
     sample_rate = int(sample_rate)
     g = math.gcd(rate, sample_rate)
     up, down = sample_rate // g, rate // g
@@ -95,7 +64,6 @@ def stream_audio(path: str | os.PathLike, sample_rate: int, *, block_seconds: fl
     pad = 0 if rate == sample_rate else max(1, math.ceil(overlap_seconds * rate / down)) * down
     resampler = None
     if rate != sample_rate:
-
         try:
             resampler = clip_resampler(rate, sample_rate)
         except ValueError as err:
@@ -114,7 +82,7 @@ def stream_audio(path: str | os.PathLike, sample_rate: int, *, block_seconds: fl
                 if not len(data):
                     eof = True
                     break
-                mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+                mono = to_mono(data)
                 if not np.all(np.isfinite(mono)):
                     raise AudioError(where, f"has NaN/Inf samples near {(buf_start + len(buf)) / rate:.1f} s.",
                                      "repair the file (e.g. re-encode it) before detecting events.")
@@ -127,8 +95,6 @@ def stream_audio(path: str | os.PathLike, sample_rate: int, *, block_seconds: fl
             if resampler is None:
                 out = buf[block_start - buf_start : block_end - buf_start]
             else:
-                import tensorflow as tf
-
                 a = max(0, block_start - pad)  # on the grid: block_start and pad are multiples of down
                 b = total if last else min(total, block_end + pad)
                 y = resampler(tf.constant(buf[a - buf_start : b - buf_start])).numpy()
