@@ -23,7 +23,11 @@ import tf_keras as keras
 
 from tfaudio.signal.pooling import masked_mean_std
 
-POOLINGS = ("mean", "attention", "stats")
+#: How a head turns a clip's frames into the clip score: ``"mean"`` and ``"attention"`` pool the
+#: frame *scores* (a plain or attention-weighted mean); ``"stats"`` pools the frame *embeddings* (mean ‖
+#: std, :func:`tfaudio.signal.pooling.masked_mean_std`) and scores the clip once. Not to be confused with
+#: :data:`tfaudio.heads.frame_pooling.EMBEDDING_POOLINGS`, which only ever pool embeddings.
+CLIP_SCORE_POOLINGS = ("mean", "attention", "stats")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +64,8 @@ class HeadConfig:
     ensemble: int = 1
 
     def __post_init__(self):
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.pooling not in CLIP_SCORE_POOLINGS:
+            raise ValueError(f"pooling must be one of {CLIP_SCORE_POOLINGS}, got {self.pooling!r}")
         if int(self.ensemble) < 1:
             raise ValueError(f"ensemble must be >= 1, got {self.ensemble!r}")
         for name in ("dropout", "input_dropout"):

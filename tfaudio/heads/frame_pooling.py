@@ -24,9 +24,10 @@ import tensorflow as tf
 
 from tfaudio.signal.pooling import masked_mean
 
-__all__ = ["POOLINGS", "pool_frames", "pool_clips", "pooled_dim"]
+__all__ = ["EMBEDDING_POOLINGS", "pool_frames", "pool_clips", "pooled_dim"]
 
-POOLINGS = ("mean", "max", "mean+max", "flatten")
+#: Poolings of frame *embeddings* into one clip embedding (``"mean"``: the masked mean of the embeddings).
+EMBEDDING_POOLINGS = ("mean", "max", "mean+max", "flatten")
 
 
 def pooled_dim(method: str, embedding_dim: int, num_frames: int | None = None) -> int:
@@ -36,8 +37,8 @@ def pooled_dim(method: str, embedding_dim: int, num_frames: int | None = None) -
 
 
 def _check(method: str, num_frames: int | None) -> None:
-    if method not in POOLINGS:
-        raise ValueError(f"unknown pooling {method!r}; expected one of {', '.join(POOLINGS)}.")
+    if method not in EMBEDDING_POOLINGS:
+        raise ValueError(f"unknown pooling {method!r}; expected one of {', '.join(EMBEDDING_POOLINGS)}.")
     if method == "flatten" and (num_frames is None or int(num_frames) < 1):
         raise ValueError(f"'flatten' pooling needs num_frames >= 1 (the fixed window, e.g. the frames of "
                          f"the backbone's contract.window_samples), got {num_frames!r}.")

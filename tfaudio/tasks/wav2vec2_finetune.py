@@ -56,7 +56,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-POOLINGS = ("mean", "stats")
+#: Poolings of the fine-tuned model's frame *embeddings*: ``"mean"`` (as in
+#: :data:`tfaudio.heads.frame_pooling.EMBEDDING_POOLINGS`) or ``"stats"`` (mean ‖ std).
+FINETUNE_POOLINGS = ("mean", "stats")
 #: ``kind`` in the ``tfaudio.json`` of a folder written by :func:`save_finetune_model`.
 KIND = "wav2vec2_finetune"
 CONFIG_FILE = "tfaudio.json"
@@ -87,8 +89,8 @@ class _MaskedPooling(keras.layers.Layer):
 
     def __init__(self, mode: str = "mean", **kwargs: Any):
         super().__init__(**kwargs)
-        if mode not in POOLINGS:
-            raise TfaudioError(f"pooling must be one of {POOLINGS}, got {mode!r}.")
+        if mode not in FINETUNE_POOLINGS:
+            raise TfaudioError(f"pooling must be one of {FINETUNE_POOLINGS}, got {mode!r}.")
         self.mode = mode
 
     def call(self, inputs):
