@@ -53,7 +53,6 @@ TASKS = {
 
 
 def _is_single(inputs: Any) -> bool:
-
     return not isinstance(inputs, list) and not (isinstance(inputs, tuple) and not is_pair(inputs))
 
 

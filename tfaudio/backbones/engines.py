@@ -80,7 +80,6 @@ def bfloat16_native(features: frozenset[str] | None = None) -> bool:
 
 
 def _tflite_available() -> bool:
-
     try:
         interpreter_backend()
     except TfaudioError:
@@ -180,7 +179,6 @@ class _TFLiteBody:
     """YAMNet's body (patches ``[N, 96, 64]`` → embeddings ``[N, 1024]``) as a float32 TFLite model."""
 
     def __init__(self, backbone: Any, num_threads: int | None = None):
-
         fe = backbone.params.frontend
         spec = tf.TensorSpec([None, fe.patch_frames, fe.num_mel_bins], tf.float32)
         fn = tf.function(lambda p: backbone.body(p, training=False)[0], input_signature=[spec], autograph=False)
@@ -207,7 +205,6 @@ class _TFLiteBody:
 
 
 def _tflite_functions(backbone: Any) -> tuple[Callable, Callable]:
-
     body = backbone.__dict__.get("_tfaudio_tflite_body")
     if body is None:
         body = backbone.__dict__["_tfaudio_tflite_body"] = _TFLiteBody(backbone)

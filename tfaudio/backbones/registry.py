@@ -132,8 +132,7 @@ def split_spec(text: str) -> tuple[str, str | None]:
                 return e.name, text
         raise TfaudioError(f"{text}: no backbone recognises this path or id. Fix: name the backbone, e.g. "
                            f"{', '.join(e.example for e in entries())}.")
-    entry(name)  # raises: unknown name
-    raise AssertionError("unreachable")
+    return entry(name).name, None  # not a registered name: entry() raises, listing the known ones
 
 
 def backbone_name(backbone: Any) -> str:

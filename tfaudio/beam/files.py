@@ -25,7 +25,6 @@ _CHUNK = 1 << 20
 
 
 def has_scheme(path: str) -> bool:
-
     return FileSystems.get_scheme(str(path)) is not None
 
 
@@ -80,7 +79,6 @@ def join(directory: str, *names: str) -> str:
 
 
 def exists(path: str) -> bool:
-
     return FileSystems.exists(str(path))
 
 
@@ -93,7 +91,6 @@ def make_dirs(path: str) -> None:
 
 
 def read_bytes(path: str) -> bytes:
-
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         return f.read()
 

@@ -166,7 +166,6 @@ class EmbeddingCache:
         batch_size: int = 16,
         engine: str | None = "float32",
     ):
-
         self.backbone = backbone
         #: The engine that extracts (:mod:`tfaudio.backbones.engines`; ``"auto"`` picks by the CPU).
         self.engine = choose_engine(engine, backbone=backbone)
@@ -461,6 +460,7 @@ class EmbeddingCache:
         Returns whether anything was extracted."""
         for shard_id, problem in damaged.items():
             self._discard(shard_id, problem)
+        self._lost -= set(self.index(refresh=True))  # extracted again meanwhile (by extract())
         lost = self._lost & {k for k in keys if k is not None}
         if not lost and not self._lost_unknown:
             return False

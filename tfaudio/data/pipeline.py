@@ -218,7 +218,6 @@ class AudioDataset:
         return audio, branch, ok
 
     def _resample(self, audio: tf.Tensor, branch: tf.Tensor, ok: tf.Tensor) -> dict[str, tf.Tensor]:
-
         cfg = self.config
         if self._graph_rates:
             audio = switch_rates(audio, branch, self._graph_rates, cfg.sample_rate)
@@ -232,7 +231,6 @@ class AudioDataset:
             feats = self.features(audio)
             out.update(features=feats, feature_count=tf.shape(feats)[0])
         if self.frame_energy is not None:
-
             frame, hop = self.frame_energy
             count = tf.maximum(1, (tf.cast(length, tf.int32) + hop - 1) // hop)  # frames that start in the clip
             db = frame_energy_db(audio[None], tf.reshape(tf.cast(length, tf.int32), [1]), frame, hop, count)[0]

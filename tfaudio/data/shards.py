@@ -97,7 +97,6 @@ class ShardWriter:
     """
 
     def __init__(self, directory: pathlib.Path, shard_id: str | None = None):
-
         self.directory = pathlib.Path(directory)
         self.shard_id = shard_id or uuid.uuid4().hex[:16]
         self.final = self.directory / f"shard-{self.shard_id}.tfrecord"

@@ -143,7 +143,6 @@ class _ServingModule:
 
     def __init__(self, scorer: Any, input_rate: int, frame_scores: bool, backbone_scores: bool,
                  assets: dict[str, pathlib.Path], metadata: dict[str, Any]):
-
         rate = scorer.sample_rate
         f32 = tf.float32
         self.module = tf.Module(name="tfaudio_classifier")
@@ -300,7 +299,6 @@ def export_saved_model(
     if input_rate <= 0:
         raise TfaudioError(f"input_rate must be a positive rate in Hz, got {input_rate}.")
     if input_rate != rate:
-
         try:
             Resample(input_rate, rate)  # an impossible rate pair fails here, not in the graph
         except ValueError as err:
@@ -311,7 +309,6 @@ def export_saved_model(
                                **decision_metadata(classifier))
 
     with tempfile.TemporaryDirectory(prefix="tfaudio-assets-") as scratch:
-
         assets = {LABELS_FILE: pathlib.Path(scratch) / LABELS_FILE, METADATA_FILE: pathlib.Path(scratch) / METADATA_FILE}
         assets[LABELS_FILE].write_text("\n".join(scorer.labels) + "\n", encoding="utf8")
         assets[METADATA_FILE].write_text(json.dumps(metadata, indent=1, ensure_ascii=False), encoding="utf8")

@@ -103,7 +103,6 @@ class _WindowModel:
     """
 
     def __init__(self, graph: Any, window_samples: int | None):
-
         self.module = tf.Module(name="tfaudio_tflite")
         self.module.variables_ = graph.variables
 
@@ -191,7 +190,6 @@ def _convert(concrete, module, quantization: str, calibration: list[np.ndarray] 
     elif quantization == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quantization in INT8_VARIANTS:
-
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([w] for w in calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]

@@ -82,7 +82,6 @@ class EventDetectionModel:
     """
 
     def __init__(self, model: Any, *, window_seconds: float | None = None, hop_seconds: float | None = None):
-
         if isinstance(model, LoadedModel):
             loaded = model
         elif hasattr(model, "batch") and hasattr(model, "contract") and hasattr(model, "labels"):  # a ClipScorer
@@ -136,7 +135,6 @@ class EventDetectionModel:
         """Scores ``[frames, C]`` of the frames that start in ``chunk`` (its first sample on the grid)."""
         expected = self.num_frames(len(chunk))
         if self.mode == "export_frames":
-
             out = self.loaded.model.signatures["serving_default"](audio=tf.constant(chunk, tf.float32))
             scores = np.asarray(out["frame_scores"], np.float32)
             if len(scores) < expected:

@@ -170,9 +170,7 @@ def load_model(source: Any = None, *, input_rate: int | None = None, backbone: A
             "'efficientat:mn04_as') to tag AudioSet events."
         )
     if path.is_dir() and (path / "tfaudio.json").is_file():
-
         if is_finetune_folder(path):
-
             return _from_object(load_finetune_model(path), clip_scorer, str(path))
 
         clf = AudioClassifier.load(path, backbone=backbone)
@@ -180,7 +178,6 @@ def load_model(source: Any = None, *, input_rate: int | None = None, backbone: A
         return _from_object(clf, clip_scorer, str(path), meta)
     saved = saved_model_dir(path) if path.is_dir() else None
     if saved is not None:
-
         if tagging and read_export_metadata(saved) is None:
             return _tagger(text)  # a backbone's own SavedModel (YAMNet from TF Hub), not a tfaudio export
         return _export(saved, str(path), input_rate)
@@ -228,7 +225,6 @@ def _from_object(obj: Any, clip_scorer, source: str | None = None, meta: dict | 
 
 
 def _tagger(text: str) -> LoadedModel:
-
     backbone = registry.get_backbone(text)
     if not getattr(backbone, "class_names", None):
         raise TfaudioError(f"{text}: this backbone has no class names of its own to tag with (YAMNet needs "
@@ -254,7 +250,6 @@ class _ExportScorer:
         self.single = loaded.signatures.get("serving_default")
 
     def scores(self, waves, *, batch_size: int = 16) -> np.ndarray:
-
         if not len(waves):
             return np.zeros([0, len(self.labels)], np.float32)
         if self.batch is None:
@@ -364,7 +359,6 @@ class _TransformersScorer:
         self.description = f"transformers {config.model_type} classifier"
 
     def scores(self, waves, *, batch_size: int = 16) -> np.ndarray:
-
         out = []
         for w in waves:  # one clip per call: padding would change group-norm models' outputs
             inputs = self.extractor(w, sampling_rate=self.sample_rate, return_tensors="tf")

@@ -66,7 +66,6 @@ _AUTO_ORDER = {
 }
 
 
-
 def _read_soundfile(path: str, fmt: str) -> tuple[np.ndarray, int]:
     sf = _import_soundfile(path, _FORMAT_NAMES[fmt])
     info = sf.info(path)

@@ -283,7 +283,6 @@ class AudioClassifier:
             raise TfaudioError(f"{path} is not a saved tfaudio classifier (no {CONFIG_FILE}).")
         cfg = json.loads(cfg_file.read_text())
         if backbone is None:
-
             backbone = get_backbone(cfg["backbone"])
         clf = cls(backbone, labels=cfg["labels"], head=HeadConfig.from_dict(cfg["head"]), cache=cache)
         clf.head_model_ = keras.models.load_model(path / HEAD_FILE, compile=False)

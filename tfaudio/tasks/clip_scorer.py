@@ -296,7 +296,6 @@ class ClipScorer(_WaveformScorer):
         return self._score(graph_window(waveform), waveform, tf.shape(waveform)[1:2], mask_is_full=True)["classifier"]
 
     def _graph(self, name: str):
-
         if name != "embeddings":
             return super()._graph(name)
 
@@ -352,7 +351,6 @@ class FineTunedScorer(_WaveformScorer):
         return list(self.model.variables)
 
     def batch(self, audio, lengths, *, frame_scores: bool = False, backbone_scores: bool = False) -> dict:
-
         self.check(frame_scores=frame_scores, backbone_scores=backbone_scores)
         second = lengths if self.mask_input == "length" else tf.sequence_mask(lengths, tf.shape(audio)[1], tf.float32)
         logits = self.model({"waveform": audio, self.mask_input: second}, training=False)  # [B, C]

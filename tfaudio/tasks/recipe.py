@@ -129,7 +129,6 @@ class Recipe:
                                "Recipe.save().") from None
 
     def save(self, path: str | os.PathLike) -> pathlib.Path:
-
         path = pathlib.Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")

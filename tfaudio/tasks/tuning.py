@@ -182,7 +182,6 @@ def tune(
         "seconds": time.perf_counter() - t0,
     }
     if output_dir is not None:
-
         out = pathlib.Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "tune.json", json.dumps(result, indent=1) + "\n")
