@@ -105,9 +105,8 @@ def ceiling(m, repeats: int) -> dict:
 
     import tensorflow as tf
 
-    from tfaudio.data.pipeline import _graph_resampler
     from tfaudio.io.decode import load_audio
-    from tfaudio.signal.resample import clip_resampler
+    from tfaudio.signal.resample import clip_resampler, switch_rates
 
     paths = m.paths
     clips = [load_audio(p) for p in paths]  # warms the page cache too
@@ -123,7 +122,9 @@ def ceiling(m, repeats: int) -> dict:
         decode_1 = _passes(lambda: [load_audio(p) for p in paths], max(2, repeats // 2))  # one thread: CPU cost
         eager = _passes(lambda: list(pool.map(lambda a: resampler(tf.constant(a)).numpy(), todo)), repeats)
 
-    graph = _graph_resampler((44100,), 16000)  # AudioDataset's in-graph resampler, branch 1 = 44.1 kHz
+    def graph(audio, branch):  # AudioDataset's in-graph resampler, branch 1 = 44.1 kHz
+        return switch_rates(audio, branch, (44100,), 16000)
+
     ds = tf.data.Dataset.range(len(todo)).map(
         lambda i: tf.numpy_function(lambda j: todo[int(j)], [i], tf.float32, stateful=False),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=False,
