@@ -138,9 +138,81 @@ def _toy_backbone_class():
     return ToyBackbone
 
 
+def _tiny_conv_backbone_class():
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from tfaudio.backbones.backbone import Backbone, InputContract
+
+    class TinyConvBackbone(Backbone):
+        """A tiny trainable backbone for fine-tuning tests (not a product backbone): log power spectra of
+        25 ms frames (hop 10 ms, time-major ``[B, T, 33]``: the "log_mel" the fine-tuning road masks) →
+        two blocks of Conv1D + batch norm + ReLU, the second with stride 4 → frames of 40 ms ``[B, T/4, 16]``.
+        Weights are drawn from ``seed``, so a spec builds the same network again."""
+
+        finetune_feature_kind = "log_mel"
+
+        def __init__(self, sample_rate: int = 8000, seed: int = 0, tag: str = "tiny"):
+            self.contract = InputContract(sample_rate, 0.04, 0.04, 16, 0.04)
+            self.seed, self.tag = seed, tag
+            self._fingerprint = None
+            self.win, self.hop = int(0.025 * sample_rate), int(0.01 * sample_rate)
+            bins = self.win // 2 + 1
+            keras.utils.set_random_seed(seed)
+            x = inputs = keras.Input((None, bins))
+            x = keras.layers.Conv1D(16, 3, padding="same", use_bias=False, name="block1/conv")(x)
+            x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="block1/bn")(x))
+            x = keras.layers.Conv1D(16, 4, strides=4, padding="same", use_bias=False, name="block2/conv")(x)
+            x = keras.layers.ReLU()(keras.layers.BatchNormalization(name="block2/bn")(x))
+            self.body = keras.Model(inputs, x, name="tiny_body")
+
+        @property
+        def fingerprint(self) -> str:
+            if self._fingerprint is None:
+                from tfaudio.backbones.backbone import weights_digest
+
+                self._fingerprint = weights_digest("tiny", self.tag, self.body.weights)
+            return self._fingerprint
+
+        def spec(self) -> dict:
+            return {"name": "tiny", "source": self.tag}
+
+        @property
+        def variables(self) -> list:
+            return list(self.body.weights)
+
+        def finetune_features(self, waveforms, lengths):
+            waveforms = tf.convert_to_tensor(waveforms, tf.float32)
+            lengths = tf.cast(lengths, tf.int32)
+            x = tf.where(tf.sequence_mask(lengths, tf.shape(waveforms)[1]), waveforms, 0.0)
+            x = tf.pad(x, [[0, 0], [0, self.win]])
+            power = tf.abs(tf.signal.stft(x, self.win, self.hop, self.win)) ** 2
+            spec = (tf.math.log(power + 1e-6) + 4.0) / 4.0  # [B, T, bins], about unit scale
+            frames = tf.maximum((lengths + self.hop - 1) // self.hop, 1)
+            return spec[:, : tf.reduce_max(frames)], frames
+
+        def finetune_frames(self, features, state, training):
+            emb = self.body(features, training=training)  # [B, ceil(T/4), 16]
+            mask = tf.sequence_mask((state + 3) // 4, tf.shape(emb)[1])
+            return tf.where(mask[..., None], emb, 0.0), mask
+
+        def finetune_blocks(self):
+            return [(b, [w for layer in self.body.layers if layer.name.startswith(b + "/") for w in layer.weights
+                         if w.trainable]) for b in ("block1", "block2")]
+
+        def graph_outputs(self, waveforms, lengths):
+            emb, mask = self.finetune_frames(*self.finetune_features(waveforms, lengths), training=False)
+            return {"embeddings": emb, "mask": mask}
+
+    return TinyConvBackbone
+
+
 def __getattr__(name: str):
     if name == "ToyBackbone":  # built on first use: importing tests.helpers must not import TensorFlow
         globals()[name] = cls = _toy_backbone_class()
+        return cls
+    if name == "TinyConvBackbone":
+        globals()[name] = cls = _tiny_conv_backbone_class()
         return cls
     raise AttributeError(name)
 

@@ -12,7 +12,7 @@ import importlib
 import sys
 
 #: Sub-commands, in the order ``tfaudio --help`` lists them.
-COMMANDS = ["tag", "train", "cv", "tune", "evaluate", "predict", "detect", "embed", "export", "info", "demo", "esc50_demo"]
+COMMANDS = ["tag", "train", "finetune", "cv", "tune", "evaluate", "predict", "detect", "embed", "export", "info", "demo", "esc50_demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

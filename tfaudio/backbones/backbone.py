@@ -228,6 +228,65 @@ class Backbone(abc.ABC):
         number of real rows per clip ``[batch]``. Backbones that define :meth:`clip_features` implement it."""
         raise NotImplementedError(f"{type(self).__name__} has no clip_features step; use batch_frames.")
 
+    # ---- fine-tuning (:mod:`tfaudio.tasks.finetune`) -----------------------------------------------
+    #: What :meth:`finetune_features` returns: ``"log_mel"`` (``[N, T, M]``, time-major: the fine-tuning
+    #: road masks bands and frames of it, SpecAugment-style) or ``"waveform"`` (nothing to mask).
+    finetune_feature_kind: str = "waveform"
+    #: How many of :meth:`finetune_blocks`, from the input, stay frozen unless a recipe says otherwise
+    #: (Wav2Vec2: its convolutional feature encoder, as transformers' recipes do).
+    finetune_frozen_blocks: int = 0
+
+    def finetune_features(self, waveforms, lengths) -> tuple[tf.Tensor, Any]:
+        """The first half of :meth:`graph_outputs` while fine-tuning: a zero-padded batch →
+        (features, state) for :meth:`finetune_frames`. Default: the waveforms and lengths themselves."""
+        return waveforms, lengths
+
+    def finetune_frames(self, features, state, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        """The second half: (features, state) of :meth:`finetune_features` → (embeddings ``[B, F, D]``,
+        mask ``[B, F]``), differentiable in :attr:`variables`; ``training`` runs dropout and (unless
+        frozen) batch norm in training mode. Default: :meth:`graph_outputs` (inference mode), so any
+        backbone whose graph is differentiable can be fine-tuned."""
+        out = self.graph_outputs(features, state)
+        return out["embeddings"], out["mask"]
+
+    def finetune_blocks(self) -> list[tuple[str, list[tf.Variable]]]:
+        """The trainable variables in named blocks, from the input to the output (what freezing the first
+        N blocks and layer-wise learning-rate decay count). Default: one block of every trainable variable."""
+        return [("body", [v for v in self.variables if v.trainable])]
+
+    def assign_variables(self, values: Sequence[np.ndarray], source: str = "<values>") -> Backbone:
+        """Sets :attr:`variables` to ``values`` (in that order; e.g. a fine-tuned model's saved weights)
+        and forgets the cached fingerprint. Returns self.
+
+        Raises:
+            TfaudioError: the number or shapes of ``values`` do not fit this backbone.
+        """
+        variables = self.variables
+        if len(values) != len(variables):
+            raise TfaudioError(f"{source}: {len(values)} weight arrays for a backbone with {len(variables)} "
+                               f"({self!r}). Fix: load them into the backbone they were saved from.")
+        for v, value in zip(variables, values):
+            if tuple(np.shape(value)) != tuple(v.shape):
+                raise TfaudioError(f"{source}: weight {v.name} has shape {tuple(v.shape)}, the saved one "
+                                   f"{tuple(np.shape(value))}. Fix: load them into the backbone they were saved from.")
+        for v, value in zip(variables, values):
+            v.assign(np.asarray(value, v.dtype.as_numpy_dtype))
+        self._fingerprint = None
+        return self
+
+
+def split_blocks(variables: Sequence[tf.Variable], blocks: Sequence[tuple[str, Sequence[tf.Variable]]], *,
+                 rest: str = "rest", rest_at: int | None = None) -> list[tuple[str, list[tf.Variable]]]:
+    """Named blocks of ``variables`` for :meth:`Backbone.finetune_blocks`: ``blocks`` as given (empty ones
+    dropped), plus the variables none of them holds as one block ``rest``, inserted at position
+    ``rest_at`` (None: last)."""
+    taken = {id(v) for _, vs in blocks for v in vs}
+    out = [(name, list(vs)) for name, vs in blocks if vs]
+    left = [v for v in variables if id(v) not in taken]
+    if left:
+        out.insert(len(out) if rest_at is None else rest_at, (rest, left))
+    return out
+
 
 def display_log_mel(waveform: np.ndarray, sample_rate: int, config: melspec.LogMelConfig | None = None
                     ) -> tuple[np.ndarray, float]:

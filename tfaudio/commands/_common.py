@@ -67,9 +67,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     r.add_argument("--l2", type=float, help="L2 weight penalty")
     r.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=None,
                    help="standardise embeddings by the training frames' statistics (inside the head)")
-    r.add_argument("--pooling", choices=["mean", "attention", "stats"],
+    r.add_argument("--pooling", choices=["mean", "attention", "stats", "embedding_mean"],
                    help="clip score: mean of frame scores, attention-weighted mean, or a head on mean/std "
-                        "pooled embeddings")
+                        "(stats) or mean (embedding_mean) pooled embeddings")
     r.add_argument("--silence-gate", action=argparse.BooleanOptionalAction, default=None,
                    help="leave silent frames out of training and of clip scores")
     r.add_argument("--ensemble", type=int, help="average the scores of this many heads (different seeds)")
@@ -94,6 +94,80 @@ _HEAD_OPTIONS = {"dropout": "dropout", "input_dropout": "input_dropout", "l2": "
 _TRAIN_OPTIONS = {"epochs": "epochs", "batch_size": "batch_size", "learning_rate": "learning_rate",
                   "schedule": "schedule", "label_smoothing": "label_smoothing", "mixup": "mixup",
                   "patience": "patience", "min_clips_per_class": "min_clips_per_class"}
+
+
+def add_recipe_args(p: argparse.ArgumentParser, *, default: str) -> None:
+    """The recipe options of commands that train the backbone (``tfaudio finetune``): the recipe and its
+    schedule, plus ``--seed``, ``--cache`` and ``--output``."""
+    r = p.add_argument_group("recipe (options given here override the recipe's)")
+    r.add_argument("--recipe", default=default,
+                   help=f"{default} (the fine-tuning recipe), or a JSON recipe file with a \"finetune\" section")
+    r.add_argument("--epochs", type=int)
+    r.add_argument("--batch-size", type=int)
+    r.add_argument("--learning-rate", type=float, help="the head's peak learning rate")
+    r.add_argument("--schedule", choices=["cosine", "constant"], help="learning-rate schedule")
+    r.add_argument("--label-smoothing", type=float)
+    r.add_argument("--mixup", type=float, help="mixup alpha on pairs of clips (0: off)")
+    r.add_argument("--min-clips-per-class", type=int, help="refuse classes with fewer training clips (default 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", help="cache folder (default $TFAUDIO_CACHE or ~/.cache/tfaudio)")
+    p.add_argument("--output", "-o", required=True, help="folder for the model and its reports")
+
+
+def add_finetune_args(p: argparse.ArgumentParser) -> None:
+    """The options of fine-tuning (``tfaudio finetune``, ``tfaudio cv --finetune``); given ones override the
+    recipe's ``finetune`` settings."""
+    f = p.add_argument_group("fine-tuning (the backbone trains too; options given here override the recipe's)")
+    f.add_argument("--crop-seconds", type=float, help="training window: longer clips cropped at random, shorter "
+                                                      "padded (default: 95th percentile of the clips, at most 10 s)")
+    f.add_argument("--freeze-blocks", type=int, help="keep the first N blocks of the backbone frozen (-1: all)")
+    f.add_argument("--batchnorm", choices=["frozen", "train"], help="batch norm: pretrained statistics (frozen) or "
+                                                                    "batch statistics while training")
+    f.add_argument("--backbone-learning-rate", type=float, help="the top block's learning rate, as a share of the "
+                                                                "head's")
+    f.add_argument("--layer-decay", type=float, help="each block below the top learns this much slower")
+    f.add_argument("--weight-decay", type=float, help="AdamW weight decay")
+    f.add_argument("--warmup-epochs", type=float, help="epochs of learning-rate warm-up")
+    f.add_argument("--head-epochs", type=int, help="epochs at the start in which only the head trains")
+    f.add_argument("--gain-db", type=float, help="random gain, up to this many dB (0: off)")
+    f.add_argument("--shift-seconds", type=float, help="random time shift, up to this many seconds (0: off)")
+    f.add_argument("--freq-mask", type=float, help="SpecAugment: share of mel bands masked (0: off)")
+    f.add_argument("--time-mask", type=float, help="SpecAugment: share of frames masked (0: off)")
+    f.add_argument("--no-augment", action="store_true", help="no mixup, gain, shift or masking")
+    f.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
+                   help="bfloat16: oneDNN's automatic bfloat16 on CPUs that have it natively")
+    f.add_argument("--distribute", choices=["none", "mirrored"], default="none",
+                   help="mirrored: tf.distribute.MirroredStrategy over every GPU (or CPU devices) of this machine")
+
+
+_FINETUNE_OPTIONS = ("crop_seconds", "freeze_blocks", "batchnorm", "backbone_learning_rate", "layer_decay",
+                     "weight_decay", "warmup_epochs", "head_epochs", "gain_db", "shift_seconds", "freq_mask",
+                     "time_mask", "precision")
+
+
+def finetune_recipe_from_args(args: argparse.Namespace):
+    """:func:`recipe_from_args` with the fine-tuning options applied (recipe ``finetune`` unless --recipe)."""
+    if getattr(args, "recipe", None) in (None, "default"):
+        args.recipe = "finetune"
+    recipe = recipe_from_args(args)
+    tuned = {k: getattr(args, k) for k in _FINETUNE_OPTIONS if getattr(args, k, None) is not None}
+    if getattr(args, "no_augment", False):
+        tuned.update(gain_db=0.0, shift_seconds=0.0, freq_mask=0.0, time_mask=0.0)
+        recipe = recipe.replace(train={"mixup": 0.0})
+    try:
+        return recipe.replace(finetune=tuned)
+    except ValueError as err:
+        raise ManifestError(f"the fine-tuning options do not fit together: {err}. Fix: check --crop-seconds, "
+                            "--layer-decay and the other fine-tuning options.") from None
+
+
+def distribution_strategy(args: argparse.Namespace):
+    """``--distribute``: None (the default strategy) or a MirroredStrategy over this machine's devices."""
+    if getattr(args, "distribute", "none") != "mirrored":
+        return None
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy()
 
 
 def recipe_from_args(args: argparse.Namespace):

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from tfaudio.commands._common import (
     add_data_args,
+    add_finetune_args,
     add_model_args,
+    distribution_strategy,
+    finetune_recipe_from_args,
     load_manifest,
     make_cache,
     parse_fold_count,
@@ -18,6 +21,9 @@ def add_parser(sub):
                                 "class, grouped by speaker / source clip)")
     add_model_args(p)
     p.add_argument("--no-validation", action="store_true", help="same as --validation none")
+    p.add_argument("--finetune", action="store_true", help="fine-tune the backbone in every fold (recipe finetune "
+                                                           "unless --recipe; see tfaudio finetune)")
+    add_finetune_args(p)
     return p
 
 
@@ -43,6 +49,23 @@ def run(args) -> int:
     manifest = load_manifest(args)
     if not manifest.has_folds:
         manifest = manifest.assign_folds(k, seed=args.seed)
+    if args.finetune:
+        import pathlib
+
+        from tfaudio.data.pipeline import PipelineConfig
+        from tfaudio.data.waveform_cache import WaveformCache
+        from tfaudio.tasks.finetune import cross_validate_finetune
+
+        recipe = finetune_recipe_from_args(args)
+        backbone = get_backbone(args.backbone)
+        root = pathlib.Path(args.cache) / "embeddings" if args.cache else None
+        cache = WaveformCache(backbone.sample_rate, root, pipeline=PipelineConfig(on_error=args.on_error))
+        print(f"recipe {recipe.name}: fine-tuning {args.backbone}, {recipe.train.epochs} epochs")
+        summary = cross_validate_finetune(manifest, backbone, recipe, cache=cache, output_dir=args.output,
+                                          strategy=distribution_strategy(args), on_error=args.on_error)
+        print(format_cv(summary))
+        print(f"reports in {args.output}")
+        return report_skipped([(s["file"], s["reason"]) for s in summary["skipped"]], len(manifest), what="clips")
     backbone = get_backbone(args.backbone)
     recipe = recipe_from_args(args)
     print(f"recipe {recipe.name}: {_describe(recipe)}")

@@ -510,6 +510,25 @@ class EmbeddingCache:
         The shards are checked against their checksums first (read in blocks, not kept in memory); a
         damaged one is removed with a warning and its clips of ``manifest`` are extracted again."""
 
+        multi = manifest.multi_label
+
+        def frames(clip):
+            n = tf.shape(clip["embeddings"])[0]
+            label = clip["label"]
+            labels = tf.tile(label[None], [n, 1]) if multi else tf.fill([n], label)  # [n] or [n, classes]
+            return {"embedding": clip["embeddings"], "label": labels, "clip": tf.fill([n], clip["clip"])}
+
+        ds = self.clips_dataset(manifest).map(frames, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+        if shuffle:
+            ds = ds.shuffle(10_000, seed=seed)
+        return ds
+
+    def clips_dataset(self, manifest: Manifest, *, shuffle_files: bool = False, seed: int | None = None):
+        """A streaming ``tf.data`` of the manifest's cached clips ``{"embeddings": [n, dim], "label",
+        "clip"}`` (``clip``: the manifest row, int32; ``label`` as :meth:`frames_dataset`), read straight
+        from the shards in shard order (``shuffle_files``: the shards in a random order, by ``seed``).
+        Clips that are not cached are left out; see :meth:`frames_dataset` for damaged shards."""
+
         keys = self.keys(manifest, on_error="skip")
         for _ in range(3):
             index = self.index(refresh=True)
@@ -535,21 +554,17 @@ class EmbeddingCache:
         spec = {
             "key": tf.io.FixedLenFeature([], tf.string),
             "embeddings": tf.io.FixedLenFeature([], tf.string),
-            "num_frames": tf.io.FixedLenFeature([], tf.int64),
         }
 
         def parse(record):
             ex = tf.io.parse_single_example(record, spec)
             row = table.lookup(ex["key"])
             emb = tf.reshape(tf.io.decode_raw(ex["embeddings"], tf.float32), [-1, dim])
-            n = tf.shape(emb)[0]
             label = tf.gather(targets, tf.maximum(row, 0))  # [] or [classes]
-            labels = tf.tile(label[None], [n, 1]) if multi else tf.fill([n], label)  # [n] or [n, classes]
-            return {"embedding": emb, "label": labels, "clip": tf.fill([n], tf.cast(row, tf.int32))}
+            return {"embeddings": emb, "label": label, "clip": tf.cast(row, tf.int32)}
 
         files = [str(self.directory / s) for s in shards]
+        if shuffle_files:
+            files = [files[i] for i in np.random.default_rng(seed).permutation(len(files))]
         ds = tf.data.TFRecordDataset(files).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.filter(lambda e: e["clip"][0] >= 0).unbatch()
-        if shuffle:
-            ds = ds.shuffle(10_000, seed=seed)
-        return ds
+        return ds.filter(lambda e: e["clip"] >= 0)

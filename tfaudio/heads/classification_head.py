@@ -7,6 +7,8 @@ Three poolings (``HeadConfig.pooling``):
 - ``"attention"``: the same frame head plus a learned weight per frame; a clip's score is the
   attention-weighted mean of its frame scores (multiple-instance learning; trained on clips).
 - ``"stats"``: the mean and standard deviation of a clip's frame embeddings → an MLP (trained on clips).
+- ``"embedding_mean"``: the mean of a clip's frame embeddings → an MLP (trained on clips; the head of
+  fine-tuned models, :mod:`tfaudio.tasks.finetune`).
 
 The clip-level heads are Keras models ``{"frames": [B, F, D], "weights": [B, F]} → {"clip": [B, C],
 "frames": [B, F, C] (attention only)}``; ``weights`` is 1 for the frames that count (valid, and not
@@ -21,13 +23,16 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfaudio.signal.pooling import masked_mean_std
+from tfaudio.signal.pooling import masked_mean, masked_mean_std
 
 #: How a head turns a clip's frames into the clip score: ``"mean"`` and ``"attention"`` pool the
 #: frame *scores* (a plain or attention-weighted mean); ``"stats"`` pools the frame *embeddings* (mean ‖
-#: std, :func:`tfaudio.signal.pooling.masked_mean_std`) and scores the clip once. Not to be confused with
+#: std, :func:`tfaudio.signal.pooling.masked_mean_std`) and ``"embedding_mean"`` (their mean) pool the frame
+#: *embeddings* and score the clip once. Not to be confused with
 #: :data:`tfaudio.heads.frame_pooling.EMBEDDING_POOLINGS`, which only ever pool embeddings.
-CLIP_SCORE_POOLINGS = ("mean", "attention", "stats")
+CLIP_SCORE_POOLINGS = ("mean", "attention", "stats", "embedding_mean")
+#: The poolings whose heads score only whole clips (no frame scores).
+POOLED_EMBEDDING_POOLINGS = ("stats", "embedding_mean")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +52,7 @@ class HeadConfig:
         input_dropout: dropout on the (standardised) embedding itself (0: none).
         standardize: a first layer that standardises embeddings by the training frames' mean and
             standard deviation (part of the head, so exports carry it).
-        pooling: ``"mean"``, ``"attention"`` or ``"stats"`` (see the module docstring).
+        pooling: ``"mean"``, ``"attention"``, ``"stats"`` or ``"embedding_mean"`` (see the module docstring).
         silence_gate: leave silent frames out of training and of a clip's score
             (:mod:`tfaudio.signal.frame_energy`).
         ensemble: train this many heads with different seeds and average their scores.
@@ -143,8 +148,9 @@ def build_head(embedding_dim: int, num_classes: int, config: HeadConfig = HeadCo
     frames = keras.Input(shape=(None, embedding_dim), dtype="float32", name="frames")  # [B, F, D]
     weights = keras.Input(shape=(None,), dtype="float32", name="weights")  # [B, F]
     x = _standardize(frames, embedding_dim, stats, "standardize") if config.standardize else frames
-    if config.pooling == "stats":
-        pooled = _MaskedStats(name="mean_std")([x, weights])  # [B, 2D]
+    if config.pooling in POOLED_EMBEDDING_POOLINGS:
+        pooling = _MaskedStats(name="mean_std") if config.pooling == "stats" else _MaskedMean(name="mean")
+        pooled = pooling([x, weights])  # [B, 2D] or [B, D]
         h = _mlp(pooled, config, reg)
         clip = keras.layers.Dense(num_classes, activation=activation, kernel_regularizer=reg, name="scores")(h)
         return keras.Model({"frames": frames, "weights": weights}, {"clip": clip}, name=name)
@@ -162,6 +168,15 @@ class _MaskedStats(keras.layers.Layer):
     def call(self, inputs):
         x, w = inputs
         return masked_mean_std(x, w)
+
+
+@keras.saving.register_keras_serializable(package="tfaudio")
+class _MaskedMean(keras.layers.Layer):
+    """``[frames [B, F, D], weights [B, F]]`` → ``[B, D]``: the weighted mean."""
+
+    def call(self, inputs):
+        x, w = inputs
+        return masked_mean(x, w)
 
 
 @keras.saving.register_keras_serializable(package="tfaudio")

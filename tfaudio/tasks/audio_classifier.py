@@ -34,6 +34,8 @@ CONFIG_FILE = "tfaudio.json"
 #: Share of the correctly classified validation clips the "none of these" threshold keeps accepted.
 REJECTION_KEEP = 0.95
 HEAD_FILE = "head.keras"
+#: The fine-tuned backbone's weights (``tfaudio finetune``): one array per ``backbone.variables``, in order.
+BACKBONE_WEIGHTS_FILE = "backbone_weights.npz"
 
 
 class AudioClassifier:
@@ -77,6 +79,9 @@ class AudioClassifier:
         #: single-label heads fitted with validation clips: the top score below which a clip is "none of
         #: these" (keeps :data:`REJECTION_KEEP` of the correctly classified validation clips)
         self.rejection_threshold_: float | None = None
+        #: set when the backbone itself was trained (:mod:`tfaudio.tasks.finetune`): how; its weights are
+        #: then saved with the model
+        self.fine_tuned_: dict[str, Any] | None = None
         self._scorer = None
 
     # ---- data ---------------------------------------------------------------------------------
@@ -258,6 +263,8 @@ class AudioClassifier:
             "history": self.history_,
             **({"thresholds": self.thresholds_} if self.thresholds_ is not None else {}),
             **({"rejection_threshold": self.rejection_threshold_} if self.rejection_threshold_ is not None else {}),
+            **({"fine_tuned": {**self.fine_tuned_, "weights": BACKBONE_WEIGHTS_FILE,
+                               "fingerprint": self.backbone.fingerprint}} if self.fine_tuned_ is not None else {}),
         }
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> pathlib.Path:
@@ -267,6 +274,9 @@ class AudioClassifier:
 
         def write(tmp: pathlib.Path) -> None:
             self.head_model_.save(tmp / HEAD_FILE)
+            if self.fine_tuned_ is not None:
+                with open(tmp / BACKBONE_WEIGHTS_FILE, "wb") as f:
+                    np.savez(f, **{f"w{i:04d}": v.numpy() for i, v in enumerate(self.backbone.variables)})
             (tmp / CONFIG_FILE).write_text(json.dumps(self.config(), indent=1, ensure_ascii=False), encoding="utf8")
             (tmp / "labels.txt").write_text("\n".join(self.labels) + "\n", encoding="utf8")
 
@@ -284,7 +294,18 @@ class AudioClassifier:
         cfg = json.loads(cfg_file.read_text())
         if backbone is None:
             backbone = get_backbone(cfg["backbone"])
+        tuned = cfg.get("fine_tuned")
+        if tuned is not None:  # the backbone's own weights were trained: they live in the folder
+            weights = path / tuned.get("weights", BACKBONE_WEIGHTS_FILE)
+            try:
+                with np.load(weights) as data:
+                    values = [data[k] for k in sorted(data.files)]
+            except (OSError, ValueError) as err:
+                raise TfaudioError(f"{weights}: cannot read the fine-tuned backbone's weights ({err}). Fix: save "
+                                   "the model again (tfaudio finetune writes it).") from None
+            backbone = get_backbone(backbone).assign_variables(values, source=str(weights))
         clf = cls(backbone, labels=cfg["labels"], head=HeadConfig.from_dict(cfg["head"]), cache=cache)
+        clf.fine_tuned_ = {k: v for k, v in tuned.items() if k not in ("weights", "fingerprint")} if tuned else None
         clf.head_model_ = keras.models.load_model(path / HEAD_FILE, compile=False)
         clf.history_ = cfg.get("history") or {}
         clf.thresholds_ = cfg.get("thresholds")

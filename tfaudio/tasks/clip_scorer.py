@@ -26,6 +26,7 @@ import tensorflow as tf
 from tfaudio.backbones.registry import backbone_name, is_backbone
 from tfaudio.data.audio_converter import pad_batch
 from tfaudio.errors import TfaudioError
+from tfaudio.heads.classification_head import POOLED_EMBEDDING_POOLINGS
 from tfaudio.signal.frame_energy import frame_energy_db, silence_gate
 from tfaudio.signal.pooling import masked_mean
 
@@ -198,7 +199,7 @@ class ClipScorer(_WaveformScorer):
         """Whether :meth:`batch` can return frame scores (a tagger whose backbone pools whole clips,
         e.g. EfficientAT's AudioSet scores, or a head on pooled statistics cannot)."""
         if self.head is not None:
-            return self.pooling != "stats"
+            return self.pooling not in POOLED_EMBEDDING_POOLINGS
         return not getattr(self.backbone, "clip_level_scores", False)
 
     @property

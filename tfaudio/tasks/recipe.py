@@ -35,7 +35,7 @@ from tfaudio.errors import TfaudioError
 from tfaudio.heads.classification_head import HeadConfig
 from tfaudio.io.atomic import atomic_write_text
 
-__all__ = ["Recipe", "RECIPE_NAMES", "TrainConfig", "get_recipe", "VALIDATIONS"]
+__all__ = ["Recipe", "RECIPE_NAMES", "TrainConfig", "FineTuneConfig", "get_recipe", "VALIDATIONS"]
 
 #: How a recipe uses the training folds: ``"none"`` fits on all of them with its fixed schedule;
 #: ``"fold"`` holds one out (in cross-validation the fold after the test fold) for early stopping.
@@ -90,6 +90,66 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class FineTuneConfig:
+    """How the backbone itself trains (:mod:`tfaudio.tasks.finetune`); the head's learning rate, the epochs,
+    batch size, label smoothing, mixup and seed are the recipe's :class:`TrainConfig`. Times in seconds.
+
+    Args:
+        crop_seconds: the training window: longer clips are cropped at random, shorter ones padded. None:
+            the 95th percentile of the training clips' durations, at most ``max_crop_seconds``.
+        max_crop_seconds: the longest window ``crop_seconds=None`` chooses.
+        backbone_learning_rate: the top block's learning rate as a share of the head's.
+        layer_decay: each block below the top learns this much slower (1: all blocks alike).
+        freeze_blocks: the first N blocks of the backbone stay frozen (None: the backbone's own default,
+            ``Backbone.finetune_frozen_blocks``; -1: the whole backbone, a head on frozen features).
+        batchnorm: ``"frozen"`` (AudioSet's statistics and training-mode-free batch norm) or ``"train"``
+            (batch statistics while training, moving averages updated).
+        weight_decay: AdamW's decoupled weight decay (on every weight).
+        warmup_epochs: epochs of linear learning-rate warm-up before the cosine decay.
+        head_epochs: epochs at the start in which only the head trains (the backbone waits).
+        dropout: dropout on the pooled embedding before the head.
+        gain_db: random gain of each training clip, up to this many dB either way (0: off).
+        shift_seconds: random time shift of each training clip, up to this either way (0: off).
+        freq_mask: SpecAugment: up to this share of the mel bands masked, twice (0: off; log-mel backbones).
+        time_mask: SpecAugment: up to this share of the frames masked, twice (0: off; log-mel backbones).
+        precision: ``"float32"``, ``"bfloat16"`` (oneDNN's automatic bfloat16, on CPUs that have it
+            natively) or ``"auto"`` (float32; see BENCHMARKS.md "Fine-tuning" for why).
+    """
+
+    crop_seconds: float | None = None
+    max_crop_seconds: float = 10.0
+    backbone_learning_rate: float = 0.1
+    layer_decay: float = 0.85
+    freeze_blocks: int | None = None
+    batchnorm: str = "frozen"
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    head_epochs: int = 1
+    dropout: float = 0.2
+    gain_db: float = 6.0
+    shift_seconds: float = 0.2
+    freq_mask: float = 0.15
+    time_mask: float = 0.1
+    precision: str = "auto"
+
+    def __post_init__(self):
+        if self.batchnorm not in ("frozen", "train"):
+            raise ValueError(f"batchnorm must be 'frozen' or 'train', got {self.batchnorm!r}")
+        if self.precision not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"precision must be 'auto', 'float32' or 'bfloat16', got {self.precision!r}")
+        if self.crop_seconds is not None and not self.crop_seconds > 0:
+            raise ValueError(f"crop_seconds must be positive, got {self.crop_seconds!r}")
+        if not 0 < self.layer_decay <= 1 or self.backbone_learning_rate < 0 or self.weight_decay < 0:
+            raise ValueError(f"layer_decay must be in (0, 1], backbone_learning_rate and weight_decay >= 0, got "
+                             f"{self.layer_decay}, {self.backbone_learning_rate}, {self.weight_decay}")
+        if not 0 <= self.dropout < 1 or not 0 <= self.freq_mask < 1 or not 0 <= self.time_mask < 1:
+            raise ValueError(f"dropout, freq_mask and time_mask must be in [0, 1), got {self.dropout}, "
+                             f"{self.freq_mask}, {self.time_mask}")
+        if self.warmup_epochs < 0 or self.head_epochs < 0 or self.gain_db < 0 or self.shift_seconds < 0:
+            raise ValueError("warmup_epochs, head_epochs, gain_db and shift_seconds must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
 class Recipe:
     """A head, its training settings, and how the training folds are used.
 
@@ -98,12 +158,15 @@ class Recipe:
         head: the head (:class:`~tfaudio.heads.classification_head.HeadConfig`).
         train: the training settings (:class:`TrainConfig`).
         validation: one of :data:`VALIDATIONS`.
+        finetune: the backbone's training (:class:`FineTuneConfig`), for recipes of ``tfaudio finetune``;
+            None: a head on frozen embeddings.
     """
 
     name: str
     head: HeadConfig
     train: TrainConfig
     validation: str = "none"
+    finetune: FineTuneConfig | None = None
 
     def __post_init__(self):
         if self.validation not in VALIDATIONS:
@@ -111,8 +174,11 @@ class Recipe:
                                f"{self.validation!r}.")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "validation": self.validation, "head": self.head.to_dict(),
-                "train": dataclasses.asdict(self.train)}
+        out = {"name": self.name, "validation": self.validation, "head": self.head.to_dict(),
+               "train": dataclasses.asdict(self.train)}
+        if self.finetune is not None:
+            out["finetune"] = dataclasses.asdict(self.finetune)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "the recipe") -> Recipe:
@@ -122,8 +188,15 @@ class Recipe:
             unknown = sorted(set(train) - known)
             if unknown:
                 raise ValueError(f"unknown training settings {unknown}; known: {sorted(known)}")
+            finetune = d.get("finetune")
+            if finetune is not None:
+                known = {f.name for f in dataclasses.fields(FineTuneConfig)}
+                unknown = sorted(set(finetune) - known)
+                if unknown:
+                    raise ValueError(f"unknown fine-tuning settings {unknown}; known: {sorted(known)}")
+                finetune = FineTuneConfig(**finetune)
             return cls(str(d.get("name") or "custom"), HeadConfig.from_dict(d.get("head") or {}),
-                       TrainConfig(**train), d.get("validation", "none"))
+                       TrainConfig(**train), d.get("validation", "none"), finetune)
         except (TypeError, ValueError) as err:
             raise TfaudioError(f"{where}: not a valid recipe ({err}). Fix: write it with `tfaudio tune` or "
                                "Recipe.save().") from None
@@ -144,8 +217,11 @@ class Recipe:
                                f"({', '.join(RECIPE_NAMES)}) or a JSON file written by `tfaudio tune`.") from None
         return cls.from_dict(data, str(path))
 
-    def replace(self, *, head: dict | None = None, train: dict | None = None, **fields: Any) -> Recipe:
-        """A copy with some head / training settings changed (e.g. from command-line options)."""
+    def replace(self, *, head: dict | None = None, train: dict | None = None, finetune: dict | None = None,
+                **fields: Any) -> Recipe:
+        """A copy with some head / training / fine-tuning settings changed (e.g. from command-line options)."""
+        if finetune:
+            fields["finetune"] = dataclasses.replace(self.finetune or FineTuneConfig(), **finetune)
         return dataclasses.replace(self, head=dataclasses.replace(self.head, **(head or {})),
                                    train=dataclasses.replace(self.train, **(train or {})), **fields)
 
@@ -166,11 +242,19 @@ def _recipes() -> dict[str, Recipe]:
                         mixup=0.0, patience=3, monitor="loss", class_weight=None),
             "fold",
         ),
+        "finetune": Recipe(
+            "finetune",
+            HeadConfig(hidden_units=(), pooling="embedding_mean"),
+            TrainConfig(epochs=12, batch_size=16, learning_rate=1e-3, schedule="cosine", label_smoothing=0.1,
+                        mixup=0.3, class_weight="balanced"),
+            "none",
+            FineTuneConfig(),
+        ),
     }
 
 
-#: The recipes :func:`get_recipe` knows by name.
-RECIPE_NAMES = ("default", "tutorial")
+#: The recipes :func:`get_recipe` knows by name (``finetune``: the backbone trains too, ``tfaudio finetune``).
+RECIPE_NAMES = ("default", "tutorial", "finetune")
 
 
 def get_recipe(spec: str | os.PathLike | Recipe | None = None) -> Recipe:

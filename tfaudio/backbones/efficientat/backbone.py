@@ -33,6 +33,7 @@ import csv
 import dataclasses
 import os
 import pathlib
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -137,8 +138,8 @@ def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, params: Effic
     else:
         conv = keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False, name=f"{name}.0")
     x = conv(x)
-    # training=False: batch norm keeps AudioSet's statistics
-    x = keras.layers.BatchNormalization(epsilon=params.batchnorm_epsilon, name=f"{name}.1")(x, training=False)
+    # no training= here: the caller's flag decides (inference everywhere but fine-tuning's training step)
+    x = keras.layers.BatchNormalization(epsilon=params.batchnorm_epsilon, name=f"{name}.1")(x)
     if activation == "hardswish":
         x = HardSwish(name=f"{name}.2")(x)
     elif activation == "relu":
@@ -576,6 +577,29 @@ class EfficientATBackbone(Backbone):
         with tf.name_scope(self.frontend_scope):
             log_mel, counts = self.frontend(waveforms, lengths)  # [B, T, 128], [B]
         return self._body_outputs(log_mel, counts)
+
+    # ---- fine-tuning (tfaudio.tasks.finetune) ----------------------------------------------------
+    finetune_feature_kind = "log_mel"
+
+    def finetune_features(self, waveforms, lengths) -> tuple[tf.Tensor, tf.Tensor]:
+        """(log-mel ``[B, T, 128]``, valid frames ``[B]``): :meth:`frontend`."""
+        with tf.name_scope(self.frontend_scope):
+            return self.frontend(waveforms, lengths)
+
+    def finetune_frames(self, features, state, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        frame_emb, _, _ = self.body([features, state], training=training)  # [B, T', D]
+        mask = tf.sequence_mask(output_frames(state, self.params.num_halvings), tf.shape(frame_emb)[1])
+        return frame_emb, mask
+
+    def finetune_blocks(self) -> list[tuple[str, list[tf.Variable]]]:
+        """``features.0`` (the stem) … ``features.N`` (the last conv); the AudioSet classifier does not
+        make embeddings."""
+        blocks: dict[int, list[tf.Variable]] = {}
+        for layer in self.body.layers:
+            m = re.match(r"features\.(\d+)\.", layer.name)
+            if m:
+                blocks.setdefault(int(m.group(1)), []).extend(w for w in layer.weights if w.trainable)
+        return [(f"features.{i}", blocks[i]) for i in sorted(blocks) if blocks[i]]
 
     def clip_features(self, waveform) -> tf.Tensor:
         """One clip ``[samples]`` at 32 kHz → its log-mel ``[T, 128]`` (pure TF; what the data pipeline

@@ -404,11 +404,29 @@ class SpeechEmbeddingBackbone(Backbone):
         mel = speech_mel_spectrogram(x, frames, p.frontend)  # [B, F, 32]
         return mel * p.mel_scale + p.mel_offset, counts
 
-    def embed_log_mel(self, log_mel) -> tf.Tensor:
+    def embed_log_mel(self, log_mel, training: bool = False) -> tf.Tensor:
         """The body over scaled log-mel ``[B, F, 32]`` → ``[B, 1 + (F - 76) // 8, 96]`` (window ``p``
         covers frames ``8p .. 8p + 75``)."""
-        out = self.body(tf.expand_dims(log_mel, -1), training=False)  # [B, P, 1, 96]
+        out = self.body(tf.expand_dims(log_mel, -1), training=training)  # [B, P, 1, 96]
         return out[:, :, 0, :]
+
+    # ---- fine-tuning (tfaudio.tasks.finetune) ----------------------------------------------------
+    finetune_feature_kind = "log_mel"
+
+    def finetune_features(self, waveforms, lengths) -> tuple[tf.Tensor, tf.Tensor]:
+        """(scaled log-mel ``[B, F, 32]``, embeddings per clip ``[B]``): :meth:`log_mel`."""
+        with tf.name_scope(self.frontend_scope):
+            return self.log_mel(waveforms, lengths)
+
+    def finetune_frames(self, features, state, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        embeddings = self.embed_log_mel(features, training=training)  # [B, P, 96]
+        mask = tf.sequence_mask(state, tf.shape(embeddings)[1])  # [B, P]
+        return tf.where(tf.expand_dims(mask, -1), embeddings, 0.0), mask
+
+    def finetune_blocks(self) -> list[tuple[str, list[tf.Variable]]]:
+        """One block per convolution (``conv0`` … ``conv4``), from the input."""
+        return [(layer.name, list(layer.trainable_weights)) for layer in self.body.layers
+                if isinstance(layer, keras.layers.Conv2D)]
 
     def graph_outputs(self, waveforms, lengths) -> dict[str, tf.Tensor]:
         """A zero-padded batch as plain TF ops → ``{"embeddings" [B, P, 96], "mask" [B, P]}``."""

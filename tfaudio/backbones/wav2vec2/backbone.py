@@ -59,7 +59,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfaudio.backbones.backbone import Backbone, InputContract
+from tfaudio.backbones.backbone import Backbone, InputContract, split_blocks
 from tfaudio.backbones.hf_checkpoint import CheckpointSource, check_layer, config_weights_digest
 from tfaudio.errors import AudioError, TfaudioError
 from tfaudio.signal.pooling import masked_mean
@@ -526,6 +526,25 @@ class Wav2Vec2Backbone(Backbone):
     def variables(self) -> list[tf.Variable]:
         """Every variable :meth:`graph_frames` reads (the model's weights and the layer logits)."""
         return list(self.embedder.weights)
+
+    # ---- fine-tuning (tfaudio.tasks.finetune) ----------------------------------------------------
+    #: The convolutional feature encoder stays frozen by default (transformers' recipes; it also saves memory).
+    finetune_frozen_blocks = 1
+
+    def finetune_frames(self, features, state, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        # transformers' TF encoders draw LayerDrop with numpy at trace time: a traced training step would
+        # drop the same layers for ever, so it is off while fine-tuning
+        self.config.layerdrop = 0.0
+        return self.embedder((tf.cast(features, tf.float32), tf.cast(state, tf.int32)), training=training)
+
+    def finetune_blocks(self) -> list[tuple[str, list[tf.Variable]]]:
+        """``feature_encoder`` (the convolutions), ``projection`` (projection, positional convolution,
+        norms, the layer logits), then ``layer0`` … ``layerN`` of the transformer."""
+        layers = list(getattr(self.embedder.main.encoder, "layer", []))
+        return split_blocks(self.embedder.trainable_weights,
+                            [("feature_encoder", self.embedder.feature_encoder.trainable_weights)]
+                            + [(f"layer{i}", layer.trainable_weights) for i, layer in enumerate(layers)],
+                            rest="projection", rest_at=1)
 
     def graph_outputs(self, waveforms, lengths) -> dict[str, tf.Tensor]:
         """:meth:`batch_frames` as plain TF ops, for tracing inside a ``tf.function`` (SavedModel and

@@ -60,7 +60,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
-from tfaudio.backbones.backbone import Backbone, InputContract
+from tfaudio.backbones.backbone import Backbone, InputContract, split_blocks
 from tfaudio.backbones.hf_checkpoint import CheckpointSource, check_layer, config_weights_digest
 from tfaudio.backbones.whisper.frontend import WhisperLogMelConfig, whisper_log_mel
 from tfaudio.errors import TfaudioError
@@ -414,6 +414,18 @@ class WhisperBackbone(Backbone):
         # "frontend/..." at the graph's top level (the int8 TFLite exporter keeps those float)
         emb, mask = self.embedder.embed(waveforms, lengths, training=False)
         return {"embeddings": emb, "mask": mask}
+
+    # ---- fine-tuning (tfaudio.tasks.finetune) ----------------------------------------------------
+    def finetune_frames(self, features, state, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        return self.embedder.embed(features, state, training=training)
+
+    def finetune_blocks(self) -> list[tuple[str, list[tf.Variable]]]:
+        """``stem`` (the two convolutions), ``layer0`` … ``layerN``, then ``top`` (final norm, layer logits)."""
+        enc = self.embedder.encoder
+        return split_blocks(self.embedder.trainable_weights,
+                            [("stem", enc.conv1.trainable_weights + enc.conv2.trainable_weights)]
+                            + [(f"layer{i}", layer.trainable_weights) for i, layer in enumerate(enc.encoder_layers)],
+                            rest="top")
 
     def batch_outputs(self, waveforms, lengths=None) -> dict[str, tf.Tensor]:
         """:meth:`graph_outputs` of a checked batch, at most ``chunk_batch`` 30 s chunks per call: clips

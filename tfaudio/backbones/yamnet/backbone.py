@@ -68,9 +68,9 @@ def _conv_bn_relu(conv: keras.layers.Layer, x, params: YAMNetParams, relu_name: 
     bn = keras.layers.BatchNormalization(
         center=True, scale=False, epsilon=params.batchnorm_epsilon, name=f"{conv.name}/bn"
     )
-    # training=False: batch norm always uses AudioSet's moving statistics, also while fine-tuning
-    # (small data sets would wreck them); its offset stays trainable when its block is.
-    x = bn(x, training=False)
+    # no training= here: the caller's flag decides (inference everywhere but fine-tuning's training
+    # step; with bn.trainable False, Keras keeps AudioSet's moving statistics even then)
+    x = bn(x)
     return keras.layers.ReLU(name=relu_name)(x)
 
 
@@ -583,6 +583,28 @@ class YAMNetBackbone(Backbone):
             patches, mask = self.batch_frontend(waveforms, lengths)  # [N, 96, 64], [B, P]
         embeddings, scores = self.body(patches, training=False)  # [N, 1024], [N, 521]
         return _scatter(embeddings, scores, mask)
+
+    # ---- fine-tuning (tfaudio.tasks.finetune) ----------------------------------------------------
+    finetune_feature_kind = "log_mel"
+
+    def finetune_features(self, waveforms, lengths) -> tuple[tf.Tensor, tf.Tensor]:
+        """(log-mel patches of every clip ``[N, 96, 64]``, patch mask ``[B, P]``): :meth:`batch_frontend`."""
+        with tf.name_scope(self.frontend_scope):
+            return self.batch_frontend(waveforms, lengths)
+
+    def finetune_frames(self, features, state, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        embeddings, scores = self.body(features, training=training)  # [N, 1024], [N, 521]
+        out = _scatter(embeddings, scores, state)
+        return out["embeddings"], out["mask"]
+
+    def finetune_blocks(self) -> list[tuple[str, list[tf.Variable]]]:
+        """The 14 blocks ``layer1`` … ``layer14`` (the AudioSet output layer does not make embeddings)."""
+        blocks: dict[int, list[tf.Variable]] = {}
+        for layer in self.body.layers:
+            m = re.match(r"layer(\d+)/", layer.name)
+            if m:
+                blocks.setdefault(int(m.group(1)), []).extend(w for w in layer.weights if w.trainable)
+        return [(f"layer{i}", blocks[i]) for i in sorted(blocks)]
 
     def graph_window(self, waveform) -> dict[str, tf.Tensor]:
         """One unpadded clip ``[1, S]`` → :meth:`graph_outputs`' dict (mask all True): the frontend and

@@ -1,0 +1,348 @@
+"""Fine-tuning: augmentations, the waveform cache, the training road (loss, frozen parts, resume after kill -9,
+MirroredStrategy) and what comes out of it (an ordinary model folder that predicts, evaluates and exports)."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import (
+    TinyConvBackbone,
+    noise,
+    same_computation,
+    shared,
+    tflite_window_scores,
+    tone_dataset,
+    write_audio,
+)
+from tfaudio.backbones import registry
+from tfaudio.backbones.entry import BackboneEntry
+from tfaudio.data.waveform_cache import WaveformCache
+from tfaudio.errors import TfaudioError
+from tfaudio.signal import augment
+from tfaudio.tasks.audio_classifier import AudioClassifier
+from tfaudio.tasks.finetune import FineTuneRun, WarmupCosine, evaluate_waveforms, finetune
+from tfaudio.tasks.recipe import Recipe, get_recipe
+
+RATE = 8000
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def tiny():
+    """The test-only trainable backbone, registered so that saved models can name it."""
+    entry = registry.register_backbone(BackboneEntry(
+        name="tiny", cls="tests.helpers:TinyConvBackbone", example="tiny", summary="test-only",
+        build=lambda source, **kw: TinyConvBackbone(sample_rate=RATE, tag=source or "tiny", **kw)), replace=True)
+    yield entry
+    registry.unregister_backbone("tiny")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ft")
+    return tone_dataset(root / "audio", n_per_class=6, rate=RATE, seconds=1.0, folds=3), root
+
+
+def recipe(**finetune) -> Recipe:
+    """The finetune recipe made small: 4 epochs of batches of 4."""
+    r = get_recipe("finetune").replace(train={"epochs": 4, "batch_size": 4, "learning_rate": 1e-2})
+    return r.replace(finetune={"head_epochs": 0, "warmup_epochs": 0.5, **finetune})
+
+
+def weights(backbone) -> list[np.ndarray]:
+    return [v.numpy().copy() for v in backbone.variables]
+
+
+# ---- augmentations -----------------------------------------------------------------------------
+def test_crop_or_pad_is_repeatable_and_stays_inside_the_clip():
+    clip = np.arange(1000, dtype=np.float32)
+    a, n = augment.crop_or_pad(clip, 1000, 300, seed=[1, 2])
+    b, _ = augment.crop_or_pad(clip, 1000, 300, seed=[1, 2])
+    assert int(n) == 300 and np.array_equal(a, b)
+    starts = {int(augment.crop_or_pad(clip, 1000, 300, seed=[1, s])[0][0]) for s in range(20)}
+    assert len(starts) > 5 and all(0 <= s <= 700 for s in starts)
+    assert np.array_equal(np.diff(a), np.ones(299))  # one contiguous stretch of the clip
+    short, n = augment.crop_or_pad(clip[:100], 100, 300, seed=[1, 2])
+    short = short.numpy()
+    assert int(n) == 100 and np.array_equal(short[:100], clip[:100]) and not short[100:].any()
+    start, _ = augment.crop_or_pad(clip, 1000, 300)  # no seed: the start
+    assert np.array_equal(start, clip[:300])
+
+
+def test_gain_shift_mixup_and_masks_do_what_they_say():
+    x = tf.constant(noise(0.5, RATE, seed=1)[None].repeat(4, 0))
+    g = augment.random_gain(x, 6.0, [0, 1]).numpy()
+    ratio_db = 20 * np.log10(np.abs(g).max(1) / np.abs(x.numpy()).max(1))
+    assert np.all(np.abs(ratio_db) <= 6.0 + 1e-4) and np.ptp(ratio_db) > 0.1
+    assert np.array_equal(augment.random_gain(x, 0.0, [0, 1]), x)
+
+    lengths = tf.constant([4000, 4000, 100, 4000])
+    shifted, n = augment.time_shift(x, lengths, 400, [3, 4])
+    for row in range(4):
+        s = int(n[row]) - int(lengths[row]) if int(n[row]) < 4000 else None
+        if s is not None and s > 0:  # moved later: zeros first, then the clip
+            assert not shifted[row, :s].numpy().any()
+            assert np.allclose(shifted[row, s : s + 50], x[row, :50])
+    assert np.all(n.numpy() >= 1)
+
+    y = tf.one_hot([0, 1, 2, 0], 3)
+    mixed, n2, ym = augment.mixup(x, lengths, y, 0.4, [5, 6])
+    assert np.allclose(ym.numpy().sum(1), 1.0) and np.all(ym.numpy().max(1) >= 0.5 - 1e-6)
+    assert np.all(n2.numpy() >= lengths.numpy())
+    same = augment.mixup(x, lengths, y, 0.4, [5, 6])
+    assert np.array_equal(same[0], mixed)
+
+    feats = tf.random.stateless_normal([3, 50, 20], [0, 0])
+    masked = augment.spec_mask(feats, 0.3, 0.2, [7, 8]).numpy()
+    changed = masked != feats.numpy()
+    assert changed.any() and not changed.all()
+    assert np.array_equal(masked, augment.spec_mask(feats, 0.3, 0.2, [7, 8]))
+    assert np.array_equal(augment.spec_mask(feats, 0.0, 0.0, [7, 8]), feats)
+
+
+def test_warmup_cosine_schedule():
+    s = WarmupCosine(1.0, total=100, warmup=10, hold=20)
+    assert float(s(0)) == 0.0 and float(s(19)) == 0.0  # held
+    assert 0 < float(s(20)) < float(s(25)) < float(s(29)) <= 1.0  # warming up
+    assert float(s(30)) == pytest.approx(1.0, abs=1e-6) and float(s(99)) < 0.01  # cosine down
+
+
+# ---- the waveform cache ------------------------------------------------------------------------
+def test_waveform_cache_stores_the_decoded_clip_once(tmp_path):
+    audio = noise(0.73, RATE, seed=3)
+    write_audio(tmp_path / "a" / "hiss" / "x.wav", audio, RATE, subtype="FLOAT")
+    from tfaudio.data.manifest import Manifest
+
+    m = Manifest.from_source(tmp_path / "a")
+    cache = WaveformCache(RATE, tmp_path / "cache")
+    assert cache.extract(m, progress=False).extracted == 1
+    assert cache.extract(m, progress=False).extracted == 0  # stored: not decoded again
+    waves, _, _ = cache.load(m, extract=False)
+    assert len(waves[0]) == 5840 and np.allclose(waves[0][: len(audio)], audio) and not waves[0][len(audio):].any()
+    assert cache.durations(m)[0] == pytest.approx(0.73)
+    clip = next(iter(cache.dataset(m)))
+    assert np.array_equal(clip["waveform"], waves[0]) and int(clip["length"]) == 5840
+    assert WaveformCache(16000, tmp_path / "cache").directory != cache.directory  # one namespace per rate
+
+
+# ---- training ----------------------------------------------------------------------------------
+def test_finetuning_trains_the_backbone_and_saves_an_ordinary_model(tmp_path, data, tiny):
+    m, root = data
+    backbone = TinyConvBackbone(RATE)
+    before = weights(backbone)
+    cache = WaveformCache(RATE, root / "cache")
+    clf = finetune(m.filter_folds([1, 2]), backbone, recipe(), val=m.filter_folds([3]), cache=cache, progress=False)
+    loss = clf.history_["loss"]
+    assert loss[-1] < loss[0] and len(clf.history_["val_accuracy"]) == 4
+    assert any(not np.allclose(a, b) for a, b in zip(before, weights(backbone)))  # the backbone trained
+    assert clf.head.pooling == "embedding_mean" and clf.fine_tuned_["recipe"]["name"] == "finetune"
+
+    clf.save(tmp_path / "model")
+    cfg = json.loads((tmp_path / "model" / "tfaudio.json").read_text())
+    assert cfg["fine_tuned"]["weights"] == "backbone_weights.npz"
+    loaded = AudioClassifier.load(tmp_path / "model")  # a fresh pretrained "tiny", then the fine-tuned weights
+    waves, targets, _ = cache.load(m.filter_folds([3]), extract=False)
+    assert np.allclose(loaded.scorer.scores(waves), clf.scorer.scores(waves), atol=1e-6)
+    report = evaluate_waveforms(loaded, cache, m.filter_folds([3]))
+    assert report["accuracy"] == pytest.approx(np.mean(clf.scorer.scores(waves).argmax(1) == targets))
+
+    (tmp_path / "model" / "backbone_weights.npz").write_bytes(b"garbage")
+    with pytest.raises(TfaudioError, match="backbone_weights.npz.*cannot read"):
+        AudioClassifier.load(tmp_path / "model")
+
+
+def test_augmentations_are_training_only(data, tiny):
+    m, root = data
+    run = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(freq_mask=0.3, time_mask=0.3, dropout=0.3),
+                      cache=WaveformCache(RATE, root / "cache"))
+    waves, _, _ = run.cache.load(m.filter_folds([3]), progress=False)
+    x = tf.constant(np.stack(waves[:4]))
+    n = tf.fill([4], x.shape[1])
+    inference = run.forward(x, n, training=False).numpy()
+    scores = run.classifier().scorer.scores(waves[:4])  # the exported computation
+    assert np.allclose(inference, scores, **same_computation(scores))
+    trained = run.forward(x, n, training=True, seed=[0, 1]).numpy()
+    assert not np.allclose(trained, inference, atol=1e-4)  # masks and dropout act while training only
+
+
+def test_frozen_batchnorm_and_frozen_blocks_stay_put(data, tiny):
+    m, root = data
+    cache = WaveformCache(RATE, root / "cache")
+
+    def fit(**finetune_settings):
+        bb = TinyConvBackbone(RATE)
+        before = {v.name: v.numpy().copy() for v in bb.variables}
+        finetune(m.filter_folds([1, 2]), bb, recipe(**finetune_settings), cache=cache, progress=False)
+        return {v.name: not np.allclose(before[v.name], v.numpy()) for v in bb.variables}
+
+    frozen = fit(batchnorm="frozen", freeze_blocks=1)
+    assert not any(c for name, c in frozen.items() if "moving_" in name)  # statistics kept
+    assert not any(c for name, c in frozen.items() if name.startswith("block1/"))  # block 1 frozen whole
+    assert frozen["block2/conv/kernel:0"] and frozen["block2/bn/gamma:0"]  # block 2 trains (scale too)
+    trained = fit(batchnorm="train", freeze_blocks=0)
+    assert trained["block1/bn/moving_mean:0"] and trained["block1/conv/kernel:0"]
+    head_only = fit(freeze_blocks=-1)
+    assert not any(head_only.values())  # a head on frozen features
+
+
+def test_too_few_clips_and_classes_are_refused(data, tiny):
+    m, root = data
+    run = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(), cache=WaveformCache(RATE, root / "cache"))
+    with pytest.raises(TfaudioError, match="no training clips"):
+        run.fit(m.filter_folds([1]).select(["low", "high"]).with_labels(m.labels), progress=False)
+    with pytest.raises(TfaudioError, match="at least 2 classes"):
+        FineTuneRun(TinyConvBackbone(RATE), ["one"], recipe())
+
+
+_CHILD = """
+import os, sys, tensorflow as tf
+sys.path.insert(0, {root!r})
+from tests.test_finetune import RATE, recipe, TinyConvBackbone
+from tests.helpers import tone_dataset
+from tfaudio.data.waveform_cache import WaveformCache
+from tfaudio.tasks.finetune import FineTuneRun
+saves = []
+real_save = tf.train.CheckpointManager.save
+def save(self, *a, **k):
+    path = real_save(self, *a, **k)
+    saves.append(path)
+    if len(saves) == 2 and {kill}:
+        os.kill(os.getpid(), 9)  # kill -9 right after the second epoch's checkpoint
+    return path
+tf.train.CheckpointManager.save = save
+m = tone_dataset({audio!r}, n_per_class=6, rate=RATE, seconds=1.0, folds=3)
+run = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(), cache=WaveformCache(RATE, {cache!r}),
+                  checkpoint_dir={ckpt!r})
+run.fit(m.filter_folds([1, 2]), progress=False)
+import numpy as np
+np.savez({out!r}, *[v.numpy() for v in run.backbone.variables + run.head.variables])
+"""
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_and_ends_where_the_uninterrupted_one_ends(tmp_path, data):
+    m, root = data
+
+    def child(name, kill):
+        script = _CHILD.format(root=ROOT, audio=str(root / "audio2"), cache=str(root / "cache2"),
+                               ckpt=str(tmp_path / name), kill=kill, out=str(tmp_path / f"{name}.npz"))
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+    whole = child("whole", False)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    killed = child("resumed", True)
+    assert killed.returncode == -9  # SIGKILL
+    assert not (tmp_path / "resumed.npz").exists()
+    resumed = child("resumed", False)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming after epoch 2 of 4" in resumed.stdout
+    a, b = np.load(tmp_path / "whole.npz"), np.load(tmp_path / "resumed.npz")
+    for k in a.files:
+        assert np.allclose(a[k], b[k], atol=1e-5), k
+
+
+@pytest.mark.slow
+def test_checkpoints_of_another_run_are_refused(tmp_path, data, tiny):
+    m, root = data
+    cache = WaveformCache(RATE, root / "cache")
+    FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(), cache=cache,
+                checkpoint_dir=tmp_path / "ck").fit(m.filter_folds([1, 2]), progress=False)
+    other = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(gain_db=1.0), cache=cache, checkpoint_dir=tmp_path / "ck")
+    with pytest.raises(TfaudioError, match="checkpoints of another run.*--restart"):
+        other.fit(m.filter_folds([1, 2]), progress=False)
+
+
+_MIRRORED = """
+import sys, numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, {root!r})
+from tests.test_finetune import RATE, recipe, TinyConvBackbone
+from tests.helpers import tone_dataset
+from tfaudio.data.waveform_cache import WaveformCache
+from tfaudio.tasks.finetune import FineTuneRun
+from tfaudio.backbones import registry
+from tfaudio.backbones.entry import BackboneEntry
+registry.register_backbone(BackboneEntry(name="tiny", cls="tests.helpers:TinyConvBackbone", example="tiny",
+                                         build=lambda source, **kw: TinyConvBackbone(RATE, tag=source or "tiny")))
+m = tone_dataset({audio!r}, n_per_class=6, rate=RATE, seconds=1.0, folds=3)
+plain = recipe(gain_db=0.0, shift_seconds=0.0, freq_mask=0.0, time_mask=0.0, dropout=0.0).replace(train={{"mixup": 0.0}})
+out = {{}}
+for name, strategy in (("one", None), ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
+    run = FineTuneRun(TinyConvBackbone(RATE), m.labels, plain, cache=WaveformCache(RATE, {cache!r}), strategy=strategy)
+    run.fit(m.filter_folds([1, 2]), progress=False)
+    out[name] = [np.asarray(v.numpy()) for v in run.backbone.variables]
+    out[name + "_replicas"] = run.strategy.num_replicas_in_sync
+    out[name + "_loss"] = run.history["loss"]
+assert out["one_replicas"] == 1 and out["two_replicas"] == 2, out
+assert out["two_loss"][-1] < out["two_loss"][0]
+for a, b in zip(out["one"], out["two"]):
+    assert np.allclose(a, b, atol=1e-4), np.abs(a - b).max()
+print("MIRRORED OK", out["one_loss"], out["two_loss"])
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_cpu_devices_trains_like_one_device(tmp_path):
+    script = _MIRRORED.format(root=ROOT, audio=str(tmp_path / "audio"), cache=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0 and "MIRRORED OK" in done.stdout, done.stderr[-3000:]
+
+
+# ---- the command line --------------------------------------------------------------------------
+def test_cv_finetune_on_the_cli_resumes_finished_folds(tmp_path, data, tiny, capsys):
+    from tfaudio.cli import main
+
+    m, root = data
+    csv = tmp_path / "data.csv"
+    frame = m.frame.assign(filename=m.frame.path, category=m.frame.label)[["filename", "fold", "category"]]
+    frame.to_csv(csv, index=False)
+    args = ["cv", str(csv), "--audio-dir", "/", "--backbone", "tiny", "--finetune", "--epochs", "2", "--batch-size",
+            "4", "--head-epochs", "0", "--cache", str(root / "clicache"), "-o", str(tmp_path / "cv")]
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert len(summary["folds"]) == 3 and summary["recipe"]["finetune"]["head_epochs"] == 0
+    assert (tmp_path / "cv" / "fold1" / "report_confusion.png").is_file()
+    assert not (tmp_path / "cv" / "fold1" / "checkpoints").exists()
+    capsys.readouterr()
+    assert main(args) == 0  # again: every fold was finished, none trains again
+    assert capsys.readouterr().out.count("done in an earlier run") == 3
+
+
+@pytest.mark.slow
+def test_finetune_command_with_efficientat_predicts_and_exports_alike(tmp_path, data):
+    """mn04 fine-tuned from the command line: the folder predicts and exports like any tfaudio model, and the
+    SavedModel and the float TFLite file give the Keras model's scores."""
+    checkpoint = shared("models", "efficientat")
+    if not checkpoint.exists():
+        pytest.skip(f"{checkpoint} is absent (EfficientAT mn04 weights from ../shared)")
+    from tfaudio.cli import main
+    from tfaudio.inference.loader import load_model
+
+    m, root = data
+    frame = m.frame.assign(filename=m.frame.path, category=m.frame.label)[["filename", "fold", "category"]]
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    out = tmp_path / "mn04"
+    assert main(["finetune", str(tmp_path / "data.csv"), "--audio-dir", "/", "--backbone", "efficientat:mn04_as",
+                 "--epochs", "1", "--batch-size", "4", "--folds", "1,2::3", "--cache", str(root / "mncache"),
+                 "-o", str(out)]) == 0
+    assert (out / "test_report.json").is_file() and (out / "test_report_confusion.png").is_file()
+    assert (out / "backbone_weights.npz").is_file() and not (out / "checkpoints").exists()
+    assert main(["export", str(out), "-o", str(tmp_path / "export"), "--tflite", "float32"]) == 0
+    waves, _, _ = WaveformCache(32000, root / "mncache" / "embeddings").load(m.filter_folds([3]), extract=False)
+    model = load_model(out)
+    assert model.model.fine_tuned_ is not None and model.sample_rate == 32000
+    keras_scores = model.scorer.scores(waves)
+    export = load_model(tmp_path / "export", input_rate=32000)
+    assert np.allclose(export.scorer.scores(waves), keras_scores, **same_computation(keras_scores))
+    windows = np.stack([w[:32000] for w in waves])  # the TFLite model's fixed 1 s window
+    tflite = tflite_window_scores(tmp_path / "export" / "model_float32.tflite", windows)
+    expected = model.scorer.scores(list(windows))
+    assert np.allclose(tflite, expected, atol=1e-4)

@@ -1,0 +1,552 @@
+"""Fine-tuning: the backbone trains with its head, end to end from the waveform — one road for every backbone.
+
+What trains is the computation the exported model runs, split where the augmentations go in::
+
+    waveform cache (decoded + resampled once) → random crop / pad → gain, shift, mixup   (tf.data)
+      → backbone.finetune_features   (its frontend: log-mel, or the waveform itself)
+      → SpecAugment masks            (log-mel backbones; training only)
+      → backbone.finetune_frames     (its body; dropout and, unless frozen, batch norm in training mode)
+      → dropout → head: mean of the frame embeddings → Dense → softmax   (HeadConfig "embedding_mean")
+
+The result is an ordinary :class:`~tfaudio.tasks.audio_classifier.AudioClassifier` (the fine-tuned
+backbone's weights saved beside the head), so ``evaluate``, ``predict``, ``demo``, ``info`` and ``export``
+(SavedModel, TFLite, MediaPipe metadata) take it unchanged: at inference the head and the backbone run
+through :class:`~tfaudio.tasks.clip_scorer.ClipScorer`, augmentations are gone by construction.
+
+The optimizer is AdamW, one per block of :meth:`~tfaudio.backbones.backbone.Backbone.finetune_blocks`
+(layer-wise learning-rate decay: the top block learns at ``backbone_learning_rate`` times the head's
+rate, each block below ``layer_decay`` times slower; the first ``freeze_blocks`` do not train), each with
+linear warm-up then cosine decay, the backbone's held at 0 for the ``head_epochs`` first epochs.
+Every random draw (crop, gain, shift, mixup, masks, dropout) is stateless, keyed by the seed, the epoch
+and the step, and a checkpoint is written after every epoch: a run killed at any point and started
+again resumes after its last whole epoch and ends where the uninterrupted run ends. The training step
+runs under the current ``tf.distribute`` strategy (e.g. ``MirroredStrategy`` over GPUs or CPU devices).
+
+Example:
+    >>> clf = finetune(manifest.filter_folds([1, 2, 3]), "efficientat:mn04_as", checkpoint_dir="runs/ft/ckpt")
+    >>> clf.save("runs/ft")
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import pathlib
+import shutil
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from tfaudio.backbones.engines import bfloat16_native
+from tfaudio.backbones.registry import backbone_spec, get_backbone
+from tfaudio.data.manifest import Manifest
+from tfaudio.data.waveform_cache import WaveformCache
+from tfaudio.errors import ManifestError, TfaudioError
+from tfaudio.heads.classification_head import build_head
+from tfaudio.io.atomic import atomic_write_text
+from tfaudio.signal import augment
+from tfaudio.tasks.audio_classifier import AudioClassifier
+from tfaudio.tasks.metrics import classification_report, summarize_folds
+from tfaudio.tasks.recipe import FineTuneConfig, Recipe, get_recipe
+from tfaudio.tasks.report import write_cv_report, write_report
+
+__all__ = ["finetune", "FineTuneRun", "WarmupCosine", "evaluate_waveforms", "precision_choice",
+           "cross_validate_finetune"]
+
+log = logging.getLogger(__name__)
+#: Clips the training stream keeps in its shuffle buffer (after cropping: bounded memory).
+SHUFFLE_CLIPS = 512
+RUN_FILE = "run.json"
+
+
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """0 for ``hold`` steps, a linear rise to ``peak`` over ``warmup`` steps, then cosine decay to 0 at
+    ``total`` steps."""
+
+    def __init__(self, peak: float, total: int, warmup: int = 0, hold: int = 0):
+        self.peak, self.total, self.warmup, self.hold = float(peak), int(total), int(warmup), int(hold)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        hold, warmup, total = float(self.hold), float(max(self.warmup, 0)), float(max(self.total, 1))
+        rise = tf.minimum((step - hold + 1.0) / max(warmup, 1.0), 1.0)
+        span = max(total - hold - warmup, 1.0)
+        progress = tf.clip_by_value((step - hold - warmup) / span, 0.0, 1.0)
+        cosine = 0.5 * (1.0 + tf.cos(math.pi * progress))
+        lr = self.peak * tf.where(step < hold + warmup, rise, cosine)
+        return tf.where(step < hold, 0.0, lr)
+
+    def get_config(self) -> dict:
+        return {"peak": self.peak, "total": self.total, "warmup": self.warmup, "hold": self.hold}
+
+
+def precision_choice(requested: str) -> tuple[str, str]:
+    """(``"float32"`` or ``"bfloat16"``, why) for a :class:`FineTuneConfig` ``precision``."""
+    if requested == "float32":
+        return "float32", "asked for"
+    native = bfloat16_native()
+    if requested == "bfloat16":
+        if native:
+            return "bfloat16", "asked for; this CPU has native bfloat16 (AVX512_BF16/AMX)"
+        return "float32", "bfloat16 asked for, but this CPU has no native bfloat16 (it would be emulated, slower)"
+    return "float32", ("auto: float32 (bfloat16 training measured in BENCHMARKS.md 'Fine-tuning')" if native else
+                       "auto: this CPU has no native bfloat16")
+
+
+def _batchnorms(backbone: Any) -> list[keras.layers.BatchNormalization]:
+    """The backbone's batch-norm layers (in its Keras body / embedder)."""
+    out = []
+    for owner in (getattr(backbone, "body", None), getattr(backbone, "embedder", None)):
+        if isinstance(owner, keras.layers.Layer):
+            out += [m for m in owner.submodules if isinstance(m, keras.layers.BatchNormalization)]
+    return out
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What a run trains, fixed before it starts (a resumed run must have the same)."""
+
+    labels: tuple[str, ...]
+    crop_samples: int
+    steps_per_epoch: int
+    epochs: int
+    batch_size: int
+    blocks: list[tuple[str, list[tf.Variable]]]
+    frozen: int
+    class_weights: np.ndarray
+
+
+class FineTuneRun:
+    """One fine-tuning run: the backbone, its head, the optimizers, the data and the checkpoints.
+
+    Most users call :func:`finetune`; this class is the long form (build, :meth:`fit`, :meth:`classifier`).
+
+    Args:
+        backbone: a backbone or a spec for :func:`~tfaudio.backbones.registry.get_backbone`; it is trained
+            in place (pass a fresh one to keep the pretrained weights).
+        labels: class names in score order.
+        recipe: a :class:`~tfaudio.tasks.recipe.Recipe` with ``finetune`` settings, its name or file
+            (default ``"finetune"``).
+        cache: the waveform cache (default: one at the backbone's rate in ``$TFAUDIO_CACHE``).
+        checkpoint_dir: where a checkpoint is written after every epoch (None: no checkpoints, no resume).
+        strategy: a ``tf.distribute.Strategy`` (default: the current one).
+    """
+
+    def __init__(self, backbone: Any, labels: Sequence[str], recipe: Recipe | str | None = None, *,
+                 cache: WaveformCache | None = None, checkpoint_dir: str | os.PathLike | None = None,
+                 strategy: tf.distribute.Strategy | None = None):
+        self.recipe = get_recipe(recipe or "finetune")
+        if self.recipe.finetune is None:
+            self.recipe = dataclasses.replace(self.recipe, finetune=FineTuneConfig())
+        self.config: FineTuneConfig = self.recipe.finetune
+        self.train_config = self.recipe.train
+        self.labels = tuple(labels)
+        if len(self.labels) < 2:
+            raise ManifestError(f"fine-tuning needs at least 2 classes, got {list(self.labels)}. Fix: select more.")
+        self.strategy = strategy or tf.distribute.get_strategy()
+        with self.strategy.scope():
+            self.backbone = self._backbone_in_scope(backbone)
+            self.head_config = dataclasses.replace(self.recipe.head, pooling="embedding_mean", standardize=False,
+                                                   multi_label=False, silence_gate=False, ensemble=1)
+            keras.utils.set_random_seed(self.train_config.seed)
+            self.head = build_head(self.backbone.embedding_dim, len(self.labels), self.head_config, name="head")
+        self.cache = cache if cache is not None else WaveformCache(self.backbone.sample_rate)
+        if self.cache.sample_rate != self.backbone.sample_rate:
+            raise TfaudioError(f"the waveform cache holds {self.cache.sample_rate} Hz clips; the backbone takes "
+                               f"{self.backbone.sample_rate} Hz. Fix: WaveformCache({self.backbone.sample_rate}).")
+        self.checkpoint_dir = pathlib.Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.precision, self.precision_note = precision_choice(self.config.precision)
+        self.history: dict[str, list[float]] = {}
+        self.plan: _Plan | None = None
+
+    def _backbone_in_scope(self, backbone: Any):
+        """The backbone; under a distribution strategy, built inside its scope (mirrored variables)."""
+        if self.strategy.num_replicas_in_sync == 1 and not tf.distribute.has_strategy():
+            return get_backbone(backbone)
+        if not isinstance(backbone, (str, dict, os.PathLike)):  # an object: rebuild it in scope, same weights
+            values = [v.numpy() for v in backbone.variables]
+            built = get_backbone(backbone_spec(backbone))
+            return built.assign_variables(values, source=f"{type(backbone).__name__} weights")
+        return get_backbone(backbone)
+
+    # ---- the model -------------------------------------------------------------------------------
+    def forward(self, waveforms, lengths, *, training: bool, seed=None):
+        """Zero-padded ``waveforms [B, S]``, ``lengths [B]`` → class probabilities ``[B, C]``."""
+        bb, cfg = self.backbone, self.config
+        features, state = bb.finetune_features(waveforms, lengths)
+        if training and bb.finetune_feature_kind == "log_mel" and (cfg.freq_mask or cfg.time_mask):
+            features = augment.spec_mask(features, cfg.freq_mask, cfg.time_mask, augment.fold_seed(seed, 1))
+        emb, mask = bb.finetune_frames(features, state, training)  # [B, F, D], [B, F]
+        emb = tf.cast(emb, tf.float32)
+        if training and cfg.dropout:  # one mask per clip, shared by its frames: dropout of their mean
+            keep = 1.0 - cfg.dropout
+            noise = tf.random.stateless_uniform([tf.shape(emb)[0], 1, tf.shape(emb)[2]], augment.fold_seed(seed, 2))
+            emb = emb * tf.cast(noise < keep, tf.float32) / keep
+        out = self.head({"frames": emb, "weights": tf.cast(mask, tf.float32)}, training=training)
+        return tf.cast(out["clip"], tf.float32)
+
+    # ---- planning --------------------------------------------------------------------------------
+    def _plan(self, train: Manifest, durations: np.ndarray, targets: np.ndarray) -> _Plan:
+        cfg, tc = self.config, self.train_config
+        seconds = cfg.crop_seconds
+        if seconds is None:
+            seconds = float(np.percentile(durations, 95)) if len(durations) else cfg.max_crop_seconds
+            seconds = min(max(seconds, self.backbone.contract.min_seconds), cfg.max_crop_seconds)
+        crop = int(round(seconds * self.backbone.sample_rate))
+        n = len(targets)
+        batch = min(tc.batch_size, n)
+        steps = n // batch  # whole batches only (batch norm and mirrored replicas see full batches)
+        blocks = [(name, list(vs)) for name, vs in self.backbone.finetune_blocks() if vs]
+        frozen = self.backbone.finetune_frozen_blocks if cfg.freeze_blocks is None else int(cfg.freeze_blocks)
+        frozen = len(blocks) if frozen < 0 else min(frozen, len(blocks))
+        weights = np.ones(len(self.labels), np.float32)
+        if tc.class_weight == "balanced":
+            counts = np.bincount(targets, minlength=len(self.labels)).astype(np.float32)
+            present = counts > 0
+            weights[present] = counts[present].sum() / (present.sum() * counts[present])
+        return _Plan(self.labels, crop, steps, tc.epochs, batch, blocks, frozen, weights)
+
+    def _optimizers(self, plan: _Plan) -> list[tuple[keras.optimizers.Optimizer, list[tf.Variable]]]:
+        cfg, tc = self.config, self.train_config
+        total = plan.steps_per_epoch * plan.epochs
+        warmup = int(round(cfg.warmup_epochs * plan.steps_per_epoch))
+        hold = int(cfg.head_epochs * plan.steps_per_epoch)
+
+        def adamw(peak: float, hold_steps: int):
+            lr = WarmupCosine(peak, total, warmup, hold_steps) if tc.schedule == "cosine" else peak
+            return keras.optimizers.AdamW(learning_rate=lr, weight_decay=cfg.weight_decay)
+
+        groups = [(adamw(tc.learning_rate, 0), list(self.head.trainable_variables))]
+        trainable = plan.blocks[plan.frozen:]
+        for i, (_, variables) in enumerate(trainable):
+            scale = cfg.backbone_learning_rate * cfg.layer_decay ** (len(trainable) - 1 - i)
+            if scale > 0:
+                groups.append((adamw(tc.learning_rate * scale, hold), variables))
+        return groups
+
+    # ---- data ------------------------------------------------------------------------------------
+    def _train_dataset(self, train: Manifest, plan: _Plan, epoch: int) -> tf.data.Dataset:
+        cfg, tc = self.config, self.train_config
+        seed = tc.seed
+        crop, classes = plan.crop_samples, len(self.labels)
+        shift = int(round(cfg.shift_seconds * self.backbone.sample_rate))
+        smoothing = tc.label_smoothing
+        class_weights = tf.constant(plan.class_weights)
+
+        def crop_clip(e):
+            wave, n = augment.crop_or_pad(e["waveform"], e["length"], crop,
+                                          augment.fold_seed([seed, epoch], 3, e["clip"]))
+            return {"waveform": wave, "length": n, "label": e["label"]}
+
+        def augment_batch(i, b):
+            s = augment.fold_seed([seed, epoch], 4, i)
+            y = tf.one_hot(b["label"], classes)
+            y = y * (1.0 - smoothing) + smoothing / classes
+            w, n = b["waveform"], b["length"]
+            w = augment.random_gain(w, cfg.gain_db, augment.fold_seed(s, 0))
+            w, n = augment.time_shift(w, n, shift, augment.fold_seed(s, 1))
+            w, n, y = augment.mixup(w, n, y, tc.mixup, augment.fold_seed(s, 2))
+            weight = tf.reduce_sum(y * class_weights, axis=-1)  # the mixed pair's class weights
+            # the step number per clip: a distributed batch is split along its first axis
+            return {"waveform": w, "length": n, "target": y, "weight": weight, "step": tf.fill(tf.shape(n), i)}
+
+        ds = self._clips.map(crop_clip, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.shuffle(SHUFFLE_CLIPS, seed=seed + epoch).batch(plan.batch_size, drop_remainder=True)
+        ds = ds.take(plan.steps_per_epoch).enumerate().map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(2)
+
+    # ---- training --------------------------------------------------------------------------------
+    def _train_step_fn(self, groups, plan: _Plan, epoch_var: tf.Variable):
+        variables = [v for _, vs in groups for v in vs]
+        sizes = [len(vs) for _, vs in groups]
+        global_batch = float(plan.batch_size)
+        seed0 = int(self.train_config.seed)
+
+        def replica_step(batch):
+            seed = augment.fold_seed([seed0, 7], epoch_var, batch["step"][0],
+                                     tf.distribute.get_replica_context().replica_id_in_sync_group)
+            with tf.GradientTape() as tape:
+                probs = self.forward(batch["waveform"], batch["length"], training=True, seed=seed)
+                per_clip = -tf.reduce_sum(batch["target"] * tf.math.log(tf.clip_by_value(probs, 1e-7, 1.0)), -1)
+                loss = tf.reduce_sum(per_clip * batch["weight"]) / global_batch
+            grads = tape.gradient(loss, variables)
+            start = 0
+            for (opt, vs), k in zip(groups, sizes):
+                pairs = [(g, v) for g, v in zip(grads[start : start + k], vs) if g is not None]
+                start += k
+                if pairs:
+                    opt.apply_gradients(pairs)
+            hits = tf.cast(tf.equal(tf.argmax(probs, -1), tf.argmax(batch["target"], -1)), tf.float32)
+            return loss, tf.reduce_sum(hits)
+
+        @tf.function(autograph=False)
+        def step(batch):
+            loss, hits = self.strategy.run(replica_step, args=(batch,))
+            s = tf.distribute.ReduceOp.SUM
+            return self.strategy.reduce(s, loss, axis=None), self.strategy.reduce(s, hits, axis=None)
+
+        return step
+
+    def _run_signature(self, train: Manifest, plan: _Plan) -> dict[str, Any]:
+        rows = sorted(str(p) for p in train.paths)
+        return {"labels": list(plan.labels), "recipe": self.recipe.to_dict(), "crop_samples": plan.crop_samples,
+                "steps_per_epoch": plan.steps_per_epoch, "backbone": backbone_spec(self.backbone),
+                "start_fingerprint": self._start_fingerprint, "clips": _digest(rows),
+                "precision": self.precision}
+
+    def fit(self, train: Manifest, val: Manifest | None = None, *, progress: bool = True,
+            on_error: str | None = None) -> FineTuneRun:
+        """Fine-tune on the clips of ``train`` (decoded into the waveform cache first); ``val`` (optional)
+        is scored after every epoch (clip accuracy in :attr:`history`, never used to stop or choose).
+        Resumes from ``checkpoint_dir`` when it holds a checkpoint of this same run. Returns self."""
+        if tuple(train.labels) != self.labels:
+            train = train.with_labels(self.labels)
+        if getattr(train, "multi_label", False):
+            raise ManifestError("fine-tuning trains single-label classifiers; this data has several labels per "
+                                "clip. Fix: train a multi-label head on frozen embeddings (tfaudio train).")
+        report = self.cache.extract(train if val is None else _union(train, val), on_error=on_error,
+                                    progress=progress)
+        self.skipped = list(report.skipped)
+        if report.skipped and len(report.skipped) >= len(train):
+            raise ManifestError(f"none of the {len(train)} training clips could be decoded; the first: "
+                                f"{report.skipped[0][0]}: {report.skipped[0][1]}")
+        _, targets, _ = self._stored(train)
+        self._check_counts(targets)
+        self._start_fingerprint = self.backbone.fingerprint
+        plan = self.plan = self._plan(train, self.cache.durations(train), targets)
+        self._clips = self.cache.dataset(train)  # checked once; each epoch shuffles it anew
+        with self.strategy.scope():
+            groups = self._optimizers(plan)
+            epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        batchnorms = _batchnorms(self.backbone)
+        flags = [bn.trainable for bn in batchnorms]
+        for bn in batchnorms:
+            bn.trainable = self.config.batchnorm == "train"
+        ckpt = manager = None
+        start = 0
+        if self.checkpoint_dir is not None:
+            ckpt = tf.train.Checkpoint(backbone=list(self.backbone.variables), head=self.head,
+                                       optimizers=[opt for opt, _ in groups], epoch=epoch_var)
+            manager = tf.train.CheckpointManager(ckpt, str(self.checkpoint_dir), max_to_keep=1)
+            start = self._resume(train, plan, ckpt, manager, epoch_var)
+        val_waves = self.cache.load(val, extract=False, progress=False) if val is not None else None
+        step = self._train_step_fn(groups, plan, epoch_var)
+        log.info("fine-tuning %s: %d clips, %d steps of %d per epoch, window %.2f s, %d of %d blocks train, "
+                 "batch norm %s, %s (%s)", self.backbone.name, len(targets), plan.steps_per_epoch, plan.batch_size,
+                 plan.crop_samples / self.backbone.sample_rate, len(plan.blocks) - plan.frozen, len(plan.blocks),
+                 self.config.batchnorm, self.precision, self.precision_note)
+        try:
+            self._epochs(train, plan, step, start, epoch_var, manager, val_waves, progress)
+        finally:
+            for bn, flag in zip(batchnorms, flags):
+                bn.trainable = flag
+        self.backbone._fingerprint = None
+        return self
+
+    def _stored(self, manifest: Manifest):
+        waves, targets, rows = self.cache.load(manifest, extract=False, progress=False)
+        return waves, np.asarray(targets), rows
+
+    def _check_counts(self, targets: np.ndarray) -> None:
+        counts = np.bincount(targets, minlength=len(self.labels))
+        empty = [self.labels[i] for i, c in enumerate(counts) if c == 0]
+        if empty:
+            raise ManifestError(f"class(es) {empty} have no training clips. Fix: choose other folds or drop those "
+                                "classes with --classes.")
+        few = {self.labels[i]: int(c) for i, c in enumerate(counts) if c < self.train_config.min_clips_per_class}
+        if few:
+            raise ManifestError(f"too few clips per class to fine-tune: {few} (need at least "
+                                f"{self.train_config.min_clips_per_class}). Fix: add clips or drop those classes.")
+
+    def _resume(self, train, plan, ckpt, manager, epoch_var) -> int:
+        signature = self._run_signature(train, plan)
+        run_file = self.checkpoint_dir / RUN_FILE
+        if manager.latest_checkpoint is None:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(run_file, json.dumps(signature, indent=1, default=str))
+            return 0
+        try:
+            saved = json.loads(run_file.read_text())
+        except (OSError, ValueError):
+            saved = None
+        if saved != json.loads(json.dumps(signature, default=str)):
+            raise TfaudioError(f"{self.checkpoint_dir} holds checkpoints of another run (other data, labels, recipe "
+                               "or backbone). Fix: write to another folder, or delete that one to start over "
+                               "(tfaudio finetune --restart).")
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        history = self.checkpoint_dir / "history.json"
+        if history.is_file():
+            self.history = json.loads(history.read_text())
+        start = int(epoch_var.numpy())
+        log.info("resuming from %s after epoch %d of %d", manager.latest_checkpoint, start, plan.epochs)
+        print(f"resuming after epoch {start} of {plan.epochs} ({manager.latest_checkpoint})")
+        return start
+
+    def _epochs(self, train, plan, step, start, epoch_var, manager, val_waves, progress) -> None:
+        times: list[float] = []
+        bf16 = self.precision == "bfloat16"
+        for epoch in range(start, plan.epochs):
+            t0 = time.perf_counter()
+            bar = keras.utils.Progbar(plan.steps_per_epoch, stateful_metrics=["loss", "accuracy"],
+                                      verbose=1 if progress else 0)
+            losses, hits, seen = 0.0, 0.0, 0
+            epoch_var.assign(epoch)
+            ds = self._train_dataset(train, plan, epoch)
+            if self.strategy.num_replicas_in_sync > 1:
+                ds = self.strategy.experimental_distribute_dataset(ds)
+            for i, batch in enumerate(ds):
+                if bf16 and epoch == start and i == 0:
+                    from tfaudio.backbones.engines import _bfloat16_rewrite
+
+                    with _bfloat16_rewrite():  # the rewrite applies when the step's graph is first built
+                        loss, hit = step(batch)
+                else:
+                    loss, hit = step(batch)
+                losses += float(loss)
+                hits += float(hit)
+                seen += plan.batch_size
+                bar.update(i + 1, [("loss", losses / (i + 1)), ("accuracy", hits / seen)])
+            record = {"loss": losses / max(plan.steps_per_epoch, 1), "accuracy": hits / max(seen, 1)}
+            if val_waves is not None:
+                self._val_classifier = getattr(self, "_val_classifier", None) or self.classifier()
+                scores = self._val_classifier.scorer.scores(val_waves[0])
+                record["val_accuracy"] = float(np.mean(scores.argmax(1) == np.asarray(val_waves[1])))
+            for k, v in record.items():
+                self.history.setdefault(k, []).append(float(v))
+            times.append(time.perf_counter() - t0)
+            left = plan.epochs - epoch - 1
+            eta = f", about {np.mean(times) * left / 60:.1f} min left" if left else ""
+            shown = " ".join(f"{k} {v:.4f}" for k, v in record.items())
+            print(f"epoch {epoch + 1}/{plan.epochs}: {shown} ({times[-1]:.0f} s{eta})", flush=True)
+            if manager is not None:
+                epoch_var.assign(epoch + 1)
+                manager.save(checkpoint_number=epoch + 1)
+                atomic_write_text(self.checkpoint_dir / "history.json", json.dumps(self.history))
+
+    # ---- the result ------------------------------------------------------------------------------
+    def classifier(self) -> AudioClassifier:
+        """The fine-tuned model as an :class:`AudioClassifier` (shares this run's backbone and head)."""
+        clf = AudioClassifier(self.backbone, labels=self.labels, head=self.head_config, recipe=self.recipe)
+        clf.head_model_ = self.head
+        clf.history_ = dict(self.history)
+        clf.train_config_ = self.train_config
+        clf.fine_tuned_ = {"recipe": self.recipe.to_dict(), "precision": self.precision,
+                           "crop_seconds": (self.plan.crop_samples / self.backbone.sample_rate) if self.plan else None,
+                           "frozen_blocks": self.plan.frozen if self.plan else None}
+        return clf
+
+    def remove_checkpoints(self) -> None:
+        """Deletes the checkpoint folder (after the model is saved)."""
+        if self.checkpoint_dir is not None and self.checkpoint_dir.is_dir():
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+
+
+def _union(a: Manifest, b: Manifest) -> Manifest:
+    import pandas as pd
+
+    frame = pd.concat([a.frame, b.frame], ignore_index=True).drop_duplicates("path")
+    return Manifest(frame.reset_index(drop=True), labels=a.labels)
+
+
+def finetune(train: Manifest, backbone: Any = "yamnet", recipe: Recipe | str | None = None, *,
+             val: Manifest | None = None, cache: WaveformCache | None = None,
+             checkpoint_dir: str | os.PathLike | None = None, strategy: tf.distribute.Strategy | None = None,
+             on_error: str | None = None, progress: bool = True) -> AudioClassifier:
+    """Fine-tunes ``backbone`` with a new head on ``train`` and returns the classifier (see the module doc).
+
+    Args:
+        train: the training clips (labels from the manifest).
+        backbone: a backbone or a spec (``"efficientat:mn04_as"``); an object is trained in place.
+        recipe: a recipe with ``finetune`` settings, its name or JSON file (default ``"finetune"``).
+        val: clips scored after every epoch (reported, never used to choose).
+        cache: the waveform cache (default: at the backbone's rate in ``$TFAUDIO_CACHE``).
+        checkpoint_dir: a checkpoint per epoch, and resume from it (None: neither).
+        strategy: a ``tf.distribute.Strategy`` (default: the current one).
+        on_error: ``"raise"`` or ``"skip"`` bad audio files (skipped ones are counted in ``clf.skipped_``).
+        progress: progress bars.
+    """
+    run = FineTuneRun(backbone, train.labels, recipe, cache=cache, checkpoint_dir=checkpoint_dir, strategy=strategy)
+    run.fit(train, val, progress=progress, on_error=on_error)
+    clf = run.classifier()
+    clf.skipped_ = run.skipped
+    return clf
+
+
+def evaluate_waveforms(clf: AudioClassifier, cache: WaveformCache, manifest: Manifest) -> dict[str, Any]:
+    """The clip-level report of ``clf`` on the stored clips of ``manifest``: whole clips through the
+    classifier's scorer (what the export computes)."""
+    if tuple(manifest.labels) != tuple(clf.labels):
+        manifest = manifest.with_labels(clf.labels)
+    waves, targets, _ = cache.load(manifest, extract=True, progress=False)
+    scores = clf.scorer.scores(waves)
+    return classification_report(np.asarray(targets), scores, list(clf.labels), level="clip")
+
+
+def cross_validate_finetune(manifest: Manifest, backbone: Any = "yamnet", recipe: Recipe | str | None = None, *,
+                            cache: WaveformCache | None = None, output_dir: str | os.PathLike | None = None,
+                            strategy: tf.distribute.Strategy | None = None, on_error: str | None = None,
+                            progress: bool = True) -> dict[str, Any]:
+    """k-fold cross-validation of fine-tuning: each fold is the test set once and the backbone starts from
+    its pretrained weights every time. Clips are decoded once for all folds (the waveform cache).
+
+    With ``output_dir``, each fold writes its report (JSON + PNG) to ``fold<k>/`` and checkpoints to
+    ``fold<k>/checkpoints`` while it trains: a run started again skips the folds it finished and resumes
+    the one it was in. Returns the summary of :func:`~tfaudio.tasks.metrics.summarize_folds` with
+    ``folds``, ``labels``, ``recipe`` and ``skipped`` (like :func:`~tfaudio.tasks.cross_validation.cross_validate`).
+    """
+    recipe = get_recipe(recipe or "finetune")
+    pretrained = get_backbone(backbone)
+    start = [v.numpy() for v in pretrained.variables]
+    cache = cache if cache is not None else WaveformCache(pretrained.sample_rate)
+    extraction = cache.extract(manifest, on_error=on_error, progress=progress)
+    out = pathlib.Path(output_dir) if output_dir is not None else None
+    signature = _digest({"recipe": recipe.to_dict(), "backbone": pretrained.fingerprint,
+                         "clips": sorted(str(p) for p in manifest.paths), "labels": list(manifest.labels)})
+    reports, per_fold = [], []
+    for fold, split in manifest.kfold(validation=False):
+        done = out / f"fold{fold}" / "finetune_fold.json" if out is not None else None
+        if done is not None and done.is_file():
+            saved = json.loads(done.read_text())
+            if saved.get("signature") == signature:
+                print(f"fold {fold}: done in an earlier run ({done})")
+                reports.append(saved["report"])
+                per_fold.append(saved["fold"])
+                continue
+        pretrained.assign_variables(start, source="the pretrained weights")
+        run = FineTuneRun(pretrained, manifest.labels, recipe, cache=cache, strategy=strategy,
+                          checkpoint_dir=out / f"fold{fold}" / "checkpoints" if out is not None else None)
+        print(f"fold {fold}: fine-tuning on folds {split.train.folds}, testing on {split.test.folds}")
+        run.fit(split.train, progress=progress, on_error=on_error)
+        clf = run.classifier()
+        rep = evaluate_waveforms(clf, cache, split.test)
+        rep["fold"] = int(fold)
+        rep["epochs"] = len(clf.history_.get("loss", []))
+        record = {"fold": int(fold), "train_folds": split.train.folds, "val_folds": [], "history": clf.history_,
+                  "clip": rep, "frame": None}
+        reports.append(rep)
+        per_fold.append(record)
+        if out is not None:
+            write_report(rep, out / f"fold{fold}", name="report", history=clf.history_)
+            atomic_write_text(done, json.dumps({"signature": signature, "report": rep, "fold": record}, default=float))
+            run.remove_checkpoints()
+    pretrained.assign_variables(start, source="the pretrained weights")
+    summary = summarize_folds(reports)
+    summary["frame_level"] = None
+    summary["labels"] = list(manifest.labels)
+    summary["recipe"] = recipe.to_dict()
+    summary["folds"] = per_fold
+    summary["skipped"] = [{"file": f, "reason": why} for f, why in extraction.skipped]
+    if out is not None:
+        write_cv_report(summary, out, name="cv")
+    return summary
