@@ -157,10 +157,9 @@ class FineTuneRun:
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope():
             self.backbone = self._backbone_in_scope(backbone)
-            self.head_config = dataclasses.replace(self.recipe.head, pooling="embedding_mean", standardize=False,
-                                                   multi_label=False, silence_gate=False, ensemble=1)
-            keras.utils.set_random_seed(self.train_config.seed)
-            self.head = build_head(self.backbone.embedding_dim, len(self.labels), self.head_config, name="head")
+            self.head_config = dataclasses.replace(self.recipe.head, pooling="embedding_mean", multi_label=False,
+                                                   silence_gate=False, ensemble=1)
+            self._build_head(None)
         self.cache = cache if cache is not None else WaveformCache(self.backbone.sample_rate)
         if self.cache.sample_rate != self.backbone.sample_rate:
             raise TfaudioError(f"the waveform cache holds {self.cache.sample_rate} Hz clips; the backbone takes "
@@ -169,6 +168,41 @@ class FineTuneRun:
         self.precision, self.precision_note = precision_choice(self.config.precision)
         self.history: dict[str, list[float]] = {}
         self.plan: _Plan | None = None
+
+    def _build_head(self, stats: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """The head; with ``standardize``, its first layer standardises frame embeddings by ``stats``
+        (mean, variance) of the training clips' frames under the pretrained backbone (identity when None)."""
+        with self.strategy.scope():
+            keras.utils.set_random_seed(self.train_config.seed)
+            self.head = build_head(self.backbone.embedding_dim, len(self.labels), self.head_config, name="head",
+                                   stats=stats)
+
+    def _frame_statistics(self, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, variance) of the valid frame embeddings of the training clips' windows (their starts),
+        under the backbone as it is now: one pass, no gradients."""
+
+        @tf.function(autograph=False)
+        def moments(w, n):
+            emb, mask = self.backbone.finetune_frames(*self.backbone.finetune_features(w, n), training=False)
+            m = tf.cast(mask, tf.float32)[..., None]
+            e = tf.cast(emb, tf.float64) * tf.cast(m, tf.float64)
+            return tf.reduce_sum(e, [0, 1]), tf.reduce_sum(e * e, [0, 1]), tf.reduce_sum(m)
+
+        crop = plan.crop_samples
+
+        def start(e):
+            wave, n = augment.crop_or_pad(e["waveform"], e["length"], crop)
+            return wave, n
+
+        total = total_sq = None
+        count = 0.0
+        for w, n in self._clips.map(start, num_parallel_calls=tf.data.AUTOTUNE).batch(plan.batch_size).prefetch(2):
+            s1, s2, c = moments(w, n)
+            total = s1 if total is None else total + s1
+            total_sq = s2 if total_sq is None else total_sq + s2
+            count += float(c)
+        mean = total.numpy() / max(count, 1.0)
+        return mean.astype(np.float32), np.maximum(total_sq.numpy() / max(count, 1.0) - mean**2, 0.0).astype(np.float32)
 
     def _backbone_in_scope(self, backbone: Any):
         """The backbone; under a distribution strategy, built inside its scope (mirrored variables)."""
@@ -326,6 +360,8 @@ class FineTuneRun:
         self._start_fingerprint = self.backbone.fingerprint
         plan = self.plan = self._plan(train, self.cache.durations(train), targets)
         self._clips = self.cache.dataset(train)  # checked once; each epoch shuffles it anew
+        if self.head_config.standardize:  # (a resumed run gets the head's statistics from its checkpoint)
+            self._build_head(self._frame_statistics(plan))
         with self.strategy.scope():
             groups = self._optimizers(plan)
             epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")

@@ -118,14 +118,14 @@ class FineTuneConfig:
 
     crop_seconds: float | None = None
     max_crop_seconds: float = 10.0
-    backbone_learning_rate: float = 0.1
+    backbone_learning_rate: float = 1.0
     layer_decay: float = 0.85
     freeze_blocks: int | None = None
     batchnorm: str = "frozen"
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     head_epochs: int = 1
-    dropout: float = 0.2
+    dropout: float = 0.0
     gain_db: float = 6.0
     shift_seconds: float = 0.2
     freq_mask: float = 0.15
@@ -244,8 +244,8 @@ def _recipes() -> dict[str, Recipe]:
         ),
         "finetune": Recipe(
             "finetune",
-            HeadConfig(hidden_units=(), pooling="embedding_mean"),
-            TrainConfig(epochs=12, batch_size=16, learning_rate=1e-3, schedule="cosine", label_smoothing=0.1,
+            HeadConfig(hidden_units=(), pooling="embedding_mean", standardize=True),
+            TrainConfig(epochs=20, batch_size=16, learning_rate=3e-3, schedule="cosine", label_smoothing=0.1,
                         mixup=0.3, class_weight="balanced"),
             "none",
             FineTuneConfig(),

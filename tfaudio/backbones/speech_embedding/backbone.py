@@ -424,7 +424,7 @@ class SpeechEmbeddingBackbone(Backbone):
         return tf.where(tf.expand_dims(mask, -1), embeddings, 0.0), mask
 
     def finetune_blocks(self) -> list[tuple[str, list[tf.Variable]]]:
-        """One block per convolution (``conv0`` … ``conv4``), from the input."""
+        """One block per convolution (``conv0`` … ``conv19``), from the input."""
         return [(layer.name, list(layer.trainable_weights)) for layer in self.body.layers
                 if isinstance(layer, keras.layers.Conv2D)]
 

@@ -1,0 +1,181 @@
+"""Fine-tuning against the frozen default: accuracy, seconds per epoch and peak memory per backbone.
+
+Two parts (each writes its own section of BENCHMARKS.md):
+
+- ``--choose``: how the ``finetune`` recipe's settings were chosen — candidates compared on a development
+  split only (training folds 1-3, validation fold 4; fold 5 is never looked at), on speech-commands-mini
+  and esc50-subset with EfficientAT mn04. Section "Fine-tuning: recipe choice".
+- default: k-fold cross-validation of ``tfaudio cv --finetune`` (the ``finetune`` recipe as shipped) per
+  backbone and data set, beside the frozen default recipe's figure from the same folds, with the seconds
+  per epoch and the peak memory of the fine-tuning process. Each (backbone, data set) runs in a fresh
+  process so that its peak memory is its own. Section "Fine-tuning".
+
+Data: ../shared/data esc50-subset (its own 5 folds), speech-commands-mini (5 folds assigned by tfaudio,
+grouped by speaker), fsdd-mini (3 folds, one speaker each).
+
+Run: .venv/bin/python benchmarks/finetune.py [--choose] [--backbones efficientat:mn04_as,speech-embedding]
+     [--sets speech-commands-mini,esc50-subset] [--folds 5]
+Results are kept per (backbone, set) in benchmarks/results/finetune.json with the date, so a run of some
+rows leaves the others in the section.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+from _common import ROOT, machine, peak_rss_mb, shared_dir, write_section
+
+RESULTS = pathlib.Path(__file__).parent / "results" / "finetune.json"
+CACHE = pathlib.Path.home() / ".cache" / "tfaudio" / "embeddings"
+
+
+def datasets(names):
+    from train import datasets as all_sets
+
+    sets = all_sets(shared_dir())
+    return {n: sets[n] for n in names}
+
+
+def load_avg() -> str:
+    return "load {:.1f}".format(os.getloadavg()[0])
+
+
+def one(backbone_spec: str, set_name: str, folds: int | None, out: pathlib.Path) -> None:
+    """In this process: frozen default CV and fine-tuned CV of one (backbone, set); JSON to ``out``."""
+    from tfaudio.backbones.registry import get_backbone
+    from tfaudio.data.waveform_cache import WaveformCache
+    from tfaudio.tasks.cross_validation import cross_validate
+    from tfaudio.tasks.finetune import cross_validate_finetune
+    from tfaudio.tasks.recipe import get_recipe
+
+    manifest = datasets([set_name])[set_name]
+    if folds:
+        manifest = manifest.filter_folds(manifest.folds[:folds])
+    backbone = get_backbone(backbone_spec)
+    row = {"backbone": backbone_spec, "set": set_name, "clips": len(manifest), "folds": manifest.folds,
+           "started": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "load_start": load_avg(),
+           "machine": machine()}
+    t = time.perf_counter()
+    frozen = cross_validate(manifest, backbone, "default", progress=False)["metrics"]["accuracy"]
+    row["frozen"] = {"accuracy": frozen["mean"], "std": frozen["std"], "per_fold": frozen["per_fold"],
+                     "seconds": time.perf_counter() - t}
+    recipe = get_recipe("finetune")
+    cache = WaveformCache(backbone.sample_rate, CACHE)
+    t = time.perf_counter()
+    cache.extract(manifest, progress=False)
+    decode = time.perf_counter() - t
+    t = time.perf_counter()
+    tuned = cross_validate_finetune(manifest, backbone, recipe, cache=cache, progress=False)
+    seconds = time.perf_counter() - t
+    accuracy = tuned["metrics"]["accuracy"]
+    epochs = sum(len(f["history"]["loss"]) for f in tuned["folds"])
+    train_clips = [len(manifest.filter_folds([f for f in manifest.folds if f != fold["fold"]])) for fold in tuned["folds"]]
+    row["finetuned"] = {"accuracy": accuracy["mean"], "std": accuracy["std"],
+                        "per_fold": accuracy["per_fold"], "seconds": seconds, "decode_seconds": decode,
+                        "epochs": epochs, "seconds_per_epoch": seconds / max(epochs, 1),
+                        "train_clips_per_fold": float(np.mean(train_clips)),
+                        "recipe": recipe.to_dict()}
+    row["peak_rss_mb"] = peak_rss_mb()
+    row["load_end"] = load_avg()
+    out.write_text(json.dumps(row, indent=1, default=float))
+
+
+def choose(args) -> None:
+    """Candidates on the development split (train 1-3, validate 4) of each set, mn04."""
+    from tfaudio.backbones.registry import get_backbone
+    from tfaudio.data.waveform_cache import WaveformCache
+    from tfaudio.tasks.finetune import evaluate_waveforms, finetune
+    from tfaudio.tasks.recipe import get_recipe
+
+    base = get_recipe("finetune")
+    candidates = {
+        "shipped": base,
+        "batch norm trains": base.replace(finetune={"batchnorm": "train"}),
+        "no head-only epoch": base.replace(finetune={"head_epochs": 0}),
+        "backbone lr x3": base.replace(finetune={"backbone_learning_rate": 0.3}),
+        "no augmentation": base.replace(train={"mixup": 0.0}, finetune={"gain_db": 0.0, "shift_seconds": 0.0,
+                                                                        "freq_mask": 0.0, "time_mask": 0.0}),
+    }
+    rows = []
+    for set_name, m in datasets(args.sets.split(",")).items():
+        backbone = get_backbone(args.backbones.split(",")[0])
+        start = [v.numpy() for v in backbone.variables]
+        cache = WaveformCache(backbone.sample_rate, CACHE)
+        train, val = m.filter_folds([1, 2, 3]), m.filter_folds([4])
+        for name, recipe in candidates.items():
+            backbone.assign_variables(start)
+            t = time.perf_counter()
+            clf = finetune(train, backbone, recipe, cache=cache, progress=False)
+            acc = evaluate_waveforms(clf, cache, val)["accuracy"]
+            rows.append((set_name, name, acc, time.perf_counter() - t))
+            print(f"{set_name:22s} {name:22s} {acc:.3f} {rows[-1][3]:.0f} s", flush=True)
+    body = [f"EfficientAT mn04_as, training folds 1-3, validation fold 4 (fold 5 never used); one run each, seed 0; "
+            f"{machine()}, {load_avg()} at the end (the 2 cores were shared with another developer's benchmark). "
+            "Re-run: `python benchmarks/finetune.py --choose`.", "",
+            "| data | candidate | validation accuracy | time |", "|---|---|---|---|"]
+    body += [f"| {s} | {n} | {a:.3f} | {t:.0f} s |" for s, n, a, t in rows]
+    write_section("Fine-tuning: recipe choice", "\n".join(body))
+
+
+def report(results: dict) -> None:
+    body = ["`tfaudio cv --finetune` (recipe `finetune` as shipped: "
+            "20 epochs, batches of 16, AdamW (weight decay 1e-4), peak lr 3e-3 for the head and the top block, "
+            "layer decay 0.85 per block below, 1 head-only epoch, warm-up 1 epoch then cosine, mixup 0.3, "
+            "SpecAugment masks, gain ±6 dB, shift ±0.2 s, label smoothing 0.1, frozen batch-norm statistics, "
+            "standardised linear head on the mean frame embedding) against the frozen default recipe (`tfaudio cv`) on the same folds. Each row "
+            "ran in a fresh process (peak RSS is that process's: both CVs of that row). Seconds per epoch: the "
+            "fine-tuning CV's wall time / its epochs (including each fold's start and its test scoring). "
+            "Re-run: `python benchmarks/finetune.py`.", "",
+            "| data | backbone | folds | frozen default | fine-tuned | gain | per fold (fine-tuned) | s / epoch "
+            "(train clips) | peak RSS | when |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for key in sorted(results):
+        r = results[key]
+        f, t = r["frozen"], r["finetuned"]
+        gain = 100 * (t["accuracy"] - f["accuracy"])
+        per = " ".join(f"{v:.2f}" for v in t["per_fold"])
+        body.append(f"| {r['set']} | {r['backbone']} | {len(r['folds'])} | {f['accuracy']:.3f} ± {f['std']:.3f} | "
+                    f"{t['accuracy']:.3f} ± {t['std']:.3f} | {gain:+.1f} pts | {per} | {t['seconds_per_epoch']:.1f} "
+                    f"({t['train_clips_per_fold']:.0f}) | {r['peak_rss_mb']:.0f} MB | {r['started']}, "
+                    f"{r['load_start']} → {r['load_end']} |")
+    write_section("Fine-tuning", "\n".join(body))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--choose", action="store_true")
+    ap.add_argument("--backbones", default="efficientat:mn04_as,speech-embedding,yamnet")
+    ap.add_argument("--sets", default="speech-commands-mini,esc50-subset")
+    ap.add_argument("--folds", type=int, default=0, help="only the first N folds (0: all)")
+    ap.add_argument("--one", nargs=3, metavar=("BACKBONE", "SET", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        one(args.one[0], args.one[1], args.folds or None, pathlib.Path(args.one[2]))
+        return
+    if args.choose:
+        choose(args)
+        return
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    for backbone in args.backbones.split(","):
+        for set_name in args.sets.split(","):
+            out = RESULTS.parent / f".finetune-{os.getpid()}.json"
+            cmd = [sys.executable, __file__, "--one", backbone, set_name, str(out), "--folds", str(args.folds)]
+            print(" ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True, cwd=ROOT)
+            row = json.loads(out.read_text())
+            out.unlink()
+            results[f"{set_name} {backbone}"] = row
+            print(json.dumps({k: row[k] for k in ("frozen", "finetuned")}, default=float)[:600], flush=True)
+            RESULTS.parent.mkdir(exist_ok=True)
+            RESULTS.write_text(json.dumps(results, indent=1, default=float))
+            report(results)
+
+
+if __name__ == "__main__":
+    main()
