@@ -44,7 +44,7 @@ def datasets(names):
 
 
 def load_avg() -> str:
-    return "load {:.1f}".format(os.getloadavg()[0])
+    return f"load {os.getloadavg()[0]:.1f}"
 
 
 def one(backbone_spec: str, set_name: str, folds: int | None, out: pathlib.Path) -> None:
