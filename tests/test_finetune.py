@@ -151,6 +151,10 @@ def test_finetuning_trains_the_backbone_and_saves_an_ordinary_model(tmp_path, da
     report = evaluate_waveforms(loaded, cache, m.filter_folds([3]))
     assert report["accuracy"] == pytest.approx(np.mean(clf.scorer.scores(waves).argmax(1) == targets))
 
+    from tfaudio.inference.model_info import model_info
+
+    info = model_info(str(tmp_path / "model"))
+    assert info["fine_tuned"]["recipe"] == "finetune" and any(f["kind"] == "weights" for f in info["files"])
     (tmp_path / "model" / "backbone_weights.npz").write_bytes(b"garbage")
     with pytest.raises(TfaudioError, match="backbone_weights.npz.*cannot read"):
         AudioClassifier.load(tmp_path / "model")
@@ -405,3 +409,21 @@ def test_transformers_backbones_fine_tune_on_the_same_road(tmp_path, kind):
     assert first_kept == (kind == "wav2vec2")  # Wav2Vec2 keeps its conv feature encoder frozen by default
     waves, _, _ = WaveformCache(16000, tmp_path / "cache").load(m, extract=False)
     assert clf.scorer.scores(waves).shape == (len(m), 3)
+
+
+def test_bad_files_stop_the_run_or_are_skipped_and_counted(tmp_path, data, tiny):
+    import pandas as pd
+
+    from tfaudio.data.manifest import Manifest
+
+    m, _ = data
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....WAVEjunk")
+    frame = pd.concat([m.frame, pd.DataFrame([{"path": str(bad), "label": "low", "fold": 1}])], ignore_index=True)
+    with_bad = Manifest(frame, labels=m.labels)
+    cache = WaveformCache(RATE, tmp_path / "cache")
+    with pytest.raises(TfaudioError, match="broken.wav"):
+        finetune(with_bad.filter_folds([1, 2]), TinyConvBackbone(RATE), recipe(), cache=cache, progress=False)
+    clf = finetune(with_bad.filter_folds([1, 2]), TinyConvBackbone(RATE), recipe().replace(train={"epochs": 1}),
+                   cache=cache, on_error="skip", progress=False)
+    assert [p for p, _ in clf.skipped_] == [str(bad)]

@@ -305,6 +305,8 @@ def export_files(folder: str | os.PathLike, max_depth: int = 3) -> list[dict[str
                 kind = {".tflite": "tflite", ".keras": "keras", ".h5": "keras"}.get(child.suffix)
                 if kind is None and child.name in ("tfaudio.json", "labels.txt"):
                     kind = "config"
+                if kind is None and child.name == "backbone_weights.npz":
+                    kind = "weights"  # a fine-tuned backbone's (tfaudio finetune)
                 if kind:
                     out.append({"path": str(child.relative_to(root)), "kind": kind, "bytes": child.stat().st_size})
 
@@ -449,6 +451,10 @@ def model_info(model: Any, *, exports: Iterable[str | os.PathLike] = (), clip_se
             },
         })
         info.update(_costs(backbone, head, clip_seconds))
+        tuned = getattr(obj, "fine_tuned_", None) if kind == "classifier" else None
+        if tuned:
+            info["fine_tuned"] = {"recipe": (tuned.get("recipe") or {}).get("name"),
+                                  "crop_seconds": tuned.get("crop_seconds"), "frozen_blocks": tuned.get("frozen_blocks")}
     else:
         raise TfaudioError(f"{source}: tfaudio info does not handle {kind} models yet. Fix: pass a folder saved by "
                            "`tfaudio train`, an export folder or a backbone name (yamnet, efficientat:mn04_as).")
@@ -545,6 +551,10 @@ def format_info(info: dict[str, Any], max_labels: int = 12) -> str:
     lines.append(f"sample rate  {f'{rate} Hz' if rate else 'unknown'}"
                  + (f" (the model runs at {info['model_sample_rate']} Hz; resampled in its graph)"
                     if info.get("model_sample_rate") not in (None, info.get("sample_rate")) else ""))
+    tuned = info.get("fine_tuned")
+    if tuned:
+        lines.append(f"fine-tuned   the backbone trained too (recipe {tuned['recipe']}, "
+                     f"{tuned['crop_seconds']:g} s windows, first {tuned['frozen_blocks']} block(s) frozen)")
     labels = info.get("labels")
     if labels is not None:
         shown = " | ".join(labels[:max_labels]) + (f", ... ({len(labels) - max_labels} more)" if len(labels) > max_labels else "")

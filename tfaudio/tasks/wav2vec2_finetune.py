@@ -24,8 +24,10 @@ Notes on transformers' TF models while training: LayerDrop is drawn once per *tr
 train step would drop the same layers for ever), so fine-tuning sets ``config.layerdrop = 0``;
 SpecAugment masking (``mask_time_prob``) is not applied — augment the waveforms instead.
 
-One file of ~530 lines for now: the Wav2Vec2-only fine-tuning road, kept whole until the fine-tuning
-road for every backbone replaces it.
+The fine-tuning road for every backbone (Wav2Vec2/HuBERT included) is :mod:`tfaudio.tasks.finetune`
+(``tfaudio finetune``); its models are ordinary classifier folders. This module is the earlier
+Wav2Vec2-only road, kept (~530 lines, whole) so that the folders it wrote still load, evaluate and
+export (:mod:`tfaudio.inference.loader` reads them) and can be trained further.
 """
 from __future__ import annotations
 
