@@ -427,3 +427,22 @@ def test_bad_files_stop_the_run_or_are_skipped_and_counted(tmp_path, data, tiny)
     clf = finetune(with_bad.filter_folds([1, 2]), TinyConvBackbone(RATE), recipe().replace(train={"epochs": 1}),
                    cache=cache, on_error="skip", progress=False)
     assert [p for p, _ in clf.skipped_] == [str(bad)]
+
+
+def test_bfloat16_is_used_only_where_the_cpu_has_it(monkeypatch, data, tiny):
+    from tfaudio.tasks import finetune as ft
+
+    monkeypatch.setattr(ft, "bfloat16_native", lambda: False)
+    assert ft.precision_choice("bfloat16")[0] == "float32" and "no native bfloat16" in ft.precision_choice("bfloat16")[1]
+    assert ft.precision_choice("auto")[0] == "float32" and ft.precision_choice("float32")[0] == "float32"
+    monkeypatch.setattr(ft, "bfloat16_native", lambda: True)
+    assert ft.precision_choice("bfloat16")[0] == "bfloat16"
+    monkeypatch.undo()
+    if not ft.bfloat16_native():
+        return
+    m, root = data  # this CPU computes bfloat16 natively: a run in it trains float32 weights
+    bb = TinyConvBackbone(RATE)
+    clf = finetune(m.filter_folds([1, 2]), bb, recipe(precision="bfloat16").replace(train={"epochs": 2}),
+                   cache=WaveformCache(RATE, root / "cache"), progress=False)
+    assert clf.fine_tuned_["precision"] == "bfloat16" and all(v.dtype == tf.float32 for v in bb.variables)
+    assert np.isfinite(clf.history_["loss"]).all()
