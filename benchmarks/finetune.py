@@ -51,8 +51,7 @@ def one(backbone_spec: str, set_name: str, folds: int | None, out: pathlib.Path)
     """In this process: frozen default CV and fine-tuned CV of one (backbone, set); JSON to ``out``."""
     from tfaudio.backbones.registry import get_backbone
     from tfaudio.data.waveform_cache import WaveformCache
-    from tfaudio.tasks.cross_validation import cross_validate
-    from tfaudio.tasks.finetune import cross_validate_finetune
+    from tfaudio.tasks.cross_validation import cross_validate, cross_validate_finetune
     from tfaudio.tasks.recipe import get_recipe
 
     manifest = datasets([set_name])[set_name]

@@ -54,7 +54,7 @@ def run(args) -> int:
 
         from tfaudio.data.pipeline import PipelineConfig
         from tfaudio.data.waveform_cache import WaveformCache
-        from tfaudio.tasks.finetune import cross_validate_finetune
+        from tfaudio.tasks.cross_validation import cross_validate_finetune
 
         recipe = finetune_recipe_from_args(args)
         backbone = get_backbone(args.backbone)

@@ -1,4 +1,5 @@
-"""Tasks: a backbone + head classifier, cross-validation, reports, and end-to-end Wav2Vec2 / HuBERT fine-tuning.
+"""Tasks: a backbone + head classifier, fine-tuning of any backbone, cross-validation, reports (and the
+earlier Wav2Vec2-only fine-tuning road, kept for the folders it wrote).
 
 Names are imported lazily (``tfaudio._lazy``), so ``import tfaudio.tasks`` does not import TensorFlow.
 """
@@ -10,6 +11,9 @@ __getattr__, __dir__ = lazy_exports(
         "AudioClassifier": ".audio_classifier",
         "TrainConfig": ".recipe",
         "cross_validate": ".cross_validation",
+        "cross_validate_finetune": ".cross_validation",
+        "FineTuneRun": ".finetune",
+        "FineTuneConfig": ".recipe",
         "tune": ".tuning",
         "Recipe": ".recipe",
         "get_recipe": ".recipe",

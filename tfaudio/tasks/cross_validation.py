@@ -1,18 +1,25 @@
-"""k-fold cross-validation over a manifest's folds, reusing one embedding extraction for all folds."""
+"""k-fold cross-validation over a manifest's folds: heads on frozen embeddings (one extraction for all
+folds) and fine-tuning (one decoding for all folds)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pathlib
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 from tqdm.auto import tqdm
 
+from tfaudio.backbones.registry import get_backbone
 from tfaudio.data.embedding_cache import ClipEmbeddings, EmbeddingCache
 from tfaudio.data.manifest import Manifest
+from tfaudio.data.waveform_cache import WaveformCache
 from tfaudio.heads.classification_head import HeadConfig
+from tfaudio.io.atomic import atomic_write_text
 from tfaudio.tasks.audio_classifier import AudioClassifier
+from tfaudio.tasks.finetune import FineTuneRun, evaluate_waveforms, run_digest
 from tfaudio.tasks.recipe import Recipe, TrainConfig, get_recipe
 from tfaudio.tasks.report import summarize_folds, write_cv_report, write_report
 
@@ -101,6 +108,65 @@ def cross_validate(
                          "used": i in used}
                         for i, (p, lab, g, f) in enumerate(zip(frame.path, frame.label, frame.group, frame.fold))]
     summary["skipped"] = [{"file": f, "reason": why} for f, why in skipped]
+    if out is not None:
+        write_cv_report(summary, out, name="cv")
+    return summary
+
+
+def cross_validate_finetune(manifest: Manifest, backbone: Any = "yamnet", recipe: Recipe | str | None = None, *,
+                            cache: WaveformCache | None = None, output_dir: str | os.PathLike | None = None,
+                            strategy: tf.distribute.Strategy | None = None, on_error: str | None = None,
+                            progress: bool = True) -> dict[str, Any]:
+    """k-fold cross-validation of fine-tuning: each fold is the test set once and the backbone starts from
+    its pretrained weights every time. Clips are decoded once for all folds (the waveform cache).
+
+    With ``output_dir``, each fold writes its report (JSON + PNG) to ``fold<k>/`` and checkpoints to
+    ``fold<k>/checkpoints`` while it trains: a run started again skips the folds it finished and resumes
+    the one it was in. Returns the summary of :func:`~tfaudio.tasks.metrics.summarize_folds` with
+    ``folds``, ``labels``, ``recipe`` and ``skipped`` (like :func:`~tfaudio.tasks.cross_validation.cross_validate`).
+    """
+    recipe = get_recipe(recipe or "finetune")
+    pretrained = get_backbone(backbone)
+    start = [v.numpy() for v in pretrained.variables]
+    cache = cache if cache is not None else WaveformCache(pretrained.sample_rate)
+    extraction = cache.extract(manifest, on_error=on_error, progress=progress)
+    out = pathlib.Path(output_dir) if output_dir is not None else None
+    signature = run_digest({"recipe": recipe.to_dict(), "backbone": pretrained.fingerprint,
+                         "clips": sorted(str(p) for p in manifest.paths), "labels": list(manifest.labels)})
+    reports, per_fold = [], []
+    for fold, split in manifest.kfold(validation=False):
+        done = out / f"fold{fold}" / "finetune_fold.json" if out is not None else None
+        if done is not None and done.is_file():
+            saved = json.loads(done.read_text())
+            if saved.get("signature") == signature:
+                print(f"fold {fold}: done in an earlier run ({done})")
+                reports.append(saved["report"])
+                per_fold.append(saved["fold"])
+                continue
+        pretrained.assign_variables(start, source="the pretrained weights")
+        run = FineTuneRun(pretrained, manifest.labels, recipe, cache=cache, strategy=strategy,
+                          checkpoint_dir=out / f"fold{fold}" / "checkpoints" if out is not None else None)
+        print(f"fold {fold}: fine-tuning on folds {split.train.folds}, testing on {split.test.folds}")
+        run.fit(split.train, progress=progress, on_error=on_error)
+        clf = run.classifier()
+        rep = evaluate_waveforms(clf, cache, split.test)
+        rep["fold"] = int(fold)
+        rep["epochs"] = len(clf.history_.get("loss", []))
+        record = {"fold": int(fold), "train_folds": split.train.folds, "val_folds": [], "history": clf.history_,
+                  "clip": rep, "frame": None}
+        reports.append(rep)
+        per_fold.append(record)
+        if out is not None:
+            write_report(rep, out / f"fold{fold}", name="report", history=clf.history_)
+            atomic_write_text(done, json.dumps({"signature": signature, "report": rep, "fold": record}, default=float))
+            run.remove_checkpoints()
+    pretrained.assign_variables(start, source="the pretrained weights")
+    summary = summarize_folds(reports)
+    summary["frame_level"] = None
+    summary["labels"] = list(manifest.labels)
+    summary["recipe"] = recipe.to_dict()
+    summary["folds"] = per_fold
+    summary["skipped"] = [{"file": f, "reason": why} for f, why in extraction.skipped]
     if out is not None:
         write_cv_report(summary, out, name="cv")
     return summary

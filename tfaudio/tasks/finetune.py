@@ -25,6 +25,11 @@ runs under the current ``tf.distribute`` strategy (e.g. ``MirroredStrategy`` ove
 Example:
     >>> clf = finetune(manifest.filter_folds([1, 2, 3]), "efficientat:mn04_as", checkpoint_dir="runs/ft/ckpt")
     >>> clf.save("runs/ft")
+
+k-fold cross-validation of fine-tuning is :func:`tfaudio.tasks.cross_validation.cross_validate_finetune`.
+One file of ~520 lines on purpose: the run's plan, optimizers, data stream, training step and
+checkpoints share its state (:class:`FineTuneRun`); the augmentations (``signal/augment.py``) and the
+waveform cache (``data/waveform_cache.py``) are apart.
 """
 from __future__ import annotations
 
@@ -53,12 +58,10 @@ from tfaudio.heads.classification_head import build_head
 from tfaudio.io.atomic import atomic_write_text
 from tfaudio.signal import augment
 from tfaudio.tasks.audio_classifier import AudioClassifier
-from tfaudio.tasks.metrics import classification_report, summarize_folds
+from tfaudio.tasks.metrics import classification_report
 from tfaudio.tasks.recipe import FineTuneConfig, Recipe, get_recipe
-from tfaudio.tasks.report import write_cv_report, write_report
 
-__all__ = ["finetune", "FineTuneRun", "WarmupCosine", "evaluate_waveforms", "precision_choice",
-           "cross_validate_finetune"]
+__all__ = ["finetune", "FineTuneRun", "WarmupCosine", "evaluate_waveforms", "precision_choice"]
 
 log = logging.getLogger(__name__)
 #: Clips the training stream keeps in its shuffle buffer (after cropping: bounded memory).
@@ -109,7 +112,8 @@ def _batchnorms(backbone: Any) -> list[keras.layers.BatchNormalization]:
     return out
 
 
-def _digest(obj: Any) -> str:
+def run_digest(obj: Any) -> str:
+    """16 hex digits of sha256 over ``obj`` as sorted JSON: what identifies a run's settings and data."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -336,7 +340,7 @@ class FineTuneRun:
         rows = sorted(str(p) for p in train.paths)
         return {"labels": list(plan.labels), "recipe": self.recipe.to_dict(), "crop_samples": plan.crop_samples,
                 "steps_per_epoch": plan.steps_per_epoch, "backbone": backbone_spec(self.backbone),
-                "start_fingerprint": self._start_fingerprint, "clips": _digest(rows),
+                "start_fingerprint": self._start_fingerprint, "clips": run_digest(rows),
                 "precision": self.precision}
 
     def fit(self, train: Manifest, val: Manifest | None = None, *, progress: bool = True,
@@ -527,62 +531,3 @@ def evaluate_waveforms(clf: AudioClassifier, cache: WaveformCache, manifest: Man
     waves, targets, _ = cache.load(manifest, extract=True, progress=False)
     scores = clf.scorer.scores(waves)
     return classification_report(np.asarray(targets), scores, list(clf.labels), level="clip")
-
-
-def cross_validate_finetune(manifest: Manifest, backbone: Any = "yamnet", recipe: Recipe | str | None = None, *,
-                            cache: WaveformCache | None = None, output_dir: str | os.PathLike | None = None,
-                            strategy: tf.distribute.Strategy | None = None, on_error: str | None = None,
-                            progress: bool = True) -> dict[str, Any]:
-    """k-fold cross-validation of fine-tuning: each fold is the test set once and the backbone starts from
-    its pretrained weights every time. Clips are decoded once for all folds (the waveform cache).
-
-    With ``output_dir``, each fold writes its report (JSON + PNG) to ``fold<k>/`` and checkpoints to
-    ``fold<k>/checkpoints`` while it trains: a run started again skips the folds it finished and resumes
-    the one it was in. Returns the summary of :func:`~tfaudio.tasks.metrics.summarize_folds` with
-    ``folds``, ``labels``, ``recipe`` and ``skipped`` (like :func:`~tfaudio.tasks.cross_validation.cross_validate`).
-    """
-    recipe = get_recipe(recipe or "finetune")
-    pretrained = get_backbone(backbone)
-    start = [v.numpy() for v in pretrained.variables]
-    cache = cache if cache is not None else WaveformCache(pretrained.sample_rate)
-    extraction = cache.extract(manifest, on_error=on_error, progress=progress)
-    out = pathlib.Path(output_dir) if output_dir is not None else None
-    signature = _digest({"recipe": recipe.to_dict(), "backbone": pretrained.fingerprint,
-                         "clips": sorted(str(p) for p in manifest.paths), "labels": list(manifest.labels)})
-    reports, per_fold = [], []
-    for fold, split in manifest.kfold(validation=False):
-        done = out / f"fold{fold}" / "finetune_fold.json" if out is not None else None
-        if done is not None and done.is_file():
-            saved = json.loads(done.read_text())
-            if saved.get("signature") == signature:
-                print(f"fold {fold}: done in an earlier run ({done})")
-                reports.append(saved["report"])
-                per_fold.append(saved["fold"])
-                continue
-        pretrained.assign_variables(start, source="the pretrained weights")
-        run = FineTuneRun(pretrained, manifest.labels, recipe, cache=cache, strategy=strategy,
-                          checkpoint_dir=out / f"fold{fold}" / "checkpoints" if out is not None else None)
-        print(f"fold {fold}: fine-tuning on folds {split.train.folds}, testing on {split.test.folds}")
-        run.fit(split.train, progress=progress, on_error=on_error)
-        clf = run.classifier()
-        rep = evaluate_waveforms(clf, cache, split.test)
-        rep["fold"] = int(fold)
-        rep["epochs"] = len(clf.history_.get("loss", []))
-        record = {"fold": int(fold), "train_folds": split.train.folds, "val_folds": [], "history": clf.history_,
-                  "clip": rep, "frame": None}
-        reports.append(rep)
-        per_fold.append(record)
-        if out is not None:
-            write_report(rep, out / f"fold{fold}", name="report", history=clf.history_)
-            atomic_write_text(done, json.dumps({"signature": signature, "report": rep, "fold": record}, default=float))
-            run.remove_checkpoints()
-    pretrained.assign_variables(start, source="the pretrained weights")
-    summary = summarize_folds(reports)
-    summary["frame_level"] = None
-    summary["labels"] = list(manifest.labels)
-    summary["recipe"] = recipe.to_dict()
-    summary["folds"] = per_fold
-    summary["skipped"] = [{"file": f, "reason": why} for f, why in extraction.skipped]
-    if out is not None:
-        write_cv_report(summary, out, name="cv")
-    return summary
