@@ -184,6 +184,45 @@ def esc50_sized_fold(args) -> None:
     write_section("Fine-tuning: an ESC-50-sized fold", body)
 
 
+def precision(args) -> None:
+    """float32 against oneDNN's automatic bfloat16 for the training step: seconds per epoch (after the first,
+    which traces) and validation accuracy on the development split (train 1-3, validate 4), in one process,
+    taking turns. Section "Fine-tuning: bfloat16"."""
+    from tfaudio.backbones.engines import bfloat16_native, cpu_features
+    from tfaudio.backbones.registry import get_backbone
+    from tfaudio.data.waveform_cache import WaveformCache
+    from tfaudio.tasks.finetune import FineTuneRun, evaluate_waveforms
+    from tfaudio.tasks.recipe import get_recipe
+
+    if not bfloat16_native():
+        write_section("Fine-tuning: bfloat16", f"Not measured: this CPU has no native bfloat16 ({machine()}).")
+        return
+    set_name = args.sets.split(",")[0]
+    m = datasets([set_name])[set_name]
+    rows = []
+    for backbone_spec in args.backbones.split(","):
+        backbone = get_backbone(backbone_spec)
+        start = [v.numpy() for v in backbone.variables]
+        cache = WaveformCache(backbone.sample_rate, CACHE)
+        for name in ("float32", "bfloat16"):
+            backbone.assign_variables(start)
+            recipe = get_recipe("finetune").replace(finetune={"precision": name})
+            run = FineTuneRun(backbone, m.labels, recipe, cache=cache)
+            t = time.perf_counter()
+            run.fit(m.filter_folds([1, 2, 3]), progress=False)
+            total = time.perf_counter() - t
+            acc = evaluate_waveforms(run.classifier(), cache, m.filter_folds([4]))["accuracy"]
+            rows.append((backbone_spec, name, total / len(run.history["loss"]), acc, run.precision))
+            print(rows[-1], flush=True)
+    flags = ", ".join(sorted(f for f in cpu_features() if "bf16" in f or "amx" in f or "vnni" in f))
+    body = [f"{set_name}, training folds 1-3 (validation fold 4), recipe `finetune`; {machine()}, CPU flags: {flags}; "
+            f"{load_avg()} at the end (shared with other jobs). Per epoch: the whole run's wall time / epochs. "
+            "Re-run: `python benchmarks/finetune.py --precision`.", "",
+            "| backbone | precision | s / epoch | validation accuracy |", "|---|---|---|---|"]
+    body += [f"| {b} | {used} | {sec:.1f} | {acc:.3f} |" for b, _, sec, acc, used in rows]
+    write_section("Fine-tuning: bfloat16", "\n".join(body))
+
+
 def report(results: dict) -> None:
     body = ["`tfaudio cv --finetune` (recipe `finetune` as shipped: "
             "20 epochs, batches of 16, AdamW (weight decay 1e-4), peak lr 3e-3 for the head and the top block, "
@@ -215,6 +254,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=0, help="only the first N folds (0: all)")
     ap.add_argument("--one", nargs=3, metavar=("BACKBONE", "SET", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--esc50-sized", action="store_true", help="time one fold of 1600 clips of 5 s (mn04)")
+    ap.add_argument("--precision", action="store_true", help="float32 against bfloat16 training (dev split)")
     ap.add_argument("--scratch", default="/tmp/tfaudio-finetune-bench", help="where --esc50-sized writes its clips")
     ap.add_argument("--shared", action="store_true", help="say in the section that the machine was shared")
     args = ap.parse_args()
@@ -223,6 +263,9 @@ def main() -> None:
         return
     if args.choose:
         choose(args)
+        return
+    if args.precision:
+        precision(args)
         return
     if args.esc50_sized:
         esc50_sized_fold(args)
