@@ -228,7 +228,7 @@ def report(results: dict) -> None:
             "20 epochs, batches of 16, AdamW (weight decay 1e-4), peak lr 3e-3 for the head and the top block, "
             "layer decay 0.85 per block below, 1 head-only epoch, warm-up 1 epoch then cosine, mixup 0.3, "
             "SpecAugment masks, gain ±6 dB, shift ±0.2 s, label smoothing 0.1, frozen batch-norm statistics, "
-            "standardised linear head on the mean frame embedding) against the frozen default recipe (`tfaudio cv`) on the same folds. Each row "
+            "head: the mean frame embedding, standardised, → Dense 512 ReLU → classes) against the frozen default recipe (`tfaudio cv`) on the same folds. Each row "
             "ran in a fresh process (peak RSS is that process's: both CVs of that row). Seconds per epoch: the "
             "fine-tuning CV's wall time / its epochs (including each fold's start and its test scoring). "
             "Re-run: `python benchmarks/finetune.py`.", "",

@@ -244,7 +244,7 @@ def _recipes() -> dict[str, Recipe]:
         ),
         "finetune": Recipe(
             "finetune",
-            HeadConfig(hidden_units=(), pooling="embedding_mean", standardize=True),
+            HeadConfig(hidden_units=(512,), pooling="embedding_mean", standardize=True),
             TrainConfig(epochs=20, batch_size=16, learning_rate=3e-3, schedule="cosine", label_smoothing=0.1,
                         mixup=0.3, class_weight="balanced"),
             "none",
