@@ -9,6 +9,7 @@ recorded ``int8_agreement``, file size, and latency per window (the TFLite inter
 1 thread, median, the variants taking turns in rounds so that a busy machine slows them alike).
 
 Run: .venv/bin/python benchmarks/int8.py   (writes the "int8 variants" section of BENCHMARKS.md)
+     .venv/bin/python benchmarks/int8.py --cv   (the 5-fold CV of each variant: "int8 variants: 5-fold CV")
 """
 from __future__ import annotations
 
@@ -33,7 +34,14 @@ def main() -> None:
     parser.add_argument("--backbones", nargs="+", default=list(BACKBONES))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--timed", type=int, default=30, help="timed windows per variant")
+    parser.add_argument("--cv", action="store_true",
+                        help="instead: 5-fold CV clip accuracy of each variant (float Keras, float32, float16, int8, "
+                             "int8_full; tflite-runtime / LiteRT and MediaPipe); writes its own section")
     args = parser.parse_args()
+    if args.cv:
+        from int8_cv import cv_section
+
+        return cv_section(args.backbones)
 
     import tensorflow as tf
 

@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
+from tensorflow.python.eager import context as tf_context
 
 from tfaudio.backbones.registry import entry_of
 from tfaudio.backbones.yamnet.backbone import _scatter
@@ -164,15 +166,24 @@ def choose_engine(requested: str | None = "auto", *, backbone: Any = None,
 # ---- running ---------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _bfloat16_rewrite() -> Iterator[None]:
-    """oneDNN's automatic bfloat16 for the functions first run inside (grappler reads its options when
-    a function is instantiated; the option is restored afterwards)."""
+    """oneDNN's automatic bfloat16 for the functions first run inside, in this thread only.
 
-    before = tf.config.optimizer.get_experimental_options().get("auto_mixed_precision_onednn_bfloat16", False)
-    tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
+    Grappler reads its options when a function is instantiated (first run), from the calling thread's
+    function-call options (a ``ConfigProto`` TensorFlow keeps per thread). Setting the rewrite there,
+    instead of in the process-wide ``tf.config.optimizer`` options, keeps it out of functions that other
+    threads trace meanwhile (Beam's worker threads, a server's request threads): those stay float32.
+    """
+
+    ctx = tf_context.context()
+    before = ctx.function_call_options
+    config = config_pb2.ConfigProto()
+    config.ParseFromString(before.config_proto_serialized)
+    config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
+    ctx.function_call_options = tf_context.FunctionCallOptions(executor_type=before.executor_type, config_proto=config)
     try:
         yield
     finally:
-        tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": before})
+        ctx.function_call_options = before
 
 
 class _TFLiteBody:
