@@ -38,6 +38,7 @@ import dataclasses
 import functools
 import os
 import pathlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -52,7 +53,8 @@ from tfaudio.errors import TfaudioError
 from tfaudio.interpreter import interpreter_backend, tflite_interpreter
 from tfaudio.log import native_stderr_silenced
 
-__all__ = ["ENGINES", "EngineChoice", "cpu_features", "choose_engine", "engine_functions", "bfloat16_native"]
+__all__ = ["ENGINES", "EngineChoice", "cpu_features", "choose_engine", "engine_functions", "bfloat16_native",
+           "scorer_engine"]
 
 #: What ``--engine`` accepts.
 ENGINES = ("auto", "float32", "bfloat16", "tflite")
@@ -201,18 +203,22 @@ class _TFLiteBody:
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
         self.rows = -1
+        # one interpreter, shared by the threads that share the backbone (Beam's RunInference): it is
+        # not thread-safe, so one call at a time
+        self._lock = threading.Lock()
 
     def __call__(self, patches: np.ndarray) -> np.ndarray:
         patches = np.ascontiguousarray(patches, np.float32)
         if patches.shape[0] == 0:
             return np.zeros([0, 1024], np.float32)
-        if patches.shape[0] != self.rows:
-            self.interpreter.resize_tensor_input(self.input, list(patches.shape))
-            self.interpreter.allocate_tensors()
-            self.rows = patches.shape[0]
-        self.interpreter.set_tensor(self.input, patches)
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output).copy()
+        with self._lock:
+            if patches.shape[0] != self.rows:
+                self.interpreter.resize_tensor_input(self.input, list(patches.shape))
+                self.interpreter.allocate_tensors()
+                self.rows = patches.shape[0]
+            self.interpreter.set_tensor(self.input, patches)
+            self.interpreter.invoke()
+            return self.interpreter.get_tensor(self.output).copy()
 
 
 def _tflite_functions(backbone: Any) -> tuple[Callable, Callable]:
@@ -298,6 +304,37 @@ def engine_functions(backbone: Any, engine: EngineChoice | str) -> tuple[Callabl
                                "Fix: --engine auto or float32.")
         return _tflite_functions(backbone)
     raise TfaudioError(f"engine {name!r} is not known. Fix: choose one of {', '.join(ENGINES)}.")
+
+
+def scorer_engine(scorer: Any, requested: str | None = "float32") -> EngineChoice:
+    """Makes ``scorer`` (a :class:`~tfaudio.tasks.clip_scorer.ClipScorer`, e.g. ``tfaudio tag``'s tagger)
+    run its waveform graph with the engine chosen for its backbone, and returns the choice.
+
+    ``bfloat16`` traces the scorer's whole graph (frontend, body, the backbone's own classifier) afresh
+    inside the bfloat16 rewrite; ``tflite`` runs embedding extraction only (YAMNet's body, not its
+    classifier or the head), so a scorer falls back to ``float32`` with that reason.
+
+    Args:
+        scorer: the scorer; its traced ``batch`` graph is replaced (``float32``: left as it is).
+        requested: one of :data:`ENGINES` (None: ``$TFAUDIO_ENGINE`` or ``auto``).
+    """
+    backbone = getattr(scorer, "backbone", None)
+    choice = choose_engine(requested, backbone=backbone)
+    if backbone is None and choice.name != "float32":  # a fine-tuned Keras model: no backbone to pick for
+        return EngineChoice("float32", choice.requested, "the model has no backbone an engine can run")
+    if choice.name == "tflite":
+        return EngineChoice("float32", choice.requested, "the tflite engine extracts embeddings only; scoring runs "
+                                                         "the whole graph in TensorFlow")
+    if choice.name == "bfloat16":
+        run, signature = scorer._graph("batch")
+        traced = tf.function(run, input_signature=signature, autograph=False)
+
+        def batch(audio, lengths):
+            with _bfloat16_rewrite():
+                return traced(audio, lengths)
+
+        scorer._traced["batch"] = batch
+    return choice
 
 
 @functools.lru_cache(maxsize=1)
