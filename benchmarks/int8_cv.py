@@ -141,7 +141,7 @@ def cv_section(specs: list[str]) -> None:
         folds = res["folds"]
         name = BACKBONES.get(spec, spec)
         keras = [r["keras"] for r in folds]
-        rows.append(f"| {name} | float Keras | {_mean_std(keras)} | | | | |")
+        rows.append(f"| {name} | float Keras | {_mean_std(keras)} | | | | | |")
         float_mean = np.mean([r["float32"] for r in folds])
         for v in VARIANTS:
             acc = [r[v] for r in folds]
@@ -152,9 +152,7 @@ def cv_section(specs: list[str]) -> None:
             recorded = [r[f"{v}_recorded"] for r in folds if f"{v}_recorded" in r]
             rows.append(f"| {name} | {v} | {_mean_std(acc)} | {diff:+.1f} | "
                         f"{_mean_std(mp) if len(mp) == len(folds) else 'n/a'} | {win:.3f} | {clip_agree:.3f} | "
-                        f"{np.mean(recorded):.3f} |" if recorded else
-                        f"| {name} | {v} | {_mean_std(acc)} | {diff:+.1f} | "
-                        f"{_mean_std(mp) if len(mp) == len(folds) else 'n/a'} | {win:.3f} | {clip_agree:.3f} | |")
+                        f"{f'{np.mean(recorded):.3f}' if recorded else ''} |")
         for v in ("int8", "int8_full"):
             designs = [r.get(f"{v}_design", {}) for r in folds]
             key = "float_tail_ops" if v == "int8" else "range_quantile"

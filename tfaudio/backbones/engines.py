@@ -28,8 +28,14 @@ mean cosine 0.9997 (single frames down to 0.995: the strict cosine gate fails) a
 on esc50-subset (0.975 on every fold alike), so ``auto`` uses it for YAMNet; EfficientAT mn04 ran at
 0.43-0.59x in bfloat16 (cosine down to 0.978), and the TFLite body at 0.15-0.28x, so ``auto`` uses
 neither.
-The library's :class:`~tfaudio.data.embedding_cache.EmbeddingCache` defaults to ``float32`` (exact);
-the commands (``train``, ``cv``, ``evaluate``, ``tune``) default to ``auto`` (``--engine``).
+The library's :class:`~tfaudio.data.embedding_cache.EmbeddingCache` (and ``run_embed``, ``tag_files``)
+defaults to ``float32`` (exact); the commands (``train``, ``cv``, ``evaluate``, ``tune``, ``embed``,
+``tag``) default to ``auto`` (``--engine``). ``tfaudio embed`` resolves the engine on the Beam driver
+(the namespace is that engine's) and workers that cannot run it fail the job rather than write float32
+embeddings there; ``tfaudio tag`` runs its whole graph with :func:`scorer_engine`.
+
+Threads: the bfloat16 rewrite is set in the calling thread's function options only, so functions other
+threads trace meanwhile stay float32; the TFLite body is one interpreter per backbone, locked per call.
 """
 from __future__ import annotations
 
