@@ -50,7 +50,7 @@ def tag_files(backbone, files: list[str], top_k: int = 5, *, on_error: str = "ra
 
     loaded = load_model(backbone, tagging=True)
     choice = scorer_engine(loaded.scorer, engine)
-    if choice.name != "float32" or choice.fell_back:
+    if choice.fell_back:  # a request this machine / backbone cannot run: say what ran instead
         info(f"engine: {choice}")
     converted = loaded.converter().convert_many(list(files), on_error=on_error)
     outputs = loaded.scorer.outputs(converted.waves, batch_size=_BATCH)
