@@ -55,7 +55,7 @@ def mediapipe_scores(model: bytes, clips: list[np.ndarray], rate: int, classes: 
     return np.stack(rows)
 
 
-def run_backbone(spec: str, manifest, cache_root: str) -> dict:
+def run_backbone(spec: str, manifest, cache_root: str, window_seconds: float | None = None) -> dict:
     from tfaudio.backbones.registry import get_backbone
     from tfaudio.data.audio_converter import AudioConverter
     from tfaudio.data.embedding_cache import EmbeddingCache
@@ -67,7 +67,8 @@ def run_backbone(spec: str, manifest, cache_root: str) -> dict:
     cache = EmbeddingCache(backbone, cache_root, engine="float32")
     cache.extract(manifest)
     clips = cache.load(manifest, extract=False)
-    rate, size = backbone.sample_rate, backbone.contract.window_samples
+    rate = backbone.sample_rate
+    size = backbone.contract.window_samples if window_seconds is None else int(round(window_seconds * rate))
     convert = AudioConverter(rate)
     paths = np.asarray(manifest.paths, dtype=object)[clips.rows]
     out: dict = {"folds": [], "per_window": {}}
@@ -88,7 +89,7 @@ def run_backbone(spec: str, manifest, cache_root: str) -> dict:
         owner = np.asarray(owner)
         scores, clip, records = {}, {}, {}
         for variant in VARIANTS:
-            model = tflite_model(clf, quantization=variant,
+            model = tflite_model(clf, quantization=variant, window_samples=size,
                                  representative_data=calibration if "int8" in variant else None)
             info = json.loads(zipfile.ZipFile(io.BytesIO(model)).read("tfaudio.json"))
             records[variant] = info.get("int8_agreement")
@@ -119,7 +120,7 @@ def _mean_std(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
 
-def cv_section(specs: list[str]) -> None:
+def cv_section(specs: list[str], window_seconds: float | None = None) -> None:
     import tensorflow as tf
 
     from tfaudio.data.manifest import Manifest
@@ -131,9 +132,10 @@ def cv_section(specs: list[str]) -> None:
     results = {}
     with tempfile.TemporaryDirectory() as cache_root:
         for spec in specs:
-            results[spec] = run_backbone(spec, manifest, cache_root)
+            results[spec] = run_backbone(spec, manifest, cache_root, window_seconds)
     minutes = (time.perf_counter() - started) / 60
-    with open(os.path.join(os.path.dirname(__file__), "results", "int8_cv.json"), "w") as f:
+    suffix = "" if window_seconds is None else f"_{window_seconds:g}s"
+    with open(os.path.join(os.path.dirname(__file__), "results", f"int8_cv{suffix}.json"), "w") as f:
         json.dump({"date": time.strftime("%Y-%m-%d"), "results": results}, f, indent=1)
     backend = interpreter_backend()
     rows, notes = [], []
@@ -162,15 +164,19 @@ def cv_section(specs: list[str]) -> None:
         "5-fold CV of each exported variant on esc50-subset (11 classes, 440 clips): per fold, the default "
         "recipe's head trained on the other four folds (float32 embeddings), exported, the int8 variants "
         "calibrated on the training clips only (the int8 design is chosen on half of them); the test fold's "
-        "clips scored by each file as the mean of the clip's non-overlapping windows. \"float Keras\": the "
-        "classifier on its cached embeddings (overlapping patches, so not the same framing as the files). "
+        "clips scored by each file as the mean of the clip's non-overlapping windows "
+        + ("(the export's default window: 0.975 s for YAMNet, 1 s for mn04). " if window_seconds is None else
+           f"(files exported with {window_seconds:g} s windows: one window per 5 s ESC-50 clip, the framing the "
+           "classifier itself uses). ")
+        + "\"float Keras\": the classifier on its cached embeddings (YAMNet: patches every 0.48 s with the "
+        "silence gate; mn04: the whole clip). "
         "Accuracy is clip accuracy, mean ± std over the 5 folds; \"vs float32\" is in points against the "
         "float32 file (1 clip of a fold = 1.1 points). Agreement: top-1 with the float32 file over all "
         "test windows / clips of the 5 folds; \"recorded\": the export's own `int8_agreement`, mean over "
         f"folds. Interpreter: {backend}; MediaPipe: AudioClassifier (float-input files; mean of its "
         f"per-window scores). One run, {machine()}, TensorFlow {tf.__version__}, {minutes:.0f} min; the 2 cores "
         f"were shared with another developer's jobs (load average {load[0]:.1f} at the start). "
-        "Re-run: `python benchmarks/int8.py --cv`.",
+        f"Re-run: `python benchmarks/int8.py --cv{'' if window_seconds is None else f' --window-seconds {window_seconds:g}'}`.",
         "",
         "| backbone | variant | accuracy | vs float32 (points) | MediaPipe accuracy | window agreement | "
         "clip agreement | recorded |",
@@ -179,4 +185,5 @@ def cv_section(specs: list[str]) -> None:
         "",
         *notes,
     ])
-    write_section("int8 variants: 5-fold CV", body)
+    write_section("int8 variants: 5-fold CV" + ("" if window_seconds is None else f", {window_seconds:g} s windows"),
+                  body)

@@ -27,7 +27,9 @@ the cache's extraction 1.40-1.85x float32,
 mean cosine 0.9997 (single frames down to 0.995: the strict cosine gate fails) and the same CV accuracy
 on esc50-subset (0.975 on every fold alike), so ``auto`` uses it for YAMNet; EfficientAT mn04 ran at
 0.43-0.59x in bfloat16 (cosine down to 0.978), and the TFLite body at 0.15-0.28x, so ``auto`` uses
-neither.
+neither. mn04's own body in TFLite/XNNPACK (``benchmarks/tflite_body.py``, BENCHMARKS.md "Extraction
+engines: TFLite body (mn04)") ran 1.4x TensorFlow's on one thread and 1.8x as two one-thread
+interpreters, but the body was 23 % of mn04's extraction time, so at most 1.12x: not an engine here.
 The library's :class:`~tfaudio.data.embedding_cache.EmbeddingCache` (and ``run_embed``, ``tag_files``)
 defaults to ``float32`` (exact); the commands (``train``, ``cv``, ``evaluate``, ``tune``, ``embed``,
 ``tag``) default to ``auto`` (``--engine``). ``tfaudio embed`` resolves the engine on the Beam driver
