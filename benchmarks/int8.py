@@ -9,6 +9,8 @@ recorded ``int8_agreement``, file size, and latency per window (the TFLite inter
 1 thread, median, the variants taking turns in rounds so that a busy machine slows them alike).
 
 Run: .venv/bin/python benchmarks/int8.py   (writes the "int8 variants" section of BENCHMARKS.md)
+     .venv/bin/python benchmarks/int8.py --cv   (the 5-fold CV of each variant: "int8 variants: 5-fold CV")
+     .venv/bin/python benchmarks/int8.py --cv --window-seconds 5   (the same with one window per 5 s clip)
 """
 from __future__ import annotations
 
@@ -33,7 +35,16 @@ def main() -> None:
     parser.add_argument("--backbones", nargs="+", default=list(BACKBONES))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--timed", type=int, default=30, help="timed windows per variant")
+    parser.add_argument("--cv", action="store_true",
+                        help="instead: 5-fold CV clip accuracy of each variant (float Keras, float32, float16, int8, "
+                             "int8_full; tflite-runtime / LiteRT and MediaPipe); writes its own section")
+    parser.add_argument("--window-seconds", type=float, default=None,
+                        help="with --cv: export with windows of this length (default: the backbone's own window)")
     args = parser.parse_args()
+    if args.cv:
+        from int8_cv import cv_section
+
+        return cv_section(args.backbones, args.window_seconds)
 
     import tensorflow as tf
 
@@ -137,8 +148,8 @@ def main() -> None:
         "",
         *details,
         "",
-        "Not measured here: MediaPipe's `AudioClassifier` on these files (tests/test_export.py runs the "
-        "float16 and int8 exports in it), and the 5-fold CV of every variant (one test fold only).",
+        "One test fold only: the 5-fold CV of each variant, in tflite-runtime / LiteRT and in MediaPipe's "
+        "`AudioClassifier`, is in \"int8 variants: 5-fold CV\" (`python benchmarks/int8.py --cv`).",
     ])
     write_section("int8 variants", body)
 

@@ -89,7 +89,8 @@ def test_cli_embed_in_memory_equals_local_cache_and_trains_the_same_head(csv, h5
 
     out = tmp_path / "beam"
     assert main(["embed", str(csv), "--output", str(out), "--backbone", f"yamnet:{h5}", "--shard-size", "4",
-                 "--batch-size", "3", "--runner", "DirectRunner", "--direct_running_mode=in_memory"]) == 0
+                 "--batch-size", "3", "--runner", "DirectRunner", "--direct_running_mode=in_memory",
+                 "--engine", "float32"]) == 0  # the library cache's engine (the command's default is auto)
     text = capsys.readouterr().out
     assert "9 clips in 3 shards: 0 already complete, 3 written (9 clips embedded)" in text
     # `tfaudio train --cache OUT` reads OUT/embeddings: the same namespace as the local cache

@@ -219,3 +219,48 @@ def test_cli_engine_option_reaches_the_cache(command, tmp_path, monkeypatch):
     assert make_cache(yamnet, build_parser().parse_args(base)).engine.name == "float32"
     with pytest.raises(SystemExit):
         build_parser().parse_args([*base, "--engine", "int4"])
+
+
+def _matmul_function():
+    """A fresh function (instantiated, so rewritten or not, at its first call)."""
+    import tensorflow as tf
+
+    return tf.function(lambda a, b: tf.matmul(tf.nn.relu(a), b), autograph=False)
+
+
+def test_bfloat16_rewrite_stays_in_its_thread():
+    """A float32 function first run in another thread while the bfloat16 rewrite is active stays float32
+    (the rewrite is set in the calling thread's function options, not process-wide)."""
+    import threading
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal([64, 256]).astype(np.float32), rng.standard_normal([256, 64]).astype(np.float32))
+    exact = np.asarray(_matmul_function()(a, b))
+    with engines._bfloat16_rewrite():
+        rewritten = np.asarray(_matmul_function()(a, b))
+    if np.allclose(rewritten, exact, rtol=0, atol=1e-5):
+        pytest.skip("oneDNN's bfloat16 rewrite changes nothing in this TensorFlow build (oneDNN off?)")
+    inside, release = threading.Event(), threading.Event()
+    seen = {}
+
+    def bfloat16_user():
+        with engines._bfloat16_rewrite():
+            inside.set()
+            seen["bf16"] = np.asarray(_matmul_function()(a, b))
+            release.wait(30)
+
+    def float32_user():  # a new thread: its function options are built when it first calls a function
+        seen["f32"] = np.asarray(_matmul_function()(a, b))
+
+    holder = threading.Thread(target=bfloat16_user)
+    holder.start()
+    assert inside.wait(30)
+    other = threading.Thread(target=float32_user)
+    other.start()
+    other.join(30)
+    release.set()
+    holder.join(30)
+    np.testing.assert_allclose(seen["f32"], exact, rtol=0, atol=1e-5)  # float32, although bfloat16 was active
+    assert not np.allclose(seen["bf16"], exact, rtol=0, atol=1e-5)  # while the other thread really ran bfloat16
+    # and this thread is float32 again after the block
+    np.testing.assert_allclose(np.asarray(_matmul_function()(a, b)), exact, rtol=0, atol=1e-5)

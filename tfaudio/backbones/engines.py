@@ -27,9 +27,17 @@ the cache's extraction 1.40-1.85x float32,
 mean cosine 0.9997 (single frames down to 0.995: the strict cosine gate fails) and the same CV accuracy
 on esc50-subset (0.975 on every fold alike), so ``auto`` uses it for YAMNet; EfficientAT mn04 ran at
 0.43-0.59x in bfloat16 (cosine down to 0.978), and the TFLite body at 0.15-0.28x, so ``auto`` uses
-neither.
-The library's :class:`~tfaudio.data.embedding_cache.EmbeddingCache` defaults to ``float32`` (exact);
-the commands (``train``, ``cv``, ``evaluate``, ``tune``) default to ``auto`` (``--engine``).
+neither. mn04's own body in TFLite/XNNPACK (``benchmarks/tflite_body.py``, BENCHMARKS.md "Extraction
+engines: TFLite body (mn04)") ran 1.4x TensorFlow's on one thread and 1.8x as two one-thread
+interpreters, but the body was 23 % of mn04's extraction time, so at most 1.12x: not an engine here.
+The library's :class:`~tfaudio.data.embedding_cache.EmbeddingCache` (and ``run_embed``, ``tag_files``)
+defaults to ``float32`` (exact); the commands (``train``, ``cv``, ``evaluate``, ``tune``, ``embed``,
+``tag``) default to ``auto`` (``--engine``). ``tfaudio embed`` resolves the engine on the Beam driver
+(the namespace is that engine's) and workers that cannot run it fail the job rather than write float32
+embeddings there; ``tfaudio tag`` runs its whole graph with :func:`scorer_engine`.
+
+Threads: the bfloat16 rewrite is set in the calling thread's function options only, so functions other
+threads trace meanwhile stay float32; the TFLite body is one interpreter per backbone, locked per call.
 """
 from __future__ import annotations
 
@@ -38,11 +46,14 @@ import dataclasses
 import functools
 import os
 import pathlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
+from tensorflow.python.eager import context as tf_context
 
 from tfaudio.backbones.registry import entry_of
 from tfaudio.backbones.yamnet.backbone import _scatter
@@ -50,7 +61,8 @@ from tfaudio.errors import TfaudioError
 from tfaudio.interpreter import interpreter_backend, tflite_interpreter
 from tfaudio.log import native_stderr_silenced
 
-__all__ = ["ENGINES", "EngineChoice", "cpu_features", "choose_engine", "engine_functions", "bfloat16_native"]
+__all__ = ["ENGINES", "EngineChoice", "cpu_features", "choose_engine", "engine_functions", "bfloat16_native",
+           "scorer_engine", "bfloat16_rewrite"]
 
 #: What ``--engine`` accepts.
 ENGINES = ("auto", "float32", "bfloat16", "tflite")
@@ -163,16 +175,25 @@ def choose_engine(requested: str | None = "auto", *, backbone: Any = None,
 
 # ---- running ---------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _bfloat16_rewrite() -> Iterator[None]:
-    """oneDNN's automatic bfloat16 for the functions first run inside (grappler reads its options when
-    a function is instantiated; the option is restored afterwards)."""
+def bfloat16_rewrite() -> Iterator[None]:
+    """oneDNN's automatic bfloat16 for the functions first run inside, in this thread only.
 
-    before = tf.config.optimizer.get_experimental_options().get("auto_mixed_precision_onednn_bfloat16", False)
-    tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
+    Grappler reads its options when a function is instantiated (first run), from the calling thread's
+    function-call options (a ``ConfigProto`` TensorFlow keeps per thread). Setting the rewrite there,
+    instead of in the process-wide ``tf.config.optimizer`` options, keeps it out of functions that other
+    threads trace meanwhile (Beam's worker threads, a server's request threads): those stay float32.
+    """
+
+    ctx = tf_context.context()
+    before = ctx.function_call_options
+    config = config_pb2.ConfigProto()
+    config.ParseFromString(before.config_proto_serialized)
+    config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
+    ctx.function_call_options = tf_context.FunctionCallOptions(executor_type=before.executor_type, config_proto=config)
     try:
         yield
     finally:
-        tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": before})
+        ctx.function_call_options = before
 
 
 class _TFLiteBody:
@@ -190,18 +211,22 @@ class _TFLiteBody:
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
         self.rows = -1
+        # one interpreter, shared by the threads that share the backbone (Beam's RunInference): it is
+        # not thread-safe, so one call at a time
+        self._lock = threading.Lock()
 
     def __call__(self, patches: np.ndarray) -> np.ndarray:
         patches = np.ascontiguousarray(patches, np.float32)
         if patches.shape[0] == 0:
             return np.zeros([0, 1024], np.float32)
-        if patches.shape[0] != self.rows:
-            self.interpreter.resize_tensor_input(self.input, list(patches.shape))
-            self.interpreter.allocate_tensors()
-            self.rows = patches.shape[0]
-        self.interpreter.set_tensor(self.input, patches)
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output).copy()
+        with self._lock:
+            if patches.shape[0] != self.rows:
+                self.interpreter.resize_tensor_input(self.input, list(patches.shape))
+                self.interpreter.allocate_tensors()
+                self.rows = patches.shape[0]
+            self.interpreter.set_tensor(self.input, patches)
+            self.interpreter.invoke()
+            return self.interpreter.get_tensor(self.output).copy()
 
 
 def _tflite_functions(backbone: Any) -> tuple[Callable, Callable]:
@@ -252,13 +277,13 @@ def _bfloat16_functions(backbone: Any) -> tuple[Callable, Callable]:
 
     def frames(waveforms, lengths=None):
         waveforms, lengths = backbone.check_batch(waveforms, lengths)
-        with _bfloat16_rewrite():
+        with bfloat16_rewrite():
             return frames_fn(waveforms, lengths)
 
     def from_features(features, counts):
         features = tf.convert_to_tensor(features, tf.float32)
         counts = tf.convert_to_tensor(counts, tf.int32)
-        with _bfloat16_rewrite():
+        with bfloat16_rewrite():
             if not patch_body:
                 out = body_fn(features, counts)
                 return out["embeddings"], out["mask"]
@@ -287,6 +312,37 @@ def engine_functions(backbone: Any, engine: EngineChoice | str) -> tuple[Callabl
                                "Fix: --engine auto or float32.")
         return _tflite_functions(backbone)
     raise TfaudioError(f"engine {name!r} is not known. Fix: choose one of {', '.join(ENGINES)}.")
+
+
+def scorer_engine(scorer: Any, requested: str | None = "float32") -> EngineChoice:
+    """Makes ``scorer`` (a :class:`~tfaudio.tasks.clip_scorer.ClipScorer`, e.g. ``tfaudio tag``'s tagger)
+    run its waveform graph with the engine chosen for its backbone, and returns the choice.
+
+    ``bfloat16`` traces the scorer's whole graph (frontend, body, the backbone's own classifier) afresh
+    inside the bfloat16 rewrite; ``tflite`` runs embedding extraction only (YAMNet's body, not its
+    classifier or the head), so a scorer falls back to ``float32`` with that reason.
+
+    Args:
+        scorer: the scorer; its traced ``batch`` graph is replaced (``float32``: left as it is).
+        requested: one of :data:`ENGINES` (None: ``$TFAUDIO_ENGINE`` or ``auto``).
+    """
+    backbone = getattr(scorer, "backbone", None)
+    choice = choose_engine(requested, backbone=backbone)
+    if backbone is None and choice.name != "float32":  # a fine-tuned Keras model: no backbone to pick for
+        return EngineChoice("float32", choice.requested, "the model has no backbone an engine can run")
+    if choice.name == "tflite":
+        return EngineChoice("float32", choice.requested, "the tflite engine extracts embeddings only; scoring runs "
+                                                         "the whole graph in TensorFlow")
+    if choice.name == "bfloat16":
+        run, signature = scorer._graph("batch")
+        traced = tf.function(run, input_signature=signature, autograph=False)
+
+        def batch(audio, lengths):
+            with bfloat16_rewrite():
+                return traced(audio, lengths)
+
+        scorer._traced["batch"] = batch
+    return choice
 
 
 @functools.lru_cache(maxsize=1)

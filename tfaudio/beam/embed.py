@@ -108,23 +108,38 @@ def _resolve_backbone(backbone: Any) -> tuple[Any, Any]:
     raise TfaudioError(f"backbone must be a name, a spec dict, a backbone or a factory, got {backbone!r}.")
 
 
+class _EngineBackbone:
+    """A backbone whose ``batch_frames`` runs an extraction engine (:mod:`tfaudio.backbones.engines`);
+    everything else is the backbone's."""
+
+    def __init__(self, backbone: Any, batch_frames: Any):
+        self.backbone = backbone
+        self.batch_frames = batch_frames
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backbone, name)
+
+
 class BackboneModelHandler(ClipBatchesMixin, ModelHandler):
     """RunInference handler: prepared clips ``(audio, length)`` → embeddings float32 [frames, dim].
 
     The backbone is built from ``spec`` once per worker process (RunInference shares the model between
-    threads) and must have the fingerprint the driver planned the cache namespace with.
+    threads) and must have the fingerprint the driver planned the cache namespace with; the worker runs
+    the engine the driver chose (the namespace is the engine's), or fails when it cannot.
 
     Args:
         spec: what :func:`load_backbone` takes.
         fingerprint: the driver's backbone fingerprint (None: not checked).
         batch_size: clips per backbone call.
+        engine: the engine the driver chose (:data:`tfaudio.backbones.engines.ENGINES`, not ``auto``).
     """
 
-    def __init__(self, spec: Any, fingerprint: str | None, batch_size: int):
+    def __init__(self, spec: Any, fingerprint: str | None, batch_size: int, engine: str = "float32"):
         super().__init__()
         self.spec = spec
         self.fingerprint = fingerprint
         self.batch_size = batch_size
+        self.engine = engine
 
     def load_model(self):
         backbone = load_backbone(self.spec)
@@ -135,7 +150,18 @@ class BackboneModelHandler(ClipBatchesMixin, ModelHandler):
                 "weights explicitly (e.g. --backbone yamnet:/shared/path/yamnet.h5) so every machine loads "
                 "the same file."
             )
-        return backbone
+        if self.engine == "float32":
+            return backbone
+        from tfaudio.backbones.engines import choose_engine, engine_functions
+
+        choice = choose_engine(self.engine, backbone=backbone)
+        if choice.name != self.engine:
+            raise TfaudioError(
+                f"the driver chose the {self.engine} engine (the cache namespace is that engine's), but this worker "
+                f"cannot run it: {choice.reason}. Fix: run the job with --engine float32 (every machine runs it), "
+                f"or on workers whose CPU / interpreter runs {self.engine}."
+            )
+        return _EngineBackbone(backbone, engine_functions(backbone, choice)[0])
 
     def run_inference(self, batch: Sequence[tuple[np.ndarray, int]], model, inference_args=None):
         import tensorflow as tf
@@ -231,6 +257,7 @@ class EmbedResult:
         clips: unique files in the manifest; clips_embedded: embedded by this run.
         dead_letters: (file, error) of the bad files met by this run.
         failed_total: bad files of the whole job (earlier runs included), from the shard indexes.
+        engine: the extraction engine and why it was chosen (e.g. ``"bfloat16 (the CPU has native ...)"``).
         timings: seconds the workers spent this run, summed over workers: ``decode`` (read, hash,
             decode, resample) and ``backbone`` wall time, and the CPU time of the worker processes
             meanwhile (``decode_cpu``, ``backbone_cpu``); None when the runner reports no metrics.
@@ -249,11 +276,12 @@ class EmbedResult:
     runner: str
     seconds: float
     timings: dict[str, float] | None = None
+    engine: str = "float32"
 
     def __str__(self) -> str:
         s = (f"{self.clips} clips in {self.shards} shards: {self.shards_skipped} already complete, "
              f"{self.shards_written} written ({self.clips_embedded} clips embedded) by {self.runner} in "
-             f"{self.seconds:.1f} s\nembeddings: {self.directory}\njob index: {self.job_index}")
+             f"{self.seconds:.1f} s\nengine: {self.engine}\nembeddings: {self.directory}\njob index: {self.job_index}")
         if self.timings and self.clips_embedded:
             t = self.timings
             s += (f"\nworker time: decoding {t['decode']:.1f} s, backbone {t['backbone']:.1f} s "
@@ -279,6 +307,7 @@ def run_embed(
     batch_size: int = 16,
     runner: str | None = None,
     options: Sequence[str] | dict[str, Any] | Any = None,
+    engine: str | None = "float32",
 ) -> EmbedResult:
     """Embeds every file of ``manifest`` on Beam into the embedding cache at ``root``.
 
@@ -297,6 +326,9 @@ def run_embed(
         batch_size: clips per backbone call.
         runner: a Beam runner name (default DirectRunner).
         options: pass-through pipeline options, see :func:`tfaudio.beam._common.pipeline_options`.
+        engine: what runs the backbone, as for :class:`EmbeddingCache` (``"auto"`` is resolved here, on the
+            driver; None: ``$TFAUDIO_ENGINE`` or auto). The shards land in that engine's namespace, exactly
+            where a local cache of the same engine extracts; workers that cannot run it fail the job.
 
     Returns:
         An :class:`EmbedResult`; bad files do not fail the job, they are in ``dead_letters``.
@@ -310,7 +342,8 @@ def run_embed(
     if root is not None and files.has_scheme(os.fspath(root)):
         files.check_filesystem(os.fspath(root))  # before loading anything
     spec, instance = _resolve_backbone(backbone)
-    cache = EmbeddingCache(instance, root, pipeline=pipeline, shard_size=shard_size, batch_size=batch_size)
+    cache = EmbeddingCache(instance, root, pipeline=pipeline, shard_size=shard_size, batch_size=batch_size,
+                           engine=engine)
     paths = list(manifest.paths) if isinstance(manifest, Manifest) else [os.fspath(p) for p in manifest]
     if not paths:
         raise TfaudioError("the manifest has no files to embed. Fix: check the CSV or folder you passed.")
@@ -331,7 +364,7 @@ def run_embed(
         folder.write_text(plan_name, "".join(line + "\n" for line in lines))
         try:
             result = _run_pipeline(opts, str(folder.path(plan_name)), lines, str(directory), str(dead_path),
-                                   cache.pipeline, spec, instance.fingerprint, batch_size)
+                                   cache.pipeline, spec, instance.fingerprint, batch_size, cache.engine.name)
         finally:
             folder.remove(plan_name)
         counts = counters(result, ["shards_written", "clips_embedded", *_TIMERS.values()])
@@ -363,7 +396,8 @@ def run_embed(
     if todo:
         timings = None if counts["decode_micros"] is None else {k: counts[c] / 1e6 for k, c in _TIMERS.items()}
     return EmbedResult(directory, folder.path(job_name), dead_path if todo else None, len(plan), len(plan) - len(todo), written,
-                       len(set(paths)), embedded, dead, failed_total, runner_name(opts), seconds, timings)
+                       len(set(paths)), embedded, dead, failed_total, runner_name(opts), seconds, timings,
+                       str(cache.engine))
 
 
 def _output(cache: EmbeddingCache, root: str | os.PathLike | None) -> LocalFolder | BeamFolder:
@@ -379,8 +413,8 @@ def _output(cache: EmbeddingCache, root: str | os.PathLike | None) -> LocalFolde
 
 
 def _run_pipeline(opts, plan_file: str, lines: list[str], directory: str, dead_path: str,
-                  config: PipelineConfig, spec: Any, fingerprint: str, batch_size: int):
-    handler = BackboneModelHandler(spec, fingerprint, batch_size)
+                  config: PipelineConfig, spec: Any, fingerprint: str, batch_size: int, engine: str = "float32"):
+    handler = BackboneModelHandler(spec, fingerprint, batch_size, engine)
     p = make_pipeline(opts)
     todo = (read_lines(p, plan_file, lines, runner_name(opts), "ReadPlan")
             | "ParsePlan" >> beam.Map(_parse_plan)

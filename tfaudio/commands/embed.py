@@ -18,6 +18,7 @@ from __future__ import annotations
 import pathlib
 
 from tfaudio.commands._common import add_backbone_arg
+from tfaudio.commands._engine_arg import add_engine_arg
 
 
 def add_parser(sub):
@@ -34,6 +35,7 @@ def add_parser(sub):
                    help="Beam runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ...)")
     p.add_argument("--shard-size", type=int, default=256, help="clips per shard, the unit of resuming (default 256)")
     p.add_argument("--batch-size", type=int, default=16, help="clips per backbone call (default 16)")
+    add_engine_arg(p, extra=" (chosen here, on the driver: workers that cannot run it fail the job)")
     p.set_defaults(_pipeline_args=True)
     return p
 
@@ -51,6 +53,7 @@ def run(args) -> int:
     else:
         root = pathlib.Path(args.output) / "embeddings" if args.output else default_cache_dir() / "embeddings"
     result = run_embed(manifest, args.backbone, root, shard_size=args.shard_size, batch_size=args.batch_size,
-                       runner=args.runner, options=quiet_workers(getattr(args, "pipeline_args", None) or []))
+                       runner=args.runner, options=quiet_workers(getattr(args, "pipeline_args", None) or []),
+                       engine=args.engine)
     print(result)
     return 0

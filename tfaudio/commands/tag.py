@@ -11,6 +11,7 @@ import json
 
 from tfaudio.backbones.registry import split_spec
 from tfaudio.commands._common import add_backbone_arg, add_on_error_arg, report_skipped
+from tfaudio.commands._engine_arg import add_engine_arg
 from tfaudio.heads import decode
 
 #: Files per model call.
@@ -27,21 +28,30 @@ def add_parser(sub):
     p.add_argument("--weights", help="YAMNet weights: a yamnet.h5, a SavedModel folder or a TF Hub URL "
                                      "(default: $TFAUDIO_YAMNET, ../shared, the cache, then TF Hub)")
     add_on_error_arg(p)
+    add_engine_arg(p, extra=" (tag: tflite extracts embeddings only, so it scores with float32)")
     return p
 
 
-def tag_files(backbone, files: list[str], top_k: int = 5, *, on_error: str = "raise") -> list[dict]:
+def tag_files(backbone, files: list[str], top_k: int = 5, *, on_error: str = "raise",
+              engine: str | None = "float32") -> list[dict]:
     """``[{"file", "seconds", "frames", "events": [{"label", "index", "score"}]}]`` per good file.
 
     With ``on_error="skip"`` an unusable file gets ``{"file", "error"}`` in its place instead.
+    ``engine``: what runs the backbone (:func:`tfaudio.backbones.engines.scorer_engine`; the library
+    default float32 is exact, ``tfaudio tag`` defaults to auto).
 
     Raises:
         AudioError: a file cannot be used (``on_error="raise"``; before any model call).
     """
 
+    from tfaudio.backbones.engines import scorer_engine
     from tfaudio.inference.loader import load_model
+    from tfaudio.log import info
 
     loaded = load_model(backbone, tagging=True)
+    choice = scorer_engine(loaded.scorer, engine)
+    if choice.fell_back:  # a request this machine / backbone cannot run: say what ran instead
+        info(f"engine: {choice}")
     converted = loaded.converter().convert_many(list(files), on_error=on_error)
     outputs = loaded.scorer.outputs(converted.waves, batch_size=_BATCH)
     rate = loaded.sample_rate
@@ -69,7 +79,7 @@ def run(args) -> int:
             raise TfaudioError("--weights names YAMNet weights; for another backbone give them in --backbone "
                                "(e.g. --backbone efficientat:/path/mn04_as_mAP_432.pt).")
         spec = f"yamnet:{args.weights}"
-    rows = tag_files(spec, list(args.files), args.top_k, on_error=args.on_error)
+    rows = tag_files(spec, list(args.files), args.top_k, on_error=args.on_error, engine=args.engine)
     for item in rows:
         if "error" in item:
             continue

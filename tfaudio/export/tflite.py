@@ -533,7 +533,10 @@ def export_tflite(
         window_samples: samples per window at the backbone's rate (default: its contract's
             ``window_samples``); YAMNet: at least 15600 (one 0.96 s patch + the STFT window, 0.975 s),
             15600 + k * 7680 gives k + 1 whole patches; Wav2Vec2: at least 400 (one 25 ms frame;
-            16000 = 1 s gives 49 frames).
+            16000 = 1 s gives 49 frames). The default window suits streaming; to score whole clips as the
+            classifier does, export a clip-length window (ESC-50's 5 s clips scored as the mean of
+            0.975 s / 1 s windows lost 6-8 points of 5-fold CV accuracy against the classifier; with one
+            5 s window the float32 file matched it, and int8 with it: BENCHMARKS.md "int8 variants").
         whole_clip: a dynamic input length instead of a fixed window.
         representative_data: for ``int8`` / ``int8_full``: float32 waveforms at 16 kHz, audio file paths or a
             :class:`~tfaudio.data.manifest.Manifest`; cut into windows (at most 300 are used).

@@ -49,7 +49,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfaudio.backbones.engines import bfloat16_native
+from tfaudio.backbones.engines import bfloat16_native, bfloat16_rewrite
 from tfaudio.backbones.registry import backbone_spec, get_backbone
 from tfaudio.data.manifest import Manifest
 from tfaudio.data.waveform_cache import WaveformCache
@@ -447,9 +447,7 @@ class FineTuneRun:
                 ds = self.strategy.experimental_distribute_dataset(ds)
             for i, batch in enumerate(ds):
                 if bf16 and epoch == start and i == 0:
-                    from tfaudio.backbones.engines import _bfloat16_rewrite
-
-                    with _bfloat16_rewrite():  # the rewrite applies when the step's graph is first built
+                    with bfloat16_rewrite():  # the rewrite applies when the step's graph is first built
                         loss, hit = step(batch)
                 else:
                     loss, hit = step(batch)

@@ -1,0 +1,16 @@
+"""``--engine`` for the commands that extract embeddings outside :func:`tfaudio.commands._common.add_data_args`
+(``embed``, ``tag``): the same choices and help as ``train`` / ``cv`` / ``tune``."""
+from __future__ import annotations
+
+import argparse
+
+#: ``tfaudio.backbones.engines.ENGINES``, spelled out so that building the parser does not import TensorFlow.
+ENGINE_CHOICES = ("auto", "float32", "bfloat16", "tflite")
+ENGINE_HELP = ("what extracts the embeddings: auto (default, or $TFAUDIO_ENGINE: bfloat16 where the CPU has it "
+               "natively, else float32), float32, bfloat16, tflite (YAMNet's body in TFLite); each engine caches apart")
+
+
+def add_engine_arg(p: argparse.ArgumentParser, *, extra: str = "") -> None:
+    """Adds ``--engine`` (default None: ``$TFAUDIO_ENGINE`` or ``auto``, resolved by
+    :func:`tfaudio.backbones.engines.choose_engine`)."""
+    p.add_argument("--engine", choices=list(ENGINE_CHOICES), help=ENGINE_HELP + extra)
