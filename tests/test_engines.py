@@ -236,7 +236,7 @@ def test_bfloat16_rewrite_stays_in_its_thread():
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal([64, 256]).astype(np.float32), rng.standard_normal([256, 64]).astype(np.float32))
     exact = np.asarray(_matmul_function()(a, b))
-    with engines._bfloat16_rewrite():
+    with engines.bfloat16_rewrite():
         rewritten = np.asarray(_matmul_function()(a, b))
     if np.allclose(rewritten, exact, rtol=0, atol=1e-5):
         pytest.skip("oneDNN's bfloat16 rewrite changes nothing in this TensorFlow build (oneDNN off?)")
@@ -244,7 +244,7 @@ def test_bfloat16_rewrite_stays_in_its_thread():
     seen = {}
 
     def bfloat16_user():
-        with engines._bfloat16_rewrite():
+        with engines.bfloat16_rewrite():
             inside.set()
             seen["bf16"] = np.asarray(_matmul_function()(a, b))
             release.wait(30)
