@@ -6,7 +6,7 @@ What trains is the computation the exported model runs, split where the augmenta
       → backbone.finetune_features   (its frontend: log-mel, or the waveform itself)
       → SpecAugment masks            (log-mel backbones; training only)
       → backbone.finetune_frames     (its body; dropout and, unless frozen, batch norm in training mode)
-      → dropout → head: mean of the frame embeddings → Dense → softmax   (HeadConfig "embedding_mean")
+      → dropout → head: mean of the frame embeddings, standardised → MLP → softmax (HeadConfig "embedding_mean")
 
 The result is an ordinary :class:`~tfaudio.tasks.audio_classifier.AudioClassifier` (the fine-tuned
 backbone's weights saved beside the head), so ``evaluate``, ``predict``, ``demo``, ``info`` and ``export``
