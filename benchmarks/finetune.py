@@ -146,6 +146,59 @@ def choose(args) -> None:
     write_section("Fine-tuning: recipe choice", "\n".join(body))
 
 
+def esc50_sized_fold(args) -> None:
+    """Wall time of one ESC-50-sized fold: 1600 training clips of 5 s, mn04, the shipped recipe, end to end
+    (decode into the waveform cache, the pass for the head's statistics, 20 epochs). The clips are the
+    esc50-subset's 440, each also circularly shifted by 1.25, 2.5 and 3.75 s (new content, so new cache
+    keys): right for timing, meaningless for accuracy. Section "Fine-tuning: an ESC-50-sized fold"."""
+    import soundfile as sf
+
+    from tfaudio.backbones.registry import get_backbone
+    from tfaudio.data.manifest import Manifest
+    from tfaudio.data.waveform_cache import WaveformCache
+    from tfaudio.tasks.finetune import FineTuneRun
+
+    m = datasets(["esc50-subset"])["esc50-subset"]
+    folder = pathlib.Path(args.scratch) / "esc50-sized"
+    rows = []
+    for i, (path, label) in enumerate(zip(m.frame.path, m.frame.label)):
+        audio, rate = sf.read(path, dtype="float32")
+        for k in range(4):
+            if len(rows) >= 1600:
+                break
+            out = folder / label / f"{i:03d}_{k}.wav"
+            if not out.exists():
+                out.parent.mkdir(parents=True, exist_ok=True)
+                sf.write(out, np.roll(audio, int(k * 1.25 * rate)), rate, subtype="PCM_16")
+            rows.append({"path": str(out), "label": label})
+    import pandas as pd
+
+    train = Manifest(pd.DataFrame(rows), labels=m.labels)
+    backbone = get_backbone(args.backbones.split(",")[0])
+    cache = WaveformCache(backbone.sample_rate, pathlib.Path(args.scratch) / "cache")
+    start = load_avg()
+    t0 = time.perf_counter()
+    cache.extract(train, progress=False)
+    decode = time.perf_counter() - t0
+    run = FineTuneRun(backbone, train.labels, "finetune", cache=cache)
+    t1 = time.perf_counter()
+    run.fit(train, progress=False)
+    fit = time.perf_counter() - t1
+    epochs = len(run.history["loss"])
+    body = (f"EfficientAT mn04_as, recipe `finetune` as shipped ({epochs} epochs of {run.plan.steps_per_epoch} steps "
+            f"of {run.plan.batch_size} clips, {run.plan.crop_samples / backbone.sample_rate:g} s windows), "
+            f"{len(train)} training clips of 5 s (the 440 esc50-subset clips and circular shifts of them: a timing "
+            f"set, not an accuracy one). One run, {machine()}, {start} at the start, {load_avg()} at the end"
+            f"{' (the 2 cores were shared with other jobs)' if args.shared else ''}. Re-run: "
+            "`python benchmarks/finetune.py --esc50-sized`.\n\n"
+            "| decode + resample into the waveform cache | fine-tuning (statistics pass + epochs) | per epoch | total | "
+            "peak RSS | target |\n|---|---|---|---|---|---|\n"
+            f"| {decode:.0f} s | {fit / 60:.1f} min | {fit / epochs:.1f} s | {(decode + fit) / 60:.1f} min | "
+            f"{peak_rss_mb():.0f} MB | ≤ 20 min: **{'met' if (decode + fit) <= 1200 else 'not met'}** |")
+    print(body)
+    write_section("Fine-tuning: an ESC-50-sized fold", body)
+
+
 def precision(args) -> None:
     """float32 against oneDNN's automatic bfloat16 for the training step: seconds per epoch (after the first,
     which traces) and validation accuracy on the development split (train 1-3, validate 4), in one process,
