@@ -114,7 +114,7 @@ def choose(args) -> None:
         "linear head, 20 epochs, head only (frozen backbone)": linear.replace(finetune={"freeze_blocks": -1}),
         "MLP 512 head, lr 3e-3, top block 1x, 20 epochs (shipped)": shipped,
     }
-    wanted = [n for n in candidates if not args.candidates or any(c in n for c in args.candidates.split(","))]
+    wanted = [n for n in candidates if not args.candidates or any(c in n for c in args.candidates.split(";"))]
     stored = json.loads(CHOOSE.read_text()) if CHOOSE.exists() else {}
     for backbone_spec in args.backbones.split(","):
         backbone = get_backbone(backbone_spec)
@@ -270,7 +270,7 @@ def main() -> None:
     ap.add_argument("--one", nargs=3, metavar=("BACKBONE", "SET", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--esc50-sized", action="store_true", help="time one fold of 1600 clips of 5 s (mn04)")
     ap.add_argument("--precision", action="store_true", help="float32 against bfloat16 training (dev split)")
-    ap.add_argument("--candidates", default="", help="--choose: only candidates whose names contain one of these")
+    ap.add_argument("--candidates", default="", help="--choose: only candidates whose names contain one of these (;-separated)")
     ap.add_argument("--scratch", default="/tmp/tfaudio-finetune-bench", help="where --esc50-sized writes its clips")
     ap.add_argument("--shared", action="store_true", help="say in the section that the machine was shared")
     args = ap.parse_args()
