@@ -448,3 +448,19 @@ def test_bfloat16_is_used_only_where_the_cpu_has_it(monkeypatch, data, tiny):
                    cache=WaveformCache(RATE, root / "cache"), progress=False)
     assert clf.fine_tuned_["precision"] == "bfloat16" and all(v.dtype == tf.float32 for v in bb.variables)
     assert np.isfinite(clf.history_["loss"]).all()
+
+
+def test_finetune_command_refuses_bad_options_in_one_line(tmp_path, data, capsys):
+    from tfaudio.cli import main
+
+    m, _ = data
+    frame = m.frame.assign(filename=m.frame.path, category=m.frame.label)[["filename", "fold", "category"]]
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    base = ["finetune", str(tmp_path / "data.csv"), "--audio-dir", "/", "--backbone", "tiny", "-o", str(tmp_path / "o")]
+    for bad, said in ((["--crop-seconds", "-1"], "crop_seconds must be positive"),
+                      (["--layer-decay", "2"], "layer_decay must be in"),
+                      (["--recipe", str(tmp_path / "nope.json")], "cannot read the recipe")):
+        assert main(base + bad) == 2
+        err = capsys.readouterr().err
+        assert said in err and "Fix:" in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()
