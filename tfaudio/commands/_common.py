@@ -6,6 +6,7 @@ import pathlib
 from typing import Any
 
 from tfaudio.backbones import registry
+from tfaudio.commands._engine_arg import add_engine_arg
 from tfaudio.errors import ManifestError
 
 
@@ -26,10 +27,7 @@ def add_data_args(p: argparse.ArgumentParser, *, folds_help: str) -> None:
     p.add_argument("--duplicates", choices=["error", "drop"], default="error",
                    help="a file listed twice: stop with the rows named (default) or keep the first row")
     add_on_error_arg(p)
-    p.add_argument("--engine", choices=["auto", "float32", "bfloat16", "tflite"],
-                   help="what extracts the embeddings: auto (default, or $TFAUDIO_ENGINE: bfloat16 where the CPU "
-                        "has it natively, else float32), float32, bfloat16, tflite (YAMNet's body in TFLite); "
-                        "each engine caches apart")
+    add_engine_arg(p)
 
 
 def add_on_error_arg(p: argparse.ArgumentParser) -> None:

@@ -1,5 +1,5 @@
-"""``--engine`` for the commands that extract embeddings outside :func:`tfaudio.commands._common.add_data_args`
-(``embed``, ``tag``): the same choices and help as ``train`` / ``cv`` / ``tune``."""
+"""``--engine``: one option, one help, for every command that extracts embeddings (``train``, ``cv``, ``tune``
+and ``evaluate`` through :func:`tfaudio.commands._common.add_data_args`; ``embed``, ``tag``)."""
 from __future__ import annotations
 
 import argparse
