@@ -175,6 +175,7 @@ def test_augmentations_are_training_only(data, tiny):
     assert not np.allclose(trained, inference, atol=1e-4)  # masks and dropout act while training only
 
 
+@pytest.mark.slow
 def test_frozen_batchnorm_and_frozen_blocks_stay_put(data, tiny):
     m, root = data
     cache = WaveformCache(RATE, root / "cache")
@@ -303,6 +304,7 @@ def test_mirrored_strategy_on_two_cpu_devices_trains_like_one_device(tmp_path):
 
 
 # ---- the command line --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cv_finetune_on_the_cli_resumes_finished_folds(tmp_path, data, tiny, capsys):
     from tfaudio.cli import main
 
@@ -375,6 +377,7 @@ def _check_hooks(backbone, seconds: float = 1.0):
     return blocks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["yamnet", "efficientat:mn04_as", "speech-embedding"])
 def test_pretrained_backbones_can_be_finetuned(name):
     try:
@@ -387,6 +390,7 @@ def test_pretrained_backbones_can_be_finetuned(name):
     assert backbone.finetune_feature_kind == "log_mel"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["wav2vec2", "whisper"])
 def test_transformers_backbones_fine_tune_on_the_same_road(tmp_path, kind):
     if kind == "wav2vec2":
@@ -413,6 +417,7 @@ def test_transformers_backbones_fine_tune_on_the_same_road(tmp_path, kind):
     assert clf.scorer.scores(waves).shape == (len(m), 3)
 
 
+@pytest.mark.slow
 def test_bad_files_stop_the_run_or_are_skipped_and_counted(tmp_path, data, tiny):
     import pandas as pd
 
@@ -431,6 +436,7 @@ def test_bad_files_stop_the_run_or_are_skipped_and_counted(tmp_path, data, tiny)
     assert [p for p, _ in clf.skipped_] == [str(bad)]
 
 
+@pytest.mark.slow
 def test_bfloat16_is_used_only_where_the_cpu_has_it(monkeypatch, data, tiny):
     from tfaudio.tasks import finetune as ft
 
