@@ -124,7 +124,8 @@ def test_waveform_cache_stores_the_decoded_clip_once(tmp_path):
     assert cache.extract(m, progress=False).extracted == 0  # stored: not decoded again
     waves, _, _ = cache.load(m, extract=False)
     assert len(waves[0]) == 5840 and np.allclose(waves[0][: len(audio)], audio) and not waves[0][len(audio):].any()
-    assert cache.durations(m)[0] == pytest.approx(0.73)
+    rows, seconds = cache.stored(m)
+    assert list(rows) == [0] and seconds[0] == pytest.approx(0.73)
     clip = next(iter(cache.dataset(m)))
     assert np.array_equal(clip["waveform"], waves[0]) and int(clip["length"]) == 5840
     assert WaveformCache(16000, tmp_path / "cache").directory != cache.directory  # one namespace per rate

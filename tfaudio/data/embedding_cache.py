@@ -241,6 +241,13 @@ class EmbeddingCache:
         self._index = out
         return out
 
+    def shard_index(self, shard: str) -> dict[str, Any]:
+        """The index of a complete shard, by its id or by its records file's name (as :meth:`index` gives it)."""
+        self.index()
+        if shard.startswith("shard-") and shard.endswith(".tfrecord"):
+            shard = shard[len("shard-") : -len(".tfrecord")]
+        return self._shards[shard]
+
     def _discard(self, shard_id: str, problem: str) -> bool:
         """Warns about a damaged shard and removes it; False when it was in fact replaced or removed by
         another process since it was scanned (then it is not damaged: scan again)."""

@@ -106,16 +106,18 @@ class WaveformCache:
         clips = self.store.load(manifest, extract=extract, progress=progress)
         return [e.reshape(-1) for e in clips.embeddings], clips.targets, clips.rows
 
-    def durations(self, manifest: Manifest) -> np.ndarray:
-        """Seconds of each stored clip of ``manifest`` (stored frames × 10 ms), read from the shard indexes."""
+    def stored(self, manifest: Manifest) -> tuple[np.ndarray, np.ndarray]:
+        """(the manifest rows whose clips are stored, their durations in seconds), read from the shard
+        indexes alone: no waveform is loaded."""
         index = self.store.index(refresh=True)
-        frames = []
-        for key in self.store.keys(manifest, on_error="skip"):
+        rows, frames = [], []
+        for row, key in enumerate(self.store.keys(manifest, on_error="skip")):
             if key is None or key not in index:
                 continue
             shard, pos = index[key]
-            frames.append(self.store._shards[shard[len("shard-"): -len(".tfrecord")]]["num_frames"][pos])
-        return np.asarray(frames, np.float64) * self.frames.contract.hop_seconds
+            rows.append(row)
+            frames.append(self.store.shard_index(shard)["num_frames"][pos])
+        return np.asarray(rows, np.int64), np.asarray(frames, np.float64) * self.frames.contract.hop_seconds
 
     def dataset(self, manifest: Manifest, *, shuffle_files: bool = False, seed: int | None = None) -> tf.data.Dataset:
         """A streaming ``tf.data`` of the stored clips of ``manifest``: ``{"waveform": [S] float32,

@@ -353,16 +353,18 @@ class FineTuneRun:
         if getattr(train, "multi_label", False):
             raise ManifestError("fine-tuning trains single-label classifiers; this data has several labels per "
                                 "clip. Fix: train a multi-label head on frozen embeddings (tfaudio train).")
-        report = self.cache.extract(train if val is None else _union(train, val), on_error=on_error,
-                                    progress=progress)
+        report = self.cache.extract(train, on_error=on_error, progress=progress)
         self.skipped = list(report.skipped)
         if report.skipped and len(report.skipped) >= len(train):
             raise ManifestError(f"none of the {len(train)} training clips could be decoded; the first: "
                                 f"{report.skipped[0][0]}: {report.skipped[0][1]}")
-        _, targets, _ = self._stored(train)
+        if val is not None:
+            self.skipped += self.cache.extract(val, on_error=on_error, progress=progress).skipped
+        rows, durations = self.cache.stored(train)  # from the shard indexes: no waveform is loaded here
+        targets = np.asarray(train.targets)[rows]
         self._check_counts(targets)
         self._start_fingerprint = self.backbone.fingerprint
-        plan = self.plan = self._plan(train, self.cache.durations(train), targets)
+        plan = self.plan = self._plan(train, durations, targets)
         self._clips = self.cache.dataset(train)  # checked once; each epoch shuffles it anew
         if self.head_config.standardize:  # (a resumed run gets the head's statistics from its checkpoint)
             self._build_head(self._frame_statistics(plan))
@@ -393,10 +395,6 @@ class FineTuneRun:
                 bn.trainable = flag
         self.backbone._fingerprint = None
         return self
-
-    def _stored(self, manifest: Manifest):
-        waves, targets, rows = self.cache.load(manifest, extract=False, progress=False)
-        return waves, np.asarray(targets), rows
 
     def _check_counts(self, targets: np.ndarray) -> None:
         counts = np.bincount(targets, minlength=len(self.labels))
@@ -488,13 +486,6 @@ class FineTuneRun:
         """Deletes the checkpoint folder (after the model is saved)."""
         if self.checkpoint_dir is not None and self.checkpoint_dir.is_dir():
             shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
-
-
-def _union(a: Manifest, b: Manifest) -> Manifest:
-    import pandas as pd
-
-    frame = pd.concat([a.frame, b.frame], ignore_index=True).drop_duplicates("path")
-    return Manifest(frame.reset_index(drop=True), labels=a.labels)
 
 
 def finetune(train: Manifest, backbone: Any = "yamnet", recipe: Recipe | str | None = None, *,
