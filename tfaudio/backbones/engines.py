@@ -263,9 +263,9 @@ def _bfloat16_functions(backbone: Any) -> tuple[Callable, Callable]:
     the backbone's own float32 functions are left alone."""
 
     fns = backbone.__dict__.get("_tfaudio_bf16_fns")
+    patch_body = hasattr(backbone, "_body_call")  # YAMNet: a Keras body on log-mel patches
     if fns is None:
         frames_fn = tf.function(backbone.graph_frames, autograph=False, reduce_retracing=True)
-        patch_body = hasattr(backbone, "_body_call")  # YAMNet: a Keras body on log-mel patches
         if patch_body:
             fe = backbone.params.frontend
             spec = tf.TensorSpec([None, fe.patch_frames, fe.num_mel_bins], tf.float32)
