@@ -46,7 +46,6 @@ import dataclasses
 import functools
 import os
 import pathlib
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -56,10 +55,10 @@ from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
 from tensorflow.python.eager import context as tf_context
 
 from tfaudio.backbones.registry import entry_of
+from tfaudio.backbones.tflite_body import TFLiteBody, body_kind
 from tfaudio.backbones.yamnet.backbone import _scatter
 from tfaudio.errors import TfaudioError
-from tfaudio.interpreter import interpreter_backend, tflite_interpreter
-from tfaudio.log import native_stderr_silenced
+from tfaudio.interpreter import interpreter_backend
 
 __all__ = ["ENGINES", "EngineChoice", "cpu_features", "choose_engine", "engine_functions", "bfloat16_native",
            "scorer_engine", "bfloat16_rewrite"]
@@ -116,7 +115,7 @@ def _auto(backbone: Any) -> str:
 
 
 def _has_tflite_body(backbone: Any) -> bool:
-    return _runs(backbone, "tflite") and callable(getattr(backbone, "embed_patches", None))
+    return _runs(backbone, "tflite") and body_kind(backbone) is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,7 +168,10 @@ def choose_engine(requested: str | None = "auto", *, backbone: Any = None,
         return EngineChoice("tflite", requested, "requested")
     if _auto(backbone) == "bfloat16" and bfloat16_native(features):
         return EngineChoice("bfloat16", requested, "the CPU has native bfloat16 (AVX512_BF16/AMX)")
-    # tflite is never chosen by auto: measured slower than batched TF here, plus a one-off conversion
+    if backbone is not None and _has_tflite_body(backbone):
+        if _tflite_available():
+            return EngineChoice("tflite", requested, "TFLite/XNNPACK runs this body faster than TensorFlow")
+        return EngineChoice("float32", requested, "no TFLite interpreter could be imported")
     return EngineChoice("float32", requested, "no faster engine on this CPU / backbone")
 
 
@@ -196,64 +198,51 @@ def bfloat16_rewrite() -> Iterator[None]:
         ctx.function_call_options = before
 
 
-class _TFLiteBody:
-    """YAMNet's body (patches ``[N, 96, 64]`` → embeddings ``[N, 1024]``) as a float32 TFLite model."""
-
-    def __init__(self, backbone: Any, num_threads: int | None = None):
-        fe = backbone.params.frontend
-        spec = tf.TensorSpec([None, fe.patch_frames, fe.num_mel_bins], tf.float32)
-        fn = tf.function(lambda p: backbone.body(p, training=False)[0], input_signature=[spec], autograph=False)
-        with native_stderr_silenced():
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], backbone.body)
-            model = converter.convert()
-        self.interpreter = tflite_interpreter(model_content=model, num_threads=num_threads or os.cpu_count(),
-                                              allocate=False)
-        self.input = self.interpreter.get_input_details()[0]["index"]
-        self.output = self.interpreter.get_output_details()[0]["index"]
-        self.rows = -1
-        # one interpreter, shared by the threads that share the backbone (Beam's RunInference): it is
-        # not thread-safe, so one call at a time
-        self._lock = threading.Lock()
-
-    def __call__(self, patches: np.ndarray) -> np.ndarray:
-        patches = np.ascontiguousarray(patches, np.float32)
-        if patches.shape[0] == 0:
-            return np.zeros([0, 1024], np.float32)
-        with self._lock:
-            if patches.shape[0] != self.rows:
-                self.interpreter.resize_tensor_input(self.input, list(patches.shape))
-                self.interpreter.allocate_tensors()
-                self.rows = patches.shape[0]
-            self.interpreter.set_tensor(self.input, patches)
-            self.interpreter.invoke()
-            return self.interpreter.get_tensor(self.output).copy()
-
-
 def _tflite_functions(backbone: Any) -> tuple[Callable, Callable]:
+    """``(frames, from_features)`` with the body on :class:`~tfaudio.backbones.tflite_body.TFLiteBody`
+    (one per backbone, shared by every caller and thread) and the frontend in TensorFlow."""
     body = backbone.__dict__.get("_tfaudio_tflite_body")
     if body is None:
-        body = backbone.__dict__["_tfaudio_tflite_body"] = _TFLiteBody(backbone)
-    chunk = 32
+        body = backbone.__dict__["_tfaudio_tflite_body"] = TFLiteBody(backbone)
 
-    def embed(patches) -> np.ndarray:
-        patches = np.asarray(patches, np.float32)
-        return np.concatenate([body(patches[i : i + chunk]) for i in range(0, max(len(patches), 1), chunk)])
+    if body.kind == "patches":  # YAMNet
 
-    def from_features(features, counts):
-        features = np.asarray(features, np.float32)
-        counts = np.asarray(counts, np.int32)
-        mask = np.arange(features.shape[1])[None, :] < counts[:, None]
-        emb = np.zeros([features.shape[0], features.shape[1], backbone.embedding_dim], np.float32)
-        emb[mask] = embed(features[mask])
-        return tf.constant(emb), tf.constant(mask)
+        def from_features(features, counts):
+            features = np.asarray(features, np.float32)
+            counts = np.asarray(counts, np.int32)
+            mask = np.arange(features.shape[1])[None, :] < counts[:, None]
+            emb = np.zeros([features.shape[0], features.shape[1], backbone.embedding_dim], np.float32)
+            emb[mask] = body.patches(features[mask])
+            return tf.constant(emb), tf.constant(mask)
+
+        def frames(waveforms, lengths=None):
+            waveforms, lengths = backbone.check_batch(waveforms, lengths)
+            patches, mask = backbone._batch_fn(waveforms, lengths)
+            mask = np.asarray(mask)
+            emb = np.zeros([mask.shape[0], mask.shape[1], backbone.embedding_dim], np.float32)
+            emb[mask] = body.patches(np.asarray(patches))
+            return tf.constant(emb), tf.constant(mask)
+
+        return frames, from_features
+
+    frontend = backbone.__dict__.get("_tfaudio_tflite_frontend")
+    if frontend is None:
+        signature = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
+        frontend = backbone.__dict__["_tfaudio_tflite_frontend"] = tf.function(
+            backbone.frontend, input_signature=signature, autograph=False)
+
+    def from_features(features, counts):  # EfficientAT
+        out = body.log_mel(features, counts)
+        if out is None:  # longer than the last length bucket: TensorFlow's body
+            return backbone.batch_frames_from_features(features, counts)
+        return tf.constant(out[0]), tf.constant(out[1])
 
     def frames(waveforms, lengths=None):
         waveforms, lengths = backbone.check_batch(waveforms, lengths)
-        patches, mask = backbone._batch_fn(waveforms, lengths)
-        mask = np.asarray(mask)
-        emb = np.zeros([mask.shape[0], mask.shape[1], backbone.embedding_dim], np.float32)
-        emb[mask] = embed(np.asarray(patches))
-        return tf.constant(emb), tf.constant(mask)
+        if waveforms.shape[0] == 0:
+            return backbone.batch_frames(waveforms, lengths)
+        log_mel, counts = frontend(waveforms, lengths)
+        return from_features(log_mel.numpy(), counts.numpy())
 
     return frames, from_features
 
@@ -308,8 +297,8 @@ def engine_functions(backbone: Any, engine: EngineChoice | str) -> tuple[Callabl
         return _bfloat16_functions(backbone)
     if name == "tflite":
         if not _has_tflite_body(backbone):
-            raise TfaudioError(f"the tflite engine runs YAMNet's body only, not {type(backbone).__name__}. "
-                               "Fix: --engine auto or float32.")
+            raise TfaudioError(f"the tflite engine runs YAMNet's and EfficientAT's bodies, not "
+                               f"{type(backbone).__name__}. Fix: --engine auto or float32.")
         return _tflite_functions(backbone)
     raise TfaudioError(f"engine {name!r} is not known. Fix: choose one of {', '.join(ENGINES)}.")
 
