@@ -205,9 +205,9 @@ def test_cache_extracts_with_its_engine(yamnet, tmp_path, monkeypatch):
     calls = []
     real = engines.engine_functions
 
-    def spy(backbone, engine):
+    def spy(backbone, engine, **kwargs):
         calls.append(engine.name)
-        return real(backbone, engine)
+        return real(backbone, engine, **kwargs)
 
     monkeypatch.setattr(embedding_cache, "engine_functions", spy)  # patched where the cache calls it
     ref = EmbeddingCache(yamnet, tmp_path / "c", engine="float32").load(manifest, progress=False)
@@ -217,6 +217,8 @@ def test_cache_extracts_with_its_engine(yamnet, tmp_path, monkeypatch):
         assert a.shape == b.shape and _cosines(a, b).min() >= 0.999
     settings = [json.loads(p.read_text()) for p in sorted((tmp_path / "c").glob("*/settings.json"))]
     assert sorted(s.get("engine", "float32") for s in settings) == ["float32", "tflite"]
+    # its converted body is on disk (where the backbone's first TFLite body keeps its models)
+    assert list(yamnet.__dict__["_tfaudio_tflite_body"].directory.glob("yamnet-*.tflite"))
 
 
 @pytest.mark.parametrize("command", ["train", "cv", "evaluate"])

@@ -8,28 +8,30 @@ engine         what runs the body
                ``auto_mixed_precision_onednn_bfloat16``), only on CPUs with native bfloat16
                (``avx512_bf16`` or ``amx_bf16``): where bfloat16 is emulated (VNNI-only CPUs) it ran
                EfficientAT's body at 0.4x float32.
-``tflite``     YAMNet's body converted to TFLite (float32) and run by the XNNPACK delegate of the
+``tflite``     the body (YAMNet's, EfficientAT's) as fixed-shape float32 TFLite models run by XNNPACK
+               on one-thread interpreters side by side (:mod:`tfaudio.backbones.tflite_body`), in the
                interpreter tfaudio picks (LiteRT, else tflite-runtime, else TensorFlow's).
 =============  =====================================================================================
 
-``auto`` (:func:`choose_engine`) picks by what this CPU has, at run time: ``bfloat16`` for YAMNet
-where it is native, else ``float32`` (EfficientAT's body was slower in bfloat16 even natively). ``tflite`` runs only when asked for: in
-BENCHMARKS.md's run its batched body was slower than TensorFlow's, and converting the body costs about
-a minute per process. A requested engine the machine or the backbone cannot run falls back to ``float32`` with
-the reason (never an error): caches stay usable on every machine. Every engine other than ``float32``
-is part of the embedding cache's namespace (:class:`~tfaudio.data.embedding_cache.EmbeddingCache`), so
-embeddings of different engines are never mixed; ``float32`` keeps the namespaces caches had before.
+``auto`` (:func:`choose_engine`) picks by what this CPU and this Python have, at run time: ``bfloat16``
+for YAMNet where it is native (never emulated: VNNI-only CPUs ran it slower); else ``tflite`` for
+YAMNet and EfficientAT where a TFLite interpreter can be imported; else ``float32``. A requested engine
+the machine or the backbone cannot run falls back to ``float32`` with the reason (never an error):
+caches stay usable on every machine. Every engine other than ``float32`` is part of the embedding
+cache's namespace (:class:`~tfaudio.data.embedding_cache.EmbeddingCache`), so embeddings of different
+engines are never mixed; ``float32`` keeps the namespaces caches had before.
 
-Gate (BENCHMARKS.md "Extraction engines"): an engine's embeddings stay within cosine 0.999 of
-float32's, or downstream 5-fold CV accuracy stays within 0.5 point. Measured in one run on an
-AVX512_BF16 machine (three runs at different loads): YAMNet in bfloat16 ran its body 1.50-1.78x and
-the cache's extraction 1.40-1.85x float32,
-mean cosine 0.9997 (single frames down to 0.995: the strict cosine gate fails) and the same CV accuracy
-on esc50-subset (0.975 on every fold alike), so ``auto`` uses it for YAMNet; EfficientAT mn04 ran at
-0.43-0.59x in bfloat16 (cosine down to 0.978), and the TFLite body at 0.15-0.28x, so ``auto`` uses
-neither. mn04's own body in TFLite/XNNPACK (``benchmarks/tflite_body.py``, BENCHMARKS.md "Extraction
-engines: TFLite body (mn04)") ran 1.4x TensorFlow's on one thread and 1.8x as two one-thread
-interpreters, but the body was 23 % of mn04's extraction time, so at most 1.12x: not an engine here.
+Gate: an engine's embeddings stay within cosine 0.999 of float32's on every frame, or downstream
+5-fold CV accuracy stays within 0.5 point. ``tflite`` passes the cosine gate (float32 arithmetic:
+cosine 1.00000); YAMNet in bfloat16 does not (single frames down to 0.995, mean 0.9997) but passes
+the CV alternative (0.975 on esc50-subset in both; BENCHMARKS.md "Extraction engines: downstream
+accuracy"). Speed (BENCHMARKS.md "Extraction engines", "Extraction engines: TFLite body (mn04)",
+"Extraction speed against 7d92a63"): YAMNet's body ran 1.5x float32 in bfloat16 and ~1.2x (CPU time)
+in TFLite; EfficientAT mn04's body 0.4-0.6x in bfloat16 and 1.4x (one thread) to 1.8x (two one-thread
+interpreters) in TFLite. The bodies are only part of extraction (decoding, resampling and the
+frontends are the rest); what made the cache's extraction ~2x as fast as at 7d92a63 is mostly its
+long-lived pipeline (:mod:`tfaudio.data.clip_stream`), which every engine shares.
+
 The library's :class:`~tfaudio.data.embedding_cache.EmbeddingCache` (and ``run_embed``, ``tag_files``)
 defaults to ``float32`` (exact); the commands (``train``, ``cv``, ``evaluate``, ``tune``, ``embed``,
 ``tag``) default to ``auto`` (``--engine``). ``tfaudio embed`` resolves the engine on the Beam driver
@@ -37,7 +39,8 @@ defaults to ``float32`` (exact); the commands (``train``, ``cv``, ``evaluate``, 
 embeddings there; ``tfaudio tag`` runs its whole graph with :func:`scorer_engine`.
 
 Threads: the bfloat16 rewrite is set in the calling thread's function options only, so functions other
-threads trace meanwhile stay float32; the TFLite body is one interpreter per backbone, locked per call.
+threads trace meanwhile stay float32; the TFLite body is one per backbone, each of its interpreters
+locked per call.
 """
 from __future__ import annotations
 
@@ -198,12 +201,13 @@ def bfloat16_rewrite() -> Iterator[None]:
         ctx.function_call_options = before
 
 
-def _tflite_functions(backbone: Any) -> tuple[Callable, Callable]:
+def _tflite_functions(backbone: Any, model_dir: str | os.PathLike | None = None) -> tuple[Callable, Callable]:
     """``(frames, from_features)`` with the body on :class:`~tfaudio.backbones.tflite_body.TFLiteBody`
-    (one per backbone, shared by every caller and thread) and the frontend in TensorFlow."""
+    (one per backbone, shared by every caller and thread; converted models kept in ``model_dir`` by the
+    first) and the frontend in TensorFlow."""
     body = backbone.__dict__.get("_tfaudio_tflite_body")
     if body is None:
-        body = backbone.__dict__["_tfaudio_tflite_body"] = TFLiteBody(backbone)
+        body = backbone.__dict__["_tfaudio_tflite_body"] = TFLiteBody(backbone, directory=model_dir)
 
     if body.kind == "patches":  # YAMNet
 
@@ -287,9 +291,11 @@ def _bfloat16_functions(backbone: Any) -> tuple[Callable, Callable]:
     return frames, from_features
 
 
-def engine_functions(backbone: Any, engine: EngineChoice | str) -> tuple[Callable, Callable]:
+def engine_functions(backbone: Any, engine: EngineChoice | str, *,
+                     model_dir: str | os.PathLike | None = None) -> tuple[Callable, Callable]:
     """``(batch_frames, batch_frames_from_features)`` of ``backbone`` run by ``engine`` (same signatures
-    and outputs as the backbone's own methods; ``float32`` returns them)."""
+    and outputs as the backbone's own methods; ``float32`` returns them). ``model_dir``: where the
+    ``tflite`` engine keeps its converted models (default ``<cache>/engines``)."""
     name = engine.name if isinstance(engine, EngineChoice) else str(engine)
     if name == "float32":
         return backbone.batch_frames, backbone.batch_frames_from_features
@@ -299,7 +305,7 @@ def engine_functions(backbone: Any, engine: EngineChoice | str) -> tuple[Callabl
         if not _has_tflite_body(backbone):
             raise TfaudioError(f"the tflite engine runs YAMNet's and EfficientAT's bodies, not "
                                f"{type(backbone).__name__}. Fix: --engine auto or float32.")
-        return _tflite_functions(backbone)
+        return _tflite_functions(backbone, model_dir)
     raise TfaudioError(f"engine {name!r} is not known. Fix: choose one of {', '.join(ENGINES)}.")
 
 

@@ -338,7 +338,9 @@ class EmbeddingCache:
         stream = clip_stream(self.pipeline, features, (c.frame_samples, c.hop_samples), keep_audio=features is None)
         done = 0
 
-        batch_frames, batch_frames_from_features = engine_functions(self.backbone, self.engine)
+        # the tflite engine's converted bodies are kept beside the namespaces (<root>/engines)
+        batch_frames, batch_frames_from_features = engine_functions(self.backbone, self.engine,
+                                                                    model_dir=self.root / "engines")
         bar = tqdm(total=len(sub), desc="embedding", unit="clip", disable=not progress)
         try:
             for batch in stream.batches(sub.paths, self.batch_size, on_error):
