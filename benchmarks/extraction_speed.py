@@ -53,11 +53,12 @@ def worker(spec: str, engine: str, clips_file: str) -> None:
     backbone = get_backbone(spec)
     kwargs = {} if engine == "old" else {"engine": engine}
     print(json.dumps({"ready": time.perf_counter() - start, "code": tfaudio.__file__}), flush=True)
-    for line in sys.stdin:
-        command = json.loads(line)
-        folder = tempfile.mkdtemp(prefix="tfaudio-speed-")
-        try:
-            cache = EmbeddingCache(backbone, folder, **kwargs)
+    root = pathlib.Path(tempfile.mkdtemp(prefix="tfaudio-speed-"))  # one cache folder per worker
+    try:
+        for line in sys.stdin:
+            command = json.loads(line)
+            cache = EmbeddingCache(backbone, root, **kwargs)
+            shutil.rmtree(cache.directory, ignore_errors=True)  # no embeddings left from the last round
             t0, c0 = time.perf_counter(), time.process_time()
             cache.extract(manifest, progress=False)
             out = {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
@@ -66,9 +67,9 @@ def worker(spec: str, engine: str, clips_file: str) -> None:
             if command.get("save"):
                 clips = cache.load(manifest, progress=False)
                 np.savez(command["save"], *[np.asarray(e, np.float32) for e in clips.embeddings])
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        print(json.dumps(out), flush=True)
+            print(json.dumps(out), flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # ---- driver -------------------------------------------------------------------------------------------
@@ -131,7 +132,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="rounds per variant (the first is start-up)")
     parser.add_argument("--old", default="7d92a63", help="the commit to compare with")
     parser.add_argument("--backbones", default="yamnet,efficientat:mn04_as")
-    parser.add_argument("--extra", default="", help="more engines of this checkout, e.g. tflite,bfloat16")
+    parser.add_argument("--extra", default="yamnet=tflite",
+                        help="more variants of this checkout, as backbone=engine,... (default: YAMNet's TFLite body, "
+                             "what auto runs where bfloat16 is not native)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -154,7 +157,7 @@ def main() -> None:
     try:
         for spec in args.backbones.split(","):
             variants = [("old", old), ("auto", ROOT), ("float32", ROOT)]
-            variants += [(e, ROOT) for e in args.extra.split(",") if e and e not in ("auto", "float32")]
+            variants += [(e.split("=", 1)[1], ROOT) for e in args.extra.split(",") if e.split("=", 1)[0] == spec]
             workers = {name: Worker(f"{spec} {name}", spec, name, code, str(clips_file)) for name, code in variants}
             rounds = {name: [] for name in workers}
             for r in range(args.rounds):
@@ -204,8 +207,10 @@ def main() -> None:
         f"`EmbeddingCache(backbone, fresh folder).extract(...)` of the same {args.clips} random esc50-subset clips "
         f"(5 s; 44.1 kHz FLAC but for the 16 kHz `cat` clips), code of `{args.old}` (a throwaway worktree) against "
         f"this branch; one worker process per variant, the variants taking turns over {args.rounds} rounds in one run. "
+        f"Each worker keeps one cache folder and removes its embeddings before every round. "
         f"steady = mean of rounds 2-{args.rounds} (start-up excluded); first round = seconds from the worker's start "
-        "(imports, weights, tracing, TFLite models read from the on-disk model cache) to the end of round 1; "
+        "(imports, weights, tracing; for `tflite`, converting the body: once per cache folder, kept in "
+        "`<cache>/engines`) to the end of round 1; "
         "CPU s = this process's CPU seconds per steady round. Cosines: every frame's embedding against this branch's "
         "float32 ones (gate 0.999 on every frame; 7d92a63's row checks that float32 did not change). "
         f"One run, {machine()}, CPU flags: {describe_cpu()}; the 2 cores were shared with other developers' jobs "
