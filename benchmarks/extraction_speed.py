@@ -171,11 +171,11 @@ def main() -> None:
             ref = load_npz(str(tmp / "float32.npz"))
             for name in workers:
                 steady = rounds[name][1:] or rounds[name]
-                wall = float(np.mean([x["wall"] for x in steady]))
+                wall = float(np.median([x["wall"] for x in steady]))  # the median: a round that met a burst of load elsewhere counts less
                 cos = cosines(load_npz(str(tmp / f"{name}.npz")), ref)
                 results[(spec, name)] = {
                     "engine": rounds[name][0]["engine"], "steady": audio_s / wall,
-                    "cpu": float(np.mean([x["cpu"] for x in steady])), "first": rounds[name][0]["since_start"],
+                    "cpu": float(np.median([x["cpu"] for x in steady])), "first": rounds[name][0]["since_start"],
                     "first_round": rounds[name][0]["wall"], "cos": (cos.min(), np.percentile(cos, 1), cos.mean()),
                 }
     finally:
@@ -208,10 +208,10 @@ def main() -> None:
         f"(5 s; 44.1 kHz FLAC but for the 16 kHz `cat` clips), code of `{args.old}` (a throwaway worktree) against "
         f"this branch; one worker process per variant, the variants taking turns over {args.rounds} rounds in one run. "
         f"Each worker keeps one cache folder and removes its embeddings before every round. "
-        f"steady = mean of rounds 2-{args.rounds} (start-up excluded); first round = seconds from the worker's start "
+        f"steady = median of rounds 2-{args.rounds} (start-up excluded); first round = seconds from the worker's start "
         "(imports, weights, tracing; for `tflite`, converting the body: once per cache folder, kept in "
         "`<cache>/engines`) to the end of round 1; "
-        "CPU s = this process's CPU seconds per steady round. Cosines: every frame's embedding against this branch's "
+        "CPU s = the worker's CPU seconds per steady round (median). Cosines: every frame's embedding against this branch's "
         "float32 ones (gate 0.999 on every frame; 7d92a63's row checks that float32 did not change). "
         f"One run, {machine()}, CPU flags: {describe_cpu()}; the 2 cores were shared with other developers' jobs "
         f"(load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end): wall-clock figures are "
