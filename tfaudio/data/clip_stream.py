@@ -56,8 +56,13 @@ class ClipStream:
         self._queue: queue.Queue = queue.Queue()
         self._errors: dict[int, AudioError] = {}
         self._jobs = itertools.count()
-        self._lock = threading.Lock()  # one call at a time
+        # one call at a time: a call owns the stream until it ends; a new call of the same thread takes
+        # over from one it abandoned (a generator left unfinished by an exception, not yet collected)
+        self._cond = threading.Condition()
+        self._owner: int | None = None
+        self._call = 0
         self._iterator = None
+        self.skipped: list[tuple[str, str]] = []
 
     # ---- the pipeline ---------------------------------------------------------------------------
     def _paths(self) -> Iterator[tuple[int, bytes]]:
@@ -105,9 +110,10 @@ class ClipStream:
         :class:`AudioError` (``on_error="raise"``) or is left out (``"skip"``: see :attr:`skipped`)."""
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        with self._lock:
-            self.skipped: list[tuple[str, str]] = []
-            while True:  # jobs of an interrupted call that the pipeline has not taken yet
+        call = self._claim()
+        try:
+            self.skipped = []
+            while True:  # jobs of an abandoned call that the pipeline has not taken yet
                 try:
                     self._queue.get_nowait()
                 except queue.Empty:
@@ -119,11 +125,11 @@ class ClipStream:
             for job, path in zip(jobs, paths):
                 self._queue.put((job, str(path).encode()))
             done = 0
-            while done < len(paths):
+            while done < len(paths) and self._call == call:  # (taken over: stop)
                 element = next(self._iterator)
                 job = int(element.pop("job"))
                 if job < first:
-                    continue  # an element of an interrupted call
+                    continue  # an element of an abandoned call
                 done += 1
                 position = job - first
                 if not element.pop("ok"):
@@ -133,6 +139,22 @@ class ClipStream:
                     self.skipped.append((err.path, f"{err.problem} {err.fix}".strip()))
                     continue
                 yield position, {k: v.numpy() for k, v in element.items()}
+        finally:
+            self._release(call)
+
+    def _claim(self, timeout: float | None = None) -> int:
+        me = threading.get_ident()
+        with self._cond:
+            self._cond.wait_for(lambda: self._owner in (None, me), timeout)  # on time-out: take it anyway
+            self._owner = me
+            self._call += 1
+            return self._call
+
+    def _release(self, call: int) -> None:
+        with self._cond:
+            if self._call == call:
+                self._owner = None
+                self._cond.notify_all()
 
     def batches(self, paths: Sequence[str], batch_size: int, on_error: str = "raise") -> Iterator[dict[str, np.ndarray]]:
         """:meth:`clips` in batches: ``index`` (positions in ``paths``) and every field zero-padded
@@ -147,8 +169,22 @@ class ClipStream:
             yield _pad(batch)
 
     def close(self) -> None:
-        """Ends the pipeline's generator (at exit: no thread left waiting on the queue)."""
-        self._queue.put(None)
+        """Ends the pipeline: its generator returns and the iterator is run to its end, then dropped.
+
+        Why run it to the end: the iterator's threads wait in the generator (on the queue) for the next
+        call. Deleting a live iterator (at exit, in the thread that holds the GIL) waits for those threads,
+        which need the GIL to return: the process hung at exit. Run to its end, the generator has
+        returned (and been finalised) in ``next``, which releases the GIL, and the threads are idle.
+        """
+        call = self._claim(timeout=30.0)  # at exit, a call in another thread may never end
+        try:
+            self._queue.put(None)
+            iterator, self._iterator = self._iterator, None
+            if iterator is not None:
+                for _ in iterator:  # elements of an abandoned call, if any, then the end
+                    pass
+        finally:
+            self._release(call)
 
 
 def _pad(items: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
