@@ -60,21 +60,21 @@ def test_auto_follows_the_cpu_and_falls_back(monkeypatch):
     yamnet, other, eat = _YAMNetLike(), _OtherBackbone(), _EfficientATLike()
     monkeypatch.setattr(engines, "_tflite_available", lambda: True)
     assert choose_engine("auto", backbone=yamnet, features=BF16).name == "bfloat16"
-    # EfficientAT ran slower in bfloat16 even natively, and its TFLite body made the whole extraction
-    # slower (BENCHMARKS.md): auto keeps float32, a request runs either
-    assert choose_engine("auto", backbone=eat, features=BF16).name == "float32"
+    # EfficientAT ran slower in bfloat16 even natively (BENCHMARKS.md): auto runs its TFLite body, a
+    # request runs bfloat16
+    assert choose_engine("auto", backbone=eat, features=BF16).name == "tflite"
+    assert choose_engine("auto", backbone=eat, features=VNNI).name == "tflite"
     assert choose_engine("bfloat16", backbone=eat, features=BF16).name == "bfloat16"
-    assert choose_engine("tflite", backbone=eat, features=BF16).name == "tflite"
-    assert choose_engine("auto", backbone=other, features=BF16).name == "float32"  # no bfloat16 trace of it
-    # VNNI only, or no /proc/cpuinfo: float32, never emulated bfloat16
-    assert choose_engine("auto", backbone=yamnet, features=VNNI).name == "float32"
-    assert choose_engine("auto", backbone=yamnet, features=frozenset()).name == "float32"
-    # no interpreter importable (neither LiteRT, tflite-runtime nor TensorFlow's): a tflite request falls
-    # back with the reason, auto does not need one
+    assert choose_engine("auto", backbone=other, features=BF16).name == "float32"  # no engine runs it
+    # VNNI only, or no /proc/cpuinfo: no emulated bfloat16; YAMNet's TFLite body instead
+    assert choose_engine("auto", backbone=yamnet, features=VNNI).name == "tflite"
+    assert choose_engine("auto", backbone=yamnet, features=frozenset()).name == "tflite"
+    # no interpreter importable (neither LiteRT, tflite-runtime nor TensorFlow's): float32, with the reason
     monkeypatch.setattr(engines, "_tflite_available", lambda: False)
-    lite = choose_engine("tflite", backbone=eat, features=BF16)
-    assert lite.name == "float32" and "interpreter" in lite.reason and lite.fell_back
-    assert choose_engine("auto", backbone=yamnet, features=BF16).name == "bfloat16"
+    for backbone, features in ((eat, BF16), (yamnet, VNNI)):
+        choice = choose_engine("auto", backbone=backbone, features=features)
+        assert choice.name == "float32" and "interpreter" in choice.reason and not choice.fell_back
+    assert choose_engine("auto", backbone=yamnet, features=BF16).name == "bfloat16"  # needs no interpreter
 
 
 def test_requested_engines_fall_back_with_the_reason(monkeypatch):
@@ -125,6 +125,8 @@ def test_cache_namespaces_never_mix_engines(tmp_path, monkeypatch):
     # auto resolves before the key: the same CPU gives the namespace of the engine it picked
     assert EmbeddingCache(yamnet, tmp_path, engine="auto").directory == caches["bfloat16"].directory
     monkeypatch.setattr(engines, "cpu_features", lambda path=None: VNNI)
+    assert EmbeddingCache(yamnet, tmp_path, engine="auto").directory == caches["tflite"].directory
+    monkeypatch.setattr(engines, "_tflite_available", lambda: False)
     assert EmbeddingCache(yamnet, tmp_path, engine="auto").directory == caches["float32"].directory
 
 

@@ -13,16 +13,17 @@ engine         what runs the body
                interpreter tfaudio picks (LiteRT, else tflite-runtime, else TensorFlow's).
 =============  =====================================================================================
 
-``auto`` (:func:`choose_engine`) picks by what this CPU has, at run time: ``bfloat16`` for YAMNet
-where it is native (never emulated: VNNI-only CPUs ran it slower), else ``float32``. ``tflite`` runs
-when asked for: in the whole extraction (BENCHMARKS.md "Extraction speed against 7d92a63", one run on
-2 busy cores) its bodies took ~15-20 % less CPU than TensorFlow's but the extraction ~15 % more wall
-time, for YAMNet and for EfficientAT mn04, and it converts each body once per cache folder
-(~5-10 s per shape). A requested engine the machine or the backbone cannot run falls back to
-``float32`` with the reason (never an error): caches stay usable on every machine. Every engine other
-than ``float32`` is part of the embedding cache's namespace
-(:class:`~tfaudio.data.embedding_cache.EmbeddingCache`), so embeddings of different engines are never
-mixed; ``float32`` keeps the namespaces caches had before.
+``auto`` (:func:`choose_engine`) picks by what this CPU and this Python have, at run time: ``bfloat16``
+for YAMNet where it is native (never emulated: VNNI-only CPUs ran it slower); else ``tflite`` for
+YAMNet and EfficientAT where a TFLite interpreter can be imported; else ``float32``. Why ``tflite``:
+in every run of ``benchmarks/extraction_speed.py`` its extraction took 15-20 % less CPU than
+``float32``'s (the body in XNNPACK); in wall time it was faster when the 2 cores were not saturated by
+other jobs, and within the noise, either way, when they were (load 5-7). Its cost: converting each
+body shape once per cache folder (~5-10 s, kept in ``<cache>/engines``). A requested engine
+the machine or the backbone cannot run falls back to ``float32`` with the reason (never an error):
+caches stay usable on every machine. Every engine other than ``float32`` is part of the embedding
+cache's namespace (:class:`~tfaudio.data.embedding_cache.EmbeddingCache`), so embeddings of different
+engines are never mixed; ``float32`` keeps the namespaces caches had before.
 
 Gate: an engine's embeddings stay within cosine 0.999 of float32's on every frame, or downstream
 5-fold CV accuracy stays within 0.5 point. ``tflite`` passes the cosine gate (float32 arithmetic:
@@ -174,8 +175,10 @@ def choose_engine(requested: str | None = "auto", *, backbone: Any = None,
         return EngineChoice("tflite", requested, "requested")
     if _auto(backbone) == "bfloat16" and bfloat16_native(features):
         return EngineChoice("bfloat16", requested, "the CPU has native bfloat16 (AVX512_BF16/AMX)")
-    # tflite is not chosen by auto: its bodies took less CPU than TensorFlow's but the whole extraction
-    # took longer (BENCHMARKS.md "Extraction speed against 7d92a63"), and it converts each body once
+    if backbone is not None and _has_tflite_body(backbone):
+        if _tflite_available():
+            return EngineChoice("tflite", requested, "TFLite/XNNPACK runs this body faster than TensorFlow")
+        return EngineChoice("float32", requested, "no TFLite interpreter could be imported")
     return EngineChoice("float32", requested, "no faster engine on this CPU / backbone")
 
 

@@ -30,7 +30,6 @@ ENTRY = BackboneEntry(
     claims=_claims,
     presets=_presets,
     tags=True,
-    # on request only: bfloat16 ran 0.43-0.59x float32 even natively; tflite (XNNPACK) took less CPU but
-    # more wall time than float32 (BENCHMARKS.md "Extraction speed against 7d92a63")
+    # bfloat16 on request only: 0.43-0.59x float32 even natively; tflite (XNNPACK: less CPU) is what auto runs
     engines=("float32", "bfloat16", "tflite"),
 )
