@@ -266,7 +266,7 @@ def test_checkpoints_of_another_run_are_refused(tmp_path, data, tiny):
 
 
 _MIRRORED = """
-import sys, numpy as np, tensorflow as tf
+import os, sys, numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, {root!r})
@@ -281,17 +281,27 @@ registry.register_backbone(BackboneEntry(name="tiny", cls="tests.helpers:TinyCon
 m = tone_dataset({audio!r}, n_per_class=6, rate=RATE, seconds=1.0, folds=3)
 plain = recipe(gain_db=0.0, shift_seconds=0.0, freq_mask=0.0, time_mask=0.0, dropout=0.0).replace(train={{"mixup": 0.0}})
 out = {{}}
-for name, strategy in (("one", None), ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
-    run = FineTuneRun(TinyConvBackbone(RATE), m.labels, plain, cache=WaveformCache(RATE, {cache!r}), strategy=strategy)
+half = plain.replace(finetune={{"precision": "float16"}})
+os.environ["TFAUDIO_FLOAT16_EMULATE"] = "1"  # float16 on the CPU through TensorFlow's emulation
+for name, strategy, r in (("one", None, plain), ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), plain),
+                          ("two16", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), half)):
+    run = FineTuneRun(TinyConvBackbone(RATE), m.labels, r, cache=WaveformCache(RATE, {cache!r}), strategy=strategy)
     run.fit(m.filter_folds([1, 2]), progress=False)
     out[name] = [np.asarray(v.numpy()) for v in run.backbone.variables]
     out[name + "_replicas"] = run.strategy.num_replicas_in_sync
     out[name + "_loss"] = run.history["loss"]
+    out[name + "_accuracy"] = run.history["accuracy"]
+    out[name + "_scale"] = float(run.loss_scale.scale.numpy()) if run.loss_scale is not None else None
 assert out["one_replicas"] == 1 and out["two_replicas"] == 2, out
 start = [np.asarray(v.numpy()) for v in TinyConvBackbone(RATE).variables]
 assert any(not np.allclose(a, b) for a, b in zip(start, out["two"]))  # the mirrored run trained
 for a, b in zip(out["one"], out["two"]):
     assert np.allclose(a, b, atol=1e-4), np.abs(a - b).max()
+# float16 with loss scaling on two replicas: float16 gradients overflowed at the first scale (2 ** 15), so
+# those steps were skipped on both replicas and the scale lowered; the run trains all the same
+assert out["two16_scale"] < 2.0 ** 15, out["two16_scale"]
+assert all(np.isfinite(w).all() for w in out["two16"]) and out["two16_loss"][-1] < out["two16_loss"][0] / 2
+assert out["two16_accuracy"][-1] >= 0.9, out["two16_accuracy"]
 print("MIRRORED OK", out["one_loss"], out["two_loss"])
 """
 
@@ -440,14 +450,15 @@ def test_bad_files_stop_the_run_or_are_skipped_and_counted(tmp_path, data, tiny)
 @pytest.mark.slow
 def test_bfloat16_is_used_only_where_the_cpu_has_it(monkeypatch, data, tiny):
     from tfaudio.tasks import finetune as ft
+    from tfaudio.tasks import precision
 
-    monkeypatch.setattr(ft, "bfloat16_native", lambda: False)
+    monkeypatch.setattr(precision, "bfloat16_native", lambda: False)
     assert ft.precision_choice("bfloat16")[0] == "float32" and "no native bfloat16" in ft.precision_choice("bfloat16")[1]
     assert ft.precision_choice("auto")[0] == "float32" and ft.precision_choice("float32")[0] == "float32"
-    monkeypatch.setattr(ft, "bfloat16_native", lambda: True)
+    monkeypatch.setattr(precision, "bfloat16_native", lambda: True)
     assert ft.precision_choice("bfloat16")[0] == "bfloat16"
     monkeypatch.undo()
-    if not ft.bfloat16_native():
+    if not precision.bfloat16_native():
         return
     m, root = data  # this CPU computes bfloat16 natively: a run in it trains float32 weights
     bb = TinyConvBackbone(RATE)
@@ -455,6 +466,46 @@ def test_bfloat16_is_used_only_where_the_cpu_has_it(monkeypatch, data, tiny):
                    cache=WaveformCache(RATE, root / "cache"), progress=False)
     assert clf.fine_tuned_["precision"] == "bfloat16" and all(v.dtype == tf.float32 for v in bb.variables)
     assert np.isfinite(clf.history_["loss"]).all()
+
+
+def test_loss_scale_halves_on_overflow_and_grows_after_finite_steps():
+    from tfaudio.tasks.precision import DynamicLossScale
+
+    s = DynamicLossScale(initial_scale=8.0, growth_steps=3)
+    assert not bool(DynamicLossScale.all_finite([tf.constant([1.0, np.inf]), None]))
+    assert bool(DynamicLossScale.all_finite([tf.constant([1.0]), None]))
+    s.update(tf.constant(False))
+    assert float(s.scale) == 4.0 and int(s.good_steps) == 0
+    for _ in range(2):
+        s.update(tf.constant(True))
+    assert float(s.scale) == 4.0 and int(s.good_steps) == 2
+    s.update(tf.constant(True))  # the third finite step in a row
+    assert float(s.scale) == 8.0 and int(s.good_steps) == 0
+
+
+@pytest.mark.slow
+def test_float16_trains_with_loss_scaling_where_a_gpu_has_it(monkeypatch, data, tiny):
+    """No GPU here: TensorFlow's CPU emulation of the float16 rewrite stands in for it."""
+    from tfaudio.tasks import precision
+
+    assert precision.precision_choice("float16")[0] == "float32" or tf.config.list_physical_devices("GPU")
+    m, root = data
+    plain = recipe(gain_db=0.0, shift_seconds=0.0, freq_mask=0.0, time_mask=0.0).replace(train={"epochs": 3})
+    cache = WaveformCache(RATE, root / "cache")
+    ref = FineTuneRun(TinyConvBackbone(RATE), m.labels, plain, cache=cache).fit(m.filter_folds([1, 2]), progress=False)
+    monkeypatch.setenv(precision.EMULATE_ENV, "1")
+    monkeypatch.setattr(precision.DynamicLossScale.__init__, "__defaults__", (3e38, 2000, "loss_scale"))
+    run = FineTuneRun(TinyConvBackbone(RATE), m.labels, plain.replace(finetune={"precision": "float16"}), cache=cache)
+    run.fit(m.filter_folds([1, 2]), progress=False)
+    assert run.precision == "float16" and "emulated" in run.precision_note
+    # the first steps overflowed (3e38 x the loss is not finite in float32): skipped, the scale halved
+    assert float(run.loss_scale.scale) < 3e38 / 2
+    assert all(v.dtype == tf.float32 and np.isfinite(v.numpy()).all() for v in run.backbone.variables)
+    assert run.history["loss"][-1] < run.history["loss"][0]
+    # on the unseen fold, the float16 model answers as the float32 one does
+    waves, _, _ = cache.load(m.filter_folds([3]), extract=True, progress=False)
+    a, b = ref.classifier().scorer.scores(waves), run.classifier().scorer.scores(waves)
+    assert np.mean(a.argmax(1) == b.argmax(1)) >= 0.8
 
 
 def test_finetune_command_refuses_bad_options_in_one_line(tmp_path, data, capsys):

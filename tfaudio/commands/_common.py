@@ -132,8 +132,9 @@ def add_finetune_args(p: argparse.ArgumentParser) -> None:
     f.add_argument("--freq-mask", type=float, help="SpecAugment: share of mel bands masked (0: off)")
     f.add_argument("--time-mask", type=float, help="SpecAugment: share of frames masked (0: off)")
     f.add_argument("--no-augment", action="store_true", help="no mixup, gain, shift or masking")
-    f.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
-                   help="bfloat16: oneDNN's automatic bfloat16 on CPUs that have it natively")
+    f.add_argument("--precision", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="bfloat16: oneDNN's automatic bfloat16 on CPUs that have it natively; float16: mixed "
+                        "precision with loss scaling on GPUs with compute capability >= 7.0 (auto picks it there)")
     f.add_argument("--distribute", choices=["none", "mirrored"], default="none",
                    help="mirrored: tf.distribute.MirroredStrategy over every GPU (or CPU devices) of this machine")
 

@@ -49,7 +49,6 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfaudio.backbones.engines import bfloat16_native, bfloat16_rewrite
 from tfaudio.backbones.registry import backbone_spec, get_backbone
 from tfaudio.data.manifest import Manifest
 from tfaudio.data.waveform_cache import WaveformCache
@@ -59,6 +58,7 @@ from tfaudio.io.atomic import atomic_write_text
 from tfaudio.signal import augment
 from tfaudio.tasks.audio_classifier import AudioClassifier
 from tfaudio.tasks.metrics import classification_report
+from tfaudio.tasks.precision import DynamicLossScale, precision_choice, training_rewrite
 from tfaudio.tasks.recipe import FineTuneConfig, Recipe, get_recipe
 
 __all__ = ["finetune", "FineTuneRun", "WarmupCosine", "evaluate_waveforms", "precision_choice"]
@@ -88,19 +88,6 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self) -> dict:
         return {"peak": self.peak, "total": self.total, "warmup": self.warmup, "hold": self.hold}
-
-
-def precision_choice(requested: str) -> tuple[str, str]:
-    """(``"float32"`` or ``"bfloat16"``, why) for a :class:`FineTuneConfig` ``precision``."""
-    if requested == "float32":
-        return "float32", "asked for"
-    native = bfloat16_native()
-    if requested == "bfloat16":
-        if native:
-            return "bfloat16", "asked for; this CPU has native bfloat16 (AVX512_BF16/AMX)"
-        return "float32", "bfloat16 asked for, but this CPU has no native bfloat16 (it would be emulated, slower)"
-    return "float32", ("auto: float32 (bfloat16 training measured in BENCHMARKS.md 'Fine-tuning')" if native else
-                       "auto: this CPU has no native bfloat16")
 
 
 def _batchnorms(backbone: Any) -> list[keras.layers.BatchNormalization]:
@@ -170,6 +157,7 @@ class FineTuneRun:
                                f"{self.backbone.sample_rate} Hz. Fix: WaveformCache({self.backbone.sample_rate}).")
         self.checkpoint_dir = pathlib.Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.precision, self.precision_note = precision_choice(self.config.precision)
+        self.loss_scale: DynamicLossScale | None = None  # float16 only (built by fit)
         self.history: dict[str, list[float]] = {}
         self.plan: _Plan | None = None
 
@@ -305,11 +293,31 @@ class FineTuneRun:
         return ds.prefetch(2)
 
     # ---- training --------------------------------------------------------------------------------
-    def _train_step_fn(self, groups, plan: _Plan, epoch_var: tf.Variable):
+    def _train_step_fn(self, groups, plan: _Plan, epoch_var: tf.Variable, scaler: DynamicLossScale | None):
         variables = [v for _, vs in groups for v in vs]
         sizes = [len(vs) for _, vs in groups]
         global_batch = float(plan.batch_size)
         seed0 = int(self.train_config.seed)
+
+        def apply(grads):
+            start = 0
+            for (opt, vs), k in zip(groups, sizes):
+                pairs = [(g, v) for g, v in zip(grads[start : start + k], vs) if g is not None]
+                start += k
+                if pairs:
+                    opt.apply_gradients(pairs)
+
+        def apply_if_finite(strategy, grads):
+            """Cross-replica (float16): apply the step only if every replica's gradients are finite."""
+            finite = tf.reduce_all(tf.stack([DynamicLossScale.all_finite(strategy.experimental_local_results(g))
+                                              for g in grads if g is not None]))
+
+            def step_all():
+                strategy.extended.call_for_each_replica(apply, args=(grads,))
+                return tf.constant(True)
+
+            tf.cond(finite, step_all, lambda: tf.constant(False))
+            scaler.update(finite)
 
         def replica_step(batch):
             seed = augment.fold_seed([seed0, 7], epoch_var, batch["step"][0],
@@ -318,13 +326,13 @@ class FineTuneRun:
                 probs = self.forward(batch["waveform"], batch["length"], training=True, seed=seed)
                 per_clip = -tf.reduce_sum(batch["target"] * tf.math.log(tf.clip_by_value(probs, 1e-7, 1.0)), -1)
                 loss = tf.reduce_sum(per_clip * batch["weight"]) / global_batch
-            grads = tape.gradient(loss, variables)
-            start = 0
-            for (opt, vs), k in zip(groups, sizes):
-                pairs = [(g, v) for g, v in zip(grads[start : start + k], vs) if g is not None]
-                start += k
-                if pairs:
-                    opt.apply_gradients(pairs)
+                scaled = loss * scaler.scale if scaler is not None else loss
+            grads = tape.gradient(scaled, variables)
+            if scaler is None:
+                apply(grads)
+            else:  # float16: unscale, then apply (or skip) on every replica at once
+                grads = [g / scaler.scale if g is not None else None for g in grads]
+                tf.distribute.get_replica_context().merge_call(apply_if_finite, args=(grads,))
             hits = tf.cast(tf.equal(tf.argmax(probs, -1), tf.argmax(batch["target"], -1)), tf.float32)
             return loss, tf.reduce_sum(hits)
 
@@ -371,6 +379,7 @@ class FineTuneRun:
         with self.strategy.scope():
             groups = self._optimizers(plan)
             epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self.loss_scale = DynamicLossScale() if self.precision == "float16" else None
         batchnorms = _batchnorms(self.backbone)
         flags = [bn.trainable for bn in batchnorms]
         for bn in batchnorms:
@@ -378,12 +387,13 @@ class FineTuneRun:
         ckpt = manager = None
         start = 0
         if self.checkpoint_dir is not None:
+            extra = {"loss_scale": self.loss_scale} if self.loss_scale is not None else {}
             ckpt = tf.train.Checkpoint(backbone=list(self.backbone.variables), head=self.head,
-                                       optimizers=[opt for opt, _ in groups], epoch=epoch_var)
+                                       optimizers=[opt for opt, _ in groups], epoch=epoch_var, **extra)
             manager = tf.train.CheckpointManager(ckpt, str(self.checkpoint_dir), max_to_keep=1)
             start = self._resume(train, plan, ckpt, manager, epoch_var)
         val_waves = self.cache.load(val, extract=False, progress=False) if val is not None else None
-        step = self._train_step_fn(groups, plan, epoch_var)
+        step = self._train_step_fn(groups, plan, epoch_var, self.loss_scale)
         log.info("fine-tuning %s: %d clips, %d steps of %d per epoch, window %.2f s, %d of %d blocks train, "
                  "batch norm %s, %s (%s)", self.backbone.name, len(targets), plan.steps_per_epoch, plan.batch_size,
                  plan.crop_samples / self.backbone.sample_rate, len(plan.blocks) - plan.frozen, len(plan.blocks),
@@ -433,7 +443,6 @@ class FineTuneRun:
 
     def _epochs(self, train, plan, step, start, epoch_var, manager, val_waves, progress) -> None:
         times: list[float] = []
-        bf16 = self.precision == "bfloat16"
         for epoch in range(start, plan.epochs):
             t0 = time.perf_counter()
             bar = keras.utils.Progbar(plan.steps_per_epoch, stateful_metrics=["loss", "accuracy"],
@@ -444,8 +453,8 @@ class FineTuneRun:
             if self.strategy.num_replicas_in_sync > 1:
                 ds = self.strategy.experimental_distribute_dataset(ds)
             for i, batch in enumerate(ds):
-                if bf16 and epoch == start and i == 0:
-                    with bfloat16_rewrite():  # the rewrite applies when the step's graph is first built
+                if epoch == start and i == 0:
+                    with training_rewrite(self.precision):  # applies when the step's graph is first built
                         loss, hit = step(batch)
                 else:
                     loss, hit = step(batch)

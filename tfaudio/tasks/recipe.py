@@ -113,7 +113,9 @@ class FineTuneConfig:
         freq_mask: SpecAugment: up to this share of the mel bands masked, twice (0: off; log-mel backbones).
         time_mask: SpecAugment: up to this share of the frames masked, twice (0: off; log-mel backbones).
         precision: ``"float32"``, ``"bfloat16"`` (oneDNN's automatic bfloat16, on CPUs that have it
-            natively) or ``"auto"`` (float32; see BENCHMARKS.md "Fine-tuning" for why).
+            natively), ``"float16"`` (automatic mixed precision with dynamic loss scaling, on GPUs with
+            compute capability >= 7.0) or ``"auto"`` (float16 on such a GPU, else float32; see
+            :mod:`tfaudio.tasks.precision`).
     """
 
     crop_seconds: float | None = None
@@ -135,8 +137,8 @@ class FineTuneConfig:
     def __post_init__(self):
         if self.batchnorm not in ("frozen", "train"):
             raise ValueError(f"batchnorm must be 'frozen' or 'train', got {self.batchnorm!r}")
-        if self.precision not in ("auto", "float32", "bfloat16"):
-            raise ValueError(f"precision must be 'auto', 'float32' or 'bfloat16', got {self.precision!r}")
+        if self.precision not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"precision must be 'auto', 'float32', 'bfloat16' or 'float16', got {self.precision!r}")
         if self.crop_seconds is not None and not self.crop_seconds > 0:
             raise ValueError(f"crop_seconds must be positive, got {self.crop_seconds!r}")
         if not 0 < self.layer_decay <= 1 or self.backbone_learning_rate < 0 or self.weight_decay < 0:
