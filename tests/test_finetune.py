@@ -153,6 +153,15 @@ def test_finetuning_trains_the_backbone_and_saves_an_ordinary_model(tmp_path, da
     report = evaluate_waveforms(loaded, cache, m.filter_folds([3]))
     assert report["accuracy"] == pytest.approx(np.mean(clf.scorer.scores(waves).argmax(1) == targets))
 
+    # frame scores (each frame scored as a one-frame clip), so `tfaudio detect` takes the model too
+    frames = loaded.scorer.batch(waves[0][None], [len(waves[0])], frame_scores=True)["frame_scores"]
+    assert loaded.scorer.frame_scores and frames.shape[-1] == len(m.labels) and frames.shape[1] > 1
+    from tfaudio.cli import main
+
+    assert main(["detect", m.filter_folds([3]).paths[0], "--model", str(tmp_path / "model"),
+                 "-o", str(tmp_path / "events")]) == 0
+    assert (tmp_path / "events" / "events.csv").read_text().startswith("filename,onset,offset,event_label,score")
+
     from tfaudio.inference.model_info import model_info
 
     info = model_info(str(tmp_path / "model"))
