@@ -238,6 +238,87 @@ def precision(args) -> None:
     write_section("Fine-tuning: bfloat16", "\n".join(body))
 
 
+def _random_transformers(kind: str, folder: pathlib.Path) -> pathlib.Path:
+    """A base-sized Wav2Vec2 or Whisper encoder with random weights (no real weights here: timing only)."""
+    import tensorflow as tf
+    import transformers
+
+    tf.keras.utils.set_random_seed(0)
+    if kind == "wav2vec2-base":
+        model = transformers.TFWav2Vec2Model(transformers.Wav2Vec2Config())  # 12 layers of 768: wav2vec2-base
+        fe = transformers.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False)
+    else:  # whisper-base's encoder: 6 layers of 512, 80 mel bins
+        model = transformers.TFWhisperModel(transformers.WhisperConfig(
+            d_model=512, encoder_layers=6, encoder_attention_heads=8, encoder_ffn_dim=2048, decoder_layers=1,
+            decoder_attention_heads=8, decoder_ffn_dim=2048, num_mel_bins=80))
+        fe = transformers.WhisperFeatureExtractor(feature_size=80)
+    model.build_in_name_scope()
+    model.save_pretrained(folder)
+    fe.save_pretrained(folder)
+    return folder
+
+
+def speed_one(spec: str, set_name: str, epochs: int, out: pathlib.Path) -> None:
+    """In this process: ``epochs`` epochs of the shipped recipe on folds 1-3 of ``set_name``; JSON to ``out``."""
+    import tempfile
+
+    from tfaudio.backbones.registry import get_backbone
+    from tfaudio.data.waveform_cache import WaveformCache
+    from tfaudio.tasks.finetune import FineTuneRun
+    from tfaudio.tasks.recipe import get_recipe
+
+    m = datasets([set_name])[set_name].filter_folds([1, 2, 3])
+    if spec in ("wav2vec2-base", "whisper-base"):
+        folder = _random_transformers(spec, pathlib.Path(tempfile.mkdtemp()) / spec)
+        backbone = get_backbone(f"{spec.split('-')[0]}:{folder}")
+    else:
+        backbone = get_backbone(spec)
+    params = int(sum(np.prod(v.shape) for v in backbone.variables))
+    cache = WaveformCache(backbone.sample_rate, CACHE)
+    cache.extract(m, progress=False)
+    run = FineTuneRun(backbone, m.labels, get_recipe("finetune").replace(train={"epochs": epochs}), cache=cache)
+    t = time.perf_counter()
+    run.fit(m, progress=False)
+    total = time.perf_counter() - t
+    out.write_text(json.dumps({
+        "backbone": spec, "set": set_name, "clips": len(m), "params": params, "epochs": epochs,
+        "window_s": run.plan.crop_samples / backbone.sample_rate, "blocks": len(run.plan.blocks),
+        "frozen": run.plan.frozen, "epoch_seconds": run.epoch_seconds, "total": total,
+        "peak_rss_mb": peak_rss_mb(), "load": load_avg()}))
+
+
+def speed(args) -> None:
+    """Seconds per epoch and peak memory of every backbone's fine-tuning (fresh process each). Section
+    "Fine-tuning: seconds per epoch"."""
+    rows = []
+    start = load_avg()
+    for spec in args.backbones.split(","):
+        out = RESULTS.parent / f".speed-{os.getpid()}.json"
+        set_name = args.sets.split(",")[0]
+        cmd = [sys.executable, __file__, "--speed-one", spec, set_name, str(out), "--epochs", str(args.epochs)]
+        print(" ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True, cwd=ROOT)
+        rows.append(json.loads(out.read_text()))
+        out.unlink()
+        print(rows[-1], flush=True)
+    body = [f"The shipped recipe `finetune` for {rows[0]['epochs']} epochs on {rows[0]['set']} folds 1-3 "
+            f"({rows[0]['clips']} clips, batches of 16); each backbone in a fresh process (its peak RSS is its own, "
+            "waveform cache already filled). \"first\": the first epoch (tracing the step, the head-only epoch); "
+            "\"then\": the mean of the later ones. wav2vec2-base and whisper-base are the base-sized architectures "
+            "with random weights (no real weights here): their times are real, their accuracy meaningless. "
+            f"One run, {machine()}, {start} at the start, {load_avg()} at the end (the 2 cores were shared with other "
+            "developers' jobs: times are indicative). Re-run: `python benchmarks/finetune.py --speed`.", "",
+            "| backbone | parameters | window | blocks (frozen) | first epoch | then, s / epoch | peak RSS |",
+            "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        later = r["epoch_seconds"][1:] or r["epoch_seconds"]
+        body.append(f"| {r['backbone']} | {r['params'] / 1e6:.1f} M | {r['window_s']:g} s | {r['blocks']} "
+                    f"({r['frozen']}) | {r['epoch_seconds'][0]:.1f} s | {np.mean(later):.1f} s | "
+                    f"{r['peak_rss_mb']:.0f} MB |")
+    print("\n".join(body))
+    write_section("Fine-tuning: seconds per epoch", "\n".join(body))
+
+
 def report(results: dict) -> None:
     body = ["`tfaudio cv --finetune` (recipe `finetune` as shipped: "
             "20 epochs, batches of 16, AdamW (weight decay 1e-4), peak lr 3e-3 for the head and the top block, "
@@ -273,7 +354,16 @@ def main() -> None:
     ap.add_argument("--candidates", default="", help="--choose: only candidates whose names contain one of these (;-separated)")
     ap.add_argument("--scratch", default="/tmp/tfaudio-finetune-bench", help="where --esc50-sized writes its clips")
     ap.add_argument("--shared", action="store_true", help="say in the section that the machine was shared")
+    ap.add_argument("--speed", action="store_true", help="seconds per epoch and peak memory per backbone")
+    ap.add_argument("--speed-one", nargs=3, metavar=("BACKBONE", "SET", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--epochs", type=int, default=3, help="--speed: epochs per backbone")
     args = ap.parse_args()
+    if args.speed_one:
+        speed_one(*args.speed_one[:2], args.epochs, pathlib.Path(args.speed_one[2]))
+        return
+    if args.speed:
+        speed(args)
+        return
     if args.one:
         one(args.one[0], args.one[1], args.folds or None, pathlib.Path(args.one[2]))
         return

@@ -159,6 +159,7 @@ class FineTuneRun:
         self.precision, self.precision_note = precision_choice(self.config.precision)
         self.loss_scale: DynamicLossScale | None = None  # float16 only (built by fit)
         self.history: dict[str, list[float]] = {}
+        self.epoch_seconds: list[float] = []  # wall time of each epoch this process ran
         self.plan: _Plan | None = None
 
     def _build_head(self, stats: tuple[np.ndarray, np.ndarray] | None) -> None:
@@ -470,6 +471,7 @@ class FineTuneRun:
             for k, v in record.items():
                 self.history.setdefault(k, []).append(float(v))
             times.append(time.perf_counter() - t0)
+            self.epoch_seconds.append(times[-1])
             left = plan.epochs - epoch - 1
             eta = f", about {np.mean(times) * left / 60:.1f} min left" if left else ""
             shown = " ".join(f"{k} {v:.4f}" for k, v in record.items())
