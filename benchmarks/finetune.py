@@ -287,34 +287,42 @@ def speed_one(spec: str, set_name: str, epochs: int, out: pathlib.Path) -> None:
         "peak_rss_mb": peak_rss_mb(), "load": load_avg()}))
 
 
+SPEED_RESULTS = RESULTS.parent / "finetune-speed.json"
+
+
 def speed(args) -> None:
-    """Seconds per epoch and peak memory of every backbone's fine-tuning (fresh process each). Section
-    "Fine-tuning: seconds per epoch"."""
-    rows = []
-    start = load_avg()
+    """Seconds per epoch and peak memory of every backbone's fine-tuning (fresh process each; rows kept per
+    backbone in benchmarks/results/finetune-speed.json). Section "Fine-tuning: seconds per epoch"."""
+    results = json.loads(SPEED_RESULTS.read_text()) if SPEED_RESULTS.exists() else {}
     for spec in args.backbones.split(","):
         out = RESULTS.parent / f".speed-{os.getpid()}.json"
         set_name = args.sets.split(",")[0]
+        start = load_avg()
         cmd = [sys.executable, __file__, "--speed-one", spec, set_name, str(out), "--epochs", str(args.epochs)]
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True, cwd=ROOT)
-        rows.append(json.loads(out.read_text()))
+        row = json.loads(out.read_text())
         out.unlink()
-        print(rows[-1], flush=True)
-    body = [f"The shipped recipe `finetune` for {rows[0]['epochs']} epochs on {rows[0]['set']} folds 1-3 "
-            f"({rows[0]['clips']} clips, batches of 16); each backbone in a fresh process (its peak RSS is its own, "
-            "waveform cache already filled). \"first\": the first epoch (tracing the step, the head-only epoch); "
-            "\"then\": the mean of the later ones. wav2vec2-base and whisper-base are the base-sized architectures "
-            "with random weights (no real weights here): their times are real, their accuracy meaningless. "
-            f"One run, {machine()}, {start} at the start, {load_avg()} at the end (the 2 cores were shared with other "
-            "developers' jobs: times are indicative). Re-run: `python benchmarks/finetune.py --speed`.", "",
-            "| backbone | parameters | window | blocks (frozen) | first epoch | then, s / epoch | peak RSS |",
-            "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        later = r["epoch_seconds"][1:] or r["epoch_seconds"]
+        row.update(load_start=start, started=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
+        results[spec] = row
+        SPEED_RESULTS.write_text(json.dumps(results, indent=1))
+        print(row, flush=True)
+    body = ["The shipped recipe `finetune` on speech-commands-mini folds 1-3 (287 clips of 1 s, batches of 16), a "
+            "few epochs per backbone, each backbone in a fresh process (its peak RSS is its own; the waveform cache "
+            "was filled before). \"first\": the first epoch (it traces the training step; the head-only epoch); "
+            "\"then\": the mean of the later ones. wav2vec2-base and whisper-base are those architectures with "
+            "random weights (no real weights here): their times are real, their accuracy meaningless. Whisper's "
+            "encoder takes 30 s of audio (3000 mel frames) whatever the clip's length, so a 1 s clip costs what "
+            f"30 s cost. {machine()}; the 2 cores were shared with other developers' jobs (load at the start and "
+            "end of each row), so the times are indicative. Re-run: `python benchmarks/finetune.py --speed "
+            "[--backbones ...] [--epochs N]`.", "",
+            "| backbone | parameters | window | blocks (frozen) | epochs | first epoch | then, s / epoch | peak RSS | when |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for r in results.values():
+        later = f"{np.mean(r['epoch_seconds'][1:]):.1f} s" if len(r["epoch_seconds"]) > 1 else "n/a"
         body.append(f"| {r['backbone']} | {r['params'] / 1e6:.1f} M | {r['window_s']:g} s | {r['blocks']} "
-                    f"({r['frozen']}) | {r['epoch_seconds'][0]:.1f} s | {np.mean(later):.1f} s | "
-                    f"{r['peak_rss_mb']:.0f} MB |")
+                    f"({r['frozen']}) | {r['epochs']} | {r['epoch_seconds'][0]:.1f} s | {later} | "
+                    f"{r['peak_rss_mb']:.0f} MB | {r['started']}, {r['load_start']} → {r['load']} |")
     print("\n".join(body))
     write_section("Fine-tuning: seconds per epoch", "\n".join(body))
 

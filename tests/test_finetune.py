@@ -477,6 +477,40 @@ def test_bfloat16_is_used_only_where_the_cpu_has_it(monkeypatch, data, tiny):
     assert np.isfinite(clf.history_["loss"]).all()
 
 
+@pytest.mark.slow
+def test_micro_batches_give_the_whole_batch_step_in_less_memory(monkeypatch, data, tiny):
+    m, root = data
+    plain = recipe(gain_db=0.0, shift_seconds=0.0, freq_mask=0.0, time_mask=0.0).replace(train={"mixup": 0.0,
+                                                                                                 "epochs": 2})
+    cache = WaveformCache(RATE, root / "cache")
+    runs = {}
+    for micro in (None, 1, 2):
+        run = FineTuneRun(TinyConvBackbone(RATE), m.labels, plain.replace(finetune={"micro_batch": micro}), cache=cache)
+        runs[micro] = run.fit(m.filter_folds([1, 2]), progress=False)
+    assert runs[None].plan.micro_batch == 4 and runs[2].plan.micro_batch == 2
+    for micro in (1, 2):  # gradients summed over the micro-batches: the same steps (frozen batch norm)
+        for a, b in zip(runs[None].backbone.variables, runs[micro].backbone.variables):
+            assert np.allclose(a.numpy(), b.numpy(), atol=1e-5), micro
+    assert np.allclose(runs[None].history["loss"], runs[1].history["loss"], atol=1e-5)
+    # unset, the micro-batch follows the backbone's memory estimate and the budget
+    monkeypatch.setattr(TinyConvBackbone, "finetune_clip_bytes", lambda self, n: 1e9, raising=False)
+    monkeypatch.setenv("TFAUDIO_FINETUNE_MEMORY_GB", "2.5")
+    auto = FineTuneRun(TinyConvBackbone(RATE), m.labels, plain.replace(train={"epochs": 1}), cache=cache)
+    assert auto.fit(m.filter_folds([1, 2]), progress=False).plan.micro_batch == 2
+    with pytest.raises(TfaudioError, match="micro_batch 3 does not divide the batch of 4.*--micro-batch 2"):
+        FineTuneRun(TinyConvBackbone(RATE), m.labels, plain.replace(finetune={"micro_batch": 3}),
+                    cache=cache).fit(m.filter_folds([1, 2]), progress=False)
+
+
+def test_transformer_memory_estimates_grow_with_the_window():
+    from tfaudio.backbones.backbone import transformer_clip_bytes
+
+    base_1s = transformer_clip_bytes(12, 49, 768, 3072, 12)  # Wav2Vec2-base, 1 s
+    assert 5e7 < base_1s < 2e8
+    assert transformer_clip_bytes(12, 499, 768, 3072, 12) > 10 * base_1s  # 10 s: attention grows with its square
+    assert transformer_clip_bytes(6, 1500, 512, 2048, 8) > 1e9  # Whisper-base's 30 s window
+
+
 def test_loss_scale_halves_on_overflow_and_grows_after_finite_steps():
     from tfaudio.tasks.precision import DynamicLossScale
 

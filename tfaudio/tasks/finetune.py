@@ -99,6 +99,21 @@ def _batchnorms(backbone: Any) -> list[keras.layers.BatchNormalization]:
     return out
 
 
+def memory_budget() -> float:
+    """Bytes the training activations may take: ``TFAUDIO_FINETUNE_MEMORY_GB``, else half of the memory
+    free now (on a GPU, set it to what the GPU holds, or pass ``micro_batch``)."""
+    asked = os.environ.get("TFAUDIO_FINETUNE_MEMORY_GB")
+    if asked:
+        try:
+            return float(asked) * 1e9
+        except ValueError:
+            raise TfaudioError(f"TFAUDIO_FINETUNE_MEMORY_GB={asked!r} is not a number of GB. Fix: e.g. 8.") from None
+    try:
+        return 0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 4e9
+
+
 def run_digest(obj: Any) -> str:
     """16 hex digits of sha256 over ``obj`` as sorted JSON: what identifies a run's settings and data."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -116,6 +131,7 @@ class _Plan:
     blocks: list[tuple[str, list[tf.Variable]]]
     frozen: int
     class_weights: np.ndarray
+    micro_batch: int = 0  # clips per forward/backward pass on one replica (0: its whole batch)
 
 
 class FineTuneRun:
@@ -189,7 +205,8 @@ class FineTuneRun:
 
         total = total_sq = None
         count = 0.0
-        for w, n in self._clips.map(start, num_parallel_calls=tf.data.AUTOTUNE).batch(plan.batch_size).prefetch(2):
+        batch = plan.micro_batch or plan.batch_size
+        for w, n in self._clips.map(start, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(2):
             s1, s2, c = moments(w, n)
             total = s1 if total is None else total + s1
             total_sq = s2 if total_sq is None else total_sq + s2
@@ -242,7 +259,31 @@ class FineTuneRun:
             counts = np.bincount(targets, minlength=len(self.labels)).astype(np.float32)
             present = counts > 0
             weights[present] = counts[present].sum() / (present.sum() * counts[present])
-        return _Plan(self.labels, crop, steps, tc.epochs, batch, blocks, frozen, weights)
+        return _Plan(self.labels, crop, steps, tc.epochs, batch, blocks, frozen, weights,
+                     self._micro_batch(batch, crop))
+
+    def _micro_batch(self, batch: int, crop: int) -> int:
+        """Clips per forward/backward pass on one replica: the recipe's, or the largest divisor of the
+        replica's batch whose training activations fit the memory budget (the backbone's estimate)."""
+        replicas = self.strategy.num_replicas_in_sync
+        per_replica = max(batch // replicas, 1)
+        asked = self.config.micro_batch
+        if asked is not None:
+            if per_replica % asked:
+                raise TfaudioError(f"micro_batch {asked} does not divide the batch of {per_replica} clips per "
+                                   f"replica. Fix: a divisor of {per_replica} (e.g. --micro-batch "
+                                   f"{max(d for d in range(1, per_replica + 1) if per_replica % d == 0 and d <= asked)}).")
+            return asked
+        clip_bytes = self.backbone.finetune_clip_bytes(crop)
+        if not clip_bytes:
+            return per_replica
+        budget = memory_budget()
+        fits = max(1, int(budget // clip_bytes))
+        micro = max(d for d in range(1, per_replica + 1) if per_replica % d == 0 and d <= fits)
+        if micro < per_replica:
+            log.info("micro-batches of %d clips (about %.1f GB each of the %.1f GB budget): the batch of %d "
+                     "in %d passes", micro, micro * clip_bytes / 1e9, budget / 1e9, per_replica, per_replica // micro)
+        return micro
 
     def _optimizers(self, plan: _Plan) -> list[tuple[keras.optimizers.Optimizer, list[tf.Variable]]]:
         cfg, tc = self.config, self.train_config
@@ -320,22 +361,50 @@ class FineTuneRun:
             tf.cond(finite, step_all, lambda: tf.constant(False))
             scaler.update(finite)
 
-        def replica_step(batch):
-            seed = augment.fold_seed([seed0, 7], epoch_var, batch["step"][0],
-                                     tf.distribute.get_replica_context().replica_id_in_sync_group)
+        def gradients(batch, seed):
+            """(loss, hits, gradients of the scaled loss) of one pass over ``batch``."""
             with tf.GradientTape() as tape:
                 probs = self.forward(batch["waveform"], batch["length"], training=True, seed=seed)
                 per_clip = -tf.reduce_sum(batch["target"] * tf.math.log(tf.clip_by_value(probs, 1e-7, 1.0)), -1)
                 loss = tf.reduce_sum(per_clip * batch["weight"]) / global_batch
                 scaled = loss * scaler.scale if scaler is not None else loss
-            grads = tape.gradient(scaled, variables)
+            hits = tf.cast(tf.equal(tf.argmax(probs, -1), tf.argmax(batch["target"], -1)), tf.float32)
+            return loss, tf.reduce_sum(hits), tape.gradient(scaled, variables)
+
+        per_replica = max(plan.batch_size // self.strategy.num_replicas_in_sync, 1)
+        micro = plan.micro_batch or per_replica
+
+        def accumulated(batch, seed):
+            """:func:`gradients` summed over micro-batches, one pass at a time (a while loop: only one
+            micro-batch's activations are alive at once)."""
+            passes = per_replica // micro
+            unused: set[int] = set()  # variables without a gradient (found when the body is traced)
+
+            def body(i, loss, hits, acc):
+                part = {k: v[i * micro : (i + 1) * micro] for k, v in batch.items()}
+                part_loss, part_hits, grads = gradients(part, augment.fold_seed(seed, 9, i))
+                unused.update(j for j, g in enumerate(grads) if g is None)
+                return i + 1, loss + part_loss, hits + part_hits, [a if g is None else a + g for a, g in zip(acc, grads)]
+
+            start = [tf.zeros_like(v) for v in variables]
+            _, loss, hits, acc = tf.while_loop(lambda i, *_: i < passes, body,
+                                               (tf.constant(0), tf.constant(0.0), tf.constant(0.0), start),
+                                               parallel_iterations=1)
+            return loss, hits, [None if j in unused else a for j, a in enumerate(acc)]
+
+        def replica_step(batch):
+            seed = augment.fold_seed([seed0, 7], epoch_var, batch["step"][0],
+                                     tf.distribute.get_replica_context().replica_id_in_sync_group)
+            if micro < per_replica:
+                loss, hits, grads = accumulated(batch, seed)
+            else:
+                loss, hits, grads = gradients(batch, seed)
             if scaler is None:
                 apply(grads)
             else:  # float16: unscale, then apply (or skip) on every replica at once
                 grads = [g / scaler.scale if g is not None else None for g in grads]
                 tf.distribute.get_replica_context().merge_call(apply_if_finite, args=(grads,))
-            hits = tf.cast(tf.equal(tf.argmax(probs, -1), tf.argmax(batch["target"], -1)), tf.float32)
-            return loss, tf.reduce_sum(hits)
+            return loss, hits
 
         @tf.function(autograph=False)
         def step(batch):
