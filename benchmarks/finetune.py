@@ -297,13 +297,13 @@ def speed(args) -> None:
     for spec in args.backbones.split(","):
         out = RESULTS.parent / f".speed-{os.getpid()}.json"
         set_name = args.sets.split(",")[0]
-        start = load_avg()
+        start, started = load_avg(), datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
         cmd = [sys.executable, __file__, "--speed-one", spec, set_name, str(out), "--epochs", str(args.epochs)]
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True, cwd=ROOT)
         row = json.loads(out.read_text())
         out.unlink()
-        row.update(load_start=start, started=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
+        row.update(load_start=start, started=started)
         results[spec] = row
         SPEED_RESULTS.write_text(json.dumps(results, indent=1))
         print(row, flush=True)
