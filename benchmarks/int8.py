@@ -9,8 +9,9 @@ recorded ``int8_agreement``, file size, and latency per window (the TFLite inter
 1 thread, median, the variants taking turns in rounds so that a busy machine slows them alike).
 
 Run: .venv/bin/python benchmarks/int8.py   (writes the "int8 variants" section of BENCHMARKS.md)
-     .venv/bin/python benchmarks/int8.py --cv   (the 5-fold CV of each variant: "int8 variants: 5-fold CV")
-     .venv/bin/python benchmarks/int8.py --cv --window-seconds 5   (the same with one window per 5 s clip)
+     .venv/bin/python benchmarks/int8.py --cv   (the 5-fold CV of each variant at the export's default window:
+                                                 "int8 variants: 5-fold CV"; LiteRT on the latest lane: its own section)
+     .venv/bin/python benchmarks/int8.py --cv --window-seconds 0   (the same with the backbones' own windows)
 """
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def main() -> None:
                         help="instead: 5-fold CV clip accuracy of each variant (float Keras, float32, float16, int8, "
                              "int8_full; tflite-runtime / LiteRT and MediaPipe); writes its own section")
     parser.add_argument("--window-seconds", type=float, default=None,
-                        help="with --cv: export with windows of this length (default: the backbone's own window)")
+                        help="with --cv: export with windows of this length (default: the export's default, the "
+                             "median training clip's frames; 0: the backbone's own window)")
     args = parser.parse_args()
     if args.cv:
         from int8_cv import cv_section

@@ -75,6 +75,7 @@ from tfaudio.errors import TfaudioError
 from tfaudio.export.flatbuffer import pack_model
 from tfaudio.export.int8 import quantize_int8
 from tfaudio.export.saved_model import METADATA_FILE, decision_metadata, decision_rule, export_metadata
+from tfaudio.export.window import default_window
 from tfaudio.io.atomic import atomic_write_bytes
 from tfaudio.log import native_stderr_silenced, warn
 from tfaudio.signal.melspec import tflite_compatible
@@ -443,7 +444,10 @@ def tflite_model(
         raise TfaudioError(f"quantization={quantization!r}: expected one of {', '.join(QUANTIZATIONS)}.")
     contract = scorer.contract
     rate, minimum = scorer.sample_rate, contract.min_samples
-    window_samples = contract.window_samples if window_samples is None else int(window_samples)
+    if window_samples is None:  # the median training clip's frames (the classifier's own framing), else the backbone's
+        window_samples, window_from = default_window(classifier, contract)
+    else:
+        window_samples, window_from = int(window_samples), "argument"
     if not whole_clip and window_samples < minimum:
         raise TfaudioError(
             f"window_samples={window_samples} is shorter than one frame: the backbone needs at least {minimum} "
@@ -488,6 +492,7 @@ def tflite_model(
                        f"{quantization}.")
         info = export_metadata(scorer, rate, quantization=quantization,
                                window_samples=None if whole_clip else window_samples, whole_clip=bool(whole_clip),
+                               window_from=None if whole_clip else window_from,
                                **decision_metadata(classifier))
         if agreement is not None:
             info["int8_agreement"] = agreement
@@ -530,13 +535,15 @@ def export_tflite(
             int8 weights), ``"int8"`` (int8 body with a float tail chosen for agreement, float
             frontend, float32 input and output; needs ``representative_data``) or ``"int8_full"``
             (int8 after the frontend, int8 input and output).
-        window_samples: samples per window at the backbone's rate (default: its contract's
-            ``window_samples``); YAMNet: at least 15600 (one 0.96 s patch + the STFT window, 0.975 s),
-            15600 + k * 7680 gives k + 1 whole patches; Wav2Vec2: at least 400 (one 25 ms frame;
-            16000 = 1 s gives 49 frames). The default window suits streaming; to score whole clips as the
-            classifier does, export a clip-length window (ESC-50's 5 s clips scored as the mean of
-            0.975 s / 1 s windows lost 6-8 points of 5-fold CV accuracy against the classifier; with one
-            5 s window the float32 file matched it, and int8 with it: BENCHMARKS.md "int8 variants").
+        window_samples: samples per window at the backbone's rate. Default: the frames of the
+            classifier's median training clip (recorded by ``fit``; clamped to 10 s), so that the file
+            scores a clip as the classifier does; the backbone's window (``contract.window_samples``:
+            YAMNet 0.975 s, EfficientAT 1 s) for models without that record
+            (:mod:`tfaudio.export.window`). YAMNet: at least 15600 (one 0.96 s patch + the STFT
+            window), 15600 + k * 7680 gives k + 1 whole patches; Wav2Vec2: at least 400 (one 25 ms
+            frame). Short windows suit streaming, but a head trained on 5 s clips and asked about
+            0.975 s / 1 s windows lost 6-8 points of 5-fold CV accuracy on ESC-50 (BENCHMARKS.md
+            "int8 variants: 5-fold CV")).
         whole_clip: a dynamic input length instead of a fixed window.
         representative_data: for ``int8`` / ``int8_full``: float32 waveforms at 16 kHz, audio file paths or a
             :class:`~tfaudio.data.manifest.Manifest`; cut into windows (at most 300 are used).
