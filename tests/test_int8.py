@@ -16,9 +16,10 @@ from tfaudio.export import int8
 
 
 # ---- the search (no TFLite model needed) -----------------------------------------------------------
-def _fake_search(monkeypatch, needed_tail: int, needed_head: int = 0, ops: int = 20):
+def _fake_search(monkeypatch, needed_tail: int, needed_head: int = 0, ops: int = 20, quiet_tail: int = 0):
     """Patches the quantizer and the measure: a model 'agrees' when at least ``needed_head`` leading and
-    ``needed_tail`` trailing ops stay float; records which windows each measure saw."""
+    ``needed_tail`` trailing ops stay float, and keeps the float scores (a score change under the
+    target) once ``quiet_tail`` trailing ops are float too; records which windows each measure saw."""
     from tensorflow.lite.python import convert
 
     names = [[f"op{i}"] for i in range(ops)]
@@ -27,14 +28,15 @@ def _fake_search(monkeypatch, needed_tail: int, needed_head: int = 0, ops: int =
     monkeypatch.setattr(convert, "mlir_quantize", lambda model, denylisted_nodes=(), **kw: tuple(denylisted_nodes))
     seen = []
 
-    def agreement(model, windows, reference):
+    def measure(model, windows, reference):
         seen.append([float(w[0, 0]) for w in windows])
         floats = set(model) - {"front"}
         head = next((i for i in range(ops) if f"op{i}" not in floats), ops)
         tail = next((i for i in range(ops) if f"op{ops - 1 - i}" not in floats), ops)
-        return 1.0 if head >= needed_head and tail >= needed_tail else 0.5
+        return {"top1": 1.0 if head >= needed_head and tail >= needed_tail else 0.5,
+                "score_error": 0.01 if tail >= quiet_tail else 0.2}
 
-    monkeypatch.setattr(int8, "agreement", agreement)
+    monkeypatch.setattr(int8, "measure", measure)
     windows = [np.full([1, 4], float(i), np.float32) for i in range(40)]
     return windows, seen
 
@@ -63,6 +65,18 @@ def test_search_tries_a_float_start_and_falls_back_to_the_best(monkeypatch):
     windows, _ = _fake_search(monkeypatch, needed_tail=99)
     _, record, _ = int8.quantize_int8(b"", "int8", windows, lambda w: {"scores": w}, ["front"])
     assert record["chosen_on"]["top1"] == 0.5 and len(record["chosen_on"]["tried"]) > 10
+
+
+def test_search_also_needs_the_scores_kept(monkeypatch):
+    """A design that picks the float top class on every choice window but moves the scores more than
+    SCORE_ERROR_TARGET is passed over (the training clips' confident answers hide int8 error)."""
+    windows, _ = _fake_search(monkeypatch, needed_tail=2, quiet_tail=6)
+    _, record, floats = int8.quantize_int8(b"", "int8", windows, lambda w: {"scores": w}, ["front"])
+    tried = record["chosen_on"]["tried"]
+    assert tried[0]["top1"] < 1.0 and any(t["top1"] == 1.0 and t["score_error"] > int8.SCORE_ERROR_TARGET
+                                           for t in tried)
+    assert record["float_tail_ops"] == 6 and floats == [f"op{i}" for i in range(14, 20)]
+    assert record["score_error"] <= int8.SCORE_ERROR_TARGET == record["score_error_target"]
 
 
 # ---- real YAMNet, the default recipe ----------------------------------------------------------------
