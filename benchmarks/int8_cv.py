@@ -175,8 +175,10 @@ def cv_section(specs: list[str], window_seconds: float | None = None) -> None:
         for v in ("int8", "int8_full"):
             designs = [r.get(f"{v}_design", {}) for r in folds]
             key = "float_tail_ops" if v == "int8" else "range_quantile"
+            errors = [round(d["score_error"], 3) for d in designs if "score_error" in d]
             notes.append(f"- {name} {v}: {key} per fold {[d.get(key) for d in designs]}"
-                         + (f", float ops at the start {[d.get('float_head_ops') for d in designs]}" if v == "int8" else ""))
+                         + (f", float ops at the start {[d.get('float_head_ops') for d in designs]}" if v == "int8" else "")
+                         + (f"; recorded mean largest score change per fold {errors}" if errors else ""))
     body = "\n".join([
         "5-fold CV of each exported variant on esc50-subset (11 classes, 440 clips): per fold, the default "
         "recipe's head trained on the other four folds (float32 embeddings), exported, the int8 variants "
