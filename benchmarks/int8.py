@@ -42,11 +42,14 @@ def main() -> None:
     parser.add_argument("--window-seconds", type=float, default=None,
                         help="with --cv: export with windows of this length (default: the export's default, the "
                              "median training clip's frames; 0: the backbone's own window)")
+    parser.add_argument("--variants", nargs="+", default=None,
+                        help="with --cv: the variants to run (default: float32 float16 int8 int8_full); float32 is "
+                             "always run (the reference)")
     args = parser.parse_args()
     if args.cv:
         from int8_cv import cv_section
 
-        return cv_section(args.backbones, args.window_seconds)
+        return cv_section(args.backbones, args.window_seconds, args.variants)
 
     import tensorflow as tf
 

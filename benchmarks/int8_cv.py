@@ -55,7 +55,8 @@ def mediapipe_scores(model: bytes, clips: list[np.ndarray], rate: int, classes: 
     return np.stack(rows)
 
 
-def run_backbone(spec: str, manifest, cache_root: str, window_seconds: float | None = None) -> dict:
+def run_backbone(spec: str, manifest, cache_root: str, window_seconds: float | None = None,
+                 variants: tuple[str, ...] = VARIANTS) -> dict:
     from tfaudio.backbones.registry import get_backbone
     from tfaudio.data.audio_converter import AudioConverter
     from tfaudio.data.embedding_cache import EmbeddingCache
@@ -95,9 +96,11 @@ def run_backbone(spec: str, manifest, cache_root: str, window_seconds: float | N
             owner += [k] * len(ws)
         owner = np.asarray(owner)
         scores, clip, records = {}, {}, {}
-        for variant in VARIANTS:
+        for variant in variants:
+            began = time.perf_counter()
             model = tflite_model(clf, quantization=variant, window_samples=size,
                                  representative_data=calibration if "int8" in variant else None)
+            res[f"{variant}_export_s"] = time.perf_counter() - began
             info = json.loads(zipfile.ZipFile(io.BytesIO(model)).read("tfaudio.json"))
             records[variant] = info.get("int8_agreement")
             scores[variant] = _run(model, windows)
@@ -108,7 +111,7 @@ def run_backbone(spec: str, manifest, cache_root: str, window_seconds: float | N
                 if mp is not None:
                     res[f"mediapipe_{variant}"] = float(np.mean(mp.argmax(1) == targets))
                     res[f"mediapipe_{variant}_top1"] = mp.argmax(1).tolist()
-        for variant in VARIANTS:
+        for variant in variants:
             res[f"{variant}_window_agreement"] = float(np.mean(scores[variant].argmax(1) == scores["float32"].argmax(1)))
             res[f"{variant}_clip_agreement"] = float(np.mean(clip[variant].argmax(1) == clip["float32"].argmax(1)))
             res[f"{variant}_clip_top1"] = clip[variant].argmax(1).tolist()
@@ -127,7 +130,7 @@ def _mean_std(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
 
-def cv_section(specs: list[str], window_seconds: float | None = None) -> None:
+def cv_section(specs: list[str], window_seconds: float | None = None, variants: list[str] | None = None) -> None:
     import tensorflow as tf
 
     from tfaudio.data.manifest import Manifest
@@ -137,9 +140,10 @@ def cv_section(specs: list[str], window_seconds: float | None = None) -> None:
     load = os.getloadavg()
     started = time.perf_counter()
     results = {}
+    chosen = tuple(v for v in VARIANTS if v == "float32" or v in (variants or VARIANTS))
     with tempfile.TemporaryDirectory() as cache_root:
         for spec in specs:
-            results[spec] = run_backbone(spec, manifest, cache_root, window_seconds)
+            results[spec] = run_backbone(spec, manifest, cache_root, window_seconds, chosen)
     minutes = (time.perf_counter() - started) / 60
     end_load = os.getloadavg()
     backend = interpreter_backend()
@@ -159,7 +163,7 @@ def cv_section(specs: list[str], window_seconds: float | None = None) -> None:
         keras = [r["keras"] for r in folds]
         rows.append(f"| {name} | float Keras | {_mean_std(keras)} | | | | | | |")
         float_mean = np.mean([r["float32"] for r in folds])
-        for v in VARIANTS:
+        for v in chosen:
             acc = [r[v] for r in folds]
             diff = 100 * (np.mean(acc) - float_mean)
             mp = [r[f"mediapipe_{v}"] for r in folds if f"mediapipe_{v}" in r]
@@ -172,7 +176,7 @@ def cv_section(specs: list[str], window_seconds: float | None = None) -> None:
                         f"{_mean_std(mp) if len(mp) == len(folds) else 'n/a'} | {win:.3f} | {clip_agree:.3f} | "
                         f"{'n/a' if mp_agree is None else f'{mp_agree:.3f}'} | "
                         f"{f'{np.mean(recorded):.3f}' if recorded else ''} |")
-        for v in ("int8", "int8_full"):
+        for v in [v for v in ("int8", "int8_full") if v in chosen]:
             designs = [r.get(f"{v}_design", {}) for r in folds]
             key = "float_tail_ops" if v == "int8" else "range_quantile"
             errors = [round(d["score_error"], 3) for d in designs if "score_error" in d]
@@ -199,7 +203,8 @@ def cv_section(specs: list[str], window_seconds: float | None = None) -> None:
         f"One run, {machine()}, TensorFlow {tf.__version__}, {minutes:.0f} min; the 2 cores were shared with other "
         f"developers' jobs (load average {load[0]:.1f} at the start, {end_load[0]:.1f} at the end). "
         f"Re-run: `{'.venv-latest/bin/' if runtime else ''}python benchmarks/int8.py --cv"
-        f"{'' if window_seconds is None else f' --window-seconds {window_seconds:g}'}`.",
+        f"{'' if window_seconds is None else f' --window-seconds {window_seconds:g}'}"
+        f"{'' if chosen == VARIANTS else ' --variants ' + ' '.join(chosen)}`.",
         "",
         "| backbone | variant | accuracy | vs float32 (points) | MediaPipe accuracy | window agreement | "
         "clip agreement | MediaPipe clip agreement | recorded |",

@@ -110,23 +110,25 @@ def unseen_windows(trained):
     return [w for path in trained[1].test.paths for w in _windows(convert(path, 16000), WINDOW)]
 
 
-_MODELS: dict[str, tuple[bytes, list[str]]] = {}
+_MODELS: dict[tuple[str, int | None], tuple[bytes, list[str]]] = {}
 
 
-def _export(trained, variant: str, caplog) -> tuple[bytes, list[str]]:
-    """The variant's bytes and the warnings its export gave (exported once per module)."""
+def _export(trained, variant: str, caplog, window: int | None = WINDOW, clips: int = 24) -> tuple[bytes, list[str]]:
+    """The variant's bytes and the warnings its export gave (exported once per module), calibrated on
+    ``clips`` training clips; ``window``: the streaming window, or None for the export's default (the
+    training clips' 5.295 s)."""
     from tfaudio.export.tflite import tflite_model
 
-    if variant not in _MODELS:
+    if (variant, window) not in _MODELS:
         clf, split = trained
         calibration = list(split.train.paths)
         random.Random(0).shuffle(calibration)
         caplog.clear()
         with caplog.at_level("WARNING", logger="tfaudio"):
-            model = tflite_model(clf, quantization=variant,
-                                 representative_data=calibration[:24] if "int8" in variant else None)
-        _MODELS[variant] = model, [r.getMessage() for r in caplog.records]
-    return _MODELS[variant]
+            model = tflite_model(clf, quantization=variant, window_samples=window,
+                                 representative_data=calibration[:clips] if "int8" in variant else None)
+        _MODELS[variant, window] = model, [r.getMessage() for r in caplog.records]
+    return _MODELS[variant, window]
 
 
 @pytest.mark.slow
@@ -154,6 +156,37 @@ def test_recorded_agreement_holds_on_unseen_windows(variant, trained, unseen_win
         assert record["quantized_ops"] > 0
     else:
         assert inp["dtype"] == np.int8 and out["dtype"] == np.int8  # full integer, for accelerators
+
+
+@pytest.mark.slow
+def test_default_window_int8_records_what_unseen_clips_show(trained, caplog):
+    """At the export's default window (one 5.295 s window per 5 s clip), int8's recorded agreement and
+    score change, measured on half of the training clips, hold on the unseen clips of fold 5."""
+    from tfaudio.data.audio_converter import AudioConverter
+    from tfaudio.export.int8 import SCORE_ERROR_TARGET, measure
+    from tfaudio.export.tflite import _windows
+
+    clf, split = trained
+    model, warnings = _export(trained, "int8", caplog, window=None, clips=len(split.train))
+    float32, _ = _export(trained, "float32", caplog, window=None)
+    info = json.loads(zipfile.ZipFile(io.BytesIO(model)).read("tfaudio.json"))
+    window = info["window_samples"]
+    assert window == 15600 + 9 * 7680 and info["window_from"] == "training_clips"  # 10 patches
+    convert = AudioConverter(16000)
+    unseen = [w for path in split.test.paths for w in _windows(convert(path, 16000), window)]
+    assert len(unseen) == len(split.test)  # one window per clip
+    from tfaudio.export.int8 import _run
+
+    got = measure(model, unseen, _run(float32, unseen))
+    record = info["int8_agreement"]
+    print(f"int8 at {window} samples: recorded {record['top1']:.3f} / {record['score_error']:.4f} on "
+          f"{record['windows']} windows, unseen {got}, design {record.get('float_head_ops')} + "
+          f"{record.get('float_tail_ops')} float ops")
+    assert record["windows"] == len(split.train) // 2
+    assert abs(record["top1"] - got["top1"]) <= 0.1 and got["top1"] >= 0.9, (record, got)
+    assert record["chosen_on"]["score_error"] <= SCORE_ERROR_TARGET  # the search found a design that keeps scores
+    assert record["score_error"] <= 2 * SCORE_ERROR_TARGET and not warnings, (record, warnings)
+    assert got["score_error"] <= 2 * max(record["score_error"], SCORE_ERROR_TARGET), (record, got)
 
 
 @pytest.mark.slow
