@@ -66,14 +66,7 @@ def main() -> None:
     rows, results = [], {}
     for spec in args.backbones:
         clf = AudioClassifier(spec, labels=manifest.labels).fit(train)
-        rate, size = clf.backbone.sample_rate, clf.backbone.contract.window_samples
-        convert = AudioConverter(rate)
-        windows, owner = [], []
-        for k, path in enumerate(test.paths):
-            ws = list(_windows(convert(path, rate), size))
-            windows += ws
-            owner += [k] * len(ws)
-        owner = np.array(owner)
+        rate = clf.backbone.sample_rate
         calibration = list(train.paths)
         random.Random(0).shuffle(calibration)
         models, export_s, records = {}, {}, {}
@@ -85,6 +78,14 @@ def main() -> None:
             info = json.loads(zipfile.ZipFile(io.BytesIO(models[variant])).read("tfaudio.json"))
             records[variant] = info.get("int8_agreement")
             print(f"{spec} {variant}: exported in {export_s[variant]:.0f} s", flush=True)
+        size = json.loads(zipfile.ZipFile(io.BytesIO(models["float32"])).read("tfaudio.json"))["window_samples"]
+        convert = AudioConverter(rate)
+        windows, owner = [], []
+        for k, path in enumerate(test.paths):  # cut as the files cut them: the export's default window
+            ws = list(_windows(convert(path, rate), size))
+            windows += ws
+            owner += [k] * len(ws)
+        owner = np.array(owner)
         scores = {v: _run(m, windows) for v, m in models.items()}
         clip = {v: np.stack([s[owner == k].mean(0) for k in range(len(test))]) for v, s in scores.items()}
         ref_w, ref_c = scores["float32"].argmax(1), clip["float32"].argmax(1)
@@ -139,7 +140,8 @@ def main() -> None:
         "Default-recipe heads (11 classes) trained on esc50-subset folds 1-4, exported and calibrated on the "
         "training clips; figures on the clips of fold 5 (unseen by training, calibration and the choice of "
         "the int8 design, which was made on fold 4 with folds 1-3 training). Agreement is top-1 agreement "
-        "with the float32 file: per 0.975 s (YAMNet) / 1 s (mn04) window, and per clip (mean of the clip's "
+        "with the float32 file: per window (the export's default: the median training clip's frames) and "
+        "per clip (mean of the clip's "
         "windows). \"recorded\" is the export's own `int8_agreement` (on the half of the calibration windows "
         f"that did not choose the design). Latency: {backend} {version(backend)}, 1 thread, median per "
         f"window, variants in turn over {args.rounds} rounds. One run, {machine()}, TensorFlow "
