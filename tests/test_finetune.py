@@ -144,9 +144,18 @@ def test_finetuning_trains_the_backbone_and_saves_an_ordinary_model(tmp_path, da
     assert any(not np.allclose(a, b) for a, b in zip(before, weights(backbone)))  # the backbone trained
     assert clf.head.pooling == "embedding_mean" and clf.fine_tuned_["recipe"]["name"] == "finetune"
 
+    # the windows it trained on (1 s clips, uncropped) make the TFLite export's default window
+    from tfaudio.export.window import default_window, window_for_frames
+
+    c = backbone.contract
+    frames = 1 + int(np.ceil((RATE - c.frame_samples) / c.hop_samples))
+    assert clf.train_clips_ == {"clips": 12, "median_frames": frames,
+                                "median_seconds": pytest.approx(c.min_seconds + (frames - 1) * c.hop_seconds)}
+    assert default_window(clf, c) == (window_for_frames(c, frames), "training_clips")
+
     clf.save(tmp_path / "model")
     cfg = json.loads((tmp_path / "model" / "tfaudio.json").read_text())
-    assert cfg["fine_tuned"]["weights"] == "backbone_weights.npz"
+    assert cfg["fine_tuned"]["weights"] == "backbone_weights.npz" and cfg["train_clips"] == clf.train_clips_
     loaded = AudioClassifier.load(tmp_path / "model")  # a fresh pretrained "tiny", then the fine-tuned weights
     waves, targets, _ = cache.load(m.filter_folds([3]), extract=False)
     assert np.allclose(loaded.scorer.scores(waves), clf.scorer.scores(waves), atol=1e-6)
@@ -370,7 +379,11 @@ def test_finetune_command_with_efficientat_predicts_and_exports_alike(tmp_path, 
     keras_scores = model.scorer.scores(waves)
     export = load_model(tmp_path / "export", input_rate=32000)
     assert np.allclose(export.scorer.scores(waves), keras_scores, **same_computation(keras_scores))
-    windows = np.stack([w[:32000] for w in waves])  # the TFLite model's fixed 1 s window
+    from tfaudio.export.window import default_window
+
+    size, source = default_window(model.model, model.model.backbone.contract)  # the windows it trained on
+    assert source == "training_clips" and size >= 32000
+    windows = np.stack([np.pad(w[:size], (0, max(size - len(w), 0))) for w in waves])  # the file's fixed window
     tflite = tflite_window_scores(tmp_path / "export" / "model_float32.tflite", windows)
     expected = model.scorer.scores(list(windows))
     assert np.allclose(tflite, expected, atol=1e-4)

@@ -56,7 +56,7 @@ from tfaudio.errors import ManifestError, TfaudioError
 from tfaudio.heads.classification_head import build_head
 from tfaudio.io.atomic import atomic_write_text
 from tfaudio.signal import augment
-from tfaudio.tasks.audio_classifier import AudioClassifier
+from tfaudio.tasks.audio_classifier import AudioClassifier, _training_clips
 from tfaudio.tasks.metrics import classification_report
 from tfaudio.tasks.precision import DynamicLossScale, precision_choice, training_rewrite
 from tfaudio.tasks.recipe import FineTuneConfig, Recipe, get_recipe
@@ -443,6 +443,7 @@ class FineTuneRun:
         self._check_counts(targets)
         self._start_fingerprint = self.backbone.fingerprint
         plan = self.plan = self._plan(train, durations, targets)
+        self._durations = np.asarray(durations, np.float64)
         self._clips = self.cache.dataset(train)  # checked once; each epoch shuffles it anew
         if self.head_config.standardize:  # (a resumed run gets the head's statistics from its checkpoint)
             self._build_head(self._frame_statistics(plan))
@@ -557,6 +558,12 @@ class FineTuneRun:
         clf.head_model_ = self.head
         clf.history_ = dict(self.history)
         clf.train_config_ = self.train_config
+        if self.plan is not None and getattr(self, "_durations", None) is not None:
+            # the windows it trained on (clips cropped to the plan's window): the TFLite export's default
+            c = self.backbone.contract
+            samples = np.minimum(np.round(self._durations * self.backbone.sample_rate), self.plan.crop_samples)
+            frames = 1 + np.ceil(np.maximum(samples - c.frame_samples, 0) / c.hop_samples)
+            clf.train_clips_ = _training_clips(frames.astype(int).tolist(), c)
         clf.fine_tuned_ = {"recipe": self.recipe.to_dict(), "precision": self.precision,
                            "crop_seconds": (self.plan.crop_samples / self.backbone.sample_rate) if self.plan else None,
                            "frozen_blocks": self.plan.frozen if self.plan else None}
