@@ -238,6 +238,95 @@ def precision(args) -> None:
     write_section("Fine-tuning: bfloat16", "\n".join(body))
 
 
+def _random_transformers(kind: str, folder: pathlib.Path) -> pathlib.Path:
+    """A base-sized Wav2Vec2 or Whisper encoder with random weights (no real weights here: timing only)."""
+    import tensorflow as tf
+    import transformers
+
+    tf.keras.utils.set_random_seed(0)
+    if kind == "wav2vec2-base":
+        model = transformers.TFWav2Vec2Model(transformers.Wav2Vec2Config())  # 12 layers of 768: wav2vec2-base
+        fe = transformers.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False)
+    else:  # whisper-base's encoder: 6 layers of 512, 80 mel bins
+        model = transformers.TFWhisperModel(transformers.WhisperConfig(
+            d_model=512, encoder_layers=6, encoder_attention_heads=8, encoder_ffn_dim=2048, decoder_layers=1,
+            decoder_attention_heads=8, decoder_ffn_dim=2048, num_mel_bins=80))
+        fe = transformers.WhisperFeatureExtractor(feature_size=80)
+    model.build_in_name_scope()
+    model.save_pretrained(folder)
+    fe.save_pretrained(folder)
+    return folder
+
+
+def speed_one(spec: str, set_name: str, epochs: int, out: pathlib.Path) -> None:
+    """In this process: ``epochs`` epochs of the shipped recipe on folds 1-3 of ``set_name``; JSON to ``out``."""
+    import tempfile
+
+    from tfaudio.backbones.registry import get_backbone
+    from tfaudio.data.waveform_cache import WaveformCache
+    from tfaudio.tasks.finetune import FineTuneRun
+    from tfaudio.tasks.recipe import get_recipe
+
+    m = datasets([set_name])[set_name].filter_folds([1, 2, 3])
+    if spec in ("wav2vec2-base", "whisper-base"):
+        folder = _random_transformers(spec, pathlib.Path(tempfile.mkdtemp()) / spec)
+        backbone = get_backbone(f"{spec.split('-')[0]}:{folder}")
+    else:
+        backbone = get_backbone(spec)
+    params = int(sum(np.prod(v.shape) for v in backbone.variables))
+    cache = WaveformCache(backbone.sample_rate, CACHE)
+    cache.extract(m, progress=False)
+    run = FineTuneRun(backbone, m.labels, get_recipe("finetune").replace(train={"epochs": epochs}), cache=cache)
+    t = time.perf_counter()
+    run.fit(m, progress=False)
+    total = time.perf_counter() - t
+    out.write_text(json.dumps({
+        "backbone": spec, "set": set_name, "clips": len(m), "params": params, "epochs": epochs,
+        "window_s": run.plan.crop_samples / backbone.sample_rate, "blocks": len(run.plan.blocks),
+        "frozen": run.plan.frozen, "epoch_seconds": run.epoch_seconds, "total": total,
+        "peak_rss_mb": peak_rss_mb(), "load": load_avg()}))
+
+
+SPEED_RESULTS = RESULTS.parent / "finetune-speed.json"
+
+
+def speed(args) -> None:
+    """Seconds per epoch and peak memory of every backbone's fine-tuning (fresh process each; rows kept per
+    backbone in benchmarks/results/finetune-speed.json). Section "Fine-tuning: seconds per epoch"."""
+    results = json.loads(SPEED_RESULTS.read_text()) if SPEED_RESULTS.exists() else {}
+    for spec in args.backbones.split(","):
+        out = RESULTS.parent / f".speed-{os.getpid()}.json"
+        set_name = args.sets.split(",")[0]
+        start, started = load_avg(), datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+        cmd = [sys.executable, __file__, "--speed-one", spec, set_name, str(out), "--epochs", str(args.epochs)]
+        print(" ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True, cwd=ROOT)
+        row = json.loads(out.read_text())
+        out.unlink()
+        row.update(load_start=start, started=started)
+        results[spec] = row
+        SPEED_RESULTS.write_text(json.dumps(results, indent=1))
+        print(row, flush=True)
+    body = ["The shipped recipe `finetune` on speech-commands-mini folds 1-3 (287 clips of 1 s, batches of 16), a "
+            "few epochs per backbone, each backbone in a fresh process (its peak RSS is its own; the waveform cache "
+            "was filled before). \"first\": the first epoch (it traces the training step; the head-only epoch); "
+            "\"then\": the mean of the later ones. wav2vec2-base and whisper-base are those architectures with "
+            "random weights (no real weights here): their times are real, their accuracy meaningless. Whisper's "
+            "encoder takes 30 s of audio (3000 mel frames) whatever the clip's length, so a 1 s clip costs what "
+            f"30 s cost. {machine()}; the 2 cores were shared with other developers' jobs (load at the start and "
+            "end of each row), so the times are indicative. Re-run: `python benchmarks/finetune.py --speed "
+            "[--backbones ...] [--epochs N]`.", "",
+            "| backbone | parameters | window | blocks (frozen) | epochs | first epoch | then, s / epoch | peak RSS | when |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for r in results.values():
+        later = f"{np.mean(r['epoch_seconds'][1:]):.1f} s" if len(r["epoch_seconds"]) > 1 else "n/a"
+        body.append(f"| {r['backbone']} | {r['params'] / 1e6:.1f} M | {r['window_s']:g} s | {r['blocks']} "
+                    f"({r['frozen']}) | {r['epochs']} | {r['epoch_seconds'][0]:.1f} s | {later} | "
+                    f"{r['peak_rss_mb']:.0f} MB | {r['started']}, {r['load_start']} → {r['load']} |")
+    print("\n".join(body))
+    write_section("Fine-tuning: seconds per epoch", "\n".join(body))
+
+
 def report(results: dict) -> None:
     body = ["`tfaudio cv --finetune` (recipe `finetune` as shipped: "
             "20 epochs, batches of 16, AdamW (weight decay 1e-4), peak lr 3e-3 for the head and the top block, "
@@ -273,7 +362,16 @@ def main() -> None:
     ap.add_argument("--candidates", default="", help="--choose: only candidates whose names contain one of these (;-separated)")
     ap.add_argument("--scratch", default="/tmp/tfaudio-finetune-bench", help="where --esc50-sized writes its clips")
     ap.add_argument("--shared", action="store_true", help="say in the section that the machine was shared")
+    ap.add_argument("--speed", action="store_true", help="seconds per epoch and peak memory per backbone")
+    ap.add_argument("--speed-one", nargs=3, metavar=("BACKBONE", "SET", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--epochs", type=int, default=3, help="--speed: epochs per backbone")
     args = ap.parse_args()
+    if args.speed_one:
+        speed_one(*args.speed_one[:2], args.epochs, pathlib.Path(args.speed_one[2]))
+        return
+    if args.speed:
+        speed(args)
+        return
     if args.one:
         one(args.one[0], args.one[1], args.folds or None, pathlib.Path(args.one[2]))
         return

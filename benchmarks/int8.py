@@ -9,8 +9,9 @@ recorded ``int8_agreement``, file size, and latency per window (the TFLite inter
 1 thread, median, the variants taking turns in rounds so that a busy machine slows them alike).
 
 Run: .venv/bin/python benchmarks/int8.py   (writes the "int8 variants" section of BENCHMARKS.md)
-     .venv/bin/python benchmarks/int8.py --cv   (the 5-fold CV of each variant: "int8 variants: 5-fold CV")
-     .venv/bin/python benchmarks/int8.py --cv --window-seconds 5   (the same with one window per 5 s clip)
+     .venv/bin/python benchmarks/int8.py --cv   (the 5-fold CV of each variant at the export's default window:
+                                                 "int8 variants: 5-fold CV"; LiteRT on the latest lane: its own section)
+     .venv/bin/python benchmarks/int8.py --cv --window-seconds 0   (the same with the backbones' own windows)
 """
 from __future__ import annotations
 
@@ -39,12 +40,16 @@ def main() -> None:
                         help="instead: 5-fold CV clip accuracy of each variant (float Keras, float32, float16, int8, "
                              "int8_full; tflite-runtime / LiteRT and MediaPipe); writes its own section")
     parser.add_argument("--window-seconds", type=float, default=None,
-                        help="with --cv: export with windows of this length (default: the backbone's own window)")
+                        help="with --cv: export with windows of this length (default: the export's default, the "
+                             "median training clip's frames; 0: the backbone's own window)")
+    parser.add_argument("--variants", nargs="+", default=None,
+                        help="with --cv: the variants to run (default: float32 float16 int8 int8_full); float32 is "
+                             "always run (the reference)")
     args = parser.parse_args()
     if args.cv:
         from int8_cv import cv_section
 
-        return cv_section(args.backbones, args.window_seconds)
+        return cv_section(args.backbones, args.window_seconds, args.variants)
 
     import tensorflow as tf
 
@@ -61,14 +66,7 @@ def main() -> None:
     rows, results = [], {}
     for spec in args.backbones:
         clf = AudioClassifier(spec, labels=manifest.labels).fit(train)
-        rate, size = clf.backbone.sample_rate, clf.backbone.contract.window_samples
-        convert = AudioConverter(rate)
-        windows, owner = [], []
-        for k, path in enumerate(test.paths):
-            ws = list(_windows(convert(path, rate), size))
-            windows += ws
-            owner += [k] * len(ws)
-        owner = np.array(owner)
+        rate = clf.backbone.sample_rate
         calibration = list(train.paths)
         random.Random(0).shuffle(calibration)
         models, export_s, records = {}, {}, {}
@@ -80,6 +78,14 @@ def main() -> None:
             info = json.loads(zipfile.ZipFile(io.BytesIO(models[variant])).read("tfaudio.json"))
             records[variant] = info.get("int8_agreement")
             print(f"{spec} {variant}: exported in {export_s[variant]:.0f} s", flush=True)
+        size = json.loads(zipfile.ZipFile(io.BytesIO(models["float32"])).read("tfaudio.json"))["window_samples"]
+        convert = AudioConverter(rate)
+        windows, owner = [], []
+        for k, path in enumerate(test.paths):  # cut as the files cut them: the export's default window
+            ws = list(_windows(convert(path, rate), size))
+            windows += ws
+            owner += [k] * len(ws)
+        owner = np.array(owner)
         scores = {v: _run(m, windows) for v, m in models.items()}
         clip = {v: np.stack([s[owner == k].mean(0) for k in range(len(test))]) for v, s in scores.items()}
         ref_w, ref_c = scores["float32"].argmax(1), clip["float32"].argmax(1)
@@ -134,7 +140,8 @@ def main() -> None:
         "Default-recipe heads (11 classes) trained on esc50-subset folds 1-4, exported and calibrated on the "
         "training clips; figures on the clips of fold 5 (unseen by training, calibration and the choice of "
         "the int8 design, which was made on fold 4 with folds 1-3 training). Agreement is top-1 agreement "
-        "with the float32 file: per 0.975 s (YAMNet) / 1 s (mn04) window, and per clip (mean of the clip's "
+        "with the float32 file: per window (the export's default: the median training clip's frames) and "
+        "per clip (mean of the clip's "
         "windows). \"recorded\" is the export's own `int8_agreement` (on the half of the calibration windows "
         f"that did not choose the design). Latency: {backend} {version(backend)}, 1 thread, median per "
         f"window, variants in turn over {args.rounds} rounds. One run, {machine()}, TensorFlow "

@@ -42,6 +42,20 @@ def test_heads_shapes_and_options():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("pooling", ["stats", "embedding_mean"])
+def test_pooled_embedding_heads_score_each_frame_as_a_one_frame_clip(pooling):
+    import tensorflow as tf
+
+    head = build_head(8, 3, HeadConfig(hidden_units=(6,), pooling=pooling))
+    frames = tf.random.stateless_normal([2, 5, 8], [0, 1])
+    out = head({"frames": frames, "weights": tf.ones([2, 5])})
+    assert out["clip"].shape == (2, 3) and out["frames"].shape == (2, 5, 3)
+    for f in (0, 3):  # frame f alone, as a clip
+        alone = head({"frames": frames[:, f : f + 1], "weights": tf.ones([2, 1])})["clip"]
+        assert np.allclose(out["frames"][:, f], alone, atol=1e-6)
+    assert not np.allclose(out["frames"][:, 0], out["clip"])  # a clip is more than its first frame
+
+
 def test_fit_evaluate_predict(trained):
     clf, test = trained
     rep = clf.evaluate(test)

@@ -219,7 +219,7 @@ def exported(trained, data, tmp_path_factory):
     csv, _ = data
     out = tmp_path_factory.mktemp("export") / "dog_rooster"
     printed = _run(["export", str(trained[0]), "-o", str(out), "--tflite", "float16", "int8", "--representative",
-                    str(csv)])
+                    str(csv), "--window-seconds", "1"])  # the 1 s streaming window (default: the training clips')
     assert printed.count("wrote ") == 3
     return out
 

@@ -106,7 +106,8 @@ def cli_export(clf, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cli")
     clf.save(tmp / "model")
     out = tmp / "export"
-    args = ["export", str(tmp / "model"), "--output", str(out), "--tflite", "dynamic", "--audioset"]
+    args = ["export", str(tmp / "model"), "--output", str(out), "--tflite", "dynamic", "--audioset",
+            "--window-seconds", "0.975"]  # the streaming window these tests use (WINDOW samples)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         assert main(args) == 0
@@ -125,7 +126,8 @@ def tflite(clf, split, exports, cli_export):
             whole = variant == "whole_clip"
             quantization = "float32" if whole else variant
             made[variant] = export_tflite(clf, exports / f"model_{variant}.tflite", quantization=quantization,
-                                          whole_clip=whole, representative_data=split.train)
+                                          whole_clip=whole, representative_data=split.train,
+                                          window_samples=None if whole else WINDOW)
         return made[variant]
 
     return get

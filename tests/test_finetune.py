@@ -144,14 +144,32 @@ def test_finetuning_trains_the_backbone_and_saves_an_ordinary_model(tmp_path, da
     assert any(not np.allclose(a, b) for a, b in zip(before, weights(backbone)))  # the backbone trained
     assert clf.head.pooling == "embedding_mean" and clf.fine_tuned_["recipe"]["name"] == "finetune"
 
+    # the windows it trained on (1 s clips, uncropped) make the TFLite export's default window
+    from tfaudio.export.window import default_window, window_for_frames
+
+    c = backbone.contract
+    frames = 1 + int(np.ceil((RATE - c.frame_samples) / c.hop_samples))
+    assert clf.train_clips_ == {"clips": 12, "median_frames": frames,
+                                "median_seconds": pytest.approx(c.min_seconds + (frames - 1) * c.hop_seconds)}
+    assert default_window(clf, c) == (window_for_frames(c, frames), "training_clips")
+
     clf.save(tmp_path / "model")
     cfg = json.loads((tmp_path / "model" / "tfaudio.json").read_text())
-    assert cfg["fine_tuned"]["weights"] == "backbone_weights.npz"
+    assert cfg["fine_tuned"]["weights"] == "backbone_weights.npz" and cfg["train_clips"] == clf.train_clips_
     loaded = AudioClassifier.load(tmp_path / "model")  # a fresh pretrained "tiny", then the fine-tuned weights
     waves, targets, _ = cache.load(m.filter_folds([3]), extract=False)
     assert np.allclose(loaded.scorer.scores(waves), clf.scorer.scores(waves), atol=1e-6)
     report = evaluate_waveforms(loaded, cache, m.filter_folds([3]))
     assert report["accuracy"] == pytest.approx(np.mean(clf.scorer.scores(waves).argmax(1) == targets))
+
+    # frame scores (each frame scored as a one-frame clip), so `tfaudio detect` takes the model too
+    frames = loaded.scorer.batch(waves[0][None], [len(waves[0])], frame_scores=True)["frame_scores"]
+    assert loaded.scorer.frame_scores and frames.shape[-1] == len(m.labels) and frames.shape[1] > 1
+    from tfaudio.cli import main
+
+    assert main(["detect", m.filter_folds([3]).paths[0], "--model", str(tmp_path / "model"),
+                 "-o", str(tmp_path / "events")]) == 0
+    assert (tmp_path / "events" / "events.csv").read_text().startswith("filename,onset,offset,event_label,score")
 
     from tfaudio.inference.model_info import model_info
 
@@ -266,7 +284,7 @@ def test_checkpoints_of_another_run_are_refused(tmp_path, data, tiny):
 
 
 _MIRRORED = """
-import sys, numpy as np, tensorflow as tf
+import os, sys, numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, {root!r})
@@ -281,17 +299,27 @@ registry.register_backbone(BackboneEntry(name="tiny", cls="tests.helpers:TinyCon
 m = tone_dataset({audio!r}, n_per_class=6, rate=RATE, seconds=1.0, folds=3)
 plain = recipe(gain_db=0.0, shift_seconds=0.0, freq_mask=0.0, time_mask=0.0, dropout=0.0).replace(train={{"mixup": 0.0}})
 out = {{}}
-for name, strategy in (("one", None), ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
-    run = FineTuneRun(TinyConvBackbone(RATE), m.labels, plain, cache=WaveformCache(RATE, {cache!r}), strategy=strategy)
+half = plain.replace(finetune={{"precision": "float16"}})
+os.environ["TFAUDIO_FLOAT16_EMULATE"] = "1"  # float16 on the CPU through TensorFlow's emulation
+for name, strategy, r in (("one", None, plain), ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), plain),
+                          ("two16", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), half)):
+    run = FineTuneRun(TinyConvBackbone(RATE), m.labels, r, cache=WaveformCache(RATE, {cache!r}), strategy=strategy)
     run.fit(m.filter_folds([1, 2]), progress=False)
     out[name] = [np.asarray(v.numpy()) for v in run.backbone.variables]
     out[name + "_replicas"] = run.strategy.num_replicas_in_sync
     out[name + "_loss"] = run.history["loss"]
+    out[name + "_accuracy"] = run.history["accuracy"]
+    out[name + "_scale"] = float(run.loss_scale.scale.numpy()) if run.loss_scale is not None else None
 assert out["one_replicas"] == 1 and out["two_replicas"] == 2, out
 start = [np.asarray(v.numpy()) for v in TinyConvBackbone(RATE).variables]
 assert any(not np.allclose(a, b) for a, b in zip(start, out["two"]))  # the mirrored run trained
 for a, b in zip(out["one"], out["two"]):
     assert np.allclose(a, b, atol=1e-4), np.abs(a - b).max()
+# float16 with loss scaling on two replicas: float16 gradients overflowed at the first scale (2 ** 15), so
+# those steps were skipped on both replicas and the scale lowered; the run trains all the same
+assert out["two16_scale"] < 2.0 ** 15, out["two16_scale"]
+assert all(np.isfinite(w).all() for w in out["two16"]) and out["two16_loss"][-1] < out["two16_loss"][0] / 2
+assert out["two16_accuracy"][-1] >= 0.9, out["two16_accuracy"]
 print("MIRRORED OK", out["one_loss"], out["two_loss"])
 """
 
@@ -351,7 +379,11 @@ def test_finetune_command_with_efficientat_predicts_and_exports_alike(tmp_path, 
     keras_scores = model.scorer.scores(waves)
     export = load_model(tmp_path / "export", input_rate=32000)
     assert np.allclose(export.scorer.scores(waves), keras_scores, **same_computation(keras_scores))
-    windows = np.stack([w[:32000] for w in waves])  # the TFLite model's fixed 1 s window
+    from tfaudio.export.window import default_window
+
+    size, source = default_window(model.model, model.model.backbone.contract)  # the windows it trained on
+    assert source == "training_clips" and size >= 32000
+    windows = np.stack([np.pad(w[:size], (0, max(size - len(w), 0))) for w in waves])  # the file's fixed window
     tflite = tflite_window_scores(tmp_path / "export" / "model_float32.tflite", windows)
     expected = model.scorer.scores(list(windows))
     assert np.allclose(tflite, expected, atol=1e-4)
@@ -440,14 +472,15 @@ def test_bad_files_stop_the_run_or_are_skipped_and_counted(tmp_path, data, tiny)
 @pytest.mark.slow
 def test_bfloat16_is_used_only_where_the_cpu_has_it(monkeypatch, data, tiny):
     from tfaudio.tasks import finetune as ft
+    from tfaudio.tasks import precision
 
-    monkeypatch.setattr(ft, "bfloat16_native", lambda: False)
+    monkeypatch.setattr(precision, "bfloat16_native", lambda: False)
     assert ft.precision_choice("bfloat16")[0] == "float32" and "no native bfloat16" in ft.precision_choice("bfloat16")[1]
     assert ft.precision_choice("auto")[0] == "float32" and ft.precision_choice("float32")[0] == "float32"
-    monkeypatch.setattr(ft, "bfloat16_native", lambda: True)
+    monkeypatch.setattr(precision, "bfloat16_native", lambda: True)
     assert ft.precision_choice("bfloat16")[0] == "bfloat16"
     monkeypatch.undo()
-    if not ft.bfloat16_native():
+    if not precision.bfloat16_native():
         return
     m, root = data  # this CPU computes bfloat16 natively: a run in it trains float32 weights
     bb = TinyConvBackbone(RATE)
@@ -455,6 +488,80 @@ def test_bfloat16_is_used_only_where_the_cpu_has_it(monkeypatch, data, tiny):
                    cache=WaveformCache(RATE, root / "cache"), progress=False)
     assert clf.fine_tuned_["precision"] == "bfloat16" and all(v.dtype == tf.float32 for v in bb.variables)
     assert np.isfinite(clf.history_["loss"]).all()
+
+
+@pytest.mark.slow
+def test_micro_batches_give_the_whole_batch_step_in_less_memory(monkeypatch, data, tiny):
+    m, root = data
+    plain = recipe(gain_db=0.0, shift_seconds=0.0, freq_mask=0.0, time_mask=0.0).replace(train={"mixup": 0.0,
+                                                                                                 "epochs": 2})
+    cache = WaveformCache(RATE, root / "cache")
+    runs = {}
+    for micro in (None, 1, 2):
+        run = FineTuneRun(TinyConvBackbone(RATE), m.labels, plain.replace(finetune={"micro_batch": micro}), cache=cache)
+        runs[micro] = run.fit(m.filter_folds([1, 2]), progress=False)
+    assert runs[None].plan.micro_batch == 4 and runs[2].plan.micro_batch == 2
+    for micro in (1, 2):  # gradients summed over the micro-batches: the same steps (frozen batch norm)
+        for a, b in zip(runs[None].backbone.variables, runs[micro].backbone.variables):
+            assert np.allclose(a.numpy(), b.numpy(), atol=1e-5), micro
+    assert np.allclose(runs[None].history["loss"], runs[1].history["loss"], atol=1e-5)
+    # unset, the micro-batch follows the backbone's memory estimate and the budget
+    monkeypatch.setattr(TinyConvBackbone, "finetune_clip_bytes", lambda self, n: 1e9, raising=False)
+    monkeypatch.setenv("TFAUDIO_FINETUNE_MEMORY_GB", "2.5")
+    auto = FineTuneRun(TinyConvBackbone(RATE), m.labels, plain.replace(train={"epochs": 1}), cache=cache)
+    assert auto.fit(m.filter_folds([1, 2]), progress=False).plan.micro_batch == 2
+    with pytest.raises(TfaudioError, match="micro_batch 3 does not divide the batch of 4.*--micro-batch 2"):
+        FineTuneRun(TinyConvBackbone(RATE), m.labels, plain.replace(finetune={"micro_batch": 3}),
+                    cache=cache).fit(m.filter_folds([1, 2]), progress=False)
+
+
+def test_transformer_memory_estimates_grow_with_the_window():
+    from tfaudio.backbones.backbone import transformer_clip_bytes
+
+    base_1s = transformer_clip_bytes(12, 49, 768, 3072, 12)  # Wav2Vec2-base, 1 s
+    assert 5e7 < base_1s < 2e8
+    assert transformer_clip_bytes(12, 499, 768, 3072, 12) > 10 * base_1s  # 10 s: attention grows with its square
+    assert transformer_clip_bytes(6, 1500, 512, 2048, 8) > 1e9  # Whisper-base's 30 s window
+
+
+def test_loss_scale_halves_on_overflow_and_grows_after_finite_steps():
+    from tfaudio.tasks.precision import DynamicLossScale
+
+    s = DynamicLossScale(initial_scale=8.0, growth_steps=3)
+    assert not bool(DynamicLossScale.all_finite([tf.constant([1.0, np.inf]), None]))
+    assert bool(DynamicLossScale.all_finite([tf.constant([1.0]), None]))
+    s.update(tf.constant(False))
+    assert float(s.scale) == 4.0 and int(s.good_steps) == 0
+    for _ in range(2):
+        s.update(tf.constant(True))
+    assert float(s.scale) == 4.0 and int(s.good_steps) == 2
+    s.update(tf.constant(True))  # the third finite step in a row
+    assert float(s.scale) == 8.0 and int(s.good_steps) == 0
+
+
+@pytest.mark.slow
+def test_float16_trains_with_loss_scaling_where_a_gpu_has_it(monkeypatch, data, tiny):
+    """No GPU here: TensorFlow's CPU emulation of the float16 rewrite stands in for it."""
+    from tfaudio.tasks import precision
+
+    assert precision.precision_choice("float16")[0] == "float32" or tf.config.list_physical_devices("GPU")
+    m, root = data
+    plain = recipe(gain_db=0.0, shift_seconds=0.0, freq_mask=0.0, time_mask=0.0).replace(train={"epochs": 3})
+    cache = WaveformCache(RATE, root / "cache")
+    ref = FineTuneRun(TinyConvBackbone(RATE), m.labels, plain, cache=cache).fit(m.filter_folds([1, 2]), progress=False)
+    monkeypatch.setenv(precision.EMULATE_ENV, "1")
+    monkeypatch.setattr(precision.DynamicLossScale.__init__, "__defaults__", (3e38, 2000, "loss_scale"))
+    run = FineTuneRun(TinyConvBackbone(RATE), m.labels, plain.replace(finetune={"precision": "float16"}), cache=cache)
+    run.fit(m.filter_folds([1, 2]), progress=False)
+    assert run.precision == "float16" and "emulated" in run.precision_note
+    # the first steps overflowed (3e38 x the loss is not finite in float32): skipped, the scale halved
+    assert float(run.loss_scale.scale) < 3e38 / 2
+    assert all(v.dtype == tf.float32 and np.isfinite(v.numpy()).all() for v in run.backbone.variables)
+    assert run.history["loss"][-1] < run.history["loss"][0]
+    # on the unseen fold, the float16 model answers as the float32 one does
+    waves, _, _ = cache.load(m.filter_folds([3]), extract=True, progress=False)
+    a, b = ref.classifier().scorer.scores(waves), run.classifier().scorer.scores(waves)
+    assert np.mean(a.argmax(1) == b.argmax(1)) >= 0.8
 
 
 def test_finetune_command_refuses_bad_options_in_one_line(tmp_path, data, capsys):

@@ -16,9 +16,10 @@ from tfaudio.export import int8
 
 
 # ---- the search (no TFLite model needed) -----------------------------------------------------------
-def _fake_search(monkeypatch, needed_tail: int, needed_head: int = 0, ops: int = 20):
+def _fake_search(monkeypatch, needed_tail: int, needed_head: int = 0, ops: int = 20, quiet_tail: int = 0):
     """Patches the quantizer and the measure: a model 'agrees' when at least ``needed_head`` leading and
-    ``needed_tail`` trailing ops stay float; records which windows each measure saw."""
+    ``needed_tail`` trailing ops stay float, and keeps the float scores (a score change under the
+    target) once ``quiet_tail`` trailing ops are float too; records which windows each measure saw."""
     from tensorflow.lite.python import convert
 
     names = [[f"op{i}"] for i in range(ops)]
@@ -27,14 +28,15 @@ def _fake_search(monkeypatch, needed_tail: int, needed_head: int = 0, ops: int =
     monkeypatch.setattr(convert, "mlir_quantize", lambda model, denylisted_nodes=(), **kw: tuple(denylisted_nodes))
     seen = []
 
-    def agreement(model, windows, reference):
+    def measure(model, windows, reference):
         seen.append([float(w[0, 0]) for w in windows])
         floats = set(model) - {"front"}
         head = next((i for i in range(ops) if f"op{i}" not in floats), ops)
         tail = next((i for i in range(ops) if f"op{ops - 1 - i}" not in floats), ops)
-        return 1.0 if head >= needed_head and tail >= needed_tail else 0.5
+        return {"top1": 1.0 if head >= needed_head and tail >= needed_tail else 0.5,
+                "score_error": 0.01 if tail >= quiet_tail else 0.2}
 
-    monkeypatch.setattr(int8, "agreement", agreement)
+    monkeypatch.setattr(int8, "measure", measure)
     windows = [np.full([1, 4], float(i), np.float32) for i in range(40)]
     return windows, seen
 
@@ -63,6 +65,18 @@ def test_search_tries_a_float_start_and_falls_back_to_the_best(monkeypatch):
     windows, _ = _fake_search(monkeypatch, needed_tail=99)
     _, record, _ = int8.quantize_int8(b"", "int8", windows, lambda w: {"scores": w}, ["front"])
     assert record["chosen_on"]["top1"] == 0.5 and len(record["chosen_on"]["tried"]) > 10
+
+
+def test_search_also_needs_the_scores_kept(monkeypatch):
+    """A design that picks the float top class on every choice window but moves the scores more than
+    SCORE_ERROR_TARGET is passed over (the training clips' confident answers hide int8 error)."""
+    windows, _ = _fake_search(monkeypatch, needed_tail=2, quiet_tail=6)
+    _, record, floats = int8.quantize_int8(b"", "int8", windows, lambda w: {"scores": w}, ["front"])
+    tried = record["chosen_on"]["tried"]
+    assert tried[0]["top1"] < 1.0 and any(t["top1"] == 1.0 and t["score_error"] > int8.SCORE_ERROR_TARGET
+                                           for t in tried)
+    assert record["float_tail_ops"] == 6 and floats == [f"op{i}" for i in range(14, 20)]
+    assert record["score_error"] <= int8.SCORE_ERROR_TARGET == record["score_error_target"]
 
 
 # ---- real YAMNet, the default recipe ----------------------------------------------------------------
@@ -96,23 +110,25 @@ def unseen_windows(trained):
     return [w for path in trained[1].test.paths for w in _windows(convert(path, 16000), WINDOW)]
 
 
-_MODELS: dict[str, tuple[bytes, list[str]]] = {}
+_MODELS: dict[tuple[str, int | None], tuple[bytes, list[str]]] = {}
 
 
-def _export(trained, variant: str, caplog) -> tuple[bytes, list[str]]:
-    """The variant's bytes and the warnings its export gave (exported once per module)."""
+def _export(trained, variant: str, caplog, window: int | None = WINDOW, clips: int = 24) -> tuple[bytes, list[str]]:
+    """The variant's bytes and the warnings its export gave (exported once per module), calibrated on
+    ``clips`` training clips; ``window``: the streaming window, or None for the export's default (the
+    training clips' 5.295 s)."""
     from tfaudio.export.tflite import tflite_model
 
-    if variant not in _MODELS:
+    if (variant, window) not in _MODELS:
         clf, split = trained
         calibration = list(split.train.paths)
         random.Random(0).shuffle(calibration)
         caplog.clear()
         with caplog.at_level("WARNING", logger="tfaudio"):
-            model = tflite_model(clf, quantization=variant,
-                                 representative_data=calibration[:24] if "int8" in variant else None)
-        _MODELS[variant] = model, [r.getMessage() for r in caplog.records]
-    return _MODELS[variant]
+            model = tflite_model(clf, quantization=variant, window_samples=window,
+                                 representative_data=calibration[:clips] if "int8" in variant else None)
+        _MODELS[variant, window] = model, [r.getMessage() for r in caplog.records]
+    return _MODELS[variant, window]
 
 
 @pytest.mark.slow
@@ -140,6 +156,37 @@ def test_recorded_agreement_holds_on_unseen_windows(variant, trained, unseen_win
         assert record["quantized_ops"] > 0
     else:
         assert inp["dtype"] == np.int8 and out["dtype"] == np.int8  # full integer, for accelerators
+
+
+@pytest.mark.slow
+def test_default_window_int8_records_what_unseen_clips_show(trained, caplog):
+    """At the export's default window (one 5.295 s window per 5 s clip), int8's recorded agreement and
+    score change, measured on half of the training clips, hold on the unseen clips of fold 5."""
+    from tfaudio.data.audio_converter import AudioConverter
+    from tfaudio.export.int8 import SCORE_ERROR_TARGET, measure
+    from tfaudio.export.tflite import _windows
+
+    clf, split = trained
+    model, warnings = _export(trained, "int8", caplog, window=None, clips=len(split.train))
+    float32, _ = _export(trained, "float32", caplog, window=None)
+    info = json.loads(zipfile.ZipFile(io.BytesIO(model)).read("tfaudio.json"))
+    window = info["window_samples"]
+    assert window == 15600 + 9 * 7680 and info["window_from"] == "training_clips"  # 10 patches
+    convert = AudioConverter(16000)
+    unseen = [w for path in split.test.paths for w in _windows(convert(path, 16000), window)]
+    assert len(unseen) == len(split.test)  # one window per clip
+    from tfaudio.export.int8 import _run
+
+    got = measure(model, unseen, _run(float32, unseen))
+    record = info["int8_agreement"]
+    print(f"int8 at {window} samples: recorded {record['top1']:.3f} / {record['score_error']:.4f} on "
+          f"{record['windows']} windows, unseen {got}, design {record.get('float_head_ops')} + "
+          f"{record.get('float_tail_ops')} float ops")
+    assert record["windows"] == len(split.train) // 2
+    assert abs(record["top1"] - got["top1"]) <= 0.1 and got["top1"] >= 0.9, (record, got)
+    assert record["chosen_on"]["score_error"] <= SCORE_ERROR_TARGET  # the search found a design that keeps scores
+    assert record["score_error"] <= 2 * SCORE_ERROR_TARGET and not warnings, (record, warnings)
+    assert got["score_error"] <= 2 * max(record["score_error"], SCORE_ERROR_TARGET), (record, got)
 
 
 @pytest.mark.slow

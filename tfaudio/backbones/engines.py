@@ -68,7 +68,7 @@ from tfaudio.errors import TfaudioError
 from tfaudio.interpreter import interpreter_backend
 
 __all__ = ["ENGINES", "EngineChoice", "cpu_features", "choose_engine", "engine_functions", "bfloat16_native",
-           "scorer_engine", "bfloat16_rewrite"]
+           "scorer_engine", "bfloat16_rewrite", "graph_rewrite"]
 
 #: What ``--engine`` accepts.
 ENGINES = ("auto", "float32", "bfloat16", "tflite")
@@ -184,8 +184,9 @@ def choose_engine(requested: str | None = "auto", *, backbone: Any = None,
 
 # ---- running ---------------------------------------------------------------------------------------
 @contextlib.contextmanager
-def bfloat16_rewrite() -> Iterator[None]:
-    """oneDNN's automatic bfloat16 for the functions first run inside, in this thread only.
+def graph_rewrite(option: str) -> Iterator[None]:
+    """Grappler's rewrite ``option`` (a ``RewriterConfig`` field, e.g. ``"auto_mixed_precision"``) for the
+    functions first run inside, in this thread only.
 
     Grappler reads its options when a function is instantiated (first run), from the calling thread's
     function-call options (a ``ConfigProto`` TensorFlow keeps per thread). Setting the rewrite there,
@@ -197,12 +198,18 @@ def bfloat16_rewrite() -> Iterator[None]:
     before = ctx.function_call_options
     config = config_pb2.ConfigProto()
     config.ParseFromString(before.config_proto_serialized)
-    config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
+    setattr(config.graph_options.rewrite_options, option, rewriter_config_pb2.RewriterConfig.ON)
     ctx.function_call_options = tf_context.FunctionCallOptions(executor_type=before.executor_type, config_proto=config)
     try:
         yield
     finally:
         ctx.function_call_options = before
+
+
+def bfloat16_rewrite() -> contextlib.AbstractContextManager[None]:
+    """oneDNN's automatic bfloat16 for the functions first run inside, in this thread only
+    (:func:`graph_rewrite`)."""
+    return graph_rewrite("auto_mixed_precision_onednn_bfloat16")
 
 
 def _tflite_functions(backbone: Any, model_dir: str | os.PathLike | None = None) -> tuple[Callable, Callable]:

@@ -132,15 +132,18 @@ def add_finetune_args(p: argparse.ArgumentParser) -> None:
     f.add_argument("--freq-mask", type=float, help="SpecAugment: share of mel bands masked (0: off)")
     f.add_argument("--time-mask", type=float, help="SpecAugment: share of frames masked (0: off)")
     f.add_argument("--no-augment", action="store_true", help="no mixup, gain, shift or masking")
-    f.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
-                   help="bfloat16: oneDNN's automatic bfloat16 on CPUs that have it natively")
+    f.add_argument("--precision", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="bfloat16: oneDNN's automatic bfloat16 on CPUs that have it natively; float16: mixed "
+                        "precision with loss scaling on GPUs with compute capability >= 7.0 (auto picks it there)")
+    f.add_argument("--micro-batch", type=int, help="clips per forward/backward pass, gradients summed over the "
+                                                    "batch (less memory; default: the batch, or what fits)")
     f.add_argument("--distribute", choices=["none", "mirrored"], default="none",
                    help="mirrored: tf.distribute.MirroredStrategy over every GPU (or CPU devices) of this machine")
 
 
 _FINETUNE_OPTIONS = ("crop_seconds", "freeze_blocks", "batchnorm", "backbone_learning_rate", "layer_decay",
                      "weight_decay", "warmup_epochs", "head_epochs", "gain_db", "shift_seconds", "freq_mask",
-                     "time_mask", "precision")
+                     "time_mask", "precision", "micro_batch")
 
 
 def finetune_recipe_from_args(args: argparse.Namespace):

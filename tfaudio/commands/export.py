@@ -34,10 +34,14 @@ def add_parser(sub):
     p.add_argument("--whole-clip", action="store_true",
                    help="TFLite: a dynamic input length (resize per clip) instead of a fixed window; written as "
                         "model_<variant>_whole_clip.tflite (MediaPipe needs the fixed window: omit this for Android)")
-    p.add_argument("--window-samples", type=int,
-                   help="TFLite window in samples at the backbone's rate (default: the backbone's window, 15600 = "
-                        "one 0.975 s patch at 16 kHz for YAMNet as the official file; 32000 = 1 s at 32 kHz for "
-                        "EfficientAT; Wav2Vec2 takes any >= 400)")
+    window = p.add_mutually_exclusive_group()
+    window.add_argument("--window-samples", type=int,
+                        help="TFLite window in samples at the backbone's rate (default: the frames of the classifier's "
+                             "median training clip, at most 10 s, so the file scores a clip as the classifier does; "
+                             "the backbone's window for models saved without that record: 15600 = 0.975 s at 16 kHz "
+                             "for YAMNet, 32000 = 1 s at 32 kHz for EfficientAT). Short windows suit streaming apps")
+    window.add_argument("--window-seconds", type=float,
+                        help="the TFLite window in seconds instead (e.g. 1 for streaming; rounded to samples)")
     p.add_argument("--representative",
                    help="int8 calibration audio: a CSV manifest, an ESC-50 folder or a folder with class "
                         "sub-folders (e.g. the training data)")
@@ -60,6 +64,9 @@ def run(args) -> int:
         existing = [str(t) for t in targets if t.exists()]
         if existing:
             raise TfaudioError(f"{', '.join(existing)} already exist(s). Fix: pass --overwrite or another --output.")
+    if args.window_seconds is not None and not args.window_seconds > 0:  # refused before any work
+        raise TfaudioError(f"--window-seconds {args.window_seconds:g}: expected a length above 0 s. Fix: e.g. "
+                           "--window-seconds 1 (or omit it for the training clips' length).")
     representative = None
     if any(v.startswith("int8") for v in args.tflite):
         if not args.representative:
@@ -82,10 +89,23 @@ def run(args) -> int:
                            "writes models saved by `tfaudio train` (or fine-tuned, or a backbone's tagger). Fix: "
                            "pass the model folder it came from.")
     clf = loaded.model if loaded.kind != "tagger" else loaded.backbone
+    window_samples = args.window_samples
+    if args.tflite and (window_samples is not None or args.window_seconds is not None) and not args.whole_clip:
+        from tfaudio.tasks.clip_scorer import clip_scorer
+
+        scorer = clip_scorer(clf)
+        if args.window_seconds is not None:  # TFLite inputs are at the backbone's rate
+            window_samples = int(round(args.window_seconds * scorer.sample_rate))
+        least = scorer.contract.min_samples
+        if window_samples < least:  # refused before the SavedModel is written
+            raise TfaudioError(
+                f"the TFLite window ({window_samples} samples, {window_samples / scorer.sample_rate:g} s) is shorter "
+                f"than one frame: the backbone needs at least {least} samples ({least / scorer.sample_rate:g} s at "
+                f"{scorer.sample_rate} Hz). Fix: --window-samples {least} or more (or omit it).")
     written = [export_saved_model(clf, targets[0], input_rate=args.input_rate, frame_scores=args.frame_scores,
                                   backbone_scores=args.audioset, overwrite=args.overwrite)]
     for variant, target in zip(args.tflite, targets[1:], strict=True):
-        written.append(export_tflite(clf, target, quantization=variant, window_samples=args.window_samples,
+        written.append(export_tflite(clf, target, quantization=variant, window_samples=window_samples,
                                      whole_clip=args.whole_clip, overwrite=args.overwrite,
                                      representative_data=representative if variant.startswith("int8") else None))
     for path in written:

@@ -26,16 +26,17 @@ Quantization variants:
 - ``float16``: float16 weights (dequantized once at load time), float32 compute.
 - ``dynamic``: dynamic-range quantization of the body and the head: int8 weights, activations
   quantized on the fly.
-- ``int8``: integer quantization with a representative data set: the backbone's first blocks int8,
-  a float tail (the last blocks and the head, float16-stored weights) chosen by the export so that
-  top-1 agreement with the float graph reaches 0.97 on half of the calibration windows; waveform input
-  and score output stay float32 (:mod:`tfaudio.export.int8` explains why plain full-integer YAMNet
-  agreed on only ~0.4 of the windows of 11 classes).
+- ``int8``: integer quantization with a representative data set: the middle of the backbone int8,
+  float ends (its first convolutions, its last blocks and the head, float16-stored weights) chosen by
+  the export so that, on half of the calibration windows, top-1 agreement with the float graph reaches
+  0.99 and the mean largest score change stays under 0.03; waveform input and score output stay float32
+  (:mod:`tfaudio.export.int8` explains why plain full-integer YAMNet agreed on only ~0.4 of the windows
+  of 11 classes, and why top-1 alone is not enough).
 - ``int8_full``: every op after the frontend int8, int8 waveform input and int8 score output, for
   accelerators that need full-integer models; its agreement is recorded, and warned about, like int8's.
 
-Both int8 variants record ``int8_agreement`` (top-1 agreement on the half of the calibration windows
-that did not choose them) in their ``tfaudio.json``, and warn below 0.95.
+Both int8 variants record ``int8_agreement`` (top-1 agreement and mean largest score change on the half
+of the calibration windows that did not choose them) in their ``tfaudio.json``, and warn below 0.95.
 
 In ``dynamic`` and ``int8`` the log-mel frontend is kept float by construction: its ops live under
 the ``frontend`` name scope, which is excluded from quantization (8-bit waveforms and 8-bit spectra
@@ -75,6 +76,7 @@ from tfaudio.errors import TfaudioError
 from tfaudio.export.flatbuffer import pack_model
 from tfaudio.export.int8 import quantize_int8
 from tfaudio.export.saved_model import METADATA_FILE, decision_metadata, decision_rule, export_metadata
+from tfaudio.export.window import default_window
 from tfaudio.io.atomic import atomic_write_bytes
 from tfaudio.log import native_stderr_silenced, warn
 from tfaudio.signal.melspec import tflite_compatible
@@ -443,7 +445,10 @@ def tflite_model(
         raise TfaudioError(f"quantization={quantization!r}: expected one of {', '.join(QUANTIZATIONS)}.")
     contract = scorer.contract
     rate, minimum = scorer.sample_rate, contract.min_samples
-    window_samples = contract.window_samples if window_samples is None else int(window_samples)
+    if window_samples is None:  # the median training clip's frames (the classifier's own framing), else the backbone's
+        window_samples, window_from = default_window(classifier, contract)
+    else:
+        window_samples, window_from = int(window_samples), "argument"
     if not whole_clip and window_samples < minimum:
         raise TfaudioError(
             f"window_samples={window_samples} is shorter than one frame: the backbone needs at least {minimum} "
@@ -488,6 +493,7 @@ def tflite_model(
                        f"{quantization}.")
         info = export_metadata(scorer, rate, quantization=quantization,
                                window_samples=None if whole_clip else window_samples, whole_clip=bool(whole_clip),
+                               window_from=None if whole_clip else window_from,
                                **decision_metadata(classifier))
         if agreement is not None:
             info["int8_agreement"] = agreement
@@ -530,13 +536,15 @@ def export_tflite(
             int8 weights), ``"int8"`` (int8 body with a float tail chosen for agreement, float
             frontend, float32 input and output; needs ``representative_data``) or ``"int8_full"``
             (int8 after the frontend, int8 input and output).
-        window_samples: samples per window at the backbone's rate (default: its contract's
-            ``window_samples``); YAMNet: at least 15600 (one 0.96 s patch + the STFT window, 0.975 s),
-            15600 + k * 7680 gives k + 1 whole patches; Wav2Vec2: at least 400 (one 25 ms frame;
-            16000 = 1 s gives 49 frames). The default window suits streaming; to score whole clips as the
-            classifier does, export a clip-length window (ESC-50's 5 s clips scored as the mean of
-            0.975 s / 1 s windows lost 6-8 points of 5-fold CV accuracy against the classifier; with one
-            5 s window the float32 file matched it, and int8 with it: BENCHMARKS.md "int8 variants").
+        window_samples: samples per window at the backbone's rate. Default: the frames of the
+            classifier's median training clip (recorded by ``fit``; clamped to 10 s), so that the file
+            scores a clip as the classifier does; the backbone's window (``contract.window_samples``:
+            YAMNet 0.975 s, EfficientAT 1 s) for models without that record
+            (:mod:`tfaudio.export.window`). YAMNet: at least 15600 (one 0.96 s patch + the STFT
+            window), 15600 + k * 7680 gives k + 1 whole patches; Wav2Vec2: at least 400 (one 25 ms
+            frame). Short windows suit streaming, but a head trained on 5 s clips and asked about
+            0.975 s / 1 s windows lost 6-8 points of 5-fold CV accuracy on ESC-50 (BENCHMARKS.md
+            "int8 variants: 5-fold CV")).
         whole_clip: a dynamic input length instead of a fixed window.
         representative_data: for ``int8`` / ``int8_full``: float32 waveforms at 16 kHz, audio file paths or a
             :class:`~tfaudio.data.manifest.Manifest`; cut into windows (at most 300 are used).

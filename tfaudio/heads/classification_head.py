@@ -11,8 +11,9 @@ Three poolings (``HeadConfig.pooling``):
   fine-tuned models, :mod:`tfaudio.tasks.finetune`).
 
 The clip-level heads are Keras models ``{"frames": [B, F, D], "weights": [B, F]} → {"clip": [B, C],
-"frames": [B, F, C] (attention only)}``; ``weights`` is 1 for the frames that count (valid, and not
-silent when the silence gate is on) and 0 for the others.
+"frames": [B, F, C]}``; ``weights`` is 1 for the frames that count (valid, and not silent when the
+silence gate is on) and 0 for the others. The frame scores of ``"stats"`` and ``"embedding_mean"``
+heads score each frame as a clip of that one frame (heads saved before they had them have none).
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ from tfaudio.signal.pooling import masked_mean, masked_mean_std
 CLIP_SCORE_POOLINGS = ("mean", "attention", "stats", "embedding_mean")
 #: The poolings whose heads score only whole clips (no frame scores).
 POOLED_EMBEDDING_POOLINGS = ("stats", "embedding_mean")
+#: The variance floor of the ``"stats"`` pooling (``std = sqrt(var + STATS_EPSILON)``).
+STATS_EPSILON = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,16 +110,27 @@ def _standardize(x, embedding_dim: int, stats: tuple[np.ndarray, np.ndarray] | N
     return layer(x)
 
 
-def _mlp(x, config: HeadConfig, reg, prefix: str = ""):
+def _mlp_layers(config: HeadConfig, reg, prefix: str = "") -> list[keras.layers.Layer]:
+    layers: list[keras.layers.Layer] = []
     if config.input_dropout:
-        x = keras.layers.Dropout(config.input_dropout, name=f"{prefix}input_dropout")(x)
+        layers.append(keras.layers.Dropout(config.input_dropout, name=f"{prefix}input_dropout"))
     for i, units in enumerate(config.hidden_units):
         if config.dropout and i > 0:
-            x = keras.layers.Dropout(config.dropout, name=f"{prefix}dropout_{i}")(x)
-        x = keras.layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"{prefix}hidden_{i}")(x)
+            layers.append(keras.layers.Dropout(config.dropout, name=f"{prefix}dropout_{i}"))
+        layers.append(keras.layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"{prefix}hidden_{i}"))
     if config.dropout:
-        x = keras.layers.Dropout(config.dropout, name=f"{prefix}dropout_out")(x)
+        layers.append(keras.layers.Dropout(config.dropout, name=f"{prefix}dropout_out"))
+    return layers
+
+
+def _apply(layers: Sequence[keras.layers.Layer], x):
+    for layer in layers:
+        x = layer(x)
     return x
+
+
+def _mlp(x, config: HeadConfig, reg, prefix: str = ""):
+    return _apply(_mlp_layers(config, reg, prefix), x)
 
 
 def build_head(embedding_dim: int, num_classes: int, config: HeadConfig = HeadConfig(), name: str = "head", *,
@@ -151,9 +165,13 @@ def build_head(embedding_dim: int, num_classes: int, config: HeadConfig = HeadCo
     if config.pooling in POOLED_EMBEDDING_POOLINGS:
         pooling = _MaskedStats(name="mean_std") if config.pooling == "stats" else _MaskedMean(name="mean")
         pooled = pooling([x, weights])  # [B, 2D] or [B, D]
-        h = _mlp(pooled, config, reg)
-        clip = keras.layers.Dense(num_classes, activation=activation, kernel_regularizer=reg, name="scores")(h)
-        return keras.Model({"frames": frames, "weights": weights}, {"clip": clip}, name=name)
+        layers = _mlp_layers(config, reg) + [
+            keras.layers.Dense(num_classes, activation=activation, kernel_regularizer=reg, name="scores")]
+        clip = _apply(layers, pooled)
+        # frame scores: each frame scored as a clip of that one frame (the same layers)
+        single = _OneFrameStats(name="frame_stats")(x) if config.pooling == "stats" else x  # [B, F, 2D] / [B, F, D]
+        return keras.Model({"frames": frames, "weights": weights}, {"clip": clip, "frames": _apply(layers, single)},
+                           name=name)
     h = _mlp(x, config, reg)  # [B, F, H]
     frame_scores = keras.layers.Dense(num_classes, activation=activation, kernel_regularizer=reg, name="scores")(h)
     attention = keras.layers.Dense(1, kernel_regularizer=reg, name="attention")(h)  # [B, F, 1]
@@ -167,7 +185,16 @@ class _MaskedStats(keras.layers.Layer):
 
     def call(self, inputs):
         x, w = inputs
-        return masked_mean_std(x, w)
+        return masked_mean_std(x, w, STATS_EPSILON)
+
+
+@keras.saving.register_keras_serializable(package="tfaudio")
+class _OneFrameStats(keras.layers.Layer):
+    """``frames [B, F, D]`` → ``[B, F, 2D]``: what :class:`_MaskedStats` gives for each frame alone (the
+    frame ‖ the standard deviation of one value, ``sqrt(epsilon)``)."""
+
+    def call(self, x):
+        return tf.concat([x, tf.fill(tf.shape(x), tf.sqrt(tf.constant(STATS_EPSILON, x.dtype)))], axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="tfaudio")

@@ -82,6 +82,9 @@ class AudioClassifier:
         #: set when the backbone itself was trained (:mod:`tfaudio.tasks.finetune`): how; its weights are
         #: then saved with the model
         self.fine_tuned_: dict[str, Any] | None = None
+        #: set by :meth:`fit`: the training clips' number, median frame count and the seconds those frames
+        #: span (the TFLite export's default window, :mod:`tfaudio.export.window`); None for old models
+        self.train_clips_: dict[str, Any] | None = None
         self._scorer = None
 
     # ---- data ---------------------------------------------------------------------------------
@@ -135,6 +138,7 @@ class AudioClassifier:
         self.head_model_ = average_heads(members)
         self.history_ = histories[0]
         self.train_config_ = config
+        self.train_clips_ = _training_clips([len(e) for e in tr.embeddings], self.backbone.contract)
         self.thresholds_ = None
         self.rejection_threshold_ = None
         if not multi and va is not None:  # "none of these": a top score below this on new clips
@@ -263,6 +267,7 @@ class AudioClassifier:
             "history": self.history_,
             **({"thresholds": self.thresholds_} if self.thresholds_ is not None else {}),
             **({"rejection_threshold": self.rejection_threshold_} if self.rejection_threshold_ is not None else {}),
+            **({"train_clips": self.train_clips_} if self.train_clips_ is not None else {}),
             **({"fine_tuned": {**self.fine_tuned_, "weights": BACKBONE_WEIGHTS_FILE,
                                "fingerprint": self.backbone.fingerprint}} if self.fine_tuned_ is not None else {}),
         }
@@ -310,9 +315,23 @@ class AudioClassifier:
         clf.history_ = cfg.get("history") or {}
         clf.thresholds_ = cfg.get("thresholds")
         clf.rejection_threshold_ = cfg.get("rejection_threshold")
+        clf.train_clips_ = cfg.get("train_clips")  # absent in models saved before it was recorded
         if cfg.get("train"):
             clf.train_config_ = TrainConfig(**cfg["train"])
         return clf
+
+
+def _training_clips(frame_counts: Sequence[int], contract: Any) -> dict[str, Any] | None:
+    """What :meth:`AudioClassifier.fit` records about its training clips (None without clips): their
+    number, the median frame count and the seconds those frames span (``min_seconds + (frames - 1) *
+    hop_seconds``: 5.295 s for YAMNet on 5 s clips, whose last patch is zero-padded)."""
+
+    counts = np.asarray(list(frame_counts), np.int64)
+    if counts.size == 0:
+        return None
+    frames = max(1, int(np.round(np.median(counts))))
+    return {"clips": int(counts.size), "median_frames": frames,
+            "median_seconds": round(float(contract.min_seconds + (frames - 1) * contract.hop_seconds), 4)}
 
 
 def _as_list(inputs: Any) -> list:

@@ -199,7 +199,9 @@ class ClipScorer(_WaveformScorer):
         """Whether :meth:`batch` can return frame scores (a tagger whose backbone pools whole clips,
         e.g. EfficientAT's AudioSet scores, or a head on pooled statistics cannot)."""
         if self.head is not None:
-            return self.pooling not in POOLED_EMBEDDING_POOLINGS
+            if self.pooling in POOLED_EMBEDDING_POOLINGS:  # heads saved before these had frame scores
+                return isinstance(self.head.output, dict) and "frames" in self.head.output
+            return True
         return not getattr(self.backbone, "clip_level_scores", False)
 
     @property

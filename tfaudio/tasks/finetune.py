@@ -49,7 +49,6 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfaudio.backbones.engines import bfloat16_native, bfloat16_rewrite
 from tfaudio.backbones.registry import backbone_spec, get_backbone
 from tfaudio.data.manifest import Manifest
 from tfaudio.data.waveform_cache import WaveformCache
@@ -57,8 +56,9 @@ from tfaudio.errors import ManifestError, TfaudioError
 from tfaudio.heads.classification_head import build_head
 from tfaudio.io.atomic import atomic_write_text
 from tfaudio.signal import augment
-from tfaudio.tasks.audio_classifier import AudioClassifier
+from tfaudio.tasks.audio_classifier import AudioClassifier, _training_clips
 from tfaudio.tasks.metrics import classification_report
+from tfaudio.tasks.precision import DynamicLossScale, precision_choice, training_rewrite
 from tfaudio.tasks.recipe import FineTuneConfig, Recipe, get_recipe
 
 __all__ = ["finetune", "FineTuneRun", "WarmupCosine", "evaluate_waveforms", "precision_choice"]
@@ -90,19 +90,6 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "total": self.total, "warmup": self.warmup, "hold": self.hold}
 
 
-def precision_choice(requested: str) -> tuple[str, str]:
-    """(``"float32"`` or ``"bfloat16"``, why) for a :class:`FineTuneConfig` ``precision``."""
-    if requested == "float32":
-        return "float32", "asked for"
-    native = bfloat16_native()
-    if requested == "bfloat16":
-        if native:
-            return "bfloat16", "asked for; this CPU has native bfloat16 (AVX512_BF16/AMX)"
-        return "float32", "bfloat16 asked for, but this CPU has no native bfloat16 (it would be emulated, slower)"
-    return "float32", ("auto: float32 (bfloat16 training measured in BENCHMARKS.md 'Fine-tuning')" if native else
-                       "auto: this CPU has no native bfloat16")
-
-
 def _batchnorms(backbone: Any) -> list[keras.layers.BatchNormalization]:
     """The backbone's batch-norm layers (in its Keras body / embedder)."""
     out = []
@@ -110,6 +97,21 @@ def _batchnorms(backbone: Any) -> list[keras.layers.BatchNormalization]:
         if isinstance(owner, keras.layers.Layer):
             out += [m for m in owner.submodules if isinstance(m, keras.layers.BatchNormalization)]
     return out
+
+
+def memory_budget() -> float:
+    """Bytes the training activations may take: ``TFAUDIO_FINETUNE_MEMORY_GB``, else half of the memory
+    free now (on a GPU, set it to what the GPU holds, or pass ``micro_batch``)."""
+    asked = os.environ.get("TFAUDIO_FINETUNE_MEMORY_GB")
+    if asked:
+        try:
+            return float(asked) * 1e9
+        except ValueError:
+            raise TfaudioError(f"TFAUDIO_FINETUNE_MEMORY_GB={asked!r} is not a number of GB. Fix: e.g. 8.") from None
+    try:
+        return 0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 4e9
 
 
 def run_digest(obj: Any) -> str:
@@ -129,6 +131,7 @@ class _Plan:
     blocks: list[tuple[str, list[tf.Variable]]]
     frozen: int
     class_weights: np.ndarray
+    micro_batch: int = 0  # clips per forward/backward pass on one replica (0: its whole batch)
 
 
 class FineTuneRun:
@@ -170,7 +173,9 @@ class FineTuneRun:
                                f"{self.backbone.sample_rate} Hz. Fix: WaveformCache({self.backbone.sample_rate}).")
         self.checkpoint_dir = pathlib.Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.precision, self.precision_note = precision_choice(self.config.precision)
+        self.loss_scale: DynamicLossScale | None = None  # float16 only (built by fit)
         self.history: dict[str, list[float]] = {}
+        self.epoch_seconds: list[float] = []  # wall time of each epoch this process ran
         self.plan: _Plan | None = None
 
     def _build_head(self, stats: tuple[np.ndarray, np.ndarray] | None) -> None:
@@ -200,7 +205,8 @@ class FineTuneRun:
 
         total = total_sq = None
         count = 0.0
-        for w, n in self._clips.map(start, num_parallel_calls=tf.data.AUTOTUNE).batch(plan.batch_size).prefetch(2):
+        batch = plan.micro_batch or plan.batch_size
+        for w, n in self._clips.map(start, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(2):
             s1, s2, c = moments(w, n)
             total = s1 if total is None else total + s1
             total_sq = s2 if total_sq is None else total_sq + s2
@@ -253,7 +259,31 @@ class FineTuneRun:
             counts = np.bincount(targets, minlength=len(self.labels)).astype(np.float32)
             present = counts > 0
             weights[present] = counts[present].sum() / (present.sum() * counts[present])
-        return _Plan(self.labels, crop, steps, tc.epochs, batch, blocks, frozen, weights)
+        return _Plan(self.labels, crop, steps, tc.epochs, batch, blocks, frozen, weights,
+                     self._micro_batch(batch, crop))
+
+    def _micro_batch(self, batch: int, crop: int) -> int:
+        """Clips per forward/backward pass on one replica: the recipe's, or the largest divisor of the
+        replica's batch whose training activations fit the memory budget (the backbone's estimate)."""
+        replicas = self.strategy.num_replicas_in_sync
+        per_replica = max(batch // replicas, 1)
+        asked = self.config.micro_batch
+        if asked is not None:
+            if per_replica % asked:
+                raise TfaudioError(f"micro_batch {asked} does not divide the batch of {per_replica} clips per "
+                                   f"replica. Fix: a divisor of {per_replica} (e.g. --micro-batch "
+                                   f"{max(d for d in range(1, per_replica + 1) if per_replica % d == 0 and d <= asked)}).")
+            return asked
+        clip_bytes = self.backbone.finetune_clip_bytes(crop)
+        if not clip_bytes:
+            return per_replica
+        budget = memory_budget()
+        fits = max(1, int(budget // clip_bytes))
+        micro = max(d for d in range(1, per_replica + 1) if per_replica % d == 0 and d <= fits)
+        if micro < per_replica:
+            log.info("micro-batches of %d clips (about %.1f GB each of the %.1f GB budget): the batch of %d "
+                     "in %d passes", micro, micro * clip_bytes / 1e9, budget / 1e9, per_replica, per_replica // micro)
+        return micro
 
     def _optimizers(self, plan: _Plan) -> list[tuple[keras.optimizers.Optimizer, list[tf.Variable]]]:
         cfg, tc = self.config, self.train_config
@@ -305,28 +335,76 @@ class FineTuneRun:
         return ds.prefetch(2)
 
     # ---- training --------------------------------------------------------------------------------
-    def _train_step_fn(self, groups, plan: _Plan, epoch_var: tf.Variable):
+    def _train_step_fn(self, groups, plan: _Plan, epoch_var: tf.Variable, scaler: DynamicLossScale | None):
         variables = [v for _, vs in groups for v in vs]
         sizes = [len(vs) for _, vs in groups]
         global_batch = float(plan.batch_size)
         seed0 = int(self.train_config.seed)
 
-        def replica_step(batch):
-            seed = augment.fold_seed([seed0, 7], epoch_var, batch["step"][0],
-                                     tf.distribute.get_replica_context().replica_id_in_sync_group)
-            with tf.GradientTape() as tape:
-                probs = self.forward(batch["waveform"], batch["length"], training=True, seed=seed)
-                per_clip = -tf.reduce_sum(batch["target"] * tf.math.log(tf.clip_by_value(probs, 1e-7, 1.0)), -1)
-                loss = tf.reduce_sum(per_clip * batch["weight"]) / global_batch
-            grads = tape.gradient(loss, variables)
+        def apply(grads):
             start = 0
             for (opt, vs), k in zip(groups, sizes):
                 pairs = [(g, v) for g, v in zip(grads[start : start + k], vs) if g is not None]
                 start += k
                 if pairs:
                     opt.apply_gradients(pairs)
+
+        def apply_if_finite(strategy, grads):
+            """Cross-replica (float16): apply the step only if every replica's gradients are finite."""
+            finite = tf.reduce_all(tf.stack([DynamicLossScale.all_finite(strategy.experimental_local_results(g))
+                                              for g in grads if g is not None]))
+
+            def step_all():
+                strategy.extended.call_for_each_replica(apply, args=(grads,))
+                return tf.constant(True)
+
+            tf.cond(finite, step_all, lambda: tf.constant(False))
+            scaler.update(finite)
+
+        def gradients(batch, seed):
+            """(loss, hits, gradients of the scaled loss) of one pass over ``batch``."""
+            with tf.GradientTape() as tape:
+                probs = self.forward(batch["waveform"], batch["length"], training=True, seed=seed)
+                per_clip = -tf.reduce_sum(batch["target"] * tf.math.log(tf.clip_by_value(probs, 1e-7, 1.0)), -1)
+                loss = tf.reduce_sum(per_clip * batch["weight"]) / global_batch
+                scaled = loss * scaler.scale if scaler is not None else loss
             hits = tf.cast(tf.equal(tf.argmax(probs, -1), tf.argmax(batch["target"], -1)), tf.float32)
-            return loss, tf.reduce_sum(hits)
+            return loss, tf.reduce_sum(hits), tape.gradient(scaled, variables)
+
+        per_replica = max(plan.batch_size // self.strategy.num_replicas_in_sync, 1)
+        micro = plan.micro_batch or per_replica
+
+        def accumulated(batch, seed):
+            """:func:`gradients` summed over micro-batches, one pass at a time (a while loop: only one
+            micro-batch's activations are alive at once)."""
+            passes = per_replica // micro
+            unused: set[int] = set()  # variables without a gradient (found when the body is traced)
+
+            def body(i, loss, hits, acc):
+                part = {k: v[i * micro : (i + 1) * micro] for k, v in batch.items()}
+                part_loss, part_hits, grads = gradients(part, augment.fold_seed(seed, 9, i))
+                unused.update(j for j, g in enumerate(grads) if g is None)
+                return i + 1, loss + part_loss, hits + part_hits, [a if g is None else a + g for a, g in zip(acc, grads)]
+
+            start = [tf.zeros_like(v) for v in variables]
+            _, loss, hits, acc = tf.while_loop(lambda i, *_: i < passes, body,
+                                               (tf.constant(0), tf.constant(0.0), tf.constant(0.0), start),
+                                               parallel_iterations=1)
+            return loss, hits, [None if j in unused else a for j, a in enumerate(acc)]
+
+        def replica_step(batch):
+            seed = augment.fold_seed([seed0, 7], epoch_var, batch["step"][0],
+                                     tf.distribute.get_replica_context().replica_id_in_sync_group)
+            if micro < per_replica:
+                loss, hits, grads = accumulated(batch, seed)
+            else:
+                loss, hits, grads = gradients(batch, seed)
+            if scaler is None:
+                apply(grads)
+            else:  # float16: unscale, then apply (or skip) on every replica at once
+                grads = [g / scaler.scale if g is not None else None for g in grads]
+                tf.distribute.get_replica_context().merge_call(apply_if_finite, args=(grads,))
+            return loss, hits
 
         @tf.function(autograph=False)
         def step(batch):
@@ -365,12 +443,14 @@ class FineTuneRun:
         self._check_counts(targets)
         self._start_fingerprint = self.backbone.fingerprint
         plan = self.plan = self._plan(train, durations, targets)
+        self._durations = np.asarray(durations, np.float64)
         self._clips = self.cache.dataset(train)  # checked once; each epoch shuffles it anew
         if self.head_config.standardize:  # (a resumed run gets the head's statistics from its checkpoint)
             self._build_head(self._frame_statistics(plan))
         with self.strategy.scope():
             groups = self._optimizers(plan)
             epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self.loss_scale = DynamicLossScale() if self.precision == "float16" else None
         batchnorms = _batchnorms(self.backbone)
         flags = [bn.trainable for bn in batchnorms]
         for bn in batchnorms:
@@ -378,12 +458,13 @@ class FineTuneRun:
         ckpt = manager = None
         start = 0
         if self.checkpoint_dir is not None:
+            extra = {"loss_scale": self.loss_scale} if self.loss_scale is not None else {}
             ckpt = tf.train.Checkpoint(backbone=list(self.backbone.variables), head=self.head,
-                                       optimizers=[opt for opt, _ in groups], epoch=epoch_var)
+                                       optimizers=[opt for opt, _ in groups], epoch=epoch_var, **extra)
             manager = tf.train.CheckpointManager(ckpt, str(self.checkpoint_dir), max_to_keep=1)
             start = self._resume(train, plan, ckpt, manager, epoch_var)
         val_waves = self.cache.load(val, extract=False, progress=False) if val is not None else None
-        step = self._train_step_fn(groups, plan, epoch_var)
+        step = self._train_step_fn(groups, plan, epoch_var, self.loss_scale)
         log.info("fine-tuning %s: %d clips, %d steps of %d per epoch, window %.2f s, %d of %d blocks train, "
                  "batch norm %s, %s (%s)", self.backbone.name, len(targets), plan.steps_per_epoch, plan.batch_size,
                  plan.crop_samples / self.backbone.sample_rate, len(plan.blocks) - plan.frozen, len(plan.blocks),
@@ -433,7 +514,6 @@ class FineTuneRun:
 
     def _epochs(self, train, plan, step, start, epoch_var, manager, val_waves, progress) -> None:
         times: list[float] = []
-        bf16 = self.precision == "bfloat16"
         for epoch in range(start, plan.epochs):
             t0 = time.perf_counter()
             bar = keras.utils.Progbar(plan.steps_per_epoch, stateful_metrics=["loss", "accuracy"],
@@ -444,8 +524,8 @@ class FineTuneRun:
             if self.strategy.num_replicas_in_sync > 1:
                 ds = self.strategy.experimental_distribute_dataset(ds)
             for i, batch in enumerate(ds):
-                if bf16 and epoch == start and i == 0:
-                    with bfloat16_rewrite():  # the rewrite applies when the step's graph is first built
+                if epoch == start and i == 0:
+                    with training_rewrite(self.precision):  # applies when the step's graph is first built
                         loss, hit = step(batch)
                 else:
                     loss, hit = step(batch)
@@ -461,6 +541,7 @@ class FineTuneRun:
             for k, v in record.items():
                 self.history.setdefault(k, []).append(float(v))
             times.append(time.perf_counter() - t0)
+            self.epoch_seconds.append(times[-1])
             left = plan.epochs - epoch - 1
             eta = f", about {np.mean(times) * left / 60:.1f} min left" if left else ""
             shown = " ".join(f"{k} {v:.4f}" for k, v in record.items())
@@ -477,6 +558,12 @@ class FineTuneRun:
         clf.head_model_ = self.head
         clf.history_ = dict(self.history)
         clf.train_config_ = self.train_config
+        if self.plan is not None and getattr(self, "_durations", None) is not None:
+            # the windows it trained on (clips cropped to the plan's window): the TFLite export's default
+            c = self.backbone.contract
+            samples = np.minimum(np.round(self._durations * self.backbone.sample_rate), self.plan.crop_samples)
+            frames = 1 + np.ceil(np.maximum(samples - c.frame_samples, 0) / c.hop_samples)
+            clf.train_clips_ = _training_clips(frames.astype(int).tolist(), c)
         clf.fine_tuned_ = {"recipe": self.recipe.to_dict(), "precision": self.precision,
                            "crop_seconds": (self.plan.crop_samples / self.backbone.sample_rate) if self.plan else None,
                            "frozen_blocks": self.plan.frozen if self.plan else None}

@@ -113,7 +113,14 @@ class FineTuneConfig:
         freq_mask: SpecAugment: up to this share of the mel bands masked, twice (0: off; log-mel backbones).
         time_mask: SpecAugment: up to this share of the frames masked, twice (0: off; log-mel backbones).
         precision: ``"float32"``, ``"bfloat16"`` (oneDNN's automatic bfloat16, on CPUs that have it
-            natively) or ``"auto"`` (float32; see BENCHMARKS.md "Fine-tuning" for why).
+            natively), ``"float16"`` (automatic mixed precision with dynamic loss scaling, on GPUs with
+            compute capability >= 7.0) or ``"auto"`` (float16 on such a GPU, else float32; see
+            :mod:`tfaudio.tasks.precision`).
+        micro_batch: clips per forward and backward pass; the gradients of ``batch_size / micro_batch``
+            of them are summed into one step (gradient accumulation: the same step in less memory, with
+            frozen batch norm). None: the whole batch, or less where the backbone says a clip is large
+            (Whisper's 30 s windows, long Wav2Vec2 clips) and the batch would not fit in half of the free
+            memory (``TFAUDIO_FINETUNE_MEMORY_GB`` sets that budget). Must divide the batch.
     """
 
     crop_seconds: float | None = None
@@ -131,12 +138,15 @@ class FineTuneConfig:
     freq_mask: float = 0.15
     time_mask: float = 0.1
     precision: str = "auto"
+    micro_batch: int | None = None
 
     def __post_init__(self):
+        if self.micro_batch is not None and self.micro_batch < 1:
+            raise ValueError(f"micro_batch must be a positive number of clips, got {self.micro_batch!r}")
         if self.batchnorm not in ("frozen", "train"):
             raise ValueError(f"batchnorm must be 'frozen' or 'train', got {self.batchnorm!r}")
-        if self.precision not in ("auto", "float32", "bfloat16"):
-            raise ValueError(f"precision must be 'auto', 'float32' or 'bfloat16', got {self.precision!r}")
+        if self.precision not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"precision must be 'auto', 'float32', 'bfloat16' or 'float16', got {self.precision!r}")
         if self.crop_seconds is not None and not self.crop_seconds > 0:
             raise ValueError(f"crop_seconds must be positive, got {self.crop_seconds!r}")
         if not 0 < self.layer_decay <= 1 or self.backbone_learning_rate < 0 or self.weight_decay < 0:

@@ -46,6 +46,7 @@ from tfaudio.backbones.wav2vec2.backbone import Wav2Vec2Backbone, Wav2Vec2Embedd
 from tfaudio.errors import TfaudioError
 from tfaudio.io.atomic import atomic_directory
 from tfaudio.signal.pooling import masked_mean, masked_mean_std
+from tfaudio.tasks.precision import gpu_float16_support
 
 __all__ = [
     "Wav2Vec2FineTuneModel",
@@ -75,15 +76,8 @@ def mixed_precision_support() -> tuple[bool, str]:
     True only on a GPU with compute capability >= 7.0 (tensor cores). CPUs run float16 matmuls and
     convolutions slower than float32 (and some not at all), so they keep float32.
     """
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return False, "no GPU found: float16 is slower than float32 on CPU, so the model stays float32"
-    for gpu in gpus:
-        details = tf.config.experimental.get_device_details(gpu)
-        cc = details.get("compute_capability")
-        if cc and tuple(cc) >= (7, 0):
-            return True, f"GPU {details.get('device_name', gpu.name)} has compute capability {cc[0]}.{cc[1]}"
-    return False, "no GPU with compute capability >= 7.0 (float16 tensor cores), so the model stays float32"
+    ok, why = gpu_float16_support()
+    return ok, why if ok else f"{why}, so the model stays float32"
 
 
 class _MaskedPooling(keras.layers.Layer):

@@ -59,7 +59,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from tfaudio.backbones.backbone import Backbone, InputContract, split_blocks
+from tfaudio.backbones.backbone import Backbone, InputContract, split_blocks, transformer_clip_bytes
 from tfaudio.backbones.hf_checkpoint import CheckpointSource, check_layer, config_weights_digest
 from tfaudio.errors import AudioError, TfaudioError
 from tfaudio.signal.pooling import masked_mean
@@ -536,6 +536,11 @@ class Wav2Vec2Backbone(Backbone):
         # drop the same layers for ever, so it is off while fine-tuning
         self.config.layerdrop = 0.0
         return self.embedder((tf.cast(features, tf.float32), tf.cast(state, tf.int32)), training=training)
+
+    def finetune_clip_bytes(self, window_samples: int) -> int | None:
+        c = self.config
+        return transformer_clip_bytes(int(c.num_hidden_layers), self.num_frames(window_samples),
+                                      int(c.hidden_size), int(c.intermediate_size), int(c.num_attention_heads))
 
     def finetune_blocks(self) -> list[tuple[str, list[tf.Variable]]]:
         """``feature_encoder`` (the convolutions), ``projection`` (projection, positional convolution,

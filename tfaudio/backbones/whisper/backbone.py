@@ -60,7 +60,7 @@ from typing import Any
 import tensorflow as tf
 import tf_keras as keras
 
-from tfaudio.backbones.backbone import Backbone, InputContract, split_blocks
+from tfaudio.backbones.backbone import Backbone, InputContract, split_blocks, transformer_clip_bytes
 from tfaudio.backbones.hf_checkpoint import CheckpointSource, check_layer, config_weights_digest
 from tfaudio.backbones.whisper.frontend import WhisperLogMelConfig, whisper_log_mel
 from tfaudio.errors import TfaudioError
@@ -418,6 +418,13 @@ class WhisperBackbone(Backbone):
     # ---- fine-tuning (tfaudio.tasks.finetune) ----------------------------------------------------
     def finetune_frames(self, features, state, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
         return self.embedder.embed(features, state, training=training)
+
+    def finetune_clip_bytes(self, window_samples: int) -> int | None:
+        """Every clip runs as whole 30 s windows (1500 positions each), however short it is."""
+        c = self.config
+        per_chunk = transformer_clip_bytes(int(c.encoder_layers), self.embedder.positions, int(c.d_model),
+                                           int(c.encoder_ffn_dim), int(c.encoder_attention_heads))
+        return self.num_chunks(window_samples) * per_chunk
 
     def finetune_blocks(self) -> list[tuple[str, list[tf.Variable]]]:
         """``stem`` (the two convolutions), ``layer0`` … ``layerN``, then ``top`` (final norm, layer logits)."""
