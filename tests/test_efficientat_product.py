@@ -203,7 +203,8 @@ def test_beam_embed_in_memory_equals_the_local_cache(data, trained, eat, tmp_pat
     assert main(["embed", str(csv), "--output", str(out), "--backbone", SPEC, "--shard-size", "6",
                  "--batch-size", "4", "--runner", "DirectRunner", "--direct_running_mode=in_memory"]) == 0
     assert "12 clips in 2 shards" in capsys.readouterr().out
-    beam = EmbeddingCache(eat, out / "embeddings").load(manifest, extract=False, progress=False)
+    # the namespace `tfaudio embed` wrote: its default engine (auto: EfficientAT's TFLite body)
+    beam = EmbeddingCache(eat, out / "embeddings", engine="auto").load(manifest, extract=False, progress=False)
     local = EmbeddingCache(eat, f"{trained[1]}/embeddings").load(manifest, progress=False)
     assert list(beam.rows) == list(local.rows)
     for a, b in zip(beam.embeddings, local.embeddings, strict=True):

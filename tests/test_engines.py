@@ -39,7 +39,8 @@ class _OtherBackbone:
 
 
 class _EfficientATLike:
-    pass
+    def _body_outputs(self, log_mel, counts):  # pragma: no cover - never called
+        raise AssertionError
 
 
 _EfficientATLike.__name__ = "EfficientATBackbone"
@@ -59,13 +60,21 @@ def test_auto_follows_the_cpu_and_falls_back(monkeypatch):
     yamnet, other, eat = _YAMNetLike(), _OtherBackbone(), _EfficientATLike()
     monkeypatch.setattr(engines, "_tflite_available", lambda: True)
     assert choose_engine("auto", backbone=yamnet, features=BF16).name == "bfloat16"
-    # EfficientAT ran slower in bfloat16 even natively (BENCHMARKS.md): auto keeps float32, a request runs it
-    assert choose_engine("auto", backbone=eat, features=BF16).name == "float32"
+    # EfficientAT ran slower in bfloat16 even natively (BENCHMARKS.md): auto runs its TFLite body, a
+    # request runs bfloat16
+    assert choose_engine("auto", backbone=eat, features=BF16).name == "tflite"
+    assert choose_engine("auto", backbone=eat, features=VNNI).name == "tflite"
     assert choose_engine("bfloat16", backbone=eat, features=BF16).name == "bfloat16"
-    assert choose_engine("auto", backbone=other, features=BF16).name == "float32"  # no bfloat16 trace of it
-    # VNNI only, or no /proc/cpuinfo: float32 (tflite is slower batched, and only runs when asked for)
-    assert choose_engine("auto", backbone=yamnet, features=VNNI).name == "float32"
-    assert choose_engine("auto", backbone=yamnet, features=frozenset()).name == "float32"
+    assert choose_engine("auto", backbone=other, features=BF16).name == "float32"  # no engine runs it
+    # VNNI only, or no /proc/cpuinfo: no emulated bfloat16; YAMNet's TFLite body instead
+    assert choose_engine("auto", backbone=yamnet, features=VNNI).name == "tflite"
+    assert choose_engine("auto", backbone=yamnet, features=frozenset()).name == "tflite"
+    # no interpreter importable (neither LiteRT, tflite-runtime nor TensorFlow's): float32, with the reason
+    monkeypatch.setattr(engines, "_tflite_available", lambda: False)
+    for backbone, features in ((eat, BF16), (yamnet, VNNI)):
+        choice = choose_engine("auto", backbone=backbone, features=features)
+        assert choice.name == "float32" and "interpreter" in choice.reason and not choice.fell_back
+    assert choose_engine("auto", backbone=yamnet, features=BF16).name == "bfloat16"  # needs no interpreter
 
 
 def test_requested_engines_fall_back_with_the_reason(monkeypatch):
@@ -86,6 +95,12 @@ def test_requested_engines_fall_back_with_the_reason(monkeypatch):
     assert choose_engine(None, backbone=yamnet, features=BF16).name == "float32"
     with pytest.raises(TfaudioError, match="Fix: choose one of auto, float32"):
         choose_engine("int4", backbone=yamnet)
+
+
+@pytest.fixture(autouse=True)
+def _engine_models_in_tmp(tmp_path, monkeypatch):
+    """Converted TFLite bodies go to a temporary cache, not ~/.cache."""
+    monkeypatch.setenv("TFAUDIO_CACHE", str(tmp_path / "tfaudio-cache"))
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +125,8 @@ def test_cache_namespaces_never_mix_engines(tmp_path, monkeypatch):
     # auto resolves before the key: the same CPU gives the namespace of the engine it picked
     assert EmbeddingCache(yamnet, tmp_path, engine="auto").directory == caches["bfloat16"].directory
     monkeypatch.setattr(engines, "cpu_features", lambda path=None: VNNI)
+    assert EmbeddingCache(yamnet, tmp_path, engine="auto").directory == caches["tflite"].directory
+    monkeypatch.setattr(engines, "_tflite_available", lambda: False)
     assert EmbeddingCache(yamnet, tmp_path, engine="auto").directory == caches["float32"].directory
 
 
@@ -188,9 +205,9 @@ def test_cache_extracts_with_its_engine(yamnet, tmp_path, monkeypatch):
     calls = []
     real = engines.engine_functions
 
-    def spy(backbone, engine):
+    def spy(backbone, engine, **kwargs):
         calls.append(engine.name)
-        return real(backbone, engine)
+        return real(backbone, engine, **kwargs)
 
     monkeypatch.setattr(embedding_cache, "engine_functions", spy)  # patched where the cache calls it
     ref = EmbeddingCache(yamnet, tmp_path / "c", engine="float32").load(manifest, progress=False)
@@ -200,6 +217,8 @@ def test_cache_extracts_with_its_engine(yamnet, tmp_path, monkeypatch):
         assert a.shape == b.shape and _cosines(a, b).min() >= 0.999
     settings = [json.loads(p.read_text()) for p in sorted((tmp_path / "c").glob("*/settings.json"))]
     assert sorted(s.get("engine", "float32") for s in settings) == ["float32", "tflite"]
+    # its converted body is on disk (where the backbone's first TFLite body keeps its models)
+    assert list(yamnet.__dict__["_tfaudio_tflite_body"].directory.glob("yamnet-*.tflite"))
 
 
 @pytest.mark.parametrize("command", ["train", "cv", "evaluate"])

@@ -8,28 +8,34 @@ engine         what runs the body
                ``auto_mixed_precision_onednn_bfloat16``), only on CPUs with native bfloat16
                (``avx512_bf16`` or ``amx_bf16``): where bfloat16 is emulated (VNNI-only CPUs) it ran
                EfficientAT's body at 0.4x float32.
-``tflite``     YAMNet's body converted to TFLite (float32) and run by the XNNPACK delegate of the
+``tflite``     the body (YAMNet's, EfficientAT's) as fixed-shape float32 TFLite models run by XNNPACK
+               on one-thread interpreters side by side (:mod:`tfaudio.backbones.tflite_body`), in the
                interpreter tfaudio picks (LiteRT, else tflite-runtime, else TensorFlow's).
 =============  =====================================================================================
 
-``auto`` (:func:`choose_engine`) picks by what this CPU has, at run time: ``bfloat16`` for YAMNet
-where it is native, else ``float32`` (EfficientAT's body was slower in bfloat16 even natively). ``tflite`` runs only when asked for: in
-BENCHMARKS.md's run its batched body was slower than TensorFlow's, and converting the body costs about
-a minute per process. A requested engine the machine or the backbone cannot run falls back to ``float32`` with
-the reason (never an error): caches stay usable on every machine. Every engine other than ``float32``
-is part of the embedding cache's namespace (:class:`~tfaudio.data.embedding_cache.EmbeddingCache`), so
-embeddings of different engines are never mixed; ``float32`` keeps the namespaces caches had before.
+``auto`` (:func:`choose_engine`) picks by what this CPU and this Python have, at run time: ``bfloat16``
+for YAMNet where it is native (never emulated: VNNI-only CPUs ran it slower); else ``tflite`` for
+YAMNet and EfficientAT where a TFLite interpreter can be imported; else ``float32``. Why ``tflite``:
+in every run of ``benchmarks/extraction_speed.py`` its extraction took 15-20 % less CPU than
+``float32``'s (the body in XNNPACK); in wall time it was faster when the 2 cores were not saturated by
+other jobs, and within the noise, either way, when they were (load 5-7). Its cost: converting each
+body shape once per cache folder (~5-10 s, kept in ``<cache>/engines``). A requested engine
+the machine or the backbone cannot run falls back to ``float32`` with the reason (never an error):
+caches stay usable on every machine. Every engine other than ``float32`` is part of the embedding
+cache's namespace (:class:`~tfaudio.data.embedding_cache.EmbeddingCache`), so embeddings of different
+engines are never mixed; ``float32`` keeps the namespaces caches had before.
 
-Gate (BENCHMARKS.md "Extraction engines"): an engine's embeddings stay within cosine 0.999 of
-float32's, or downstream 5-fold CV accuracy stays within 0.5 point. Measured in one run on an
-AVX512_BF16 machine (three runs at different loads): YAMNet in bfloat16 ran its body 1.50-1.78x and
-the cache's extraction 1.40-1.85x float32,
-mean cosine 0.9997 (single frames down to 0.995: the strict cosine gate fails) and the same CV accuracy
-on esc50-subset (0.975 on every fold alike), so ``auto`` uses it for YAMNet; EfficientAT mn04 ran at
-0.43-0.59x in bfloat16 (cosine down to 0.978), and the TFLite body at 0.15-0.28x, so ``auto`` uses
-neither. mn04's own body in TFLite/XNNPACK (``benchmarks/tflite_body.py``, BENCHMARKS.md "Extraction
-engines: TFLite body (mn04)") ran 1.4x TensorFlow's on one thread and 1.8x as two one-thread
-interpreters, but the body was 23 % of mn04's extraction time, so at most 1.12x: not an engine here.
+Gate: an engine's embeddings stay within cosine 0.999 of float32's on every frame, or downstream
+5-fold CV accuracy stays within 0.5 point. ``tflite`` passes the cosine gate (float32 arithmetic:
+cosine 1.00000); YAMNet in bfloat16 does not (single frames down to 0.995, mean 0.9997) but passes
+the CV alternative (0.975 on esc50-subset in both; BENCHMARKS.md "Extraction engines: downstream
+accuracy"). Speed (BENCHMARKS.md "Extraction engines", "Extraction engines: TFLite body (mn04)",
+"Extraction speed against 7d92a63"): YAMNet's body ran 1.5x float32 in bfloat16 and ~1.2x (CPU time)
+in TFLite; EfficientAT mn04's body 0.4-0.6x in bfloat16 and 1.4x (one thread) to 1.8x (two one-thread
+interpreters) in TFLite. The bodies are only part of extraction (decoding, resampling and the
+frontends are the rest); what made the cache's extraction ~2x as fast as at 7d92a63 is mostly its
+long-lived pipeline (:mod:`tfaudio.data.clip_stream`), which every engine shares.
+
 The library's :class:`~tfaudio.data.embedding_cache.EmbeddingCache` (and ``run_embed``, ``tag_files``)
 defaults to ``float32`` (exact); the commands (``train``, ``cv``, ``evaluate``, ``tune``, ``embed``,
 ``tag``) default to ``auto`` (``--engine``). ``tfaudio embed`` resolves the engine on the Beam driver
@@ -37,7 +43,8 @@ defaults to ``float32`` (exact); the commands (``train``, ``cv``, ``evaluate``, 
 embeddings there; ``tfaudio tag`` runs its whole graph with :func:`scorer_engine`.
 
 Threads: the bfloat16 rewrite is set in the calling thread's function options only, so functions other
-threads trace meanwhile stay float32; the TFLite body is one interpreter per backbone, locked per call.
+threads trace meanwhile stay float32; the TFLite body is one per backbone, each of its interpreters
+locked per call.
 """
 from __future__ import annotations
 
@@ -46,7 +53,6 @@ import dataclasses
 import functools
 import os
 import pathlib
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -56,10 +62,10 @@ from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
 from tensorflow.python.eager import context as tf_context
 
 from tfaudio.backbones.registry import entry_of
+from tfaudio.backbones.tflite_body import TFLiteBody, body_kind
 from tfaudio.backbones.yamnet.backbone import _scatter
 from tfaudio.errors import TfaudioError
-from tfaudio.interpreter import interpreter_backend, tflite_interpreter
-from tfaudio.log import native_stderr_silenced
+from tfaudio.interpreter import interpreter_backend
 
 __all__ = ["ENGINES", "EngineChoice", "cpu_features", "choose_engine", "engine_functions", "bfloat16_native",
            "scorer_engine", "bfloat16_rewrite", "graph_rewrite"]
@@ -116,7 +122,7 @@ def _auto(backbone: Any) -> str:
 
 
 def _has_tflite_body(backbone: Any) -> bool:
-    return _runs(backbone, "tflite") and callable(getattr(backbone, "embed_patches", None))
+    return _runs(backbone, "tflite") and body_kind(backbone) is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,7 +175,10 @@ def choose_engine(requested: str | None = "auto", *, backbone: Any = None,
         return EngineChoice("tflite", requested, "requested")
     if _auto(backbone) == "bfloat16" and bfloat16_native(features):
         return EngineChoice("bfloat16", requested, "the CPU has native bfloat16 (AVX512_BF16/AMX)")
-    # tflite is never chosen by auto: measured slower than batched TF here, plus a one-off conversion
+    if backbone is not None and _has_tflite_body(backbone):
+        if _tflite_available():
+            return EngineChoice("tflite", requested, "TFLite/XNNPACK runs this body faster than TensorFlow")
+        return EngineChoice("float32", requested, "no TFLite interpreter could be imported")
     return EngineChoice("float32", requested, "no faster engine on this CPU / backbone")
 
 
@@ -203,64 +212,52 @@ def bfloat16_rewrite() -> contextlib.AbstractContextManager[None]:
     return graph_rewrite("auto_mixed_precision_onednn_bfloat16")
 
 
-class _TFLiteBody:
-    """YAMNet's body (patches ``[N, 96, 64]`` → embeddings ``[N, 1024]``) as a float32 TFLite model."""
-
-    def __init__(self, backbone: Any, num_threads: int | None = None):
-        fe = backbone.params.frontend
-        spec = tf.TensorSpec([None, fe.patch_frames, fe.num_mel_bins], tf.float32)
-        fn = tf.function(lambda p: backbone.body(p, training=False)[0], input_signature=[spec], autograph=False)
-        with native_stderr_silenced():
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], backbone.body)
-            model = converter.convert()
-        self.interpreter = tflite_interpreter(model_content=model, num_threads=num_threads or os.cpu_count(),
-                                              allocate=False)
-        self.input = self.interpreter.get_input_details()[0]["index"]
-        self.output = self.interpreter.get_output_details()[0]["index"]
-        self.rows = -1
-        # one interpreter, shared by the threads that share the backbone (Beam's RunInference): it is
-        # not thread-safe, so one call at a time
-        self._lock = threading.Lock()
-
-    def __call__(self, patches: np.ndarray) -> np.ndarray:
-        patches = np.ascontiguousarray(patches, np.float32)
-        if patches.shape[0] == 0:
-            return np.zeros([0, 1024], np.float32)
-        with self._lock:
-            if patches.shape[0] != self.rows:
-                self.interpreter.resize_tensor_input(self.input, list(patches.shape))
-                self.interpreter.allocate_tensors()
-                self.rows = patches.shape[0]
-            self.interpreter.set_tensor(self.input, patches)
-            self.interpreter.invoke()
-            return self.interpreter.get_tensor(self.output).copy()
-
-
-def _tflite_functions(backbone: Any) -> tuple[Callable, Callable]:
+def _tflite_functions(backbone: Any, model_dir: str | os.PathLike | None = None) -> tuple[Callable, Callable]:
+    """``(frames, from_features)`` with the body on :class:`~tfaudio.backbones.tflite_body.TFLiteBody`
+    (one per backbone, shared by every caller and thread; converted models kept in ``model_dir`` by the
+    first) and the frontend in TensorFlow."""
     body = backbone.__dict__.get("_tfaudio_tflite_body")
     if body is None:
-        body = backbone.__dict__["_tfaudio_tflite_body"] = _TFLiteBody(backbone)
-    chunk = 32
+        body = backbone.__dict__["_tfaudio_tflite_body"] = TFLiteBody(backbone, directory=model_dir)
 
-    def embed(patches) -> np.ndarray:
-        patches = np.asarray(patches, np.float32)
-        return np.concatenate([body(patches[i : i + chunk]) for i in range(0, max(len(patches), 1), chunk)])
+    if body.kind == "patches":  # YAMNet
 
-    def from_features(features, counts):
-        features = np.asarray(features, np.float32)
-        counts = np.asarray(counts, np.int32)
-        mask = np.arange(features.shape[1])[None, :] < counts[:, None]
-        emb = np.zeros([features.shape[0], features.shape[1], backbone.embedding_dim], np.float32)
-        emb[mask] = embed(features[mask])
-        return tf.constant(emb), tf.constant(mask)
+        def from_features(features, counts):
+            features = np.asarray(features, np.float32)
+            counts = np.asarray(counts, np.int32)
+            mask = np.arange(features.shape[1])[None, :] < counts[:, None]
+            emb = np.zeros([features.shape[0], features.shape[1], backbone.embedding_dim], np.float32)
+            emb[mask] = body.patches(features[mask])
+            return tf.constant(emb), tf.constant(mask)
+
+        def frames(waveforms, lengths=None):
+            waveforms, lengths = backbone.check_batch(waveforms, lengths)
+            patches, mask = backbone._batch_fn(waveforms, lengths)
+            mask = np.asarray(mask)
+            emb = np.zeros([mask.shape[0], mask.shape[1], backbone.embedding_dim], np.float32)
+            emb[mask] = body.patches(np.asarray(patches))
+            return tf.constant(emb), tf.constant(mask)
+
+        return frames, from_features
+
+    frontend = backbone.__dict__.get("_tfaudio_tflite_frontend")
+    if frontend is None:
+        signature = [tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)]
+        frontend = backbone.__dict__["_tfaudio_tflite_frontend"] = tf.function(
+            backbone.frontend, input_signature=signature, autograph=False)
+
+    def from_features(features, counts):  # EfficientAT
+        out = body.log_mel(features, counts)
+        if out is None:  # longer than the last length bucket: TensorFlow's body
+            return backbone.batch_frames_from_features(features, counts)
+        return tf.constant(out[0]), tf.constant(out[1])
 
     def frames(waveforms, lengths=None):
         waveforms, lengths = backbone.check_batch(waveforms, lengths)
-        patches, mask = backbone._batch_fn(waveforms, lengths)
-        mask = np.asarray(mask)
-        emb = np.zeros([mask.shape[0], mask.shape[1], backbone.embedding_dim], np.float32)
-        emb[mask] = embed(np.asarray(patches))
-        return tf.constant(emb), tf.constant(mask)
+        if waveforms.shape[0] == 0:
+            return backbone.batch_frames(waveforms, lengths)
+        log_mel, counts = frontend(waveforms, lengths)
+        return from_features(log_mel.numpy(), counts.numpy())
 
     return frames, from_features
 
@@ -270,9 +267,9 @@ def _bfloat16_functions(backbone: Any) -> tuple[Callable, Callable]:
     the backbone's own float32 functions are left alone."""
 
     fns = backbone.__dict__.get("_tfaudio_bf16_fns")
+    patch_body = hasattr(backbone, "_body_call")  # YAMNet: a Keras body on log-mel patches
     if fns is None:
         frames_fn = tf.function(backbone.graph_frames, autograph=False, reduce_retracing=True)
-        patch_body = hasattr(backbone, "_body_call")  # YAMNet: a Keras body on log-mel patches
         if patch_body:
             fe = backbone.params.frontend
             spec = tf.TensorSpec([None, fe.patch_frames, fe.num_mel_bins], tf.float32)
@@ -305,9 +302,11 @@ def _bfloat16_functions(backbone: Any) -> tuple[Callable, Callable]:
     return frames, from_features
 
 
-def engine_functions(backbone: Any, engine: EngineChoice | str) -> tuple[Callable, Callable]:
+def engine_functions(backbone: Any, engine: EngineChoice | str, *,
+                     model_dir: str | os.PathLike | None = None) -> tuple[Callable, Callable]:
     """``(batch_frames, batch_frames_from_features)`` of ``backbone`` run by ``engine`` (same signatures
-    and outputs as the backbone's own methods; ``float32`` returns them)."""
+    and outputs as the backbone's own methods; ``float32`` returns them). ``model_dir``: where the
+    ``tflite`` engine keeps its converted models (default ``<cache>/engines``)."""
     name = engine.name if isinstance(engine, EngineChoice) else str(engine)
     if name == "float32":
         return backbone.batch_frames, backbone.batch_frames_from_features
@@ -315,9 +314,9 @@ def engine_functions(backbone: Any, engine: EngineChoice | str) -> tuple[Callabl
         return _bfloat16_functions(backbone)
     if name == "tflite":
         if not _has_tflite_body(backbone):
-            raise TfaudioError(f"the tflite engine runs YAMNet's body only, not {type(backbone).__name__}. "
-                               "Fix: --engine auto or float32.")
-        return _tflite_functions(backbone)
+            raise TfaudioError(f"the tflite engine runs YAMNet's and EfficientAT's bodies, not "
+                               f"{type(backbone).__name__}. Fix: --engine auto or float32.")
+        return _tflite_functions(backbone, model_dir)
     raise TfaudioError(f"engine {name!r} is not known. Fix: choose one of {', '.join(ENGINES)}.")
 
 

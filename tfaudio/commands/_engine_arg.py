@@ -6,8 +6,9 @@ import argparse
 
 #: ``tfaudio.backbones.engines.ENGINES``, spelled out so that building the parser does not import TensorFlow.
 ENGINE_CHOICES = ("auto", "float32", "bfloat16", "tflite")
-ENGINE_HELP = ("what extracts the embeddings: auto (default, or $TFAUDIO_ENGINE: bfloat16 where the CPU has it "
-               "natively, else float32), float32, bfloat16, tflite (YAMNet's body in TFLite); each engine caches apart")
+ENGINE_HELP = ("what extracts the embeddings: auto (default, or $TFAUDIO_ENGINE: bfloat16 for YAMNet where the CPU has "
+               "it natively, else the body in TFLite/XNNPACK for YAMNet and EfficientAT, else float32), float32, "
+               "bfloat16, tflite; each engine caches apart")
 
 
 def add_engine_arg(p: argparse.ArgumentParser, *, extra: str = "") -> None:

@@ -51,8 +51,9 @@ from tqdm.auto import tqdm
 from tfaudio.backbones.engines import choose_engine, engine_functions
 from tfaudio.backbones.registry import backbone_name
 from tfaudio.data.clip_embeddings import ClipEmbeddings, ExtractionReport
+from tfaudio.data.clip_stream import clip_stream
 from tfaudio.data.manifest import Manifest
-from tfaudio.data.pipeline import AudioDataset, PipelineConfig
+from tfaudio.data.pipeline import PipelineConfig
 from tfaudio.data.shards import (
     FORMAT_VERSION,
     ORPHAN_AFTER,
@@ -333,14 +334,16 @@ class EmbeddingCache:
         # Backbones with a per-clip step (YAMNet's log-mel patches) get it run in the data workers.
         features = getattr(self.backbone, "clip_features", None)
         c = self.backbone.contract
-        data = AudioDataset(sub, dataclasses.replace(self.pipeline, on_error=on_error), features=features,
-                            keep_audio=features is None, frame_energy=(c.frame_samples, c.hop_samples))
+        # the process's long-lived pipeline for these settings (built once, not per call: clip_stream)
+        stream = clip_stream(self.pipeline, features, (c.frame_samples, c.hop_samples), keep_audio=features is None)
         done = 0
 
-        batch_frames, batch_frames_from_features = engine_functions(self.backbone, self.engine)
+        # the tflite engine's converted bodies are kept beside the namespaces (<root>/engines)
+        batch_frames, batch_frames_from_features = engine_functions(self.backbone, self.engine,
+                                                                    model_dir=self.root / "engines")
         bar = tqdm(total=len(sub), desc="embedding", unit="clip", disable=not progress)
         try:
-            for batch in data.iterate(self.batch_size):
+            for batch in stream.batches(sub.paths, self.batch_size, on_error):
                 if features is None:
                     emb, mask = batch_frames(tf.constant(batch["audio"]), tf.constant(batch["length"]))
                 else:
@@ -363,7 +366,7 @@ class EmbeddingCache:
             bar.close()
             self._index = None
         self.compact()
-        skipped = unreadable + data.skipped
+        skipped = unreadable + stream.skipped
         return ExtractionReport(total, total - len(todo_rows) - len(unreadable), done, skipped)
 
     def sweep(self) -> list[pathlib.Path]:

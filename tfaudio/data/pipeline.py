@@ -99,6 +99,44 @@ def decode_clip(path: str, config: PipelineConfig) -> np.ndarray:
     return converter.to_rate(audio, rate, path)
 
 
+@functools.lru_cache(maxsize=8)
+def _clip_step(graph_rates: tuple[int, ...], sample_rate: int, duration_seconds: float | None, align: str,
+               features: Callable[[tf.Tensor], tf.Tensor] | None, frame_energy: tuple[int, int] | None,
+               keep_audio: bool):
+    """The pure-TF part of a clip's preparation (resample, crop/pad, features, frame energy) as one
+    ``tf.function``, traced once per process and setting rather than once per data set.
+
+    Why: ``Dataset.map`` traces (and autograph-converts) its Python function each time a data set is
+    built; the embedding cache builds one per ``extract`` call, and tracing these steps cost ~0.25 s
+    of every call (~15 % of extracting 128 clips of 5 s). A map that calls this traced function only
+    adds a call to it.
+    """
+
+    def step(audio, branch):
+        if graph_rates:
+            audio = switch_rates(audio, branch, graph_rates, sample_rate)
+        length = tf.shape(audio)[0]
+        if duration_seconds is not None:
+            audio = pad_or_crop(audio, duration_seconds, sample_rate, align=align)
+            length = tf.minimum(length, tf.shape(audio)[0])
+        out = {"length": tf.cast(length, tf.int32)}
+        if features is not None:
+            # In the data set's worker, on one thread, beside the model (a backbone's clip_features step).
+            feats = features(audio)
+            out.update(features=feats, feature_count=tf.shape(feats)[0])
+        if frame_energy is not None:
+            frame, hop = frame_energy
+            count = tf.maximum(1, (tf.cast(length, tf.int32) + hop - 1) // hop)  # frames that start in the clip
+            db = frame_energy_db(audio[None], tf.reshape(tf.cast(length, tf.int32), [1]), frame, hop, count)[0]
+            out.update(frame_db=db, frame_db_count=count)
+        if keep_audio:
+            out["audio"] = audio
+        return out
+
+    signature = [tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int32)]
+    return tf.function(step, input_signature=signature, autograph=False)
+
+
 def _is_ok(element):
     return element["ok"]
 
@@ -219,25 +257,9 @@ class AudioDataset:
 
     def _resample(self, audio: tf.Tensor, branch: tf.Tensor, ok: tf.Tensor) -> dict[str, tf.Tensor]:
         cfg = self.config
-        if self._graph_rates:
-            audio = switch_rates(audio, branch, self._graph_rates, cfg.sample_rate)
-        length = tf.shape(audio)[0]
-        if cfg.duration_seconds is not None:
-            audio = pad_or_crop(audio, cfg.duration_seconds, cfg.sample_rate, align=cfg.align)
-            length = tf.minimum(length, tf.shape(audio)[0])
-        out = {"length": tf.cast(length, tf.int32), "ok": ok}
-        if self.features is not None:
-            # In this worker, on one thread, beside the model (a backbone's clip_features step).
-            feats = self.features(audio)
-            out.update(features=feats, feature_count=tf.shape(feats)[0])
-        if self.frame_energy is not None:
-            frame, hop = self.frame_energy
-            count = tf.maximum(1, (tf.cast(length, tf.int32) + hop - 1) // hop)  # frames that start in the clip
-            db = frame_energy_db(audio[None], tf.reshape(tf.cast(length, tf.int32), [1]), frame, hop, count)[0]
-            out.update(frame_db=db, frame_db_count=count)
-        if self.keep_audio:
-            out["audio"] = audio
-        return out
+        step = _clip_step(self._graph_rates, cfg.sample_rate, cfg.duration_seconds, cfg.align, self.features,
+                          self.frame_energy, self.keep_audio)
+        return {**step(audio, branch), "ok": ok}
 
     def clips(self, *, shuffle: bool = False, seed: int | None = None) -> tf.data.Dataset:
         """Unbatched elements, one per (good) clip."""
