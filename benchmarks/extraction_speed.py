@@ -103,8 +103,9 @@ class Worker:
 
 
 def old_checkout(commit: str) -> tuple[pathlib.Path, bool]:
-    """A worktree of ``commit`` (made here, and removed at the end, unless it is there already)."""
-    path = pathlib.Path(tempfile.gettempdir()) / f"wt-{commit}"
+    """A worktree of ``commit`` (made here, and removed at the end, unless it is there already), beside this
+    checkout so that its ``../shared`` (the weights and data) is this checkout's."""
+    path = ROOT.parent / f".wt-{commit}"
     if (path / "tfaudio").is_dir():
         return path, False
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), commit], check=True,
