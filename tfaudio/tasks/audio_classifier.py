@@ -138,7 +138,7 @@ class AudioClassifier:
         self.head_model_ = average_heads(members)
         self.history_ = histories[0]
         self.train_config_ = config
-        self.train_clips_ = _training_clips([len(e) for e in tr.embeddings], self.backbone.contract)
+        self.train_clips_ = training_clips([len(e) for e in tr.embeddings], self.backbone.contract)
         self.thresholds_ = None
         self.rejection_threshold_ = None
         if not multi and va is not None:  # "none of these": a top score below this on new clips
@@ -321,7 +321,7 @@ class AudioClassifier:
         return clf
 
 
-def _training_clips(frame_counts: Sequence[int], contract: Any) -> dict[str, Any] | None:
+def training_clips(frame_counts: Sequence[int], contract: Any) -> dict[str, Any] | None:
     """What :meth:`AudioClassifier.fit` records about its training clips (None without clips): their
     number, the median frame count and the seconds those frames span (``min_seconds + (frames - 1) *
     hop_seconds``: 5.295 s for YAMNet on 5 s clips, whose last patch is zero-padded)."""

@@ -27,7 +27,7 @@ Example:
     >>> clf.save("runs/ft")
 
 k-fold cross-validation of fine-tuning is :func:`tfaudio.tasks.cross_validation.cross_validate_finetune`.
-One file of ~520 lines on purpose: the run's plan, optimizers, data stream, training step and
+One file of ~610 lines on purpose: the run's plan, optimizers, data stream, training step and
 checkpoints share its state (:class:`FineTuneRun`); the augmentations (``signal/augment.py``) and the
 waveform cache (``data/waveform_cache.py``) are apart.
 """
@@ -56,7 +56,7 @@ from tfaudio.errors import ManifestError, TfaudioError
 from tfaudio.heads.classification_head import build_head
 from tfaudio.io.atomic import atomic_write_text
 from tfaudio.signal import augment
-from tfaudio.tasks.audio_classifier import AudioClassifier, _training_clips
+from tfaudio.tasks.audio_classifier import AudioClassifier, training_clips
 from tfaudio.tasks.metrics import classification_report
 from tfaudio.tasks.precision import DynamicLossScale, precision_choice, training_rewrite
 from tfaudio.tasks.recipe import FineTuneConfig, Recipe, get_recipe
@@ -112,6 +112,11 @@ def memory_budget() -> float:
         return 0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 4e9
+
+
+def _largest_divisor(n: int, limit: int) -> int:
+    """The largest divisor of ``n`` that is at most ``limit`` (1 at least)."""
+    return max(d for d in range(1, n + 1) if n % d == 0 and d <= max(limit, 1))
 
 
 def run_digest(obj: Any) -> str:
@@ -272,14 +277,14 @@ class FineTuneRun:
             if per_replica % asked:
                 raise TfaudioError(f"micro_batch {asked} does not divide the batch of {per_replica} clips per "
                                    f"replica. Fix: a divisor of {per_replica} (e.g. --micro-batch "
-                                   f"{max(d for d in range(1, per_replica + 1) if per_replica % d == 0 and d <= asked)}).")
+                                   f"{_largest_divisor(per_replica, asked)}).")
             return asked
         clip_bytes = self.backbone.finetune_clip_bytes(crop)
         if not clip_bytes:
             return per_replica
         budget = memory_budget()
         fits = max(1, int(budget // clip_bytes))
-        micro = max(d for d in range(1, per_replica + 1) if per_replica % d == 0 and d <= fits)
+        micro = _largest_divisor(per_replica, fits)
         if micro < per_replica:
             log.info("micro-batches of %d clips (about %.1f GB each of the %.1f GB budget): the batch of %d "
                      "in %d passes", micro, micro * clip_bytes / 1e9, budget / 1e9, per_replica, per_replica // micro)
@@ -563,7 +568,7 @@ class FineTuneRun:
             c = self.backbone.contract
             samples = np.minimum(np.round(self._durations * self.backbone.sample_rate), self.plan.crop_samples)
             frames = 1 + np.ceil(np.maximum(samples - c.frame_samples, 0) / c.hop_samples)
-            clf.train_clips_ = _training_clips(frames.astype(int).tolist(), c)
+            clf.train_clips_ = training_clips(frames.astype(int).tolist(), c)
         clf.fine_tuned_ = {"recipe": self.recipe.to_dict(), "precision": self.precision,
                            "crop_seconds": (self.plan.crop_samples / self.backbone.sample_rate) if self.plan else None,
                            "frozen_blocks": self.plan.frozen if self.plan else None}
