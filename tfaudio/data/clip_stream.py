@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tfaudio.data.pipeline import GRAPH_RATES, PipelineConfig, _clip_step, _converter
+from tfaudio.data.pipeline import GRAPH_RATES, PipelineConfig, _clip_step, decode_for_graph
 from tfaudio.errors import AudioError
 from tfaudio.signal.resample import resamplable_rates
 
@@ -76,11 +76,7 @@ class ClipStream:
         """(audio, branch, ok) of one file (see ``AudioDataset._decode_np``); a bad file is recorded."""
         job, path = int(job), path.decode()
         try:
-            converter = _converter(self.config.sample_rate, self.config.backend)
-            audio, rate = converter.decode_file(path)
-            if rate in self.rates:
-                return audio, np.int32(self.rates.index(rate) + 1), True
-            return converter.to_rate(audio, rate, path), np.int32(0), True
+            return (*decode_for_graph(path, self.config, self.rates), True)
         except AudioError as err:
             self._errors[job] = err
             return np.zeros([0], np.float32), np.int32(0), False

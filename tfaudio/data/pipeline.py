@@ -99,6 +99,17 @@ def decode_clip(path: str, config: PipelineConfig) -> np.ndarray:
     return converter.to_rate(audio, rate, path)
 
 
+def decode_for_graph(path: str, config: PipelineConfig, graph_rates: tuple[int, ...]) -> tuple[np.ndarray, np.int32]:
+    """(audio, branch) of one file for :func:`_clip_step`: ``branch`` selects the in-graph resampler of the
+    file's rate among ``graph_rates`` (1-based), or is 0 when the audio was resampled here already (a
+    rate not in the table). Raises :class:`AudioError` for a bad file."""
+    converter = _converter(config.sample_rate, config.backend)
+    audio, rate = converter.decode_file(path)
+    if rate in graph_rates:
+        return audio, np.int32(graph_rates.index(rate) + 1)
+    return converter.to_rate(audio, rate, path), np.int32(0)
+
+
 @functools.lru_cache(maxsize=8)
 def _clip_step(graph_rates: tuple[int, ...], sample_rate: int, duration_seconds: float | None, align: str,
                features: Callable[[tf.Tensor], tf.Tensor] | None, frame_energy: tuple[int, int] | None,
@@ -231,13 +242,8 @@ class AudioDataset:
         i = int(index)
         path = self._paths[i]
         try:
-            converter = _converter(self.config.sample_rate, self.config.backend)
-            audio, rate = converter.decode_file(path)
-            if rate in self._graph_rates:
-                branch = self._graph_rates.index(rate) + 1
-            else:
-                audio, branch = converter.to_rate(audio, rate, path), 0
-            return audio, np.int32(branch), True, ""
+            audio, branch = decode_for_graph(path, self.config, self._graph_rates)
+            return audio, branch, True, ""
         except AudioError as err:
             with self._lock:
                 self._skipped[i] = err
