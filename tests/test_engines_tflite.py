@@ -94,3 +94,19 @@ def test_converted_models_are_kept_and_a_damaged_one_is_replaced(tiny, monkeypat
     got, _ = TFLiteBody(tiny, workers=1).log_mel(log_mel, counts)
     assert converted and files[0].read_bytes()[4:8] == b"TFL3"
     np.testing.assert_array_equal(got, want)
+
+
+def test_new_weights_of_the_same_backbone_get_new_tflite_models():
+    """A backbone fine-tuned or re-assigned in place: the engine follows its weights (no stale interpreter)."""
+    from tfaudio.backbones.efficientat.backbone import EfficientATBackbone
+    from tfaudio.backbones.efficientat.params import EfficientATParams
+
+    bb = EfficientATBackbone(EfficientATParams(0.1))
+    batch, lengths = _batch((1.0,))
+    frames, _ = engines.engine_functions(bb, "tflite")
+    before = np.asarray(frames(batch, lengths)[0])
+    bb.assign_variables([v.numpy() * 1.5 for v in bb.variables])
+    after = np.asarray(frames(batch, lengths)[0])
+    ref = np.asarray(bb.batch_frames(batch, lengths)[0])
+    assert not np.allclose(after, before)
+    _close(after, ref)

@@ -160,10 +160,12 @@ class TFLiteBody:
         return data
 
     def _shape(self, shape: tuple[int, ...]) -> _Shape:
+        # keyed by the weights too: a backbone trained or re-assigned in place must not run stale models
+        key = (self.backbone.fingerprint, *shape)
         with self._lock:
-            if shape not in self._shapes:
-                self._shapes[shape] = _Shape(self._model(shape), self.workers)
-            return self._shapes[shape]
+            if key not in self._shapes:
+                self._shapes[key] = _Shape(self._model(shape), self.workers)
+            return self._shapes[key]
 
     def _run_chunks(self, shape: tuple[int, ...], chunks: list[tuple[np.ndarray, ...]]) -> list[np.ndarray]:
         runner = self._shape(shape)
