@@ -1,6 +1,7 @@
 """Fine-tuning: augmentations, the waveform cache, the training road (loss, frozen parts, resume after kill -9,
 MirroredStrategy) and what comes out of it (an ordinary model folder that predicts, evaluates and exports)."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -103,6 +104,49 @@ def test_gain_shift_mixup_and_masks_do_what_they_say():
     assert changed.any() and not changed.all()
     assert np.array_equal(masked, augment.spec_mask(feats, 0.3, 0.2, [7, 8]))
     assert np.array_equal(augment.spec_mask(feats, 0.0, 0.0, [7, 8]), feats)
+
+
+def test_speed_perturbation_plays_the_clip_faster_or_slower():
+    assert augment.speed_factors(0.0) == (1,)
+    speeds = augment.speed_factors(0.1)
+    assert float(speeds[0]) == 0.9 and float(speeds[-1]) == 1.1 and 1 in speeds and list(speeds) == sorted(speeds)
+    with pytest.raises(ValueError, match="max_change"):
+        augment.speed_factors(0.6)
+    rate, hz = 8000, 500.0
+    tone = np.sin(2 * np.pi * hz * np.arange(rate) / rate).astype(np.float32)
+    seen = {}
+    for s in range(30):
+        out, n = augment.speed_perturb(tone, rate, 0.1, [s, 7])
+        out = out.numpy()
+        assert out.shape == (int(n),)
+        speed = rate / int(n)  # 10 % faster: 10 % shorter ...
+        nearest = min(speeds, key=lambda f: abs(float(f) - speed))
+        assert abs(float(nearest) - speed) < 1e-3
+        spectrum = np.abs(np.fft.rfft(out[500:-500] * np.hanning(len(out) - 1000)))
+        peak = np.argmax(spectrum) * rate / (len(out) - 1000)
+        assert abs(peak - hz * float(nearest)) < 10.0  # ... and 10 % higher
+        seen[nearest] = out
+    assert len(seen) >= 4  # the draws cover the speeds
+    again, _ = augment.speed_perturb(tone, rate, 0.1, [3, 7])
+    assert np.array_equal(again, augment.speed_perturb(tone, rate, 0.1, [3, 7])[0])  # repeatable
+    assert np.array_equal(augment.speed_perturb(tone, 4000, 0.0, [3, 7])[0], tone[:4000])  # off: the valid part
+
+
+def test_training_stream_perturbs_speed_only_when_asked(data, tiny):
+    m, root = data
+    cache = WaveformCache(RATE, root / "cache")
+    train = m.filter_folds([1, 2])
+    lengths = {}
+    for speed in (0.0, 0.1):
+        run = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(speed=speed, crop_seconds=2.0, shift_seconds=0.0,
+                                                                        gain_db=0.0).replace(train={"mixup": 0.0}),
+                          cache=cache)
+        cache.extract(train, progress=False)
+        run._clips = cache.dataset(train)
+        plan = run._plan(train, np.ones(len(train)), np.arange(len(train)) % len(m.labels))
+        lengths[speed] = np.concatenate([b["length"].numpy() for b in run._train_dataset(train, plan, 0)])
+    assert set(lengths[0.0]) == {RATE}  # 1 s clips padded into a 2 s window
+    assert len(set(lengths[0.1])) > 1 and set(lengths[0.1]) <= {math.ceil(RATE / s) for s in augment.speed_factors(0.1)}
 
 
 def test_warmup_cosine_schedule():

@@ -127,11 +127,13 @@ def add_finetune_args(p: argparse.ArgumentParser) -> None:
     f.add_argument("--weight-decay", type=float, help="AdamW weight decay")
     f.add_argument("--warmup-epochs", type=float, help="epochs of learning-rate warm-up")
     f.add_argument("--head-epochs", type=int, help="epochs at the start in which only the head trains")
+    f.add_argument("--speed", type=float, help="speed perturbation: clips played up to this share faster or "
+                                               "slower, e.g. 0.1 (0: off)")
     f.add_argument("--gain-db", type=float, help="random gain, up to this many dB (0: off)")
     f.add_argument("--shift-seconds", type=float, help="random time shift, up to this many seconds (0: off)")
     f.add_argument("--freq-mask", type=float, help="SpecAugment: share of mel bands masked (0: off)")
     f.add_argument("--time-mask", type=float, help="SpecAugment: share of frames masked (0: off)")
-    f.add_argument("--no-augment", action="store_true", help="no mixup, gain, shift or masking")
+    f.add_argument("--no-augment", action="store_true", help="no mixup, speed, gain, shift or masking")
     f.add_argument("--precision", choices=["auto", "float32", "bfloat16", "float16"],
                    help="bfloat16: oneDNN's automatic bfloat16 on CPUs that have it natively; float16: mixed "
                         "precision with loss scaling on GPUs with compute capability >= 7.0 (auto picks it there)")
@@ -142,7 +144,7 @@ def add_finetune_args(p: argparse.ArgumentParser) -> None:
 
 
 _FINETUNE_OPTIONS = ("crop_seconds", "freeze_blocks", "batchnorm", "backbone_learning_rate", "layer_decay",
-                     "weight_decay", "warmup_epochs", "head_epochs", "gain_db", "shift_seconds", "freq_mask",
+                     "weight_decay", "warmup_epochs", "head_epochs", "speed", "gain_db", "shift_seconds", "freq_mask",
                      "time_mask", "precision", "micro_batch")
 
 
@@ -153,7 +155,7 @@ def finetune_recipe_from_args(args: argparse.Namespace):
     recipe = recipe_from_args(args)
     tuned = {k: getattr(args, k) for k in _FINETUNE_OPTIONS if getattr(args, k, None) is not None}
     if getattr(args, "no_augment", False):
-        tuned.update(gain_db=0.0, shift_seconds=0.0, freq_mask=0.0, time_mask=0.0)
+        tuned.update(speed=0.0, gain_db=0.0, shift_seconds=0.0, freq_mask=0.0, time_mask=0.0)
         recipe = recipe.replace(train={"mixup": 0.0})
     try:
         return recipe.replace(finetune=tuned)

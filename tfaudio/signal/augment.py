@@ -8,6 +8,8 @@ waveform goes to the backbone as it is.
 =====================  ==========================================================================
 ``crop_or_pad``        one clip → a fixed-length window: a random crop of a longer clip (training)
                        or its start; a shorter clip is zero-padded (its valid length kept)
+``speed_perturb``      each clip played up to ``max_change`` faster or slower (pitch and tempo
+                       together, Ko et al. 2015), by the package's one resampler
 ``random_gain``        each clip louder or quieter by up to ``max_db`` dB
 ``time_shift``         each clip moved by up to ``max_samples`` later or earlier (zeros fill in)
 ``mixup``              each clip mixed with another of the batch, targets mixed alike (Zhang et al. 2018)
@@ -16,9 +18,14 @@ waveform goes to the backbone as it is.
 """
 from __future__ import annotations
 
+import fractions
+import functools
+
 import tensorflow as tf
 
-__all__ = ["crop_or_pad", "random_gain", "time_shift", "mixup", "spec_mask", "fold_seed"]
+from tfaudio.signal.resample import resample
+
+__all__ = ["crop_or_pad", "speed_perturb", "speed_factors", "random_gain", "time_shift", "mixup", "spec_mask", "fold_seed"]
 
 
 def fold_seed(seed, *values) -> tf.Tensor:
@@ -46,6 +53,38 @@ def crop_or_pad(waveform, length, samples: int, seed=None) -> tuple[tf.Tensor, t
     n = tf.shape(x)[0]
     x = tf.pad(x, [[0, samples - n]])
     return tf.ensure_shape(x, [samples]), n
+
+
+@functools.lru_cache(maxsize=16)
+def speed_factors(max_change: float, levels: int = 5) -> tuple[fractions.Fraction, ...]:
+    """The speeds :func:`speed_perturb` draws from: ``levels`` evenly spaced in ``[1 - max_change,
+    1 + max_change]`` (1 among them), each a fraction of small integers (the resampler's rate pair)."""
+    if not 0 <= max_change < 0.5:
+        raise ValueError(f"max_change must be in [0, 0.5), got {max_change!r}")
+    if not max_change:
+        return (fractions.Fraction(1),)
+    half = levels // 2
+    return tuple(fractions.Fraction(1 + max_change * k / half).limit_denominator(100) for k in range(-half, half + 1))
+
+
+def speed_perturb(waveform, length, max_change: float, seed) -> tuple[tf.Tensor, tf.Tensor]:
+    """One clip ``[S]`` with ``length`` valid samples, played at a speed drawn uniformly from
+    :func:`speed_factors` (speed perturbation, as ASR and keyword-spotting recipes use against speaker
+    and pitch variation): resampled by ``1 / speed`` and read at the same rate, so speed 1.1 is 10 %
+    shorter and higher. Returns (the clip's valid samples ``[round(length / speed)]``, that length)."""
+    waveform = tf.convert_to_tensor(waveform, tf.float32)
+    length = tf.minimum(tf.cast(length, tf.int32), tf.shape(waveform)[0])
+    speeds = speed_factors(float(max_change))
+    x = waveform[:length]
+    if len(speeds) == 1:
+        return x, length
+    # speed s = p / q: resampling from p to q samples per unit of time (rates in the resampler's units)
+    branches = [functools.partial(resample, x, s.numerator * 1000, s.denominator * 1000) if s != 1 else (lambda: x)
+                for s in speeds]
+    pick = tf.random.stateless_uniform([], seed, 0, len(speeds), dtype=tf.int32)
+    out = tf.switch_case(pick, branches)
+    out.set_shape([None])
+    return out, tf.shape(out)[0]
 
 
 def random_gain(waveforms, max_db: float, seed) -> tf.Tensor:

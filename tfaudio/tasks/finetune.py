@@ -2,7 +2,7 @@
 
 What trains is the computation the exported model runs, split where the augmentations go in::
 
-    waveform cache (decoded + resampled once) → random crop / pad → gain, shift, mixup   (tf.data)
+    waveform cache (decoded + resampled once) → speed, random crop / pad → gain, shift, mixup   (tf.data)
       → backbone.finetune_features   (its frontend: log-mel, or the waveform itself)
       → SpecAugment masks            (log-mel backbones; training only)
       → backbone.finetune_frames     (its body; dropout and, unless frozen, batch norm in training mode)
@@ -17,7 +17,7 @@ The optimizer is AdamW, one per block of :meth:`~tfaudio.backbones.backbone.Back
 (layer-wise learning-rate decay: the top block learns at ``backbone_learning_rate`` times the head's
 rate, each block below ``layer_decay`` times slower; the first ``freeze_blocks`` do not train), each with
 linear warm-up then cosine decay, the backbone's held at 0 for the ``head_epochs`` first epochs.
-Every random draw (crop, gain, shift, mixup, masks, dropout) is stateless, keyed by the seed, the epoch
+Every random draw (speed, crop, gain, shift, mixup, masks, dropout) is stateless, keyed by the seed, the epoch
 and the step, and a checkpoint is written after every epoch: a run killed at any point and started
 again resumes after its last whole epoch and ends where the uninterrupted run ends. The training step
 runs under the current ``tf.distribute`` strategy (e.g. ``MirroredStrategy`` over GPUs or CPU devices).
@@ -318,8 +318,10 @@ class FineTuneRun:
         class_weights = tf.constant(plan.class_weights)
 
         def crop_clip(e):
-            wave, n = augment.crop_or_pad(e["waveform"], e["length"], crop,
-                                          augment.fold_seed([seed, epoch], 3, e["clip"]))
+            wave, n = e["waveform"], e["length"]
+            if cfg.speed:
+                wave, n = augment.speed_perturb(wave, n, cfg.speed, augment.fold_seed([seed, epoch], 5, e["clip"]))
+            wave, n = augment.crop_or_pad(wave, n, crop, augment.fold_seed([seed, epoch], 3, e["clip"]))
             return {"waveform": wave, "length": n, "label": e["label"]}
 
         def augment_batch(i, b):
