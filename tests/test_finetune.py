@@ -136,17 +136,36 @@ def test_training_stream_perturbs_speed_only_when_asked(data, tiny):
     m, root = data
     cache = WaveformCache(RATE, root / "cache")
     train = m.filter_folds([1, 2])
-    lengths = {}
-    for speed in (0.0, 0.1):
-        run = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(speed=speed, crop_seconds=2.0, shift_seconds=0.0,
-                                                                        gain_db=0.0).replace(train={"mixup": 0.0}),
-                          cache=cache)
-        cache.extract(train, progress=False)
+    cache.extract(train, progress=False)
+    speech = TinyConvBackbone(RATE)
+    speech.finetune_speed = 0.1  # as the speech backbones declare
+
+    def lengths(backbone, speed):
+        run = FineTuneRun(backbone, m.labels, recipe(speed=speed, crop_seconds=2.0, shift_seconds=0.0,
+                                                     gain_db=0.0).replace(train={"mixup": 0.0}), cache=cache)
         run._clips = cache.dataset(train)
         plan = run._plan(train, np.ones(len(train)), np.arange(len(train)) % len(m.labels))
-        lengths[speed] = np.concatenate([b["length"].numpy() for b in run._train_dataset(train, plan, 0)])
-    assert set(lengths[0.0]) == {RATE}  # 1 s clips padded into a 2 s window
-    assert len(set(lengths[0.1])) > 1 and set(lengths[0.1]) <= {math.ceil(RATE / s) for s in augment.speed_factors(0.1)}
+        return set(np.concatenate([b["length"].numpy() for b in run._train_dataset(train, plan, 0)]).tolist())
+
+    assert lengths(TinyConvBackbone(RATE), 0.0) == {RATE}  # 1 s clips padded into a 2 s window
+    assert lengths(TinyConvBackbone(RATE), None) == {RATE}  # the backbone's default: off
+    assert lengths(speech, 0.0) == {RATE}  # the recipe overrides the backbone
+    for backbone, speed in ((TinyConvBackbone(RATE), 0.1), (speech, None)):
+        seen = lengths(backbone, speed)
+        assert len(seen) > 1 and seen <= {math.ceil(RATE / s) for s in augment.speed_factors(0.1)}
+
+
+def test_speech_backbones_perturb_speed_by_default():
+    """Chosen by nested CV for the speech embedding (BENCHMARKS.md "Fine-tuning: nested CV of recipes")."""
+    from tfaudio.backbones.efficientat.backbone import EfficientATBackbone
+    from tfaudio.backbones.speech_embedding.backbone import SpeechEmbeddingBackbone
+    from tfaudio.backbones.wav2vec2.backbone import Wav2Vec2Backbone
+    from tfaudio.backbones.whisper.backbone import WhisperBackbone
+    from tfaudio.backbones.yamnet.backbone import YAMNetBackbone
+
+    assert all(c.finetune_speed == 0.1 for c in (SpeechEmbeddingBackbone, Wav2Vec2Backbone, WhisperBackbone))
+    assert EfficientATBackbone.finetune_speed == YAMNetBackbone.finetune_speed == 0
+    assert get_recipe("finetune").finetune.speed is None  # the recipe leaves it to the backbone
 
 
 def test_warmup_cosine_schedule():

@@ -235,6 +235,10 @@ class Backbone(abc.ABC):
     #: How many of :meth:`finetune_blocks`, from the input, stay frozen unless a recipe says otherwise
     #: (Wav2Vec2: its convolutional feature encoder, as transformers' recipes do).
     finetune_frozen_blocks: int = 0
+    #: Speed perturbation unless a recipe says otherwise (``FineTuneConfig.speed``): off, but speech
+    #: backbones set 0.1 (chosen by nested CV for the speech embedding: BENCHMARKS.md "Fine-tuning:
+    #: nested CV of recipes"; ASR and keyword-spotting recipes use it against speaker variation).
+    finetune_speed: float = 0.0
 
     def finetune_features(self, waveforms, lengths) -> tuple[tf.Tensor, Any]:
         """The first half of :meth:`graph_outputs` while fine-tuning: a zero-padded batch →

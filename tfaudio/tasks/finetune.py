@@ -314,13 +314,14 @@ class FineTuneRun:
         seed = tc.seed
         crop, classes = plan.crop_samples, len(self.labels)
         shift = int(round(cfg.shift_seconds * self.backbone.sample_rate))
+        speed = self.backbone.finetune_speed if cfg.speed is None else cfg.speed
         smoothing = tc.label_smoothing
         class_weights = tf.constant(plan.class_weights)
 
         def crop_clip(e):
             wave, n = e["waveform"], e["length"]
-            if cfg.speed:
-                wave, n = augment.speed_perturb(wave, n, cfg.speed, augment.fold_seed([seed, epoch], 5, e["clip"]))
+            if speed:
+                wave, n = augment.speed_perturb(wave, n, speed, augment.fold_seed([seed, epoch], 5, e["clip"]))
             wave, n = augment.crop_or_pad(wave, n, crop, augment.fold_seed([seed, epoch], 3, e["clip"]))
             return {"waveform": wave, "length": n, "label": e["label"]}
 

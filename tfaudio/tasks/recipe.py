@@ -109,7 +109,8 @@ class FineTuneConfig:
         head_epochs: epochs at the start in which only the head trains (the backbone waits).
         dropout: dropout on the pooled embedding before the head.
         speed: speed perturbation: each training clip played up to this share faster or slower (pitch
-            and tempo together; 0.1: one of 0.9, 0.95, 1, 1.05, 1.1; 0: off).
+            and tempo together; 0.1: one of 0.9, 0.95, 1, 1.05, 1.1; 0: off). None: the backbone's own
+            default, ``Backbone.finetune_speed`` (0.1 for the speech backbones, off for the others).
         gain_db: random gain of each training clip, up to this many dB either way (0: off).
         shift_seconds: random time shift of each training clip, up to this either way (0: off).
         freq_mask: SpecAugment: up to this share of the mel bands masked, twice (0: off; log-mel backbones).
@@ -135,7 +136,7 @@ class FineTuneConfig:
     warmup_epochs: float = 1.0
     head_epochs: int = 1
     dropout: float = 0.0
-    speed: float = 0.0
+    speed: float | None = None
     gain_db: float = 6.0
     shift_seconds: float = 0.2
     freq_mask: float = 0.15
@@ -158,7 +159,7 @@ class FineTuneConfig:
         if not 0 <= self.dropout < 1 or not 0 <= self.freq_mask < 1 or not 0 <= self.time_mask < 1:
             raise ValueError(f"dropout, freq_mask and time_mask must be in [0, 1), got {self.dropout}, "
                              f"{self.freq_mask}, {self.time_mask}")
-        if not 0 <= self.speed < 0.5:
+        if self.speed is not None and not 0 <= self.speed < 0.5:
             raise ValueError(f"speed must be in [0, 0.5), got {self.speed!r}")
         if self.warmup_epochs < 0 or self.head_epochs < 0 or self.gain_db < 0 or self.shift_seconds < 0:
             raise ValueError("warmup_epochs, head_epochs, gain_db and shift_seconds must be >= 0")

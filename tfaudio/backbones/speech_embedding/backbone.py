@@ -412,6 +412,7 @@ class SpeechEmbeddingBackbone(Backbone):
 
     # ---- fine-tuning (tfaudio.tasks.finetune) ----------------------------------------------------
     finetune_feature_kind = "log_mel"
+    finetune_speed = 0.1  # speech: speed perturbation (Backbone.finetune_speed)
 
     def finetune_features(self, waveforms, lengths) -> tuple[tf.Tensor, tf.Tensor]:
         """(scaled log-mel ``[B, F, 32]``, embeddings per clip ``[B]``): :meth:`log_mel`."""

@@ -530,6 +530,7 @@ class Wav2Vec2Backbone(Backbone):
     # ---- fine-tuning (tfaudio.tasks.finetune) ----------------------------------------------------
     #: The convolutional feature encoder stays frozen by default (transformers' recipes; it also saves memory).
     finetune_frozen_blocks = 1
+    finetune_speed = 0.1  # speech: speed perturbation (Backbone.finetune_speed)
 
     def finetune_frames(self, features, state, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
         # transformers' TF encoders draw LayerDrop with numpy at trace time: a traced training step would

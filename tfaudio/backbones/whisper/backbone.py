@@ -416,6 +416,8 @@ class WhisperBackbone(Backbone):
         return {"embeddings": emb, "mask": mask}
 
     # ---- fine-tuning (tfaudio.tasks.finetune) ----------------------------------------------------
+    finetune_speed = 0.1  # speech: speed perturbation (Backbone.finetune_speed)
+
     def finetune_frames(self, features, state, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
         return self.embedder.embed(features, state, training=training)
 
