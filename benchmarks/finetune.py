@@ -437,7 +437,10 @@ def report(results: dict) -> None:
             "20 epochs, batches of 16, AdamW (weight decay 1e-4), peak lr 3e-3 for the head and the top block, "
             "layer decay 0.85 per block below, 1 head-only epoch, warm-up 1 epoch then cosine, mixup 0.3, "
             "SpecAugment masks, gain ±6 dB, shift ±0.2 s, label smoothing 0.1, frozen batch-norm statistics, "
-            "head: the mean frame embedding, standardised, → Dense 512 ReLU → classes) against the frozen default recipe (`tfaudio cv`) on the same folds. Each row "
+            "head: the mean frame embedding, standardised, → Dense 512 ReLU → classes; speed perturbation "
+            "±10 % for the speech backbones) against the frozen default recipe (`tfaudio cv`) on the same folds. "
+            "Rows marked *speed off* ran before the speech backbones' speed perturbation became their default "
+            "(the others are unchanged by it). Each row "
             "ran in a fresh process (peak RSS is that process's: both CVs of that row). Seconds per epoch: the "
             "fine-tuning CV's wall time / its epochs (including each fold's start and its test scoring). "
             "Re-run: `python benchmarks/finetune.py`.", "",
@@ -448,7 +451,9 @@ def report(results: dict) -> None:
         f, t = r["frozen"], r["finetuned"]
         gain = 100 * (t["accuracy"] - f["accuracy"])
         per = " ".join(f"{v:.2f}" for v in t["per_fold"])
-        body.append(f"| {r['set']} | {r['backbone']} | {len(r['folds'])} | {f['accuracy']:.3f} ± {f['std']:.3f} | "
+        speech = r["backbone"].split(":")[0] in ("speech-embedding", "wav2vec2", "hubert", "whisper")
+        backbone = r["backbone"] + (" (*speed off*)" if speech and "speed" not in str(t.get("recipe", "")) else "")
+        body.append(f"| {r['set']} | {backbone} | {len(r['folds'])} | {f['accuracy']:.3f} ± {f['std']:.3f} | "
                     f"{t['accuracy']:.3f} ± {t['std']:.3f} | {gain:+.1f} pts | {per} | {t['seconds_per_epoch']:.1f} "
                     f"({t['train_clips_per_fold']:.0f}) | {r['peak_rss_mb']:.0f} MB | {r['started']}, "
                     f"{r['load_start']} → {r['load_end']} |")
