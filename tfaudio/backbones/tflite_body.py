@@ -214,7 +214,8 @@ class TFLiteBody:
             return np.zeros([0, frames, self.backbone.embedding_dim], np.float32), mask
         rows = LOG_MEL_ROWS
         pad_rows = -b % rows
-        x = np.pad(x, [(0, pad_rows), (0, bucket - t), (0, 0)])
+        if pad_rows or bucket > t:  # (a copy of the batch: only when there is something to pad)
+            x = np.pad(x, [(0, pad_rows), (0, bucket - t), (0, 0)])
         # all clips fill the bucket: the model without masks (rows are independent: the padding rows'
         # outputs, dropped below, change nothing)
         full = bool(np.all(counts == bucket))
