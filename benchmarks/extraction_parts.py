@@ -1,7 +1,10 @@
 """Where extraction's CPU goes, and what each lever measured against issue #23's 1.8x target.
 
-Two tables, single-threaded CPU time per 5 s esc50-subset clip (TensorFlow with one intra- and one
+Three tables, single-threaded CPU time per 5 s esc50-subset clip (TensorFlow with one intra- and one
 inter-op thread, as a ``tf.data`` map runs a clip's ops; TFLite interpreters with one thread):
+
+0. Decoding the 16-bit FLACs: ``sf.read(dtype="float32")`` against :func:`tfaudio.io.flac_fast.read_flac16`
+   (miniaudio's dr_flac), and whether every sample is equal.
 
 1. The frontends (``clip_features``: what the data pipeline runs per clip) traced with the plain kernels
    and with ``melspec.fast_kernels()`` (the RFFT's power as re² + im², the banded mel projection),
@@ -15,8 +18,8 @@ inter-op thread, as a ``tf.data`` map runs a clip's ops; TFLite interpreters wit
    disjoint from the measured ones. Cosines of every frame embedding against TensorFlow's float32 body
    on the measured clips (unseen by either calibration); the gate is 0.999 on every frame.
 
-Run: .venv/bin/python benchmarks/extraction_parts.py   (writes "Extraction engines: frontend kernels and
-TFLite body variants (mn04)")
+Run: .venv/bin/python benchmarks/extraction_parts.py   (writes "Extraction engines: decoding, frontend
+kernels, TFLite body variants (mn04)")
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ import time
 import numpy as np
 from _common import machine, shared_dir, write_section
 
-TITLE = "Extraction engines: frontend kernels and TFLite body variants (mn04)"
+TITLE = "Extraction engines: decoding, frontend kernels, TFLite body variants (mn04)"
 LABELS = {"yamnet": "YAMNet", "efficientat:mn04_as": "EfficientAT mn04"}
 
 
@@ -95,6 +98,19 @@ def main() -> None:
     order = np.random.default_rng(0).permutation(len(manifest))
     measured, held = order[: args.clips], order[args.clips : 2 * args.clips]
     load = os.getloadavg()
+
+    # ---- 0. decoding -----------------------------------------------------------------------------------
+    import soundfile as sf
+
+    from tfaudio.io.flac_fast import read_flac16
+
+    flacs = [manifest.paths[i] for i in measured]
+    equal = all(np.array_equal(sf.read(p, dtype="float32", always_2d=True)[0], read_flac16(p)[0]) for p in flacs)
+    soundfile_ms = _cpu_ms(lambda p: sf.read(p, dtype="float32", always_2d=True), flacs)
+    miniaudio_ms = _cpu_ms(read_flac16, flacs)
+    decode_row = (f"| {soundfile_ms:.2f} | {miniaudio_ms:.2f} | {soundfile_ms / miniaudio_ms:.2f}x "
+                  f"| {'yes' if equal else 'NO'} |")
+    print(decode_row, flush=True)
 
     # ---- 1. frontends ------------------------------------------------------------------------------
     front_rows = []
@@ -196,6 +212,13 @@ def main() -> None:
         f"TensorFlow {tf.__version__}; load average {load[0]:.1f} at the start (the 2 cores shared with "
         "other jobs: CPU time moves less than wall time, but not nothing). Re-run: "
         "`python benchmarks/extraction_parts.py`.",
+        "",
+        "Decoding the 16-bit FLACs (`tfaudio.io.flac_fast`, what `load_audio` takes first with miniaudio "
+        "installed):",
+        "",
+        "| soundfile ms / clip | miniaudio (dr_flac) ms / clip | speed-up | every sample equal |",
+        "|---|---|---|---|",
+        decode_row,
         "",
         "Frontends (`clip_features`, on the clips resampled to the backbone's rate), plain kernels against "
         "`melspec.fast_kernels()` (what the data pipeline's per-clip step traces with):",

@@ -36,13 +36,15 @@ interpreters) in TFLite. The bodies are only part of extraction (decoding, resam
 frontends are the rest); what made the cache's extraction ~2x as fast as at 7d92a63 is mostly its
 long-lived pipeline (:mod:`tfaudio.data.clip_stream`), which every engine shares. On longer jobs the
 CPU that is left is decoding, resampling, the frontends and the body in about equal parts; every engine
-shares three cuts of it (BENCHMARKS.md "Extraction engines: frontend kernels and TFLite body variants
-(mn04)"): the pipeline traces the frontends with :func:`tfaudio.signal.melspec.fast_kernels` (YAMNet's
-1.5x, EfficientAT's 1.7x as fast; features equal to ~5e-7), the stream resamples 16 and 8 kHz files in
-its graph, and EfficientAT's TFLite body runs without masks when every clip of a batch fills its
-length bucket (1.2x). No ``int8`` engine: mn04's body fully quantized for XNNPACK (calibrated on a fixed
-generated set, or even on real clips) ran ~18x slower than float32 in tflite-runtime 2.14 and its frame
-embeddings fell to cosine ~0.45 of float32's: far from the gate, so it was measured and dropped.
+shares four cuts of it (BENCHMARKS.md "Extraction engines: decoding, frontend kernels, TFLite body
+variants (mn04)"): 16-bit FLAC decoded by miniaudio where installed (:mod:`tfaudio.io.flac_fast`,
+~1.5x as fast, the same samples), the frontends traced with :func:`tfaudio.signal.melspec.fast_kernels`
+in the pipeline (YAMNet's 1.5x, EfficientAT's 1.6x as fast; features equal to ~5e-7), 16 and 8 kHz
+files resampled in the stream's graph, and EfficientAT's TFLite body without masks when every clip of
+a batch fills its length bucket (~1.2-1.3x). No ``int8`` engine: mn04's body fully quantized for
+XNNPACK (calibrated on a fixed generated set, or even on real clips) ran ~18x slower than float32 in
+tflite-runtime 2.14 and its frame embeddings fell to cosine ~0.45 of float32's: far from the gate, so it
+was measured and dropped.
 
 The library's :class:`~tfaudio.data.embedding_cache.EmbeddingCache` (and ``run_embed``, ``tag_files``)
 defaults to ``float32`` (exact); the commands (``train``, ``cv``, ``evaluate``, ``tune``, ``embed``,
