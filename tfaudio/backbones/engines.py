@@ -82,6 +82,9 @@ __all__ = ["ENGINES", "EngineChoice", "cpu_features", "choose_engine", "engine_f
 
 #: What ``--engine`` accepts.
 ENGINES = ("auto", "float32", "bfloat16", "tflite")
+#: YAMNet patches per bfloat16 body call. Measured (one process, 320 patches, CPU time per patch):
+#: 16 → 0.72 ms, 32 → 0.57 ms, 64 → 0.49 ms, 160 → 0.47 ms: oneDNN's bfloat16 kernels want rows.
+BF16_PATCH_ROWS = 64
 #: CPU flags (``/proc/cpuinfo``) that make bfloat16 native.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 _CPUINFO = pathlib.Path("/proc/cpuinfo")
@@ -305,7 +308,8 @@ def _bfloat16_functions(backbone: Any) -> tuple[Callable, Callable]:
             mask = tf.sequence_mask(counts, tf.shape(features)[1])
             patches = tf.boolean_mask(features, mask)
             n = int(patches.shape[0])
-            parts = [body_fn(patches[i : i + 32]) for i in range(0, max(n, 1), 32)]
+            rows = BF16_PATCH_ROWS
+            parts = [body_fn(patches[i : i + rows]) for i in range(0, max(n, 1), rows)]
             out = _scatter(tf.concat([p[0] for p in parts], 0), tf.concat([p[1] for p in parts], 0), mask)
             return out["embeddings"], out["mask"]
 
