@@ -15,7 +15,8 @@ every frame's embedding with this checkout's float32 ones (cosine min / 1st perc
 CV accuracy within 0.5 point (``benchmarks/engines.py --cv``, BENCHMARKS.md "Extraction engines:
 downstream accuracy").
 
-Run: .venv/bin/python benchmarks/extraction_speed.py   (writes "Extraction speed against 7d92a63")
+Run: .venv/bin/python benchmarks/extraction_speed.py   (writes "Extraction speed against 7d92a63"; with
+``--clips N`` other than 128, "Extraction speed against 7d92a63: N clips", so both runs are kept)
 """
 from __future__ import annotations
 
@@ -154,7 +155,7 @@ def main() -> None:
     clips_file.write_text(json.dumps({"data": str(data), "rows": [int(r) for r in rows]}))
     old, made = old_checkout(args.old)
     load_start = os.getloadavg()
-    lines, results = [], {}
+    lines, results, drift = [], {}, {}
     try:
         for spec in args.backbones.split(","):
             variants = [("old", old), ("auto", ROOT), ("float32", ROOT)]
@@ -170,6 +171,9 @@ def main() -> None:
                 w.close()
             audio_s = args.clips * 5.0
             ref = load_npz(str(tmp / "float32.npz"))
+            old_emb = load_npz(str(tmp / "old.npz"))
+            drift[spec] = (max(float(np.abs(a - b).max()) for a, b in zip(old_emb, ref)),
+                           max(float(np.abs(b).max()) for b in ref))
             for name in workers:
                 steady = rounds[name][1:] or rounds[name]
                 wall = float(np.median([x["wall"] for x in steady]))  # the median: a round that met a burst of load elsewhere counts less
@@ -207,7 +211,8 @@ def main() -> None:
                        "shows how far identical variants drift apart on these shared cores." for n in twin)
         verdicts.append(f"{LABELS.get(spec, spec)}: `--engine auto` ({auto['engine']}) steady state "
                         f"{ratio:.2f}x 7d92a63's: the 1.8x target is {'met' if ratio >= 1.8 else 'NOT met'} in this run."
-                        + same)
+                        + same + f" float32 embeddings of this branch against {args.old}'s: max |difference| "
+                        f"{drift[spec][0]:.1e} (largest |value| {drift[spec][1]:.1f}).")
     body = (
         f"`EmbeddingCache(backbone, fresh folder).extract(...)` of the same {args.clips} random esc50-subset clips "
         f"(5 s; 44.1 kHz FLAC but for the 16 kHz `cat` clips), code of `{args.old}` (a throwaway worktree) against "
@@ -220,12 +225,13 @@ def main() -> None:
         "float32 ones (gate 0.999 on every frame; 7d92a63's row checks that float32 did not change). "
         f"One run, {machine()}, CPU flags: {describe_cpu()}; the 2 cores were shared with other developers' jobs "
         f"(load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end): wall-clock figures are "
-        f"noisy, the turns spread the load over the variants alike. Re-run: `python benchmarks/extraction_speed.py`.\n\n"
+        f"noisy, the turns spread the load over the variants alike. Re-run: `python benchmarks/extraction_speed.py"
+        f"{'' if args.clips == 128 else f' --clips {args.clips}'} --rounds {args.rounds}`.\n\n"
         + "\n".join(lines) + "\n\n" + "\n".join(f"- {v}" for v in verdicts)
     )
     print(body)
     if not args.no_write:
-        write_section(TITLE, body)
+        write_section(TITLE if args.clips == 128 else f"{TITLE}: {args.clips} clips", body)
 
 
 if __name__ == "__main__":

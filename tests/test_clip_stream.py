@@ -29,8 +29,9 @@ def log_mel(audio):
 
 @pytest.fixture()
 def files(tmp_path):
-    """Clips at 44.1, 16 and 48 kHz (resampled in the graph) and 8 kHz (resampled while decoding)."""
-    specs = [(44100, 1.3), (16000, 0.5), (8000, 0.9), (48000, 2.1), (16000, 1.7)]
+    """Clips at 44.1, 16 and 48 kHz (resampled in the graph) and 11.025 kHz (resampled while decoding:
+    not in the stream's STREAM_RATES)."""
+    specs = [(44100, 1.3), (16000, 0.5), (11025, 0.9), (48000, 2.1), (16000, 1.7)]
     return [write_audio(tmp_path / f"c{i}.wav", noise(s, r, seed=i) + sine(300 * (i + 1), s, r, 0.2), r)
             for i, (r, s) in enumerate(specs)]
 

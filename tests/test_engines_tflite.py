@@ -110,3 +110,21 @@ def test_new_weights_of_the_same_backbone_get_new_tflite_models():
     ref = np.asarray(bb.batch_frames(batch, lengths)[0])
     assert not np.allclose(after, before)
     _close(after, ref)
+
+
+def test_batches_of_full_length_clips_run_the_model_without_masks(tiny):
+    """Clips that all fill their bucket (1 s = the 1 s bucket's 100 frames) run the model converted with
+    constant counts (masks folded away); one shorter clip in the batch brings back the masked model.
+    Both give TensorFlow's embeddings."""
+    body = TFLiteBody(tiny, workers=2)
+    shape = (LOG_MEL_ROWS, 100, body.mels)
+    for seconds, full in [((1.0, 1.0, 1.0), True), ((1.0, 0.6, 1.0), False)]:
+        batch, lengths = _batch(seconds)
+        log_mel, counts = (np.asarray(t) for t in tiny.frontend(batch, lengths))
+        assert log_mel.shape[1] == 100
+        emb, mask = body.log_mel(log_mel, counts)
+        ref, ref_mask = (np.asarray(t) for t in tiny.batch_frames(batch, lengths))
+        np.testing.assert_array_equal(mask, ref_mask)
+        _close(emb, ref)
+        assert body.model_path(shape, full=True).is_file() and body.model_path(shape).is_file() is not full
+    assert body.model_path(shape, full=True) != body.model_path(shape)

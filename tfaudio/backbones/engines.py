@@ -34,7 +34,17 @@ accuracy"). Speed (BENCHMARKS.md "Extraction engines", "Extraction engines: TFLi
 in TFLite; EfficientAT mn04's body 0.4-0.6x in bfloat16 and 1.4x (one thread) to 1.8x (two one-thread
 interpreters) in TFLite. The bodies are only part of extraction (decoding, resampling and the
 frontends are the rest); what made the cache's extraction ~2x as fast as at 7d92a63 is mostly its
-long-lived pipeline (:mod:`tfaudio.data.clip_stream`), which every engine shares.
+long-lived pipeline (:mod:`tfaudio.data.clip_stream`), which every engine shares. On longer jobs the
+CPU that is left is decoding, resampling, the frontends and the body in about equal parts; every engine
+shares four cuts of it (BENCHMARKS.md "Extraction engines: decoding, frontend kernels, TFLite body
+variants (mn04)"): 16-bit FLAC decoded by miniaudio where installed (:mod:`tfaudio.io.flac_fast`,
+~1.5x as fast, the same samples), the frontends traced with :func:`tfaudio.signal.melspec.fast_kernels`
+in the pipeline (YAMNet's 1.5x, EfficientAT's 1.6x as fast; features equal to ~5e-7), 16 and 8 kHz
+files resampled in the stream's graph, and EfficientAT's TFLite body without masks when every clip of
+a batch fills its length bucket (~1.2-1.3x). No ``int8`` engine: mn04's body fully quantized for
+XNNPACK (calibrated on a fixed generated set, or even on real clips) ran ~18x slower than float32 in
+tflite-runtime 2.14 and its frame embeddings fell to cosine ~0.45 of float32's: far from the gate, so it
+was measured and dropped.
 
 The library's :class:`~tfaudio.data.embedding_cache.EmbeddingCache` (and ``run_embed``, ``tag_files``)
 defaults to ``float32`` (exact); the commands (``train``, ``cv``, ``evaluate``, ``tune``, ``embed``,
@@ -72,6 +82,9 @@ __all__ = ["ENGINES", "EngineChoice", "cpu_features", "choose_engine", "engine_f
 
 #: What ``--engine`` accepts.
 ENGINES = ("auto", "float32", "bfloat16", "tflite")
+#: YAMNet patches per bfloat16 body call. Measured (one process, 320 patches, CPU time per patch):
+#: 16 → 0.72 ms, 32 → 0.57 ms, 64 → 0.49 ms, 160 → 0.47 ms: oneDNN's bfloat16 kernels want rows.
+BF16_PATCH_ROWS = 64
 #: CPU flags (``/proc/cpuinfo``) that make bfloat16 native.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 _CPUINFO = pathlib.Path("/proc/cpuinfo")
@@ -295,7 +308,8 @@ def _bfloat16_functions(backbone: Any) -> tuple[Callable, Callable]:
             mask = tf.sequence_mask(counts, tf.shape(features)[1])
             patches = tf.boolean_mask(features, mask)
             n = int(patches.shape[0])
-            parts = [body_fn(patches[i : i + 32]) for i in range(0, max(n, 1), 32)]
+            rows = BF16_PATCH_ROWS
+            parts = [body_fn(patches[i : i + rows]) for i in range(0, max(n, 1), rows)]
             out = _scatter(tf.concat([p[0] for p in parts], 0), tf.concat([p[1] for p in parts], 0), mask)
             return out["embeddings"], out["mask"]
 

@@ -31,6 +31,7 @@ import tensorflow as tf
 from tfaudio.data.audio_converter import AudioConverter
 from tfaudio.data.manifest import Manifest
 from tfaudio.errors import AudioError
+from tfaudio.signal import melspec
 from tfaudio.signal.frame_energy import frame_energy_db
 from tfaudio.signal.framing import pad_or_crop
 from tfaudio.signal.resample import resamplable_rates, switch_rates
@@ -132,8 +133,10 @@ def _clip_step(graph_rates: tuple[int, ...], sample_rate: int, duration_seconds:
             length = tf.minimum(length, tf.shape(audio)[0])
         out = {"length": tf.cast(length, tf.int32)}
         if features is not None:
-            # In the data set's worker, on one thread, beside the model (a backbone's clip_features step).
-            feats = features(audio)
+            # In the data set's worker, on one thread, beside the model (a backbone's clip_features step),
+            # traced with the frontends' faster TF kernels (the same numbers to float32 rounding).
+            with melspec.fast_kernels():
+                feats = features(audio)
             out.update(features=feats, feature_count=tf.shape(feats)[0])
         if frame_energy is not None:
             frame, hop = frame_energy

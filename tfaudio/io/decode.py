@@ -17,6 +17,10 @@ OGG        ~1000        ~155  (works, equal within 2e-7, 6x slower)
 MP3        ~1000        ~225  (works, equal within 1e-6, 4.5x slower)
 =========  ===========  ==============================================
 
+With ``backend="auto"``, 16-bit FLAC goes through miniaudio's dr_flac first when it is installed
+(``tfaudio[flac]``): the same samples as soundfile, ~1.5x as fast (:mod:`tfaudio.io.flac_fast`); anything
+it does not take goes to soundfile (and its errors) as before.
+
 tensorflow-io decodes all three correctly but is much slower (and abandoned upstream), so
 ``backend="auto"`` prefers soundfile for every format and uses tensorflow-io only when soundfile is
 not installed or fails on a file. Neither can read a FLAC whose header leaves the length unset
@@ -42,6 +46,7 @@ from tfaudio.io.audio_info import (
     _import_tfio,
     audio_info,
 )
+from tfaudio.io.flac_fast import read_flac16
 from tfaudio.io.samples import pcm_to_float, to_mono
 from tfaudio.io.sniff import (
     _CONVERT_FIX,
@@ -102,8 +107,22 @@ def _read_tfio(path: str, fmt: str) -> tuple[np.ndarray, int]:
 _READERS = {"soundfile": _read_soundfile, "tfio": _read_tfio}
 
 
+def _soundfile_present() -> bool:
+    """Whether soundfile imports: the fast FLAC path stands in for it (the same samples), never for its
+    absence, so what a machine without soundfile can decode stays what it was."""
+    try:
+        _import_soundfile("", "FLAC")
+    except ImportError:
+        return False
+    return True
+
+
 def _decode_compressed(path: str, fmt: str, backend: str) -> tuple[np.ndarray, int]:
     """Tries the backends in order; ``AudioError`` when the file is bad, ``ImportError`` when none is installed."""
+    if backend == "auto" and fmt == "flac" and _soundfile_present():
+        fast = read_flac16(path)  # soundfile's samples of a 16-bit FLAC, ~1.5x as fast (tfaudio.io.flac_fast)
+        if fast is not None:
+            return fast
     order = _AUTO_ORDER.get(fmt, ("soundfile",)) if backend == "auto" else (backend,)
     first_error = None
     for name in order:

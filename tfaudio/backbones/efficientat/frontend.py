@@ -195,7 +195,7 @@ def log_mel(waveforms, lengths=None, config: EfficientATFrontendConfig = Efficie
     first, last = int(used[0]), int(used[-1]) + 1
     power = melspec._dft_magnitude(padded, c.window_samples, c.hop_samples, c.fft_length, first, last,
                                    periodic=False, power=True)  # [B, T, K]
-    mel = tf.tensordot(power, tf.constant(weights[first:last]), axes=1)  # [B, T, M]
+    mel = melspec.mel_matmul(power, weights[first:last])  # [B, T, M]
     mel = tf.ensure_shape(mel, power.shape[:-1].concatenate([c.num_mel_bins]))
     out = (tf.math.log(mel + c.log_offset) + c.norm_shift) / c.norm_scale  # [B, T, M]
     if lengths is not None:
