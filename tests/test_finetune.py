@@ -219,6 +219,7 @@ def test_finetuning_trains_the_backbone_and_saves_an_ordinary_model(tmp_path, da
     clf.save(tmp_path / "model")
     cfg = json.loads((tmp_path / "model" / "tfaudio.json").read_text())
     assert cfg["fine_tuned"]["weights"] == "backbone_weights.npz" and cfg["train_clips"] == clf.train_clips_
+    assert cfg["fine_tuned"]["speed"] == 0.0  # the speed perturbation in force is recorded (tiny: off)
     loaded = AudioClassifier.load(tmp_path / "model")  # a fresh pretrained "tiny", then the fine-tuned weights
     waves, targets, _ = cache.load(m.filter_folds([3]), extract=False)
     assert np.allclose(loaded.scorer.scores(waves), clf.scorer.scores(waves), atol=1e-6)
@@ -636,6 +637,7 @@ def test_finetune_command_refuses_bad_options_in_one_line(tmp_path, data, capsys
     base = ["finetune", str(tmp_path / "data.csv"), "--audio-dir", "/", "--backbone", "tiny", "-o", str(tmp_path / "o")]
     for bad, said in ((["--crop-seconds", "-1"], "crop_seconds must be positive"),
                       (["--layer-decay", "2"], "layer_decay must be in"),
+                      (["--speed", "0.6"], "speed must be in"),
                       (["--recipe", str(tmp_path / "nope.json")], "cannot read the recipe")):
         assert main(base + bad) == 2
         err = capsys.readouterr().err

@@ -71,7 +71,7 @@ def speed_perturb(waveform, length, max_change: float, seed) -> tuple[tf.Tensor,
     """One clip ``[S]`` with ``length`` valid samples, played at a speed drawn uniformly from
     :func:`speed_factors` (speed perturbation, as ASR and keyword-spotting recipes use against speaker
     and pitch variation): resampled by ``1 / speed`` and read at the same rate, so speed 1.1 is 10 %
-    shorter and higher. Returns (the clip's valid samples ``[round(length / speed)]``, that length)."""
+    shorter and higher. Returns (the clip's valid samples ``[ceil(length / speed)]``, that length)."""
     waveform = tf.convert_to_tensor(waveform, tf.float32)
     length = tf.minimum(tf.cast(length, tf.int32), tf.shape(waveform)[0])
     speeds = speed_factors(float(max_change))

@@ -309,12 +309,16 @@ class FineTuneRun:
         return groups
 
     # ---- data ------------------------------------------------------------------------------------
+    def _speed(self) -> float:
+        """The speed perturbation in force: the recipe's, or (None there) the backbone's default."""
+        return self.backbone.finetune_speed if self.config.speed is None else self.config.speed
+
     def _train_dataset(self, train: Manifest, plan: _Plan, epoch: int) -> tf.data.Dataset:
         cfg, tc = self.config, self.train_config
         seed = tc.seed
         crop, classes = plan.crop_samples, len(self.labels)
         shift = int(round(cfg.shift_seconds * self.backbone.sample_rate))
-        speed = self.backbone.finetune_speed if cfg.speed is None else cfg.speed
+        speed = self._speed()
         smoothing = tc.label_smoothing
         class_weights = tf.constant(plan.class_weights)
 
@@ -574,7 +578,7 @@ class FineTuneRun:
             clf.train_clips_ = training_clips(frames.astype(int).tolist(), c)
         clf.fine_tuned_ = {"recipe": self.recipe.to_dict(), "precision": self.precision,
                            "crop_seconds": (self.plan.crop_samples / self.backbone.sample_rate) if self.plan else None,
-                           "frozen_blocks": self.plan.frozen if self.plan else None}
+                           "frozen_blocks": self.plan.frozen if self.plan else None, "speed": self._speed()}
         return clf
 
     def remove_checkpoints(self) -> None:
