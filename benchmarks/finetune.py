@@ -21,6 +21,7 @@ rows leaves the others in the section.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -166,7 +167,26 @@ def nested_candidates():
     shipped = get_recipe("finetune")
     return {"speed perturbation off": shipped.replace(finetune={"speed": 0.0}),
             "speed perturbation 0.1": shipped.replace(finetune={"speed": 0.1}),
-            "4 head-only epochs": shipped.replace(finetune={"head_epochs": 4, "speed": 0.0})}
+            "4 head-only epochs": shipped.replace(finetune={"head_epochs": 4, "speed": 0.0}),
+            # LP-FT: a linear probe to convergence first, then fine-tuning (the backbone's own speed default)
+            "linear probe first (100 epochs), then fine-tuning": shipped.replace(
+                finetune={"probe_epochs": 100, "head_epochs": 0})}
+
+
+@contextlib.contextmanager
+def _nested_store():
+    """The stored fits (benchmarks/results/finetune-nested.json), read and written under an exclusive lock:
+    several ``--nested`` processes (one per candidate) can share the file without losing each other's fits."""
+    import fcntl
+
+    from tfaudio.io.atomic import atomic_write_text
+
+    NESTED.parent.mkdir(parents=True, exist_ok=True)
+    with open(NESTED.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stored = json.loads(NESTED.read_text()) if NESTED.exists() else {}
+        yield stored
+        atomic_write_text(NESTED, json.dumps(stored, indent=1))
 
 
 def nested(args) -> None:
@@ -175,57 +195,75 @@ def nested(args) -> None:
     model trained on the remaining three; the best inner candidate is the one tested on k. A model trained
     on folds F - {k, d} serves as the inner model of outer fold k (tested on d) and of outer fold d (tested
     on k), so the inner fits are one per pair of folds and candidate. Every fit is stored as it ends
-    (benchmarks/results/finetune-nested.json): a stopped run resumes."""
+    (benchmarks/results/finetune-nested.json): a stopped run resumes. ``--candidates`` fits only those (run
+    one process per candidate to use both cores); the choice is made over the candidates whose fits are all
+    stored, the recipe as it was among them."""
     from tfaudio.backbones.registry import get_backbone
     from tfaudio.data.waveform_cache import WaveformCache
 
-    candidates = {k: v for k, v in nested_candidates().items()
-                  if not args.candidates or k == BASELINE or any(c in k for c in args.candidates.split(";"))}
-    stored = json.loads(NESTED.read_text()) if NESTED.exists() else {}
+    every = nested_candidates()
+    wanted = [k for k in every if not args.candidates or any(c in k for c in args.candidates.split(";"))]
     for backbone_spec in args.backbones.split(","):
         backbone = get_backbone(backbone_spec)
         cache = WaveformCache(backbone.sample_rate, CACHE)
         for set_name, m in datasets(args.sets.split(",")).items():
-            _nested_set(f"{set_name} | {backbone_spec}", m, backbone, cache, candidates, stored)
-    nested_report(stored)
+            _nested_set(f"{set_name} | {backbone_spec}", m, backbone, cache, every, wanted)
+    with _nested_store() as stored:
+        nested_report(stored)
 
 
-def _nested_set(key, m, backbone, cache, candidates, stored) -> None:
-    """:func:`nested` of one (data set, backbone); fits stored in ``stored[key]`` as they end."""
+def _nested_set(key, m, backbone, cache, every, wanted) -> None:
+    """:func:`nested` of one (data set, backbone): the fits of the ``wanted`` candidates (stored as they
+    end), then the choice over the candidates whose fits are all stored."""
     import itertools
 
     from tfaudio.tasks.finetune import evaluate_waveforms, finetune
 
     start = [v.numpy() for v in backbone.variables]
     folds = list(m.folds)
-    runs = stored.setdefault(key, {})
+    trainings = [[f for f in folds if f not in pair] for pair in itertools.combinations(folds, 2)]
+    trainings += [[f for f in folds if f != k] for k in folds]
 
-    def fit(name, train_folds, test_folds):
-        """{test fold: accuracy} of ``name`` fine-tuned on ``train_folds`` (stored; resumed)."""
-        tag = f"{name} | train {','.join(map(str, train_folds))}"
-        if tag not in runs or any(str(f) not in runs[tag]["test"] for f in test_folds):
+    def tag(name, train_folds):
+        return f"{name} | train {','.join(map(str, train_folds))}"
+
+    for name in wanted:
+        for train_folds in trainings:
+            test_folds = [f for f in folds if f not in train_folds]
+            with _nested_store() as stored:
+                if tag(name, train_folds) in stored.get(key, {}):
+                    continue
             backbone.assign_variables(start)
             t = time.perf_counter()
-            clf = finetune(m.filter_folds(train_folds), backbone, candidates[name], cache=cache, progress=False)
-            runs[tag] = {"test": {str(f): evaluate_waveforms(clf, cache, m.filter_folds([f]))["accuracy"]
-                                  for f in test_folds}, "seconds": time.perf_counter() - t,
-                         "load": load_avg(), "when": datetime.datetime.now().strftime("%Y-%m-%d %H:%M")}
-            NESTED.write_text(json.dumps(stored, indent=1))
-            print(f"{key} {tag}: {runs[tag]['test']} ({runs[tag]['seconds']:.0f} s)", flush=True)
-        return {int(f): a for f, a in runs[tag]["test"].items()}
+            clf = finetune(m.filter_folds(train_folds), backbone, every[name], cache=cache, progress=False)
+            run = {"test": {str(f): evaluate_waveforms(clf, cache, m.filter_folds([f]))["accuracy"]
+                            for f in test_folds},
+                   "seconds": time.perf_counter() - t, "load": load_avg(),
+                   "when": datetime.datetime.now().strftime("%Y-%m-%d %H:%M")}
+            with _nested_store() as stored:
+                stored.setdefault(key, {})[tag(name, train_folds)] = run
+            print(f"{key} {tag(name, train_folds)}: {run['test']} ({run['seconds']:.0f} s)", flush=True)
 
-    inner = {name: {k: {} for k in folds} for name in candidates}
-    for name in candidates:
-        for k, d in itertools.combinations(folds, 2):
-            scores = fit(name, [f for f in folds if f not in (k, d)], [k, d])
-            inner[name][k][d], inner[name][d][k] = scores[d], scores[k]
-    outer = {name: {k: fit(name, [f for f in folds if f != k], [k])[k] for k in folds} for name in candidates}
-    chosen = {k: max(candidates, key=lambda n: (np.mean(list(inner[n][k].values())), n == BASELINE)) for k in folds}
-    picked = [outer[chosen[k]][k] for k in folds]
-    stored[key + " | summary"] = {
-        "inner": {n: {k: float(np.mean(list(inner[n][k].values()))) for k in folds} for n in candidates},
-        "outer": outer, "chosen": chosen, "nested": float(np.mean(picked)), "nested_std": float(np.std(picked))}
-    NESTED.write_text(json.dumps(stored, indent=1))
+    with _nested_store() as stored:
+        runs = stored.get(key, {})
+        done = [n for n in every if all(tag(n, t) in runs for t in trainings)]
+        if BASELINE not in done or len(done) < 2:
+            return
+
+        def scores(name, train_folds):
+            return {int(f): a for f, a in runs[tag(name, train_folds)]["test"].items()}
+
+        inner = {n: {k: {} for k in folds} for n in done}
+        for n in done:
+            for k, d in itertools.combinations(folds, 2):
+                got = scores(n, [f for f in folds if f not in (k, d)])
+                inner[n][k][d], inner[n][d][k] = got[d], got[k]
+        outer = {n: {k: scores(n, [f for f in folds if f != k])[k] for k in folds} for n in done}
+        chosen = {k: max(done, key=lambda n: (np.mean(list(inner[n][k].values())), n == BASELINE)) for k in folds}
+        picked = [outer[chosen[k]][k] for k in folds]
+        stored[key + " | summary"] = {
+            "inner": {n: {k: float(np.mean(list(inner[n][k].values()))) for k in folds} for n in done},
+            "outer": outer, "chosen": chosen, "nested": float(np.mean(picked)), "nested_std": float(np.std(picked))}
 
 
 def nested_report(stored) -> None:

@@ -258,6 +258,30 @@ def test_augmentations_are_training_only(data, tiny):
     assert not np.allclose(trained, inference, atol=1e-4)  # masks and dropout act while training only
 
 
+def test_linear_probe_first_starts_fine_tuning_from_a_converged_head(monkeypatch, data, tiny):
+    m, root = data
+    cache = WaveformCache(RATE, root / "cache")
+    train = m.filter_folds([1, 2])
+    waves, targets, _ = cache.load(train, progress=False)
+    x, n = tf.constant(np.stack(waves)), tf.fill([len(waves)], len(waves[0]))
+    start = {}
+    real = FineTuneRun._epochs
+
+    def epochs(self, *args, **kwargs):  # the head's training accuracy when fine-tuning begins
+        start[self.config.probe_epochs] = np.mean(self.forward(x, n, training=False).numpy().argmax(1) == targets)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(FineTuneRun, "_epochs", epochs)
+    for probe in (0, 40):
+        run = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(probe_epochs=probe).replace(train={"epochs": 1}),
+                          cache=cache)
+        run.fit(train, progress=False)
+    history = run.probe_history
+    assert len(history["loss"]) == 40 and history["loss"][-1] < 0.7 * history["loss"][0]
+    assert start[40] >= 0.9 and start[40] > start[0] + 0.3, start  # a random head guesses; a probed one knows
+    assert FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(), cache=cache).config.probe_epochs == 0  # off
+
+
 @pytest.mark.slow
 def test_frozen_batchnorm_and_frozen_blocks_stay_put(data, tiny):
     m, root = data
@@ -305,8 +329,8 @@ def save(self, *a, **k):
     return path
 tf.train.CheckpointManager.save = save
 m = tone_dataset({audio!r}, n_per_class=6, rate=RATE, seconds=1.0, folds=3)
-run = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(), cache=WaveformCache(RATE, {cache!r}),
-                  checkpoint_dir={ckpt!r})
+run = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(probe_epochs=5), cache=WaveformCache(RATE, {cache!r}),
+                  checkpoint_dir={ckpt!r})  # with a linear probe first: a resumed run must not probe again
 run.fit(m.filter_folds([1, 2]), progress=False)
 import numpy as np
 np.savez({out!r}, *[v.numpy() for v in run.backbone.variables + run.head.variables])
@@ -638,6 +662,7 @@ def test_finetune_command_refuses_bad_options_in_one_line(tmp_path, data, capsys
     for bad, said in ((["--crop-seconds", "-1"], "crop_seconds must be positive"),
                       (["--layer-decay", "2"], "layer_decay must be in"),
                       (["--speed", "0.6"], "speed must be in"),
+                      (["--probe-epochs", "-1"], "probe_epochs"),
                       (["--recipe", str(tmp_path / "nope.json")], "cannot read the recipe")):
         assert main(base + bad) == 2
         err = capsys.readouterr().err

@@ -50,6 +50,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tfaudio.backbones.registry import backbone_spec, get_backbone
+from tfaudio.data.clip_embeddings import ClipEmbeddings
 from tfaudio.data.manifest import Manifest
 from tfaudio.data.waveform_cache import WaveformCache
 from tfaudio.errors import ManifestError, TfaudioError
@@ -57,6 +58,7 @@ from tfaudio.heads.classification_head import build_head
 from tfaudio.io.atomic import atomic_write_text
 from tfaudio.signal import augment
 from tfaudio.tasks.audio_classifier import AudioClassifier, training_clips
+from tfaudio.tasks.head_training import TrainingData, train_head
 from tfaudio.tasks.metrics import classification_report
 from tfaudio.tasks.precision import DynamicLossScale, precision_choice, training_rewrite
 from tfaudio.tasks.recipe import FineTuneConfig, Recipe, get_recipe
@@ -191,33 +193,56 @@ class FineTuneRun:
             self.head = build_head(self.backbone.embedding_dim, len(self.labels), self.head_config, name="head",
                                    stats=stats)
 
-    def _frame_statistics(self, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
-        """(mean, variance) of the valid frame embeddings of the training clips' windows (their starts),
-        under the backbone as it is now: one pass, no gradients."""
+    def _frozen_pass(self, plan: _Plan) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+        """One pass over the training clips' windows (their starts) under the backbone as it is now, no
+        gradients: ((mean, variance) of the valid frame embeddings, each clip's mean frame embedding
+        ``[N, D]``, each clip's label ``[N]``)."""
 
         @tf.function(autograph=False)
         def moments(w, n):
             emb, mask = self.backbone.finetune_frames(*self.backbone.finetune_features(w, n), training=False)
-            m = tf.cast(mask, tf.float32)[..., None]
-            e = tf.cast(emb, tf.float64) * tf.cast(m, tf.float64)
-            return tf.reduce_sum(e, [0, 1]), tf.reduce_sum(e * e, [0, 1]), tf.reduce_sum(m)
+            m = tf.cast(mask, tf.float64)[..., None]
+            e = tf.cast(emb, tf.float64) * m
+            per_clip = tf.reduce_sum(e, 1) / tf.maximum(tf.reduce_sum(m, 1), 1.0)
+            return tf.reduce_sum(e, [0, 1]), tf.reduce_sum(e * e, [0, 1]), tf.reduce_sum(m), per_clip
 
         crop = plan.crop_samples
 
         def start(e):
             wave, n = augment.crop_or_pad(e["waveform"], e["length"], crop)
-            return wave, n
+            return wave, n, e["label"]
 
         total = total_sq = None
         count = 0.0
+        clip_means, labels = [], []
         batch = plan.micro_batch or plan.batch_size
-        for w, n in self._clips.map(start, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(2):
-            s1, s2, c = moments(w, n)
+        for w, n, y in self._clips.map(start, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(2):
+            s1, s2, c, per_clip = moments(w, n)
             total = s1 if total is None else total + s1
             total_sq = s2 if total_sq is None else total_sq + s2
             count += float(c)
+            clip_means.append(per_clip.numpy().astype(np.float32))
+            labels.append(y.numpy())
         mean = total.numpy() / max(count, 1.0)
-        return mean.astype(np.float32), np.maximum(total_sq.numpy() / max(count, 1.0) - mean**2, 0.0).astype(np.float32)
+        var = np.maximum(total_sq.numpy() / max(count, 1.0) - mean**2, 0.0)
+        return (mean.astype(np.float32), var.astype(np.float32)), np.concatenate(clip_means), np.concatenate(labels)
+
+    def _probe(self, clip_means: np.ndarray, labels: np.ndarray, plan: _Plan) -> dict[str, list[float]]:
+        """Linear probing before fine-tuning (``probe_epochs``): the head trained on the pretrained
+        backbone's clip embeddings. For the ``embedding_mean`` head a clip of one frame, its mean
+        embedding, is the whole clip (its standardisation is per dimension, so it commutes with the mean)."""
+        cfg, tc = self.config, self.train_config
+        clips = ClipEmbeddings(embeddings=list(clip_means[:, None, :]), targets=np.asarray(labels, np.int32),
+                               rows=np.arange(len(labels)), folds=np.full(len(labels), -1))
+        data = TrainingData(clips, self.head_config, len(self.labels))
+        probe = dataclasses.replace(tc, epochs=cfg.probe_epochs, batch_size=min(32, len(labels)), mixup=0.0,
+                                    monitor="val_loss", verbose=0)
+        plain = build_head(self.backbone.embedding_dim, len(self.labels), self.head_config, name="head")
+        plain.set_weights(self.head.get_weights())  # a copy outside any distribution strategy: Adam on it, plainly
+        history = train_head(plain, data, plan.class_weights, None, probe, multi_label=False)
+        self.head.set_weights(plain.get_weights())
+        log.info("linear probe: %d epochs, training accuracy %.3f", cfg.probe_epochs, history["accuracy"][-1])
+        return history
 
     def _backbone_in_scope(self, backbone: Any):
         """The backbone; under a distribution strategy, built inside its scope (mirrored variables)."""
@@ -457,8 +482,12 @@ class FineTuneRun:
         plan = self.plan = self._plan(train, durations, targets)
         self._durations = np.asarray(durations, np.float64)
         self._clips = self.cache.dataset(train)  # checked once; each epoch shuffles it anew
-        if self.head_config.standardize:  # (a resumed run gets the head's statistics from its checkpoint)
-            self._build_head(self._frame_statistics(plan))
+        probe = None
+        if self.head_config.standardize or self.config.probe_epochs:
+            stats, clip_means, labels = self._frozen_pass(plan)
+            if self.head_config.standardize:  # (a resumed run gets the head's statistics from its checkpoint)
+                self._build_head(stats)
+            probe = (clip_means, labels)
         with self.strategy.scope():
             groups = self._optimizers(plan)
             epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -475,6 +504,8 @@ class FineTuneRun:
                                        optimizers=[opt for opt, _ in groups], epoch=epoch_var, **extra)
             manager = tf.train.CheckpointManager(ckpt, str(self.checkpoint_dir), max_to_keep=1)
             start = self._resume(train, plan, ckpt, manager, epoch_var)
+        if probe is not None and self.config.probe_epochs and start == 0:  # (a resumed run has its probed head)
+            self.probe_history = self._probe(*probe, plan)
         val_waves = self.cache.load(val, extract=False, progress=False) if val is not None else None
         step = self._train_step_fn(groups, plan, epoch_var, self.loss_scale)
         log.info("fine-tuning %s: %d clips, %d steps of %d per epoch, window %.2f s, %d of %d blocks train, "

@@ -107,6 +107,10 @@ class FineTuneConfig:
         weight_decay: AdamW's decoupled weight decay (on every weight).
         warmup_epochs: epochs of linear learning-rate warm-up before the cosine decay.
         head_epochs: epochs at the start in which only the head trains (the backbone waits).
+        probe_epochs: linear probing, then fine-tuning (LP-FT): before the first epoch, the head is trained
+            for this many epochs on the clip embeddings of the pretrained backbone (each training clip's
+            window, no augmentation; batches of 32 at the recipe's learning rate, cosine decay), so
+            fine-tuning starts from a converged head instead of a random one (0: off).
         dropout: dropout on the pooled embedding before the head.
         speed: speed perturbation: each training clip played up to this share faster or slower (pitch
             and tempo together; 0.1: one of 0.9, 0.95, 1, 1.05, 1.1; 0: off). None: the backbone's own
@@ -135,6 +139,7 @@ class FineTuneConfig:
     weight_decay: float = 1e-4
     warmup_epochs: float = 1.0
     head_epochs: int = 1
+    probe_epochs: int = 0
     dropout: float = 0.0
     speed: float | None = None
     gain_db: float = 6.0
@@ -161,8 +166,8 @@ class FineTuneConfig:
                              f"{self.freq_mask}, {self.time_mask}")
         if self.speed is not None and not 0 <= self.speed < 0.5:
             raise ValueError(f"speed must be in [0, 0.5), got {self.speed!r}")
-        if self.warmup_epochs < 0 or self.head_epochs < 0 or self.gain_db < 0 or self.shift_seconds < 0:
-            raise ValueError("warmup_epochs, head_epochs, gain_db and shift_seconds must be >= 0")
+        if min(self.warmup_epochs, self.head_epochs, self.probe_epochs, self.gain_db, self.shift_seconds) < 0:
+            raise ValueError("warmup_epochs, head_epochs, probe_epochs, gain_db and shift_seconds must be >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
