@@ -668,3 +668,12 @@ def test_finetune_command_refuses_bad_options_in_one_line(tmp_path, data, capsys
         err = capsys.readouterr().err
         assert said in err and "Fix:" in err and "Traceback" not in err, err
     assert not (tmp_path / "o").exists()
+    # cv --finetune takes the head options of `tfaudio cv`; those fine-tuning cannot honour are refused, not ignored
+    cv = ["cv", str(tmp_path / "data.csv"), "--audio-dir", "/", "--backbone", "tiny", "--finetune", "-o",
+          str(tmp_path / "o")]
+    for bad, said in ((["--pooling", "attention"], "--pooling do(es) not apply to fine-tuning"),
+                      (["--ensemble", "3", "--silence-gate"], "--silence-gate, --ensemble do(es) not apply")):
+        assert main(cv + bad) == 2
+        err = capsys.readouterr().err
+        assert said in err and "Fix:" in err and "Traceback" not in err, err
+    assert not (tmp_path / "o").exists()

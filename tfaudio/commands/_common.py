@@ -154,6 +154,14 @@ def finetune_recipe_from_args(args: argparse.Namespace):
     """:func:`recipe_from_args` with the fine-tuning options applied (recipe ``finetune`` unless --recipe)."""
     if getattr(args, "recipe", None) in (None, "default"):
         args.recipe = "finetune"
+    ignored = [f"--{flag}" for flag, bad in (("pooling", getattr(args, "pooling", None) not in (None, "embedding_mean")),
+                                              ("silence-gate", getattr(args, "silence_gate", None)),
+                                              ("ensemble", (getattr(args, "ensemble", None) or 1) > 1)) if bad]
+    if ignored:
+        raise ManifestError(f"{', '.join(ignored)} do(es) not apply to fine-tuning: its head scores the mean frame "
+                            "embedding of the whole clip (pooling embedding_mean), one head, every frame. Fix: drop "
+                            f"{', '.join(ignored)}, or train a head on frozen embeddings (tfaudio train / cv "
+                            "without --finetune).")
     recipe = recipe_from_args(args)
     tuned = {k: getattr(args, k) for k in _FINETUNE_OPTIONS if getattr(args, k, None) is not None}
     if getattr(args, "no_augment", False):
