@@ -170,7 +170,9 @@ def nested_candidates():
             "4 head-only epochs": shipped.replace(finetune={"head_epochs": 4, "speed": 0.0}),
             # LP-FT: a linear probe to convergence first, then fine-tuning (the backbone's own speed default)
             "linear probe first (100 epochs), then fine-tuning": shipped.replace(
-                finetune={"probe_epochs": 100, "head_epochs": 0})}
+                finetune={"probe_epochs": 100, "head_epochs": 0}),
+            # the default head's silence gate: silent frames left out of the head's mean (training and scores)
+            "silence gate": shipped.replace(head={"silence_gate": True})}
 
 
 @contextlib.contextmanager

@@ -258,6 +258,24 @@ def test_augmentations_are_training_only(data, tiny):
     assert not np.allclose(trained, inference, atol=1e-4)  # masks and dropout act while training only
 
 
+def test_silence_gate_leaves_silent_frames_out_in_training_and_in_scores(data, tiny):
+    m, root = data
+    cache = WaveformCache(RATE, root / "cache")
+    gated = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe().replace(head={"silence_gate": True}), cache=cache)
+    plain = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(), cache=cache)
+    waves, _, _ = cache.load(m.filter_folds([3]), progress=False)
+    padded = [np.concatenate([w, np.zeros(RATE, np.float32)]) for w in waves[:4]]  # + 1 s of digital silence
+    x, n = tf.constant(np.stack(padded)), tf.fill([4], 2 * RATE)
+    mask = gated.backbone.finetune_frames(*gated.backbone.finetune_features(x, n), training=False)[1]
+    counted = gated._counted_frames(x, n, mask).numpy()
+    scorer = gated.classifier().scorer
+    assert np.array_equal(counted, scorer.weights(x, n, mask).numpy())  # the frames inference counts
+    assert counted.sum() < mask.numpy().sum() and counted.any(axis=1).all()  # silent frames out, sound kept
+    scores = scorer.scores(padded)
+    assert np.allclose(gated.forward(x, n, training=False).numpy(), scores, **same_computation(scores))
+    assert not np.allclose(plain.forward(x, n, training=False).numpy(), scores, atol=1e-4)  # the gate changes them
+
+
 def test_linear_probe_first_starts_fine_tuning_from_a_converged_head(monkeypatch, data, tiny):
     m, root = data
     cache = WaveformCache(RATE, root / "cache")
@@ -672,7 +690,7 @@ def test_finetune_command_refuses_bad_options_in_one_line(tmp_path, data, capsys
     cv = ["cv", str(tmp_path / "data.csv"), "--audio-dir", "/", "--backbone", "tiny", "--finetune", "-o",
           str(tmp_path / "o")]
     for bad, said in ((["--pooling", "attention"], "--pooling do(es) not apply to fine-tuning"),
-                      (["--ensemble", "3", "--silence-gate"], "--silence-gate, --ensemble do(es) not apply")):
+                      (["--ensemble", "3"], "--ensemble do(es) not apply")):
         assert main(cv + bad) == 2
         err = capsys.readouterr().err
         assert said in err and "Fix:" in err and "Traceback" not in err, err

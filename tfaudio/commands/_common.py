@@ -106,6 +106,8 @@ def add_recipe_args(p: argparse.ArgumentParser, *, default: str) -> None:
     r.add_argument("--schedule", choices=["cosine", "constant"], help="learning-rate schedule")
     r.add_argument("--label-smoothing", type=float)
     r.add_argument("--mixup", type=float, help="mixup alpha on pairs of clips (0: off)")
+    r.add_argument("--silence-gate", action=argparse.BooleanOptionalAction, default=None,
+                   help="leave silent frames out of the head's mean, in training and in clip scores")
     r.add_argument("--min-clips-per-class", type=int, help="refuse classes with fewer training clips (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", help="cache folder (default $TFAUDIO_CACHE or ~/.cache/tfaudio)")
@@ -155,13 +157,11 @@ def finetune_recipe_from_args(args: argparse.Namespace):
     if getattr(args, "recipe", None) in (None, "default"):
         args.recipe = "finetune"
     ignored = [f"--{flag}" for flag, bad in (("pooling", getattr(args, "pooling", None) not in (None, "embedding_mean")),
-                                              ("silence-gate", getattr(args, "silence_gate", None)),
                                               ("ensemble", (getattr(args, "ensemble", None) or 1) > 1)) if bad]
     if ignored:
-        raise ManifestError(f"{', '.join(ignored)} do(es) not apply to fine-tuning: its head scores the mean frame "
-                            "embedding of the whole clip (pooling embedding_mean), one head, every frame. Fix: drop "
-                            f"{', '.join(ignored)}, or train a head on frozen embeddings (tfaudio train / cv "
-                            "without --finetune).")
+        raise ManifestError(f"{', '.join(ignored)} do(es) not apply to fine-tuning: it trains one head on the mean "
+                            f"frame embedding of a clip (pooling embedding_mean). Fix: drop {', '.join(ignored)}, or "
+                            "train a head on frozen embeddings (tfaudio train / cv without --finetune).")
     recipe = recipe_from_args(args)
     tuned = {k: getattr(args, k) for k in _FINETUNE_OPTIONS if getattr(args, k, None) is not None}
     if getattr(args, "no_augment", False):

@@ -6,7 +6,8 @@ What trains is the computation the exported model runs, split where the augmenta
       → backbone.finetune_features   (its frontend: log-mel, or the waveform itself)
       → SpecAugment masks            (log-mel backbones; training only)
       → backbone.finetune_frames     (its body; dropout and, unless frozen, batch norm in training mode)
-      → dropout → head: mean of the frame embeddings, standardised → MLP → softmax (HeadConfig "embedding_mean")
+      → dropout → head: mean of the frame embeddings (without silent frames when the recipe's head has
+        the silence gate), standardised → MLP → softmax (HeadConfig "embedding_mean")
 
 The result is an ordinary :class:`~tfaudio.tasks.audio_classifier.AudioClassifier` (the fine-tuned
 backbone's weights saved beside the head), so ``evaluate``, ``predict``, ``demo``, ``info`` and ``export``
@@ -57,6 +58,7 @@ from tfaudio.errors import ManifestError, TfaudioError
 from tfaudio.heads.classification_head import build_head
 from tfaudio.io.atomic import atomic_write_text
 from tfaudio.signal import augment
+from tfaudio.signal.frame_energy import frame_energy_db, silence_gate
 from tfaudio.tasks.audio_classifier import AudioClassifier, training_clips
 from tfaudio.tasks.head_training import TrainingData, train_head
 from tfaudio.tasks.metrics import classification_report
@@ -172,7 +174,7 @@ class FineTuneRun:
         with self.strategy.scope():
             self.backbone = self._backbone_in_scope(backbone)
             self.head_config = dataclasses.replace(self.recipe.head, pooling="embedding_mean", multi_label=False,
-                                                   silence_gate=False, ensemble=1)
+                                                   ensemble=1)
             self._build_head(None)
         self.cache = cache if cache is not None else WaveformCache(self.backbone.sample_rate)
         if self.cache.sample_rate != self.backbone.sample_rate:
@@ -195,13 +197,13 @@ class FineTuneRun:
 
     def _frozen_pass(self, plan: _Plan) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
         """One pass over the training clips' windows (their starts) under the backbone as it is now, no
-        gradients: ((mean, variance) of the valid frame embeddings, each clip's mean frame embedding
+        gradients: ((mean, variance) of the frame embeddings that count, each clip's mean frame embedding
         ``[N, D]``, each clip's label ``[N]``)."""
 
         @tf.function(autograph=False)
         def moments(w, n):
             emb, mask = self.backbone.finetune_frames(*self.backbone.finetune_features(w, n), training=False)
-            m = tf.cast(mask, tf.float64)[..., None]
+            m = tf.cast(self._counted_frames(w, n, mask), tf.float64)[..., None]
             e = tf.cast(emb, tf.float64) * m
             per_clip = tf.reduce_sum(e, 1) / tf.maximum(tf.reduce_sum(m, 1), 1.0)
             return tf.reduce_sum(e, [0, 1]), tf.reduce_sum(e * e, [0, 1]), tf.reduce_sum(m), per_clip
@@ -255,6 +257,15 @@ class FineTuneRun:
         return get_backbone(backbone)
 
     # ---- the model -------------------------------------------------------------------------------
+    def _counted_frames(self, waveforms, lengths, mask):
+        """The frames the head pools ``[B, F]`` (bool): the valid ones, minus silent ones when the head's
+        silence gate is on (:mod:`tfaudio.signal.frame_energy`, as the clip scorer gates them at inference)."""
+        if not self.head_config.silence_gate:
+            return mask
+        c = self.backbone.contract
+        db = frame_energy_db(waveforms, lengths, c.frame_samples, c.hop_samples, tf.shape(mask)[1])
+        return silence_gate(db, mask)
+
     def forward(self, waveforms, lengths, *, training: bool, seed=None):
         """Zero-padded ``waveforms [B, S]``, ``lengths [B]`` → class probabilities ``[B, C]``."""
         bb, cfg = self.backbone, self.config
@@ -267,7 +278,8 @@ class FineTuneRun:
             keep = 1.0 - cfg.dropout
             noise = tf.random.stateless_uniform([tf.shape(emb)[0], 1, tf.shape(emb)[2]], augment.fold_seed(seed, 2))
             emb = emb * tf.cast(noise < keep, tf.float32) / keep
-        out = self.head({"frames": emb, "weights": tf.cast(mask, tf.float32)}, training=training)
+        weights = tf.cast(self._counted_frames(waveforms, lengths, mask), tf.float32)
+        out = self.head({"frames": emb, "weights": weights}, training=training)
         return tf.cast(out["clip"], tf.float32)
 
     # ---- planning --------------------------------------------------------------------------------
