@@ -503,7 +503,9 @@ def report(results: dict) -> None:
             "head: the mean frame embedding, standardised, → Dense 512 ReLU → classes; speed perturbation "
             "±10 % for the speech backbones) against the frozen default recipe (`tfaudio cv`) on the same folds. "
             "Rows marked *speed off* ran before the speech backbones' speed perturbation became their default "
-            "(the others are unchanged by it). Each row "
+            "(the others are unchanged by it). Rows before 2026-12-07 13:30 drew each epoch's batches through a "
+            "512-clip shuffle buffer over the waveform cache's shard order; later rows read a permutation per "
+            "epoch by offset (the same recipe, another draw of the batches). Each row "
             "ran in a fresh process (peak RSS is that process's: both CVs of that row). Seconds per epoch: the "
             "fine-tuning CV's wall time / its epochs (including each fold's start and its test scoring). "
             "Re-run: `python benchmarks/finetune.py`.", "",

@@ -143,7 +143,7 @@ def test_training_stream_perturbs_speed_only_when_asked(data, tiny):
     def lengths(backbone, speed):
         run = FineTuneRun(backbone, m.labels, recipe(speed=speed, crop_seconds=2.0, shift_seconds=0.0,
                                                      gain_db=0.0).replace(train={"mixup": 0.0}), cache=cache)
-        run._clips = cache.dataset(train)
+        run._rows = cache.stored(train)[0]
         plan = run._plan(train, np.ones(len(train)), np.arange(len(train)) % len(m.labels))
         return set(np.concatenate([b["length"].numpy() for b in run._train_dataset(train, plan, 0)]).tolist())
 
@@ -153,6 +153,38 @@ def test_training_stream_perturbs_speed_only_when_asked(data, tiny):
     for backbone, speed in ((TinyConvBackbone(RATE), 0.1), (speech, None)):
         seen = lengths(backbone, speed)
         assert len(seen) > 1 and seen <= {math.ceil(RATE / s) for s in augment.speed_factors(0.1)}
+
+
+def test_each_epoch_streams_a_permutation_of_the_clips_whatever_the_cache_layout(tmp_path, data, tiny):
+    m, _ = data
+    train = m.filter_folds([1, 2])
+    whole = WaveformCache(RATE, tmp_path / "whole")
+    whole.extract(train, progress=False)  # one pass: one shard
+    parts = WaveformCache(RATE, tmp_path / "parts")
+    for fold in (2, 1):  # fold by fold, the later fold first: other shards, another shard order
+        parts.extract(m.filter_folds([fold]), progress=False)
+    waves, _, _ = whole.load(train, extract=False, progress=False)
+    order = np.random.default_rng(3).permutation(len(train))
+    for cache in (whole, parts):  # the data layer: the caller's order, the stored samples
+        got = list(cache.dataset_in_order(train, order).as_numpy_iterator())
+        assert [int(e["clip"]) for e in got] == order.tolist()
+        assert all(np.array_equal(e["waveform"], waves[r]) for e, r in zip(got, order))
+
+    def epoch(cache, k):
+        run = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(), cache=cache)
+        run._rows = cache.stored(train)[0]
+        plan = run._plan(train, np.ones(len(train)), np.asarray(train.targets))
+        return [b["waveform"].numpy() for b in run._train_dataset(train, plan, k)]
+
+    first = epoch(whole, 0)
+    assert all(np.array_equal(a, b) for a, b in zip(first, epoch(parts, 0)))  # the same batches
+    plain = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(gain_db=0.0, shift_seconds=0.0).replace(
+        train={"mixup": 0.0}), cache=whole)
+    plain._rows = whole.stored(train)[0]
+    plan = plain._plan(train, np.ones(len(train)), np.asarray(train.targets))
+    seen = [w for b in plain._train_dataset(train, plan, 1) for w in b["waveform"].numpy()]
+    assert sorted(map(bytes, seen)) == sorted(bytes(w.astype(np.float32)) for w in waves)  # every clip once
+    assert not all(np.array_equal(a, b) for a, b in zip(first, epoch(whole, 1)))  # a new order each epoch
 
 
 def test_speech_backbones_perturb_speed_by_default():
@@ -405,8 +437,12 @@ registry.register_backbone(BackboneEntry(name="tiny", cls="tests.helpers:TinyCon
 m = tone_dataset({audio!r}, n_per_class=6, rate=RATE, seconds=1.0, folds=3)
 plain = recipe(gain_db=0.0, shift_seconds=0.0, freq_mask=0.0, time_mask=0.0, dropout=0.0).replace(train={{"mixup": 0.0}})
 out = {{}}
-half = plain.replace(finetune={{"precision": "float16"}})
+half = plain.replace(finetune={{"precision": "float16"}}, train={{"epochs": 6}})
 os.environ["TFAUDIO_FLOAT16_EMULATE"] = "1"  # float16 on the CPU through TensorFlow's emulation
+from tfaudio.tasks.precision import DynamicLossScale
+# a first scale that overflows for certain (3e38 x the loss is not finite even in float32): the first steps
+# must be skipped on both replicas and the scale halved until they are finite
+DynamicLossScale.__init__.__defaults__ = (3e38,) + DynamicLossScale.__init__.__defaults__[1:]
 for name, strategy, r in (("one", None, plain), ("two", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), plain),
                           ("two16", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), half)):
     run = FineTuneRun(TinyConvBackbone(RATE), m.labels, r, cache=WaveformCache(RATE, {cache!r}), strategy=strategy)
@@ -421,11 +457,13 @@ start = [np.asarray(v.numpy()) for v in TinyConvBackbone(RATE).variables]
 assert any(not np.allclose(a, b) for a, b in zip(start, out["two"]))  # the mirrored run trained
 for a, b in zip(out["one"], out["two"]):
     assert np.allclose(a, b, atol=1e-4), np.abs(a - b).max()
-# float16 with loss scaling on two replicas: float16 gradients overflowed at the first scale (2 ** 15), so
-# those steps were skipped on both replicas and the scale lowered; the run trains all the same
-assert out["two16_scale"] < 2.0 ** 15, out["two16_scale"]
-assert all(np.isfinite(w).all() for w in out["two16"]) and out["two16_loss"][-1] < out["two16_loss"][0] / 2
-assert out["two16_accuracy"][-1] >= 0.9, out["two16_accuracy"]
+# float16 with loss scaling on two replicas: the first steps overflowed, were skipped on both replicas and
+# the scale lowered; the run trains all the same
+assert out["two16_scale"] < 3e38 / 2, out["two16_scale"]
+assert all(np.isfinite(w).all() for w in out["two16"])
+assert out["two16_loss"][-1] < 0.75 * out["two16_loss"][0], out["two16_loss"]
+acc = out["two16_accuracy"]
+assert max(acc) >= 0.9 and acc[-1] > acc[0], acc
 print("MIRRORED OK", out["one_loss"], out["two_loss"])
 """
 
@@ -652,7 +690,8 @@ def test_float16_trains_with_loss_scaling_where_a_gpu_has_it(monkeypatch, data, 
 
     assert precision.precision_choice("float16")[0] == "float32" or tf.config.list_physical_devices("GPU")
     m, root = data
-    plain = recipe(gain_db=0.0, shift_seconds=0.0, freq_mask=0.0, time_mask=0.0).replace(train={"epochs": 3})
+    plain = recipe(gain_db=0.0, shift_seconds=0.0, freq_mask=0.0, time_mask=0.0).replace(train={"epochs": 4,
+                                                                                              "mixup": 0.0})
     cache = WaveformCache(RATE, root / "cache")
     ref = FineTuneRun(TinyConvBackbone(RATE), m.labels, plain, cache=cache).fit(m.filter_folds([1, 2]), progress=False)
     monkeypatch.setenv(precision.EMULATE_ENV, "1")
@@ -664,8 +703,8 @@ def test_float16_trains_with_loss_scaling_where_a_gpu_has_it(monkeypatch, data, 
     assert float(run.loss_scale.scale) < 3e38 / 2
     assert all(v.dtype == tf.float32 and np.isfinite(v.numpy()).all() for v in run.backbone.variables)
     assert run.history["loss"][-1] < run.history["loss"][0]
-    # on the unseen fold, the float16 model answers as the float32 one does
-    waves, _, _ = cache.load(m.filter_folds([3]), extract=True, progress=False)
+    # the float16 model answers as the float32 one does (every clip: the unseen fold has only 6)
+    waves, _, _ = cache.load(m, extract=True, progress=False)
     a, b = ref.classifier().scorer.scores(waves), run.classifier().scorer.scores(waves)
     assert np.mean(a.argmax(1) == b.argmax(1)) >= 0.8
 

@@ -41,7 +41,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,7 @@ from tfaudio.data.shards import (
     encode_record,
     index_path,
     read_shard,
+    record_offsets,
     records_path,
     scan_shards,
     shard_records,
@@ -533,12 +534,9 @@ class EmbeddingCache:
             ds = ds.shuffle(10_000, seed=seed)
         return ds
 
-    def clips_dataset(self, manifest: Manifest, *, shuffle_files: bool = False, seed: int | None = None):
-        """A streaming ``tf.data`` of the manifest's cached clips ``{"embeddings": [n, dim], "label",
-        "clip"}`` (``clip``: the manifest row, int32; ``label`` as :meth:`frames_dataset`), read straight
-        from the shards in shard order (``shuffle_files``: the shards in a random order, by ``seed``).
-        Clips that are not cached are left out; see :meth:`frames_dataset` for damaged shards."""
-
+    def _checked_rows(self, manifest: Manifest) -> tuple[dict[str, int], dict[str, tuple[str, int]]]:
+        """(key → manifest row of the cached clips of ``manifest``, the index), after checking their shards
+        against their checksums (damaged ones removed with a warning and their clips extracted again)."""
         keys = self.keys(manifest, on_error="skip")
         for _ in range(3):
             index = self.index(refresh=True)
@@ -552,6 +550,10 @@ class EmbeddingCache:
                     damaged[shard_id] = problem
             if not self._repair(damaged, manifest, keys, on_error=None, progress=False) and not damaged:
                 break
+        return rows, index
+
+    def _clip_parser(self, manifest: Manifest, rows: dict[str, int]):
+        """Serialized record → ``{"embeddings", "label", "clip"}`` (``clip`` -1 for a clip not in ``rows``)."""
         table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(list(rows), tf.string), tf.constant(list(rows.values()), tf.int64)
@@ -573,6 +575,43 @@ class EmbeddingCache:
             label = tf.gather(targets, tf.maximum(row, 0))  # [] or [classes]
             return {"embeddings": emb, "label": label, "clip": tf.cast(row, tf.int32)}
 
+        return parse
+
+    def clips_in_order(self, manifest: Manifest, order: Sequence[int]) -> tf.data.Dataset:
+        """The cached clips of ``manifest`` rows ``order``, in that order (as :meth:`clips_dataset` gives
+        them; rows not cached are left out): each record read by its byte offset, so the order is the
+        caller's (e.g. a permutation per epoch), whatever the shards' layout, in bounded memory."""
+        rows, index = self._checked_rows(manifest)
+        keys = {row: key for key, row in rows.items()}
+        wanted = [index[keys[int(r)]] for r in order if int(r) in keys]
+        offsets = {shard: record_offsets(self.directory / shard) for shard in sorted({s for s, _ in wanted})}
+        directory = self.directory
+
+        def records():
+            files: dict[str, Any] = {}
+            try:
+                for shard, pos in wanted:
+                    f = files.get(shard) or files.setdefault(shard, open(directory / shard, "rb"))  # noqa: SIM115
+                    start, length = offsets[shard][pos]
+                    f.seek(start)
+                    yield f.read(length)
+            finally:
+                for f in files.values():
+                    f.close()
+
+        ds = tf.data.Dataset.from_generator(records, output_signature=tf.TensorSpec([], tf.string))
+        return ds.map(self._clip_parser(manifest, rows), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def clips_dataset(self, manifest: Manifest, *, shuffle_files: bool = False, seed: int | None = None):
+        """A streaming ``tf.data`` of the manifest's cached clips ``{"embeddings": [n, dim], "label",
+        "clip"}`` (``clip``: the manifest row, int32; ``label`` as :meth:`frames_dataset`), read straight
+        from the shards in shard order (``shuffle_files``: the shards in a random order, by ``seed``).
+        Clips that are not cached are left out; see :meth:`frames_dataset` for damaged shards.
+        :meth:`clips_in_order` reads them in an order of the caller's."""
+
+        rows, index = self._checked_rows(manifest)
+        shards = sorted({index[k][0] for k in rows})
+        parse = self._clip_parser(manifest, rows)
         files = [str(self.directory / s) for s in shards]
         if shuffle_files:
             files = [files[i] for i in np.random.default_rng(seed).permutation(len(files))]

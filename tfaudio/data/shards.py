@@ -263,6 +263,25 @@ def _split_records(data: bytes | memoryview) -> list[memoryview]:
     return out
 
 
+def record_offsets(path: pathlib.Path) -> list[tuple[int, int]]:
+    """``(byte offset, length)`` of each record's data in a TFRecord file, from the record headers alone
+    (12 bytes read per record): for reading single records in any order (:func:`read_record_at`)."""
+    out, pos = [], 0
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        while pos < size:
+            f.seek(pos)
+            header = f.read(12)
+            if len(header) < 12:
+                raise ShardError(f"is truncated (a record header at byte {pos} is cut off)")
+            (length,) = struct.unpack_from("<Q", header)
+            if pos + 16 + length > size:
+                raise ShardError(f"is truncated (record {len(out)} runs past the end of the file)")
+            out.append((pos + 12, length))
+            pos += 16 + length
+    return out
+
+
 def _tf_records(path: pathlib.Path) -> list[bytes]:
     """Records read by TensorFlow, which checks each record's CRC (shards without a SHA-256)."""
 

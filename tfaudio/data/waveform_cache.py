@@ -73,6 +73,13 @@ class WaveformFrames(Backbone):
         return {"embeddings": emb, "mask": mask}
 
 
+def _flat(clip):
+    """A stored clip (its samples as the frames of a one-sample "backbone") → ``{"waveform", "length",
+    "label", "clip"}``."""
+    wave = tf.reshape(clip["embeddings"], [-1])
+    return {"waveform": wave, "length": tf.shape(wave)[0], "label": clip["label"], "clip": clip["clip"]}
+
+
 class WaveformCache:
     """Waveforms of audio files at ``sample_rate``, decoded and resampled once (see the module doc).
 
@@ -123,12 +130,14 @@ class WaveformCache:
         """A streaming ``tf.data`` of the stored clips of ``manifest``: ``{"waveform": [S] float32,
         "length": int32, "label": int32 (or multi-hot float32 [classes]), "clip": the manifest row}``."""
 
-        def flat(clip):
-            wave = tf.reshape(clip["embeddings"], [-1])
-            return {"waveform": wave, "length": tf.shape(wave)[0], "label": clip["label"], "clip": clip["clip"]}
-
         return self.store.clips_dataset(manifest, shuffle_files=shuffle_files, seed=seed).map(
-            flat, num_parallel_calls=tf.data.AUTOTUNE)
+            _flat, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def dataset_in_order(self, manifest: Manifest, order) -> tf.data.Dataset:
+        """:meth:`dataset` with the clips of manifest rows ``order`` in that order (rows not stored are left
+        out): what a training epoch streams, the same whatever the cache's shard layout."""
+        return self.store.clips_in_order(manifest, order).map(_flat, num_parallel_calls=tf.data.AUTOTUNE,
+                                                               deterministic=True)
 
     def with_pipeline(self, **changes: Any) -> WaveformCache:
         """A cache of the same rate and root with pipeline settings changed."""

@@ -68,8 +68,6 @@ from tfaudio.tasks.recipe import FineTuneConfig, Recipe, get_recipe
 __all__ = ["finetune", "FineTuneRun", "WarmupCosine", "evaluate_waveforms", "precision_choice"]
 
 log = logging.getLogger(__name__)
-#: Clips the training stream keeps in its shuffle buffer (after cropping: bounded memory).
-SHUFFLE_CLIPS = 512
 RUN_FILE = "run.json"
 
 
@@ -378,8 +376,13 @@ class FineTuneRun:
             # the step number per clip: a distributed batch is split along its first axis
             return {"waveform": w, "length": n, "target": y, "weight": weight, "step": tf.fill(tf.shape(n), i)}
 
-        ds = self._clips.map(crop_clip, num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.shuffle(SHUFFLE_CLIPS, seed=seed + epoch).batch(plan.batch_size, drop_remainder=True)
+        # the epoch's order: a permutation of the stored clips by (seed, epoch), read in that order (not a
+        # shuffle buffer over the shards' order: the same batches whatever the cache's layout, and whole-set
+        # shuffling when the data set is larger than any buffer, e.g. a folder per class)
+        order = np.random.default_rng([seed, epoch]).permutation(self._rows)
+        ds = self.cache.dataset_in_order(train, order).map(crop_clip, num_parallel_calls=tf.data.AUTOTUNE,
+                                                           deterministic=True)
+        ds = ds.batch(plan.batch_size, drop_remainder=True)
         ds = ds.take(plan.steps_per_epoch).enumerate().map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(2)
 
@@ -493,7 +496,8 @@ class FineTuneRun:
         self._start_fingerprint = self.backbone.fingerprint
         plan = self.plan = self._plan(train, durations, targets)
         self._durations = np.asarray(durations, np.float64)
-        self._clips = self.cache.dataset(train)  # checked once; each epoch shuffles it anew
+        self._rows = rows
+        self._clips = self.cache.dataset_in_order(train, rows)  # manifest order (the statistics pass, the probe)
         probe = None
         if self.head_config.standardize or self.config.probe_epochs:
             stats, clip_means, labels = self._frozen_pass(plan)
