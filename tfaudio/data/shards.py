@@ -265,7 +265,8 @@ def _split_records(data: bytes | memoryview) -> list[memoryview]:
 
 def record_offsets(path: pathlib.Path) -> list[tuple[int, int]]:
     """``(byte offset, length)`` of each record's data in a TFRecord file, from the record headers alone
-    (12 bytes read per record): for reading single records in any order (:func:`read_record_at`)."""
+    (12 bytes read per record): for reading single records in any order
+    (:meth:`~tfaudio.data.embedding_cache.EmbeddingCache.clips_in_order`)."""
     out, pos = [], 0
     size = os.path.getsize(path)
     with open(path, "rb") as f:
