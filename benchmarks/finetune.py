@@ -172,7 +172,9 @@ def nested_candidates():
             "linear probe first (100 epochs), then fine-tuning": shipped.replace(
                 finetune={"probe_epochs": 100, "head_epochs": 0}),
             # the default head's silence gate: silent frames left out of the head's mean (training and scores)
-            "silence gate": shipped.replace(head={"silence_gate": True})}
+            "silence gate": shipped.replace(head={"silence_gate": True}),
+            # the frozen default's pooling: every frame scored, the clip's score their mean (frame cross-entropy)
+            "frame head (mean of frame scores)": shipped.replace(head={"pooling": "mean"})}
 
 
 @contextlib.contextmanager

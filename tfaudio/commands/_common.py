@@ -156,12 +156,10 @@ def finetune_recipe_from_args(args: argparse.Namespace):
     """:func:`recipe_from_args` with the fine-tuning options applied (recipe ``finetune`` unless --recipe)."""
     if getattr(args, "recipe", None) in (None, "default"):
         args.recipe = "finetune"
-    ignored = [f"--{flag}" for flag, bad in (("pooling", getattr(args, "pooling", None) not in (None, "embedding_mean")),
-                                              ("ensemble", (getattr(args, "ensemble", None) or 1) > 1)) if bad]
-    if ignored:
-        raise ManifestError(f"{', '.join(ignored)} do(es) not apply to fine-tuning: it trains one head on the mean "
-                            f"frame embedding of a clip (pooling embedding_mean). Fix: drop {', '.join(ignored)}, or "
-                            "train a head on frozen embeddings (tfaudio train / cv without --finetune).")
+    if (getattr(args, "ensemble", None) or 1) > 1:
+        raise ManifestError("--ensemble does not apply to fine-tuning: it trains one backbone with one head. Fix: "
+                            "drop --ensemble, or train an ensemble of heads on frozen embeddings (tfaudio train / "
+                            "cv without --finetune).")
     recipe = recipe_from_args(args)
     tuned = {k: getattr(args, k) for k in _FINETUNE_OPTIONS if getattr(args, k, None) is not None}
     if getattr(args, "no_augment", False):

@@ -6,8 +6,11 @@ What trains is the computation the exported model runs, split where the augmenta
       → backbone.finetune_features   (its frontend: log-mel, or the waveform itself)
       → SpecAugment masks            (log-mel backbones; training only)
       → backbone.finetune_frames     (its body; dropout and, unless frozen, batch norm in training mode)
-      → dropout → head: mean of the frame embeddings (without silent frames when the recipe's head has
-        the silence gate), standardised → MLP → softmax (HeadConfig "embedding_mean")
+      → dropout → head, pooled as the recipe's head says (without silent frames when it has the silence
+        gate): "embedding_mean" (shipped): the mean frame embedding, standardised → MLP → softmax;
+        "mean": each frame standardised → MLP → softmax, the clip's score the mean of its frames' scores
+        (the frozen default's head; trained on each frame's cross-entropy, as that head is); "attention"
+        and "stats" as in :mod:`tfaudio.heads.classification_head`
 
 The result is an ordinary :class:`~tfaudio.tasks.audio_classifier.AudioClassifier` (the fine-tuned
 backbone's weights saved beside the head), so ``evaluate``, ``predict``, ``demo``, ``info`` and ``export``
@@ -28,7 +31,7 @@ Example:
     >>> clf.save("runs/ft")
 
 k-fold cross-validation of fine-tuning is :func:`tfaudio.tasks.cross_validation.cross_validate_finetune`.
-One file of ~610 lines on purpose: the run's plan, optimizers, data stream, training step and
+One file of ~700 lines on purpose: the run's plan, optimizers, data stream, training step and
 checkpoints share its state (:class:`FineTuneRun`); the augmentations (``signal/augment.py``) and the
 waveform cache (``data/waveform_cache.py``) are apart.
 """
@@ -59,6 +62,7 @@ from tfaudio.heads.classification_head import build_head
 from tfaudio.io.atomic import atomic_write_text
 from tfaudio.signal import augment
 from tfaudio.signal.frame_energy import frame_energy_db, silence_gate
+from tfaudio.signal.pooling import masked_mean
 from tfaudio.tasks.audio_classifier import AudioClassifier, training_clips
 from tfaudio.tasks.head_training import TrainingData, train_head
 from tfaudio.tasks.metrics import classification_report
@@ -121,6 +125,18 @@ def _largest_divisor(n: int, limit: int) -> int:
     return max(d for d in range(1, n + 1) if n % d == 0 and d <= max(limit, 1))
 
 
+def _cross_entropy(targets, probs, frames=None):
+    """Each clip's cross-entropy ``[B]`` against ``targets [B, C]``: of its probabilities ``probs [B, C]``,
+    or, for a frame head (``frames``: (frame probabilities ``[B, F, C]``, weights ``[B, F]``)), the mean
+    over the frames that count of each frame's (every frame carries its clip's label, as the frozen
+    default's frame head is trained)."""
+    if frames is None:
+        return -tf.reduce_sum(targets * tf.math.log(tf.clip_by_value(probs, 1e-7, 1.0)), -1)
+    scores, weights = frames
+    per_frame = -tf.reduce_sum(targets[:, None, :] * tf.math.log(tf.clip_by_value(scores, 1e-7, 1.0)), -1)
+    return masked_mean(per_frame[..., None], weights)[:, 0]
+
+
 def run_digest(obj: Any) -> str:
     """16 hex digits of sha256 over ``obj`` as sorted JSON: what identifies a run's settings and data."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -171,8 +187,7 @@ class FineTuneRun:
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope():
             self.backbone = self._backbone_in_scope(backbone)
-            self.head_config = dataclasses.replace(self.recipe.head, pooling="embedding_mean", multi_label=False,
-                                                   ensemble=1)
+            self.head_config = dataclasses.replace(self.recipe.head, multi_label=False, ensemble=1)
             self._build_head(None)
         self.cache = cache if cache is not None else WaveformCache(self.backbone.sample_rate)
         if self.cache.sample_rate != self.backbone.sample_rate:
@@ -230,7 +245,9 @@ class FineTuneRun:
     def _probe(self, clip_means: np.ndarray, labels: np.ndarray, plan: _Plan) -> dict[str, list[float]]:
         """Linear probing before fine-tuning (``probe_epochs``): the head trained on the pretrained
         backbone's clip embeddings. For the ``embedding_mean`` head a clip of one frame, its mean
-        embedding, is the whole clip (its standardisation is per dimension, so it commutes with the mean)."""
+        embedding, is the whole clip (its standardisation is per dimension, so it commutes with the mean);
+        the other heads are probed on that one frame too (a frame head then starts from a head of mean
+        embeddings, an approximation the fine-tuning then trains away)."""
         cfg, tc = self.config, self.train_config
         clips = ClipEmbeddings(embeddings=list(clip_means[:, None, :]), targets=np.asarray(labels, np.int32),
                                rows=np.arange(len(labels)), folds=np.full(len(labels), -1))
@@ -266,6 +283,13 @@ class FineTuneRun:
 
     def forward(self, waveforms, lengths, *, training: bool, seed=None):
         """Zero-padded ``waveforms [B, S]``, ``lengths [B]`` → class probabilities ``[B, C]``."""
+        return self._scores(waveforms, lengths, training=training, seed=seed)[0]
+
+    def _scores(self, waveforms, lengths, *, training: bool, seed=None):
+        """(clip probabilities ``[B, C]``, None or, for a frame head (pooling ``"mean"``), (frame
+        probabilities ``[B, F, C]``, the frames that count ``[B, F]`` as 0/1)): what the clip scorer computes
+        at inference (:meth:`~tfaudio.tasks.clip_scorer.ClipScorer.pool_frames`), with the training
+        augmentations when ``training``."""
         bb, cfg = self.backbone, self.config
         features, state = bb.finetune_features(waveforms, lengths)
         if training and bb.finetune_feature_kind == "log_mel" and (cfg.freq_mask or cfg.time_mask):
@@ -277,8 +301,13 @@ class FineTuneRun:
             noise = tf.random.stateless_uniform([tf.shape(emb)[0], 1, tf.shape(emb)[2]], augment.fold_seed(seed, 2))
             emb = emb * tf.cast(noise < keep, tf.float32) / keep
         weights = tf.cast(self._counted_frames(waveforms, lengths, mask), tf.float32)
+        if not self.head_config.clip_level:  # a frame head: every frame scored, the clip's score their mean
+            shape = tf.shape(emb)
+            flat = self.head(tf.reshape(emb, [-1, bb.embedding_dim]), training=training)  # [B*F, C]
+            frames = tf.reshape(tf.cast(flat, tf.float32), [shape[0], shape[1], len(self.labels)])
+            return masked_mean(frames, weights), (frames, weights)
         out = self.head({"frames": emb, "weights": weights}, training=training)
-        return tf.cast(out["clip"], tf.float32)
+        return tf.cast(out["clip"], tf.float32), None
 
     # ---- planning --------------------------------------------------------------------------------
     def _plan(self, train: Manifest, durations: np.ndarray, targets: np.ndarray) -> _Plan:
@@ -416,8 +445,8 @@ class FineTuneRun:
         def gradients(batch, seed):
             """(loss, hits, gradients of the scaled loss) of one pass over ``batch``."""
             with tf.GradientTape() as tape:
-                probs = self.forward(batch["waveform"], batch["length"], training=True, seed=seed)
-                per_clip = -tf.reduce_sum(batch["target"] * tf.math.log(tf.clip_by_value(probs, 1e-7, 1.0)), -1)
+                probs, frames = self._scores(batch["waveform"], batch["length"], training=True, seed=seed)
+                per_clip = _cross_entropy(batch["target"], probs, frames)
                 loss = tf.reduce_sum(per_clip * batch["weight"]) / global_batch
                 scaled = loss * scaler.scale if scaler is not None else loss
             hits = tf.cast(tf.equal(tf.argmax(probs, -1), tf.argmax(batch["target"], -1)), tf.float32)
