@@ -174,7 +174,9 @@ def nested_candidates():
             # the default head's silence gate: silent frames left out of the head's mean (training and scores)
             "silence gate": shipped.replace(head={"silence_gate": True}),
             # the frozen default's pooling: every frame scored, the clip's score their mean (frame cross-entropy)
-            "frame head (mean of frame scores)": shipped.replace(head={"pooling": "mean"})}
+            "frame head (mean of frame scores)": shipped.replace(head={"pooling": "mean"}),
+            # twice the epochs (the cosine schedule stretched over them): small data sets, heavy augmentation
+            "40 epochs": shipped.replace(train={"epochs": 40})}
 
 
 @contextlib.contextmanager
