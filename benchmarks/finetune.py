@@ -178,7 +178,9 @@ def nested_candidates():
             # twice the epochs (the cosine schedule stretched over them): small data sets, heavy augmentation
             "40 epochs": shipped.replace(train={"epochs": 40}),
             # EfficientAT's own ESC-50 fine-tuning masks nothing (its ex_esc50.py: freqm 0, timem 0)
-            "no SpecAugment": shipped.replace(finetune={"freq_mask": 0.0, "time_mask": 0.0})}
+            "no SpecAugment": shipped.replace(finetune={"freq_mask": 0.0, "time_mask": 0.0}),
+            # a wider speed perturbation (0.8-1.2x) against speaker variation
+            "speed perturbation 0.2": shipped.replace(finetune={"speed": 0.2})}
 
 
 @contextlib.contextmanager
