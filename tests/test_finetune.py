@@ -290,11 +290,13 @@ def test_augmentations_are_training_only(data, tiny):
     assert not np.allclose(trained, inference, atol=1e-4)  # masks and dropout act while training only
 
 
-def test_silence_gate_leaves_silent_frames_out_in_training_and_in_scores(data, tiny):
+@pytest.mark.parametrize("pooling", ["embedding_mean", "mean"])
+def test_silence_gate_leaves_silent_frames_out_in_training_and_in_scores(data, tiny, pooling):
     m, root = data
     cache = WaveformCache(RATE, root / "cache")
-    gated = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe().replace(head={"silence_gate": True}), cache=cache)
-    plain = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(), cache=cache)
+    gated_recipe = recipe().replace(head={"silence_gate": True, "pooling": pooling})
+    gated = FineTuneRun(TinyConvBackbone(RATE), m.labels, gated_recipe, cache=cache)
+    plain = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe().replace(head={"pooling": pooling}), cache=cache)
     waves, _, _ = cache.load(m.filter_folds([3]), progress=False)
     padded = [np.concatenate([w, np.zeros(RATE, np.float32)]) for w in waves[:4]]  # + 1 s of digital silence
     x, n = tf.constant(np.stack(padded)), tf.fill([4], 2 * RATE)
