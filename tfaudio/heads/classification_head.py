@@ -7,8 +7,8 @@ Three poolings (``HeadConfig.pooling``):
 - ``"attention"``: the same frame head plus a learned weight per frame; a clip's score is the
   attention-weighted mean of its frame scores (multiple-instance learning; trained on clips).
 - ``"stats"``: the mean and standard deviation of a clip's frame embeddings → an MLP (trained on clips).
-- ``"embedding_mean"``: the mean of a clip's frame embeddings → an MLP (trained on clips; the head of
-  fine-tuned models, :mod:`tfaudio.tasks.finetune`).
+- ``"embedding_mean"``: the mean of a clip's frame embeddings → an MLP (trained on clips; the ``finetune``
+  recipe's head, :mod:`tfaudio.tasks.finetune`, which trains the other poolings too).
 
 The clip-level heads are Keras models ``{"frames": [B, F, D], "weights": [B, F]} → {"clip": [B, C],
 "frames": [B, F, C]}``; ``weights`` is 1 for the frames that count (valid, and not silent when the
