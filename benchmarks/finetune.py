@@ -180,7 +180,9 @@ def nested_candidates():
             # EfficientAT's own ESC-50 fine-tuning masks nothing (its ex_esc50.py: freqm 0, timem 0)
             "no SpecAugment": shipped.replace(finetune={"freq_mask": 0.0, "time_mask": 0.0}),
             # a wider speed perturbation (0.8-1.2x) against speaker variation
-            "speed perturbation 0.2": shipped.replace(finetune={"speed": 0.2})}
+            "speed perturbation 0.2": shipped.replace(finetune={"speed": 0.2}),
+            # fine-tuning, then the frozen default's head trained again on the fine-tuned embeddings
+            "refit the default head": shipped.replace(finetune={"refit_head": True})}
 
 
 @contextlib.contextmanager

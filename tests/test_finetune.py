@@ -330,6 +330,35 @@ def test_every_head_pooling_fine_tunes_and_scores_as_its_saved_classifier(tmp_pa
     assert np.allclose(run.forward(x, n, training=False).numpy(), scores, **same_computation(scores))
 
 
+def test_refit_head_trains_the_default_head_on_the_fine_tuned_embeddings(monkeypatch, tmp_path, data, tiny):
+    m, root = data
+    cache = WaveformCache(RATE, root / "cache")
+    seen = {}
+    real_fit = AudioClassifier.fit
+
+    def fit(self, train, *args, **kwargs):  # the clips the refit trains on
+        seen["clips"] = train
+        return real_fit(self, train, *args, **kwargs)
+
+    monkeypatch.setattr(AudioClassifier, "fit", fit)
+    run = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(refit_head=True), cache=cache)
+    run.fit(m.filter_folds([1, 2]), progress=False)
+    clf = run.classifier()
+    default = get_recipe("default").head
+    assert clf.head == default and clf.head_model_ is run.refit_.head_model_ and clf.head_model_ is not run.head
+    clips = seen["clips"]
+    waves, targets, _ = cache.load(m.filter_folds([1, 2]), extract=False)
+    assert np.array_equal(clips.targets, targets) and clips.energies is not None
+    # it trained on what inference computes: the fine-tuned backbone's frames, gated as the scorer gates them
+    scores = clf.scorer.scores(waves)
+    assert np.allclose(clf.clip_scores(clips), scores, **same_computation(scores))
+    assert np.mean(scores.argmax(1) == targets) >= 0.8
+    clf.save(tmp_path / "model")
+    loaded = AudioClassifier.load(tmp_path / "model")
+    assert loaded.head.pooling == "mean" and loaded.head.silence_gate
+    assert np.allclose(loaded.scorer.scores(waves), scores, **same_computation(scores))
+
+
 def test_a_frame_head_trains_on_each_frames_cross_entropy():
     from tfaudio.tasks.finetune import _cross_entropy
 

@@ -199,6 +199,8 @@ class FineTuneRun:
         self.history: dict[str, list[float]] = {}
         self.epoch_seconds: list[float] = []  # wall time of each epoch this process ran
         self.plan: _Plan | None = None
+        #: ``refit_head``: the classifier whose head (recipe "default", on the fine-tuned embeddings) the model keeps
+        self.refit_: AudioClassifier | None = None
 
     def _build_head(self, stats: tuple[np.ndarray, np.ndarray] | None) -> None:
         """The head; with ``standardize``, its first layer standardises frame embeddings by ``stats``
@@ -563,7 +565,40 @@ class FineTuneRun:
             for bn, flag in zip(batchnorms, flags):
                 bn.trainable = flag
         self.backbone._fingerprint = None
+        self.refit_ = self._refit_head(plan) if self.config.refit_head else None
         return self
+
+    def _refit_head(self, plan: _Plan) -> AudioClassifier:
+        """``refit_head``: the frozen default's head (recipe ``"default"``) trained on the training clips'
+        frame embeddings under the fine-tuned backbone (each clip's window from its start, as the statistics
+        pass reads it; with each frame's energy for the silence gate), as ``tfaudio train`` trains a head."""
+        c = self.backbone.contract
+
+        @tf.function(autograph=False)
+        def frames(w, n):
+            emb, mask = self.backbone.finetune_frames(*self.backbone.finetune_features(w, n), training=False)
+            return tf.cast(emb, tf.float32), mask, frame_energy_db(w, n, c.frame_samples, c.hop_samples, tf.shape(mask)[1])
+
+        def start(e):
+            wave, n = augment.crop_or_pad(e["waveform"], e["length"], plan.crop_samples)
+            return wave, n, e["label"]
+
+        embeddings, energies, labels = [], [], []
+        batch = plan.micro_batch or plan.batch_size
+        for w, n, y in self._clips.map(start, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(2):
+            emb, mask, db = (t.numpy() for t in frames(w, n))
+            for i in range(len(emb)):
+                embeddings.append(emb[i][mask[i]])
+                energies.append(db[i][mask[i]].astype(np.float32))
+            labels.append(y.numpy())
+        targets = np.concatenate(labels).astype(np.int32)
+        clips = ClipEmbeddings(embeddings=embeddings, targets=targets, rows=np.arange(len(targets)),
+                               folds=np.full(len(targets), -1), energies=energies)
+        refit = AudioClassifier(self.backbone, labels=self.labels, recipe="default")
+        refit.fit(clips, seed=self.train_config.seed, verbose=0)
+        log.info("head refitted (recipe default) on %d clips: training accuracy %.3f", len(targets),
+                 refit.history_["accuracy"][-1])
+        return refit
 
     def _check_counts(self, targets: np.ndarray) -> None:
         counts = np.bincount(targets, minlength=len(self.labels))
@@ -642,8 +677,10 @@ class FineTuneRun:
     # ---- the result ------------------------------------------------------------------------------
     def classifier(self) -> AudioClassifier:
         """The fine-tuned model as an :class:`AudioClassifier` (shares this run's backbone and head)."""
-        clf = AudioClassifier(self.backbone, labels=self.labels, head=self.head_config, recipe=self.recipe)
-        clf.head_model_ = self.head
+        refit = getattr(self, "refit_", None)
+        clf = AudioClassifier(self.backbone, labels=self.labels, head=refit.head if refit else self.head_config,
+                              recipe=self.recipe)
+        clf.head_model_ = refit.head_model_ if refit else self.head
         clf.history_ = dict(self.history)
         clf.train_config_ = self.train_config
         if self.plan is not None and getattr(self, "_durations", None) is not None:

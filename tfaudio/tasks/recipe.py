@@ -123,6 +123,11 @@ class FineTuneConfig:
             natively), ``"float16"`` (automatic mixed precision with dynamic loss scaling, on GPUs with
             compute capability >= 7.0) or ``"auto"`` (float16 on such a GPU, else float32; see
             :mod:`tfaudio.tasks.precision`).
+        refit_head: after fine-tuning, train the head again as the frozen default trains a head (recipe
+            ``"default"``: a frame head, the mean of frame scores, the silence gate, embedding mixup, dropout;
+            :meth:`~tfaudio.tasks.audio_classifier.AudioClassifier.fit`) on the frame embeddings of the
+            training clips under the fine-tuned backbone (each clip's window from its start, no
+            augmentation); the model keeps that head (off: the head trained with the backbone).
         micro_batch: clips per forward and backward pass; the gradients of ``batch_size / micro_batch``
             of them are summed into one step (gradient accumulation: the same step in less memory, with
             frozen batch norm). None: the whole batch, or less where the backbone says a clip is large
@@ -148,6 +153,7 @@ class FineTuneConfig:
     time_mask: float = 0.1
     precision: str = "auto"
     micro_batch: int | None = None
+    refit_head: bool = False
 
     def __post_init__(self):
         if self.micro_batch is not None and self.micro_batch < 1:
