@@ -553,10 +553,11 @@ def test_cv_finetune_on_the_cli_resumes_finished_folds(tmp_path, data, tiny, cap
     frame = m.frame.assign(filename=m.frame.path, category=m.frame.label)[["filename", "fold", "category"]]
     frame.to_csv(csv, index=False)
     args = ["cv", str(csv), "--audio-dir", "/", "--backbone", "tiny", "--finetune", "--epochs", "2", "--batch-size",
-            "4", "--head-epochs", "0", "--cache", str(root / "clicache"), "-o", str(tmp_path / "cv")]
+            "4", "--head-epochs", "0", "--refit-head", "--cache", str(root / "clicache"), "-o", str(tmp_path / "cv")]
     assert main(args) == 0
     summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
     assert len(summary["folds"]) == 3 and summary["recipe"]["finetune"]["head_epochs"] == 0
+    assert summary["recipe"]["finetune"]["refit_head"] is True
     assert (tmp_path / "cv" / "fold1" / "report_confusion.png").is_file()
     assert not (tmp_path / "cv" / "fold1" / "checkpoints").exists()
     capsys.readouterr()
