@@ -52,6 +52,9 @@ def test_named_recipes_and_files(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"head": {"pooling": "max"}}))
     with pytest.raises(TfaudioError, match="not a valid recipe.*pooling"):
         get_recipe(str(tmp_path / "bad.json"))
+    (tmp_path / "bad_ft.json").write_text(json.dumps({"finetune": {"refit_head": "yes"}}))
+    with pytest.raises(TfaudioError, match="not a valid recipe.*refit_head must be true or false"):
+        get_recipe(str(tmp_path / "bad_ft.json"))
     with pytest.raises(TfaudioError, match="unknown recipe 'fancy'.*default, tutorial"):
         get_recipe("fancy")
 

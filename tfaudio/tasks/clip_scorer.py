@@ -30,10 +30,19 @@ from tfaudio.heads.classification_head import POOLED_EMBEDDING_POOLINGS
 from tfaudio.signal.frame_energy import frame_energy_db, silence_gate
 from tfaudio.signal.pooling import masked_mean
 
-__all__ = ["ClipScorer", "FineTunedScorer", "clip_scorer", "pool"]
+__all__ = ["ClipScorer", "FineTunedScorer", "clip_scorer", "frame_head_scores", "pool"]
 
 #: Clips per eager call of :meth:`ClipScorer.scores`.
 BATCH_SIZE = 16
+
+
+def frame_head_scores(head, embeddings, embedding_dim: int, num_classes: int, *, training: bool = False):
+    """A frame head ``[N, D] → [N, C]`` on every frame of ``embeddings [B, F, D]`` → ``[B, F, C]`` float32
+    (shared by the clip scorer and the fine-tuning road, :mod:`tfaudio.tasks.finetune`)."""
+    shape = tf.shape(embeddings)
+    flat = tf.reshape(embeddings, [shape[0] * shape[1], embedding_dim])  # [B*F, D]
+    scores = head(flat, training=training)  # [B*F, C]
+    return tf.reshape(tf.cast(scores, tf.float32), [shape[0], shape[1], num_classes])
 
 
 def pool(frame_scores, mask=None):
@@ -215,11 +224,7 @@ class ClipScorer(_WaveformScorer):
     # ---- the graph (pure TF; traced by exports and by the eager paths) ---------------------------
     def head_frames(self, embeddings):
         """A frame head on every frame: ``[B, F, D]`` → ``[B, F, C]``."""
-
-        shape = tf.shape(embeddings)
-        flat = tf.reshape(embeddings, [shape[0] * shape[1], self.contract.embedding_dim])  # [B*F, D]
-        scores = self.head(flat, training=False)  # [B*F, C]
-        return tf.reshape(tf.cast(scores, tf.float32), [shape[0], shape[1], len(self.labels)])
+        return frame_head_scores(self.head, embeddings, self.contract.embedding_dim, len(self.labels))
 
     def weights(self, audio, lengths, mask):
         """The frames that count ``[B, F]``: the valid ones (``mask``), minus silent ones when the

@@ -64,6 +64,7 @@ from tfaudio.signal import augment
 from tfaudio.signal.frame_energy import frame_energy_db, silence_gate
 from tfaudio.signal.pooling import masked_mean
 from tfaudio.tasks.audio_classifier import AudioClassifier, training_clips
+from tfaudio.tasks.clip_scorer import frame_head_scores
 from tfaudio.tasks.head_training import TrainingData, train_head
 from tfaudio.tasks.metrics import classification_report
 from tfaudio.tasks.precision import DynamicLossScale, precision_choice, training_rewrite
@@ -210,6 +211,17 @@ class FineTuneRun:
             self.head = build_head(self.backbone.embedding_dim, len(self.labels), self.head_config, name="head",
                                    stats=stats)
 
+    def _windows(self, plan: _Plan) -> tf.data.Dataset:
+        """Batches ``(waveforms [B, S], lengths [B], labels [B])`` of the training clips in manifest order,
+        each clip's window from its start (no augmentation): what the passes without gradients read."""
+
+        def start(e):
+            wave, n = augment.crop_or_pad(e["waveform"], e["length"], plan.crop_samples)
+            return wave, n, e["label"]
+
+        batch = plan.micro_batch or plan.batch_size
+        return self._clips.map(start, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(2)
+
     def _frozen_pass(self, plan: _Plan) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
         """One pass over the training clips' windows (their starts) under the backbone as it is now, no
         gradients: ((mean, variance) of the frame embeddings that count, each clip's mean frame embedding
@@ -223,17 +235,10 @@ class FineTuneRun:
             per_clip = tf.reduce_sum(e, 1) / tf.maximum(tf.reduce_sum(m, 1), 1.0)
             return tf.reduce_sum(e, [0, 1]), tf.reduce_sum(e * e, [0, 1]), tf.reduce_sum(m), per_clip
 
-        crop = plan.crop_samples
-
-        def start(e):
-            wave, n = augment.crop_or_pad(e["waveform"], e["length"], crop)
-            return wave, n, e["label"]
-
         total = total_sq = None
         count = 0.0
         clip_means, labels = [], []
-        batch = plan.micro_batch or plan.batch_size
-        for w, n, y in self._clips.map(start, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(2):
+        for w, n, y in self._windows(plan):
             s1, s2, c, per_clip = moments(w, n)
             total = s1 if total is None else total + s1
             total_sq = s2 if total_sq is None else total_sq + s2
@@ -304,9 +309,7 @@ class FineTuneRun:
             emb = emb * tf.cast(noise < keep, tf.float32) / keep
         weights = tf.cast(self._counted_frames(waveforms, lengths, mask), tf.float32)
         if not self.head_config.clip_level:  # a frame head: every frame scored, the clip's score their mean
-            shape = tf.shape(emb)
-            flat = self.head(tf.reshape(emb, [-1, bb.embedding_dim]), training=training)  # [B*F, C]
-            frames = tf.reshape(tf.cast(flat, tf.float32), [shape[0], shape[1], len(self.labels)])
+            frames = frame_head_scores(self.head, emb, bb.embedding_dim, len(self.labels), training=training)
             return masked_mean(frames, weights), (frames, weights)
         out = self.head({"frames": emb, "weights": weights}, training=training)
         return tf.cast(out["clip"], tf.float32), None
@@ -579,13 +582,8 @@ class FineTuneRun:
             emb, mask = self.backbone.finetune_frames(*self.backbone.finetune_features(w, n), training=False)
             return tf.cast(emb, tf.float32), mask, frame_energy_db(w, n, c.frame_samples, c.hop_samples, tf.shape(mask)[1])
 
-        def start(e):
-            wave, n = augment.crop_or_pad(e["waveform"], e["length"], plan.crop_samples)
-            return wave, n, e["label"]
-
         embeddings, energies, labels = [], [], []
-        batch = plan.micro_batch or plan.batch_size
-        for w, n, y in self._clips.map(start, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(2):
+        for w, n, y in self._windows(plan):
             emb, mask, db = (t.numpy() for t in frames(w, n))
             for i in range(len(emb)):
                 embeddings.append(emb[i][mask[i]])
@@ -677,7 +675,7 @@ class FineTuneRun:
     # ---- the result ------------------------------------------------------------------------------
     def classifier(self) -> AudioClassifier:
         """The fine-tuned model as an :class:`AudioClassifier` (shares this run's backbone and head)."""
-        refit = getattr(self, "refit_", None)
+        refit = self.refit_
         clf = AudioClassifier(self.backbone, labels=self.labels, head=refit.head if refit else self.head_config,
                               recipe=self.recipe)
         clf.head_model_ = refit.head_model_ if refit else self.head

@@ -156,6 +156,8 @@ class FineTuneConfig:
     refit_head: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.refit_head, bool):
+            raise ValueError(f"refit_head must be true or false, got {self.refit_head!r}")
         if self.micro_batch is not None and self.micro_batch < 1:
             raise ValueError(f"micro_batch must be a positive number of clips, got {self.micro_batch!r}")
         if self.batchnorm not in ("frozen", "train"):
