@@ -155,6 +155,22 @@ def test_record_round_trip():
     assert key == "abc" and np.array_equal(back, emb)
 
 
+def test_record_offsets_find_each_record_and_refuse_a_truncated_file(tmp_path):
+    from tfaudio.data.shards import ShardError, record_offsets, shard_bytes
+
+    records = [encode_record(f"k{i}", np.full((i + 1, 4), i, np.float32)) for i in range(3)]
+    path = tmp_path / "shard.tfrecord"
+    path.write_bytes(shard_bytes(records))
+    data = path.read_bytes()
+    assert [data[start : start + n] for start, n in record_offsets(path)] == records
+    path.write_bytes(data[:-10])  # the last record cut
+    with pytest.raises(ShardError, match="record 2 runs past the end"):
+        record_offsets(path)
+    path.write_bytes(data + b"\x01\x02")  # a header cut off after the last record
+    with pytest.raises(ShardError, match="header at byte"):
+        record_offsets(path)
+
+
 # ---- damaged caches: a warning and the re-extraction of the damaged shard's clips, never an error ----
 class ClipCounter(ToyBackbone):
     """Counts the clips it embeds (``clips``), besides the backbone calls."""
