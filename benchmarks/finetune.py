@@ -182,7 +182,16 @@ def nested_candidates():
             # a wider speed perturbation (0.8-1.2x) against speaker variation
             "speed perturbation 0.2": shipped.replace(finetune={"speed": 0.2}),
             # fine-tuning, then the frozen default's head trained again on the fine-tuned embeddings
-            "refit the default head": shipped.replace(finetune={"refit_head": True})}
+            "refit the default head": shipped.replace(finetune={"refit_head": True}),
+            # WiSE-FT: one fine-tuning per fit, scored at several points between the pretrained and the
+            # fine-tuned weights (the head refit on each); alpha 1 is the shipped recipe on the same fits
+            "weight-space ensembles": shipped.replace(finetune={"interpolate": 0.5})}
+
+
+#: candidates that score several models from each fit: {candidate: {stored name: FineTuneRun.interpolate's alpha}}
+SHARED_FITS = {"weight-space ensembles": {"WiSE-FT alpha 1 (the shipped recipe, same fits)": 1.0,
+                                          "WiSE-FT alpha 0.75": 0.75, "WiSE-FT alpha 0.5": 0.5,
+                                          "WiSE-FT alpha 0.25": 0.25}}
 
 
 @contextlib.contextmanager
@@ -229,36 +238,43 @@ def _nested_set(key, m, backbone, cache, every, wanted) -> None:
     end), then the choice over the candidates whose fits are all stored."""
     import itertools
 
-    from tfaudio.tasks.finetune import evaluate_waveforms, finetune
+    from tfaudio.tasks.finetune import FineTuneRun, evaluate_waveforms
 
     start = [v.numpy() for v in backbone.variables]
     folds = list(m.folds)
-    trainings = [[f for f in folds if f not in pair] for pair in itertools.combinations(folds, 2)]
-    trainings += [[f for f in folds if f != k] for k in folds]
+    trainings = [[f for f in folds if f != k] for k in folds]  # the outer CV's fits first, then the inner ones
+    trainings += [[f for f in folds if f not in pair] for pair in itertools.combinations(folds, 2)]
 
     def tag(name, train_folds):
         return f"{name} | train {','.join(map(str, train_folds))}"
 
     for name in wanted:
+        alphas = SHARED_FITS.get(name, {name: None})
         for train_folds in trainings:
             test_folds = [f for f in folds if f not in train_folds]
             with _nested_store() as stored:
-                if tag(name, train_folds) in stored.get(key, {}):
+                if all(tag(n, train_folds) in stored.get(key, {}) for n in alphas):
                     continue
             backbone.assign_variables(start)
             t = time.perf_counter()
-            clf = finetune(m.filter_folds(train_folds), backbone, every[name], cache=cache, progress=False)
-            run = {"test": {str(f): evaluate_waveforms(clf, cache, m.filter_folds([f]))["accuracy"]
-                            for f in test_folds},
-                   "seconds": time.perf_counter() - t, "load": load_avg(),
-                   "when": datetime.datetime.now().strftime("%Y-%m-%d %H:%M")}
+            train = m.filter_folds(train_folds)
+            fit = FineTuneRun(backbone, train.labels, every[name], cache=cache).fit(train, progress=False)
+            runs = {}
+            for n, alpha in alphas.items():
+                clf = (fit.interpolate(alpha) if alpha is not None else fit).classifier()
+                runs[n] = {"test": {str(f): evaluate_waveforms(clf, cache, m.filter_folds([f]))["accuracy"]
+                                    for f in test_folds},
+                           "seconds": time.perf_counter() - t, "load": load_avg(),
+                           "when": datetime.datetime.now().strftime("%Y-%m-%d %H:%M")}
             with _nested_store() as stored:
-                stored.setdefault(key, {})[tag(name, train_folds)] = run
-            print(f"{key} {tag(name, train_folds)}: {run['test']} ({run['seconds']:.0f} s)", flush=True)
+                for n, run in runs.items():
+                    stored.setdefault(key, {})[tag(n, train_folds)] = run
+                    print(f"{key} {tag(n, train_folds)}: {run['test']} ({run['seconds']:.0f} s)", flush=True)
 
+    names = [n for c in every for n in SHARED_FITS.get(c, {c: None})]
     with _nested_store() as stored:
         runs = stored.get(key, {})
-        done = [n for n in every if all(tag(n, t) in runs for t in trainings)]
+        done = [n for n in names if all(tag(n, t) in runs for t in trainings)]
         if BASELINE not in done or len(done) < 2:
             return
 

@@ -543,6 +543,42 @@ def test_mirrored_strategy_on_two_cpu_devices_trains_like_one_device(tmp_path):
     assert done.returncode == 0 and "MIRRORED OK" in done.stdout, done.stderr[-3000:]
 
 
+
+def test_interpolate_moves_the_backbone_between_its_pretrained_and_fine_tuned_weights(tmp_path, data, tiny):
+    m, root = data
+    cache = WaveformCache(RATE, root / "cache")
+    backbone = TinyConvBackbone(RATE)
+    pretrained = weights(backbone)
+    run = FineTuneRun(backbone, m.labels, recipe(interpolate=0.5), cache=cache).fit(m.filter_folds([1, 2]),
+                                                                                    progress=False)
+    assert run.alpha_ == 0.5 and run.refit_ is not None  # the head is refit on the interpolated backbone
+    half = weights(backbone)
+    tuned = weights(run.interpolate(1.0).backbone)
+    assert run.refit_ is None and run.classifier().head_model_ is run.head  # 1: the road's own model again
+    moved = [not np.allclose(a, b) for a, b in zip(pretrained, tuned)]
+    assert any(moved)
+    for a, h, b in zip(pretrained, half, tuned):
+        assert np.allclose(h, (a + b) / 2, rtol=1e-6, atol=1e-7)
+    run.interpolate(0.0)  # the pretrained backbone, to the bit, with the frozen default's head
+    assert all(np.array_equal(a, b) for a, b in zip(pretrained, weights(backbone)))
+    clf = run.interpolate(0.25).classifier()
+    assert clf.fine_tuned_["interpolate"] == 0.25 and clf.head == get_recipe("default").head
+    waves, targets, _ = cache.load(m.filter_folds([1, 2]), extract=False)
+    scores = clf.scorer.scores(waves)
+    assert np.mean(scores.argmax(1) == targets) >= 0.8
+    clf.save(tmp_path / "model")
+    loaded = AudioClassifier.load(tmp_path / "model")
+    assert loaded.fine_tuned_["interpolate"] == 0.25
+    assert np.allclose(loaded.scorer.scores(waves), scores, **same_computation(scores))
+    with pytest.raises(ValueError, match="alpha must be a number in"):
+        run.interpolate(1.5)
+    plain = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(), cache=cache)
+    with pytest.raises(TfaudioError, match="call fit"):
+        plain.interpolate(0.5)
+    plain.fit(m.filter_folds([1, 2]), progress=False)  # interpolate 1: the pretrained weights are not kept
+    with pytest.raises(TfaudioError, match="not kept.*--interpolate"):
+        plain.interpolate(0.5)
+
 # ---- the command line --------------------------------------------------------------------------
 @pytest.mark.slow
 def test_cv_finetune_on_the_cli_resumes_finished_folds(tmp_path, data, tiny, capsys):
@@ -553,11 +589,11 @@ def test_cv_finetune_on_the_cli_resumes_finished_folds(tmp_path, data, tiny, cap
     frame = m.frame.assign(filename=m.frame.path, category=m.frame.label)[["filename", "fold", "category"]]
     frame.to_csv(csv, index=False)
     args = ["cv", str(csv), "--audio-dir", "/", "--backbone", "tiny", "--finetune", "--epochs", "2", "--batch-size",
-            "4", "--head-epochs", "0", "--refit-head", "--cache", str(root / "clicache"), "-o", str(tmp_path / "cv")]
+            "4", "--head-epochs", "0", "--refit-head", "--interpolate", "0.5", "--cache", str(root / "clicache"), "-o", str(tmp_path / "cv")]
     assert main(args) == 0
     summary = json.loads((tmp_path / "cv" / "cv.json").read_text())
     assert len(summary["folds"]) == 3 and summary["recipe"]["finetune"]["head_epochs"] == 0
-    assert summary["recipe"]["finetune"]["refit_head"] is True
+    assert summary["recipe"]["finetune"]["refit_head"] is True and summary["recipe"]["finetune"]["interpolate"] == 0.5
     assert (tmp_path / "cv" / "fold1" / "report_confusion.png").is_file()
     assert not (tmp_path / "cv" / "fold1" / "checkpoints").exists()
     capsys.readouterr()

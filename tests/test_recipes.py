@@ -55,6 +55,10 @@ def test_named_recipes_and_files(tmp_path):
     (tmp_path / "bad_ft.json").write_text(json.dumps({"finetune": {"refit_head": "yes"}}))
     with pytest.raises(TfaudioError, match="not a valid recipe.*refit_head must be true or false"):
         get_recipe(str(tmp_path / "bad_ft.json"))
+    for bad in (1.5, -0.1, "half", True):
+        (tmp_path / "bad_ft.json").write_text(json.dumps({"finetune": {"interpolate": bad}}))
+        with pytest.raises(TfaudioError, match="not a valid recipe.*interpolate must be a number in"):
+            get_recipe(str(tmp_path / "bad_ft.json"))
     with pytest.raises(TfaudioError, match="unknown recipe 'fancy'.*default, tutorial"):
         get_recipe("fancy")
 

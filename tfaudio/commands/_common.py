@@ -134,6 +134,9 @@ def add_finetune_args(p: argparse.ArgumentParser) -> None:
     f.add_argument("--refit-head", action=argparse.BooleanOptionalAction, default=None,
                    help="after fine-tuning, train the head again as the frozen default does (frame head, mean of "
                         "frame scores, silence gate) on the fine-tuned backbone's embeddings of the training clips")
+    f.add_argument("--interpolate", type=float, metavar="ALPHA",
+                   help="weight-space ensemble (WiSE-FT): the backbone's weights ALPHA of the way from the "
+                        "pretrained to the fine-tuned ones, the head then refit on them (1: off)")
     f.add_argument("--speed", type=float, help="speed perturbation: clips played up to this share faster or "
                                                "slower, e.g. 0.1 (0: off)")
     f.add_argument("--gain-db", type=float, help="random gain, up to this many dB (0: off)")
@@ -152,7 +155,8 @@ def add_finetune_args(p: argparse.ArgumentParser) -> None:
 
 _FINETUNE_OPTIONS = ("crop_seconds", "freeze_blocks", "batchnorm", "backbone_learning_rate", "layer_decay",
                      "weight_decay", "warmup_epochs", "head_epochs", "probe_epochs", "speed", "gain_db",
-                     "shift_seconds", "freq_mask", "time_mask", "precision", "micro_batch", "refit_head")
+                     "shift_seconds", "freq_mask", "time_mask", "precision", "micro_batch", "refit_head",
+                     "interpolate")
 
 
 def finetune_recipe_from_args(args: argparse.Namespace):

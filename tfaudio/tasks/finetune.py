@@ -202,6 +202,9 @@ class FineTuneRun:
         self.plan: _Plan | None = None
         #: ``refit_head``: the classifier whose head (recipe "default", on the fine-tuned embeddings) the model keeps
         self.refit_: AudioClassifier | None = None
+        #: ``interpolate``: the share of the way from the pretrained to the fine-tuned weights the backbone is at
+        self.alpha_ = 1.0
+        self._ends: tuple[list[np.ndarray], list[np.ndarray]] | None = None  # (pretrained, fine-tuned) weights
 
     def _build_head(self, stats: tuple[np.ndarray, np.ndarray] | None) -> None:
         """The head; with ``standardize``, its first layer standardises frame embeddings by ``stats``
@@ -528,6 +531,7 @@ class FineTuneRun:
         targets = np.asarray(train.targets)[rows]
         self._check_counts(targets)
         self._start_fingerprint = self.backbone.fingerprint
+        pretrained = [v.numpy() for v in self.backbone.variables] if self.config.interpolate < 1 else None
         plan = self.plan = self._plan(train, durations, targets)
         self._durations = np.asarray(durations, np.float64)
         self._rows = rows
@@ -568,7 +572,30 @@ class FineTuneRun:
             for bn, flag in zip(batchnorms, flags):
                 bn.trainable = flag
         self.backbone._fingerprint = None
-        self.refit_ = self._refit_head(plan) if self.config.refit_head else None
+        self._ends = (pretrained, [v.numpy() for v in self.backbone.variables]) if pretrained is not None else None
+        return self.interpolate(self.config.interpolate)
+
+    def interpolate(self, alpha: float) -> FineTuneRun:
+        """Weight-space ensembling (WiSE-FT; the recipe's ``interpolate``, which :meth:`fit` applies): the
+        backbone's weights become ``pretrained + alpha * (fine-tuned - pretrained)`` and, for ``alpha`` < 1,
+        the head is refit on them (recipe ``"default"``, as ``refit_head`` does). ``alpha`` 1: the fine-tuned
+        weights with the head trained with them (or the refit one with ``refit_head``). It can be called
+        again with another ``alpha`` when the recipe's ``interpolate`` is below 1 (then :meth:`fit` keeps
+        both ends). Returns self."""
+        if self.plan is None:
+            raise TfaudioError("interpolate() moves the weights of a fine-tuned backbone. Fix: call fit() first.")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+            raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+        if self._ends is None and alpha < 1:
+            raise TfaudioError("the pretrained weights were not kept for interpolate(). Fix: fine-tune with the "
+                               "recipe's interpolate below 1 (--interpolate), which keeps them.")
+        if self._ends is not None:
+            for v, start, end in zip(self.backbone.variables, *self._ends):
+                mixed = start + alpha * (end - start) if alpha < 1 and np.issubdtype(end.dtype, np.floating) else end
+                v.assign(mixed.astype(end.dtype))
+            self.backbone._fingerprint = None
+        self.alpha_ = float(alpha)
+        self.refit_ = self._refit_head(self.plan) if alpha < 1 or self.config.refit_head else None
         return self
 
     def _refit_head(self, plan: _Plan) -> AudioClassifier:
@@ -689,7 +716,8 @@ class FineTuneRun:
             clf.train_clips_ = training_clips(frames.astype(int).tolist(), c)
         clf.fine_tuned_ = {"recipe": self.recipe.to_dict(), "precision": self.precision,
                            "crop_seconds": (self.plan.crop_samples / self.backbone.sample_rate) if self.plan else None,
-                           "frozen_blocks": self.plan.frozen if self.plan else None, "speed": self._speed()}
+                           "frozen_blocks": self.plan.frozen if self.plan else None, "speed": self._speed(),
+                           "interpolate": self.alpha_}
         return clf
 
     def remove_checkpoints(self) -> None:
