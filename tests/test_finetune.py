@@ -25,7 +25,7 @@ from tfaudio.data.waveform_cache import WaveformCache
 from tfaudio.errors import TfaudioError
 from tfaudio.signal import augment
 from tfaudio.tasks.audio_classifier import AudioClassifier
-from tfaudio.tasks.finetune import FineTuneRun, WarmupCosine, evaluate_waveforms, finetune
+from tfaudio.tasks.finetune import INTERPOLATE_GRID, FineTuneRun, WarmupCosine, evaluate_waveforms, finetune
 from tfaudio.tasks.recipe import Recipe, get_recipe
 
 RATE = 8000
@@ -579,6 +579,24 @@ def test_interpolate_moves_the_backbone_between_its_pretrained_and_fine_tuned_we
     with pytest.raises(TfaudioError, match="not kept.*--interpolate"):
         plain.interpolate(0.5)
 
+
+def test_interpolate_auto_chooses_alpha_by_the_validation_clips(tmp_path, data, tiny):
+    m, root = data
+    cache = WaveformCache(RATE, root / "cache")
+    run = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(interpolate="auto"), cache=cache)
+    with pytest.raises(TfaudioError, match="validation clips, and there are none"):
+        run.fit(m.filter_folds([1, 2]), progress=False)
+    run.fit(m.filter_folds([1, 2]), m.filter_folds([3]), progress=False)
+    got = run.interpolation_scores_
+    assert tuple(got) == INTERPOLATE_GRID
+    assert run.alpha_ == max(INTERPOLATE_GRID, key=lambda a: (got[a], a))  # the best; ties: the larger alpha
+    val, targets, _ = cache.load(m.filter_folds([3]), extract=False)
+    clf = run.classifier()
+    assert np.mean(clf.scorer.scores(val).argmax(1) == targets) == got[run.alpha_]  # the model is the chosen one
+    assert clf.fine_tuned_["interpolate"] == run.alpha_
+    assert clf.fine_tuned_["interpolate_validation"] == {str(a): v for a, v in got.items()}
+    assert (run.refit_ is None) == (run.alpha_ == 1.0)
+
 # ---- the command line --------------------------------------------------------------------------
 @pytest.mark.slow
 def test_cv_finetune_on_the_cli_resumes_finished_folds(tmp_path, data, tiny, capsys):
@@ -813,7 +831,7 @@ def test_float16_trains_with_loss_scaling_where_a_gpu_has_it(monkeypatch, data, 
     assert np.mean(a.argmax(1) == b.argmax(1)) >= 0.8
 
 
-def test_finetune_command_refuses_bad_options_in_one_line(tmp_path, data, capsys):
+def test_finetune_command_refuses_bad_options_in_one_line(tmp_path, data, tiny, capsys):
     from tfaudio.cli import main
 
     m, _ = data
@@ -824,6 +842,8 @@ def test_finetune_command_refuses_bad_options_in_one_line(tmp_path, data, capsys
                       (["--layer-decay", "2"], "layer_decay must be in"),
                       (["--speed", "0.6"], "speed must be in"),
                       (["--probe-epochs", "-1"], "probe_epochs"),
+                      (["--interpolate", "2"], "interpolate must be a number in [0, 1] or 'auto'"),
+                      (["--interpolate", "auto"], "validation clips, and there are none"),  # no VAL folds
                       (["--recipe", str(tmp_path / "nope.json")], "cannot read the recipe")):
         assert main(base + bad) == 2
         err = capsys.readouterr().err
@@ -835,4 +855,7 @@ def test_finetune_command_refuses_bad_options_in_one_line(tmp_path, data, capsys
     assert main(cv + ["--ensemble", "3"]) == 2
     err = capsys.readouterr().err
     assert "--ensemble does not apply" in err and "Fix:" in err and "Traceback" not in err, err
+    assert main(cv + ["--interpolate", "auto"]) == 2  # cross-validation keeps no validation clips to choose by
+    err = capsys.readouterr().err
+    assert "cross-validation of fine-tuning keeps none" in err and "Fix:" in err and "Traceback" not in err, err
     assert not (tmp_path / "o").exists()

@@ -59,6 +59,8 @@ def test_named_recipes_and_files(tmp_path):
         (tmp_path / "bad_ft.json").write_text(json.dumps({"finetune": {"interpolate": bad}}))
         with pytest.raises(TfaudioError, match="not a valid recipe.*interpolate must be a number in"):
             get_recipe(str(tmp_path / "bad_ft.json"))
+    (tmp_path / "auto_ft.json").write_text(json.dumps({"finetune": {"interpolate": "auto"}}))
+    assert get_recipe(str(tmp_path / "auto_ft.json")).finetune.interpolate == "auto"
     with pytest.raises(TfaudioError, match="unknown recipe 'fancy'.*default, tutorial"):
         get_recipe("fancy")
 

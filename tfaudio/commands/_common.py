@@ -134,9 +134,10 @@ def add_finetune_args(p: argparse.ArgumentParser) -> None:
     f.add_argument("--refit-head", action=argparse.BooleanOptionalAction, default=None,
                    help="after fine-tuning, train the head again as the frozen default does (frame head, mean of "
                         "frame scores, silence gate) on the fine-tuned backbone's embeddings of the training clips")
-    f.add_argument("--interpolate", type=float, metavar="ALPHA",
+    f.add_argument("--interpolate", type=_alpha, metavar="ALPHA",
                    help="weight-space ensemble (WiSE-FT): the backbone's weights ALPHA of the way from the "
-                        "pretrained to the fine-tuned ones, the head then refit on them (1: off)")
+                        "pretrained to the fine-tuned ones, the head then refit on them (1: off; auto: chosen "
+                        "on the validation folds of tfaudio finetune --folds TRAIN:VAL:TEST)")
     f.add_argument("--speed", type=float, help="speed perturbation: clips played up to this share faster or "
                                                "slower, e.g. 0.1 (0: off)")
     f.add_argument("--gain-db", type=float, help="random gain, up to this many dB (0: off)")
@@ -151,6 +152,16 @@ def add_finetune_args(p: argparse.ArgumentParser) -> None:
                                                     "batch (less memory; default: the batch, or what fits)")
     f.add_argument("--distribute", choices=["none", "mirrored"], default="none",
                    help="mirrored: tf.distribute.MirroredStrategy over every GPU (or CPU devices) of this machine")
+
+
+def _alpha(text: str) -> float | str:
+    """``--interpolate``: ``auto`` or a number."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or 'auto', got {text!r}") from None
 
 
 _FINETUNE_OPTIONS = ("crop_seconds", "freeze_blocks", "batchnorm", "backbone_learning_rate", "layer_decay",

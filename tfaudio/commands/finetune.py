@@ -29,7 +29,7 @@ def add_parser(sub):
     p = sub.add_parser("finetune", help="fine-tune the backbone with a new head on fixed folds",
                        description=__doc__)
     add_data_args(p, folds_help="TRAIN[:VAL[:TEST]] folds, e.g. 1,2,3:4:5 (default: all but the last : none : "
-                                "last); the validation folds are scored after every epoch, never used to choose")
+                                "last); the validation folds are scored after every epoch, and used to choose only by --interpolate auto")
     add_backbone_arg(p, default="efficientat:mn04_as")
     add_recipe_args(p, default="finetune")
     add_finetune_args(p)

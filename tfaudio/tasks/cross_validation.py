@@ -16,6 +16,7 @@ from tfaudio.backbones.registry import get_backbone
 from tfaudio.data.embedding_cache import ClipEmbeddings, EmbeddingCache
 from tfaudio.data.manifest import Manifest
 from tfaudio.data.waveform_cache import WaveformCache
+from tfaudio.errors import ManifestError
 from tfaudio.heads.classification_head import HeadConfig
 from tfaudio.io.atomic import atomic_write_text
 from tfaudio.tasks.audio_classifier import AudioClassifier
@@ -126,6 +127,10 @@ def cross_validate_finetune(manifest: Manifest, backbone: Any = "yamnet", recipe
     ``folds``, ``labels``, ``recipe`` and ``skipped`` (like :func:`~tfaudio.tasks.cross_validation.cross_validate`).
     """
     recipe = get_recipe(recipe or "finetune")
+    if recipe.finetune is not None and recipe.finetune.interpolate == "auto":
+        raise ManifestError("interpolate 'auto' chooses the weights by the accuracy on validation clips, and "
+                            "cross-validation of fine-tuning keeps none. Fix: give a number (--interpolate 0.5), "
+                            "or use tfaudio finetune --folds TRAIN:VAL:TEST.")
     pretrained = get_backbone(backbone)
     start = [v.numpy() for v in pretrained.variables]
     cache = cache if cache is not None else WaveformCache(pretrained.sample_rate)

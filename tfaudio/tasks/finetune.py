@@ -143,6 +143,10 @@ def run_digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+#: the alphas ``interpolate="auto"`` chooses from (:meth:`FineTuneRun.interpolate`)
+INTERPOLATE_GRID = (1.0, 0.75, 0.5, 0.25)
+
+
 @dataclasses.dataclass
 class _Plan:
     """What a run trains, fixed before it starts (a resumed run must have the same)."""
@@ -513,13 +517,18 @@ class FineTuneRun:
     def fit(self, train: Manifest, val: Manifest | None = None, *, progress: bool = True,
             on_error: str | None = None) -> FineTuneRun:
         """Fine-tune on the clips of ``train`` (decoded into the waveform cache first); ``val`` (optional)
-        is scored after every epoch (clip accuracy in :attr:`history`, never used to stop or choose).
+        is scored after every epoch (clip accuracy in :attr:`history`, never used to stop; used to choose only
+        by the recipe's ``interpolate="auto"``, which needs it).
         Resumes from ``checkpoint_dir`` when it holds a checkpoint of this same run. Returns self."""
         if tuple(train.labels) != self.labels:
             train = train.with_labels(self.labels)
         if getattr(train, "multi_label", False):
             raise ManifestError("fine-tuning trains single-label classifiers; this data has several labels per "
                                 "clip. Fix: train a multi-label head on frozen embeddings (tfaudio train).")
+        if self.config.interpolate == "auto" and not (val is not None and len(val)):
+            raise ManifestError("interpolate 'auto' chooses how far to move back to the pretrained weights by the "
+                                "accuracy on validation clips, and there are none. Fix: give validation folds "
+                                "(tfaudio finetune --folds TRAIN:VAL:TEST) or a number (--interpolate 0.5).")
         report = self.cache.extract(train, on_error=on_error, progress=progress)
         self.skipped = list(report.skipped)
         if report.skipped and len(report.skipped) >= len(train):
@@ -531,7 +540,7 @@ class FineTuneRun:
         targets = np.asarray(train.targets)[rows]
         self._check_counts(targets)
         self._start_fingerprint = self.backbone.fingerprint
-        pretrained = [v.numpy() for v in self.backbone.variables] if self.config.interpolate < 1 else None
+        pretrained = [v.numpy() for v in self.backbone.variables] if self.config.interpolate != 1 else None
         plan = self.plan = self._plan(train, durations, targets)
         self._durations = np.asarray(durations, np.float64)
         self._rows = rows
@@ -573,14 +582,22 @@ class FineTuneRun:
                 bn.trainable = flag
         self.backbone._fingerprint = None
         self._ends = (pretrained, [v.numpy() for v in self.backbone.variables]) if pretrained is not None else None
-        return self.interpolate(self.config.interpolate)
+        if self.config.interpolate != "auto":
+            return self.interpolate(self.config.interpolate)
+        self.interpolation_scores_ = {}  # alpha -> accuracy on the validation clips
+        for alpha in INTERPOLATE_GRID:
+            scores = self.interpolate(alpha).classifier().scorer.scores(val_waves[0])
+            self.interpolation_scores_[alpha] = float(np.mean(scores.argmax(1) == np.asarray(val_waves[1])))
+        best = max(INTERPOLATE_GRID, key=lambda a: (self.interpolation_scores_[a], a))  # ties: the larger alpha
+        log.info("interpolate auto: validation accuracy %s: alpha %g", self.interpolation_scores_, best)
+        return self.interpolate(best)
 
     def interpolate(self, alpha: float) -> FineTuneRun:
         """Weight-space ensembling (WiSE-FT; the recipe's ``interpolate``, which :meth:`fit` applies): the
         backbone's weights become ``pretrained + alpha * (fine-tuned - pretrained)`` and, for ``alpha`` < 1,
         the head is refit on them (recipe ``"default"``, as ``refit_head`` does). ``alpha`` 1: the fine-tuned
         weights with the head trained with them (or the refit one with ``refit_head``). It can be called
-        again with another ``alpha`` when the recipe's ``interpolate`` is below 1 (then :meth:`fit` keeps
+        again with another ``alpha`` when the recipe's ``interpolate`` is not 1 (then :meth:`fit` keeps
         both ends). Returns self."""
         if self.plan is None:
             raise TfaudioError("interpolate() moves the weights of a fine-tuned backbone. Fix: call fit() first.")
@@ -588,7 +605,7 @@ class FineTuneRun:
             raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
         if self._ends is None and alpha < 1:
             raise TfaudioError("the pretrained weights were not kept for interpolate(). Fix: fine-tune with the "
-                               "recipe's interpolate below 1 (--interpolate), which keeps them.")
+                               "recipe's interpolate below 1 or 'auto' (--interpolate), which keeps them.")
         if self._ends is not None:
             for v, start, end in zip(self.backbone.variables, *self._ends):
                 mixed = start + alpha * (end - start) if alpha < 1 and np.issubdtype(end.dtype, np.floating) else end
@@ -717,7 +734,9 @@ class FineTuneRun:
         clf.fine_tuned_ = {"recipe": self.recipe.to_dict(), "precision": self.precision,
                            "crop_seconds": (self.plan.crop_samples / self.backbone.sample_rate) if self.plan else None,
                            "frozen_blocks": self.plan.frozen if self.plan else None, "speed": self._speed(),
-                           "interpolate": self.alpha_}
+                           "interpolate": self.alpha_,
+                           **({"interpolate_validation": {str(a): v for a, v in self.interpolation_scores_.items()}}
+                              if getattr(self, "interpolation_scores_", None) else {})}
         return clf
 
     def remove_checkpoints(self) -> None:
