@@ -580,7 +580,7 @@ def test_interpolate_moves_the_backbone_between_its_pretrained_and_fine_tuned_we
         plain.interpolate(0.5)
 
 
-def test_interpolate_auto_chooses_alpha_by_the_validation_clips(tmp_path, data, tiny):
+def test_interpolate_auto_chooses_alpha_by_the_validation_clips(tmp_path, data, tiny, capsys):
     m, root = data
     cache = WaveformCache(RATE, root / "cache")
     run = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(interpolate="auto"), cache=cache)
@@ -596,6 +596,17 @@ def test_interpolate_auto_chooses_alpha_by_the_validation_clips(tmp_path, data, 
     assert clf.fine_tuned_["interpolate"] == run.alpha_
     assert clf.fine_tuned_["interpolate_validation"] == {str(a): v for a, v in got.items()}
     assert (run.refit_ is None) == (run.alpha_ == 1.0)
+    from tfaudio.cli import main  # the command says what it chose, and the model folder records it
+
+    frame = m.frame.assign(filename=m.frame.path, category=m.frame.label)[["filename", "fold", "category"]]
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    assert main(["finetune", str(tmp_path / "data.csv"), "--audio-dir", "/", "--backbone", "tiny", "--folds", "1:2:3",
+                 "--epochs", "2", "--batch-size", "4", "--interpolate", "auto", "--cache", str(root / "clicache"),
+                 "-o", str(tmp_path / "model")]) == 0
+    said = capsys.readouterr().out
+    tuned = json.loads((tmp_path / "model" / "tfaudio.json").read_text())["fine_tuned"]
+    assert set(tuned["interpolate_validation"]) == {"1.0", "0.75", "0.5", "0.25"}
+    assert f"chosen: {tuned['interpolate']:g}" in said and "validation accuracy per alpha" in said
 
 # ---- the command line --------------------------------------------------------------------------
 @pytest.mark.slow

@@ -60,6 +60,11 @@ def run(args) -> int:
     print(f"fine-tuning {args.backbone} on folds {tr} ({len(split.train)} clips)"
           + (f", validating on {va}" if va else "") + (f", testing on {te}" if te else ""))
     run_.fit(split.train, split.val, on_error=args.on_error)
+    chosen = getattr(run_, "interpolation_scores_", None)
+    if chosen:
+        print("interpolate auto, validation accuracy per alpha: "
+              + ", ".join(f"{a:g}: {v:.3f}" for a, v in chosen.items())
+              + f"; chosen: {run_.alpha_:g} (so the validation report below is not an unbiased estimate)")
     clf = run_.classifier()
     clf.save(out)
     for name, m in (("val", split.val), ("test", split.test)):
