@@ -303,7 +303,12 @@ def nested_report(stored) -> None:
             "candidate's own 5-fold CV (fine-tuned on the four other folds), shown for comparison, not for "
             "choosing. A candidate stopped before all of its fits is listed below the table with the mean over the "
             "test folds it shares with the recipe as it was. Re-run: `python benchmarks/finetune.py --nested "
-            "[--candidates TEXT]` (one process per candidate can share the results file).", "",
+            "[--candidates TEXT]` (one process per candidate can share the results file). *WiSE-FT alpha A* "
+            "(weight-space ensembling, `--interpolate A`): one fine-tuning of the shipped recipe per fit, scored "
+            "with the backbone's weights A of the way from the pretrained to the fine-tuned ones and the head "
+            "refit on them (recipe `default`); alpha 1 is the shipped recipe on those same fits (run at commit "
+            "`3050f8d`, 2026-12-07 17:24-18:08). *WiSE-FT alpha chosen by inner CV*: the choice among the four "
+            "alphas alone, what `--interpolate auto` does with a validation fold in place of the inner CV.", "",
             "| data | backbone | candidate | inner mean per outer fold | outer accuracy per fold | outer mean |",
             "|---|---|---|---|---|---|"]
     for key, summary in stored.items():
@@ -314,6 +319,14 @@ def nested_report(stored) -> None:
             outer = summary["outer"][name]
             body.append(f"| {set_name} | {backbone_spec} | {name} | {' '.join(f'{v:.3f}' for v in inner.values())} | "
                         f"{' '.join(f'{v:.3f}' for v in outer.values())} | {np.mean(list(outer.values())):.3f} |")
+        wise = [n for n in summary["inner"] if n.startswith("WiSE-FT alpha")]
+        if wise:
+            pick = {k: max(wise, key=lambda n: (summary["inner"][n][k], n.startswith("WiSE-FT alpha 1 ")))
+                    for k in summary["outer"][wise[0]]}
+            got = [summary["outer"][pick[k]][k] for k in pick]
+            alphas = ", ".join(f"fold {k}: {n.split()[2]}" for k, n in pick.items())
+            body.append(f"| {set_name} | {backbone_spec} | WiSE-FT alpha chosen by inner CV ({alphas}) | | "
+                        f"{' '.join(f'{v:.3f}' for v in got)} | {np.mean(got):.3f} ± {np.std(got):.3f} |")
         picks = ", ".join(f"fold {k}: {v}" for k, v in summary["chosen"].items())
         body.append(f"| {set_name} | {backbone_spec} | **chosen per outer fold** ({picks}) | | | "
                     f"**{summary['nested']:.3f} ± {summary['nested_std']:.3f}** |")
