@@ -544,7 +544,7 @@ def test_mirrored_strategy_on_two_cpu_devices_trains_like_one_device(tmp_path):
 
 
 
-def test_interpolate_moves_the_backbone_between_its_pretrained_and_fine_tuned_weights(tmp_path, data, tiny):
+def test_interpolate_moves_the_backbone_between_its_pretrained_and_fine_tuned_weights(tmp_path, data, tiny, capsys):
     m, root = data
     cache = WaveformCache(RATE, root / "cache")
     backbone = TinyConvBackbone(RATE)
@@ -569,6 +569,13 @@ def test_interpolate_moves_the_backbone_between_its_pretrained_and_fine_tuned_we
     clf.save(tmp_path / "model")
     loaded = AudioClassifier.load(tmp_path / "model")
     assert loaded.fine_tuned_["interpolate"] == 0.25
+    from tfaudio.inference.model_info import model_info
+
+    assert model_info(str(tmp_path / "model"))["fine_tuned"]["interpolate"] == 0.25
+    from tfaudio.cli import main
+
+    assert main(["info", str(tmp_path / "model")]) == 0
+    assert "weights 0.25 of the way from the pretrained ones" in capsys.readouterr().out
     assert np.allclose(loaded.scorer.scores(waves), scores, **same_computation(scores))
     with pytest.raises(ValueError, match="alpha must be a number in"):
         run.interpolate(1.5)

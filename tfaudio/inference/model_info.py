@@ -454,7 +454,8 @@ def model_info(model: Any, *, exports: Iterable[str | os.PathLike] = (), clip_se
         tuned = getattr(obj, "fine_tuned_", None) if kind == "classifier" else None
         if tuned:
             info["fine_tuned"] = {"recipe": (tuned.get("recipe") or {}).get("name"),
-                                  "crop_seconds": tuned.get("crop_seconds"), "frozen_blocks": tuned.get("frozen_blocks")}
+                                  "crop_seconds": tuned.get("crop_seconds"), "frozen_blocks": tuned.get("frozen_blocks"),
+                                  "interpolate": tuned.get("interpolate", 1.0)}
     else:
         raise TfaudioError(f"{source}: tfaudio info does not handle {kind} models yet. Fix: pass a folder saved by "
                            "`tfaudio train`, an export folder or a backbone name (yamnet, efficientat:mn04_as).")
@@ -554,7 +555,9 @@ def format_info(info: dict[str, Any], max_labels: int = 12) -> str:
     tuned = info.get("fine_tuned")
     if tuned:
         lines.append(f"fine-tuned   the backbone trained too (recipe {tuned['recipe']}, "
-                     f"{tuned['crop_seconds']:g} s windows, first {tuned['frozen_blocks']} block(s) frozen)")
+                     f"{tuned['crop_seconds']:g} s windows, first {tuned['frozen_blocks']} block(s) frozen"
+                     + (f", weights {tuned['interpolate']:g} of the way from the pretrained ones, head refit"
+                        if tuned.get("interpolate", 1.0) != 1.0 else "") + ")")
     labels = info.get("labels")
     if labels is not None:
         shown = " | ".join(labels[:max_labels]) + (f", ... ({len(labels) - max_labels} more)" if len(labels) > max_labels else "")
