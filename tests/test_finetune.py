@@ -587,15 +587,20 @@ def test_interpolate_moves_the_backbone_between_its_pretrained_and_fine_tuned_we
         plain.interpolate(0.5)
 
 
-def test_interpolate_auto_chooses_alpha_by_the_validation_clips(tmp_path, data, tiny, capsys):
+def test_interpolate_auto_chooses_alpha_by_the_validation_clips(monkeypatch, tmp_path, data, tiny, capsys):
     m, root = data
     cache = WaveformCache(RATE, root / "cache")
     run = FineTuneRun(TinyConvBackbone(RATE), m.labels, recipe(interpolate="auto"), cache=cache)
     with pytest.raises(TfaudioError, match="validation clips, and there are none"):
         run.fit(m.filter_folds([1, 2]), progress=False)
+    refits = []
+    real_refit = FineTuneRun._refit_head
+    monkeypatch.setattr(FineTuneRun, "_refit_head", lambda self, plan: refits.append(1) or real_refit(self, plan))
     run.fit(m.filter_folds([1, 2]), m.filter_folds([3]), progress=False)
     got = run.interpolation_scores_
     assert tuple(got) == INTERPOLATE_GRID
+    assert len(refits) == sum(a < 1 for a in INTERPOLATE_GRID)  # one refit per alpha < 1, the chosen one kept
+    monkeypatch.undo()
     assert run.alpha_ == max(INTERPOLATE_GRID, key=lambda a: (got[a], a))  # the best; ties: the larger alpha
     val, targets, _ = cache.load(m.filter_folds([3]), extract=False)
     clf = run.classifier()
@@ -866,6 +871,10 @@ def test_finetune_command_refuses_bad_options_in_one_line(tmp_path, data, tiny, 
         assert main(base + bad) == 2
         err = capsys.readouterr().err
         assert said in err and "Fix:" in err and "Traceback" not in err, err
+    with pytest.raises(SystemExit) as bad:  # argparse: not a number, not "auto"
+        main(base + ["--interpolate", "half"])
+    err = capsys.readouterr().err
+    assert bad.value.code == 2 and "expected a number in [0, 1] or 'auto', got 'half'" in err, err
     assert not (tmp_path / "o").exists()
     # cv --finetune takes the head options of `tfaudio cv`; one fine-tuning cannot honour is refused, not ignored
     cv = ["cv", str(tmp_path / "data.csv"), "--audio-dir", "/", "--backbone", "tiny", "--finetune", "-o",

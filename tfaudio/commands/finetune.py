@@ -60,7 +60,7 @@ def run(args) -> int:
     print(f"fine-tuning {args.backbone} on folds {tr} ({len(split.train)} clips)"
           + (f", validating on {va}" if va else "") + (f", testing on {te}" if te else ""))
     run_.fit(split.train, split.val, on_error=args.on_error)
-    chosen = getattr(run_, "interpolation_scores_", None)
+    chosen = run_.interpolation_scores_
     if chosen:
         print("interpolate auto, validation accuracy per alpha: "
               + ", ".join(f"{a:g}: {v:.3f}" for a, v in chosen.items())

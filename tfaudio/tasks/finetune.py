@@ -209,6 +209,8 @@ class FineTuneRun:
         #: ``interpolate``: the share of the way from the pretrained to the fine-tuned weights the backbone is at
         self.alpha_ = 1.0
         self._ends: tuple[list[np.ndarray], list[np.ndarray]] | None = None  # (pretrained, fine-tuned) weights
+        #: ``interpolate="auto"``: each alpha's accuracy on the validation clips (empty otherwise)
+        self.interpolation_scores_: dict[float, float] = {}
 
     def _build_head(self, stats: tuple[np.ndarray, np.ndarray] | None) -> None:
         """The head; with ``standardize``, its first layer standardises frame embeddings by ``stats``
@@ -584,13 +586,16 @@ class FineTuneRun:
         self._ends = (pretrained, [v.numpy() for v in self.backbone.variables]) if pretrained is not None else None
         if self.config.interpolate != "auto":
             return self.interpolate(self.config.interpolate)
-        self.interpolation_scores_ = {}  # alpha -> accuracy on the validation clips
+        refits = {}
         for alpha in INTERPOLATE_GRID:
             scores = self.interpolate(alpha).classifier().scorer.scores(val_waves[0])
             self.interpolation_scores_[alpha] = float(np.mean(scores.argmax(1) == np.asarray(val_waves[1])))
+            refits[alpha] = self.refit_
         best = max(INTERPOLATE_GRID, key=lambda a: (self.interpolation_scores_[a], a))  # ties: the larger alpha
         log.info("interpolate auto: validation accuracy %s: alpha %g", self.interpolation_scores_, best)
-        return self.interpolate(best)
+        self._move_weights(best)  # the chosen alpha's weights, with the head already refit on them
+        self.refit_ = refits[best]
+        return self
 
     def interpolate(self, alpha: float) -> FineTuneRun:
         """Weight-space ensembling (WiSE-FT; the recipe's ``interpolate``, which :meth:`fit` applies): the
@@ -606,14 +611,18 @@ class FineTuneRun:
         if self._ends is None and alpha < 1:
             raise TfaudioError("the pretrained weights were not kept for interpolate(). Fix: fine-tune with the "
                                "recipe's interpolate below 1 or 'auto' (--interpolate), which keeps them.")
+        self._move_weights(alpha)
+        self.refit_ = self._refit_head(self.plan) if alpha < 1 or self.config.refit_head else None
+        return self
+
+    def _move_weights(self, alpha: float) -> None:
+        """The backbone's weights ``alpha`` of the way from the pretrained to the fine-tuned ones."""
         if self._ends is not None:
             for v, start, end in zip(self.backbone.variables, *self._ends):
                 mixed = start + alpha * (end - start) if alpha < 1 and np.issubdtype(end.dtype, np.floating) else end
                 v.assign(mixed.astype(end.dtype))
             self.backbone._fingerprint = None
         self.alpha_ = float(alpha)
-        self.refit_ = self._refit_head(self.plan) if alpha < 1 or self.config.refit_head else None
-        return self
 
     def _refit_head(self, plan: _Plan) -> AudioClassifier:
         """``refit_head``: the frozen default's head (recipe ``"default"``) trained on the training clips'
@@ -736,7 +745,7 @@ class FineTuneRun:
                            "frozen_blocks": self.plan.frozen if self.plan else None, "speed": self._speed(),
                            "interpolate": self.alpha_,
                            **({"interpolate_validation": {str(a): v for a, v in self.interpolation_scores_.items()}}
-                              if getattr(self, "interpolation_scores_", None) else {})}
+                              if self.interpolation_scores_ else {})}
         return clf
 
     def remove_checkpoints(self) -> None:
